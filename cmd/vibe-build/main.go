@@ -1,0 +1,55 @@
+// Command vibe-build renders the sandbox guest as cloud-init user-data and
+// bakes it into a content-addressed incus image.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/alecthomas/kong"
+	kongcompletion "github.com/jotaen/kong-completion"
+
+	"github.com/vibesandbox/vibe/internal/version"
+)
+
+type cli struct {
+	Config string `help:"Configuration file (default: ./vibe.yaml, else $$XDG_CONFIG_HOME/vibe/vibe.yaml, else built-in defaults)." type:"path" placeholder:"FILE"`
+
+	Render     renderCmd                 `cmd:"" help:"Print the cloud-init user-data for the sandbox guest."`
+	Validate   validateCmd               `cmd:"" help:"Check the configuration and the rendered user-data."`
+	Recipe     recipeCmd                 `cmd:"" help:"Print the recipe hash that identifies the image this configuration bakes."`
+	Defaults   defaultsCmd               `cmd:"" help:"Print the built-in default vibe.yaml, with comments."`
+	Version    versionCmd                `cmd:"" help:"Print the version."`
+	Completion kongcompletion.Completion `cmd:"" help:"Print shell code that enables tab completion (bash, zsh, fish)."`
+}
+
+func main() {
+	var c cli
+	parser := kong.Must(&c,
+		kong.Name("vibe-build"),
+		kong.Description("Render and bake the vibe sandbox image: a disposable incus VM in which an AI coding agent runs contained."),
+		kong.UsageOnError(),
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+	)
+	kongcompletion.Register(parser)
+	ctx, err := parser.Parse(os.Args[1:])
+	parser.FatalIfErrorf(err)
+	if err := ctx.Run(&c); err != nil {
+		fmt.Fprintf(os.Stderr, "vibe-build: %v\n", err)
+		os.Exit(exitCode(err))
+	}
+}
+
+type versionCmd struct{}
+
+func (versionCmd) Run() error {
+	fmt.Println("vibe-build", version.String())
+	return nil
+}
+
+type defaultsCmd struct{}
+
+func (defaultsCmd) Run() error {
+	_, err := os.Stdout.Write(defaultYAML())
+	return err
+}

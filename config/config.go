@@ -1,0 +1,145 @@
+// Package config reads vibe.yaml, the one configuration file shared by
+// vibe-build and vibe. Reading is strict: an unknown key, a wrong type or an
+// invalid value is an error that names the file, line and column and says
+// what is allowed. Defaults are embedded, so no file is needed at all.
+//
+// The package knows nothing of cloud-init or incus; it only produces a
+// validated Config.
+package config
+
+import (
+	_ "embed"
+
+	"github.com/vibesandbox/vibe/allowlist"
+)
+
+// DefaultYAML is the embedded default configuration, with comments; it is
+// both the defaults and their documentation.
+//
+//go:embed default.yaml
+var DefaultYAML []byte
+
+// FileName is the configuration file's base name.
+const FileName = "vibe.yaml"
+
+// Instance types.
+const (
+	VM        = "vm"
+	Container = "container"
+)
+
+// Config is the whole of vibe.yaml.
+type Config struct {
+	Name       string     `yaml:"name" json:"name"`
+	Image      Image      `yaml:"image" json:"image"`
+	Instance   Instance   `yaml:"instance" json:"instance"`
+	User       User       `yaml:"user" json:"user"`
+	Packages   Packages   `yaml:"packages" json:"packages"`
+	Toolchains Toolchains `yaml:"toolchains" json:"toolchains"`
+	Agent      Agent      `yaml:"agent" json:"agent"`
+	Egress     Egress     `yaml:"egress" json:"egress"`
+	Mirrors    Mirrors    `yaml:"mirrors" json:"mirrors"`
+
+	// Source names where the configuration came from ("(defaults)" or a path).
+	Source string `yaml:"-"`
+	// Allowlist is Egress.Allow parsed, plus the mirrors' hosts.
+	Allowlist allowlist.List `yaml:"-"`
+	// UIDSource says how User.UID was chosen, for people reading validate's output.
+	UIDSource string `yaml:"-"`
+	pos       positions
+}
+
+type Image struct {
+	Base  string `yaml:"base" json:"base"`
+	Alias string `yaml:"alias" json:"alias"`
+}
+
+type Instance struct {
+	Type   string `yaml:"type" json:"type"`
+	CPU    int    `yaml:"cpu" json:"cpu"`
+	Memory string `yaml:"memory" json:"memory"`
+	Disk   string `yaml:"disk" json:"disk"`
+}
+
+type User struct {
+	Name  string `yaml:"name" json:"name"`
+	UID   int    `yaml:"uid" json:"uid"`
+	GID   int    `yaml:"gid" json:"gid"`
+	Shell string `yaml:"shell" json:"shell"`
+}
+
+type Packages struct {
+	Extra []string `yaml:"extra" json:"extra"`
+}
+
+type Toolchains struct {
+	Node     Node   `yaml:"node" json:"node"`
+	Java     Java   `yaml:"java" json:"java"`
+	Maven    Tool   `yaml:"maven" json:"maven"`
+	Gradle   Tool   `yaml:"gradle" json:"gradle"`
+	Python   Python `yaml:"python" json:"python"`
+	Go       Tool   `yaml:"go" json:"go"`
+	Chrome   Chrome `yaml:"chrome" json:"chrome"`
+	OpenTofu Tool   `yaml:"opentofu" json:"opentofu"`
+	Helm     Tool   `yaml:"helm" json:"helm"`
+	Docker   Docker `yaml:"docker" json:"docker"`
+}
+
+// Tool is a toolchain installed at one pinned version.
+type Tool struct {
+	Enabled bool   `yaml:"enabled" json:"enabled"`
+	Version string `yaml:"version" json:"version"`
+}
+
+type Node struct {
+	Enabled bool   `yaml:"enabled" json:"enabled"`
+	Version string `yaml:"version" json:"version"`
+	NVM     string `yaml:"nvm" json:"nvm"`
+}
+
+type Java struct {
+	Enabled bool     `yaml:"enabled" json:"enabled"`
+	Version string   `yaml:"version" json:"version"`
+	Extra   []string `yaml:"extra" json:"extra"`
+}
+
+type Python struct {
+	Enabled bool   `yaml:"enabled" json:"enabled"`
+	Version string `yaml:"version" json:"version"`
+	UV      string `yaml:"uv" json:"uv"`
+}
+
+type Chrome struct {
+	Enabled    bool   `yaml:"enabled" json:"enabled"`
+	Lighthouse string `yaml:"lighthouse" json:"lighthouse"`
+}
+
+type Docker struct {
+	Enabled bool `yaml:"enabled" json:"enabled"`
+}
+
+type Agent struct {
+	Package string `yaml:"package" json:"package"`
+	Version string `yaml:"version" json:"version"`
+}
+
+type Egress struct {
+	Allow []string `yaml:"allow" json:"allow"`
+}
+
+type Mirrors struct {
+	Maven  string `yaml:"maven" json:"maven"`
+	Docker string `yaml:"docker" json:"docker"`
+}
+
+// Warnings are accepted choices a user should hear about.
+func (c *Config) Warnings() []string {
+	var w []string
+	if c.Toolchains.Docker.Enabled {
+		w = append(w, "toolchains.docker is on: the sandbox user joins the docker group, which is root-equivalent inside the guest, and containers' traffic bypasses the egress allowlist")
+	}
+	if c.Agent.Version == "latest" {
+		w = append(w, `agent.version is "latest": the baked version depends on the day of the bake and an unchanged recipe stays a cache hit; pin a version for reproducible images`)
+	}
+	return w
+}

@@ -1,0 +1,74 @@
+package config
+
+import (
+	"fmt"
+	"reflect"
+	"regexp"
+	"strings"
+)
+
+// secretPatterns are well-known credential shapes, named for the error.
+var secretPatterns = []struct {
+	name string
+	re   *regexp.Regexp
+}{
+	{"an Anthropic API key", regexp.MustCompile(`sk-ant-[A-Za-z0-9_-]{8,}`)},
+	{"an API key (sk-…)", regexp.MustCompile(`\bsk-[A-Za-z0-9_-]{20,}`)},
+	{"a GitHub token", regexp.MustCompile(`\b(gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})`)},
+	{"a GitLab token", regexp.MustCompile(`\bglpat-[A-Za-z0-9_-]{16,}`)},
+	{"an AWS access key id", regexp.MustCompile(`\b(AKIA|ASIA)[0-9A-Z]{16}\b`)},
+	{"a Slack token", regexp.MustCompile(`\bxox[abposr]-[A-Za-z0-9-]{10,}`)},
+	{"a Google API key", regexp.MustCompile(`\bAIza[0-9A-Za-z_-]{35}`)},
+	{"an npm token", regexp.MustCompile(`\bnpm_[A-Za-z0-9]{36}`)},
+	{"a JSON web token", regexp.MustCompile(`\beyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.`)},
+	{"a private key", regexp.MustCompile(`-----BEGIN [A-Z ]*PRIVATE KEY`)},
+	{"a URL with credentials", regexp.MustCompile(`[a-z][a-z0-9+.-]*://[^/\s:@]+:[^/\s@]+@`)},
+	{"a bearer token", regexp.MustCompile(`(?i)\bbearer\s+[A-Za-z0-9._~+/-]{16,}`)},
+}
+
+// tokenish is a long run of token characters; mixed case plus digits in such
+// a run is what random credentials look like and names or versions do not.
+var tokenish = regexp.MustCompile(`[A-Za-z0-9_+/=-]{32,}`)
+
+// LooksSecret returns what kind of credential s resembles, or "".
+func LooksSecret(s string) string {
+	for _, p := range secretPatterns {
+		if p.re.MatchString(s) {
+			return p.name
+		}
+	}
+	for _, run := range tokenish.FindAllString(s, -1) {
+		if strings.ContainsAny(run, "abcdefghijklmnopqrstuvwxyz") &&
+			strings.ContainsAny(run, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") &&
+			strings.ContainsAny(run, "0123456789") {
+			return "a random token"
+		}
+	}
+	return ""
+}
+
+// walkStrings calls fn with the key path of every string in the
+// configuration's YAML fields.
+func walkStrings(c *Config, fn func(path, s string)) {
+	var walk func(v reflect.Value, path string)
+	walk = func(v reflect.Value, path string) {
+		switch v.Kind() {
+		case reflect.String:
+			fn(path, v.String())
+		case reflect.Slice:
+			for i := 0; i < v.Len(); i++ {
+				walk(v.Index(i), fmt.Sprintf("%s[%d]", path, i))
+			}
+		case reflect.Struct:
+			t := v.Type()
+			for i := 0; i < t.NumField(); i++ {
+				tag := t.Field(i).Tag.Get("yaml")
+				if tag == "" || tag == "-" {
+					continue
+				}
+				walk(v.Field(i), join(path, tag))
+			}
+		}
+	}
+	walk(reflect.ValueOf(c).Elem(), "")
+}

@@ -1,0 +1,24 @@
+#!/bin/bash
+# The sandbox user: no password, no sudo, no privileged group, ~/workspace.
+set -euo pipefail
+# shellcheck source=../lib.sh
+. /usr/local/lib/vibe/lib.sh
+
+user=$(cfg .user.name)
+home=$(cfg .user.home)
+uid=$(cfg .user.uid)
+gid=$(cfg .user.gid)
+
+id "$user" >/dev/null 2>&1 || die "user $user was not created"
+[ "$(id -u "$user")" = "$uid" ] || die "user $user has uid $(id -u "$user"), want $uid"
+[ "$(id -g "$user")" = "$gid" ] || die "user $user has gid $(id -g "$user"), want $gid"
+passwd -l "$user" >/dev/null
+for group in sudo admin wheel adm disk lxd incus incus-admin root shadow; do
+	if id -nG "$user" | tr ' ' '\n' | grep -qx "$group"; then
+		gpasswd -d "$user" "$group" >/dev/null
+	fi
+done
+rm -f "/etc/sudoers.d/90-cloud-init-users"
+install -d -o "$uid" -g "$gid" -m 0755 "$home/workspace"
+# Files from /etc/skel (proxy settings) must belong to the user.
+chown -R "$uid:$gid" "$home"
