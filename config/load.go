@@ -9,7 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -104,7 +106,18 @@ type Pos struct {
 	Line, Column int
 }
 
-func (p Pos) String() string { return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Column) }
+func (p Pos) String() string {
+	switch {
+	case p.Line == 0:
+		return p.File
+	case p.Column == 0:
+		return fmt.Sprintf("%s:%d", p.File, p.Line)
+	}
+	return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Column)
+}
+
+// yamlLine finds the line number yaml.v3 puts in its syntax errors.
+var yamlLine = regexp.MustCompile(`^yaml: line ([0-9]+): `)
 
 // positions maps a key path (toolchains.node.version, egress.allow[2]) to
 // where the user wrote it; paths the user did not write are defaults.
@@ -135,7 +148,13 @@ func decodeInto(c *Config, file string, data []byte, pos positions) error {
 		if errors.Is(err, io.EOF) {
 			return nil // an empty file is all defaults
 		}
-		return &Error{Pos: &Pos{File: file}, Msg: "not valid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}
+		pos := Pos{File: file}
+		msg := err.Error()
+		if m := yamlLine.FindStringSubmatch(msg); m != nil {
+			pos.Line, _ = strconv.Atoi(m[1])
+			msg = msg[len(m[0]):]
+		}
+		return &Error{Pos: &pos, Msg: "not valid YAML: " + strings.TrimPrefix(msg, "yaml: ")}
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {

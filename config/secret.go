@@ -10,20 +10,23 @@ import (
 // secretPatterns are well-known credential shapes, named for the error.
 var secretPatterns = []struct {
 	name string
-	re   *regexp.Regexp
+	// hints are literals of which every match contains one: a cheap filter
+	// before the regular expression.
+	hints []string
+	re    *regexp.Regexp
 }{
-	{"an Anthropic API key", regexp.MustCompile(`sk-ant-[A-Za-z0-9_-]{8,}`)},
-	{"an API key (sk-…)", regexp.MustCompile(`\bsk-[A-Za-z0-9_-]{20,}`)},
-	{"a GitHub token", regexp.MustCompile(`\b(gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})`)},
-	{"a GitLab token", regexp.MustCompile(`\bglpat-[A-Za-z0-9_-]{16,}`)},
-	{"an AWS access key id", regexp.MustCompile(`\b(AKIA|ASIA)[0-9A-Z]{16}\b`)},
-	{"a Slack token", regexp.MustCompile(`\bxox[abposr]-[A-Za-z0-9-]{10,}`)},
-	{"a Google API key", regexp.MustCompile(`\bAIza[0-9A-Za-z_-]{35}`)},
-	{"an npm token", regexp.MustCompile(`\bnpm_[A-Za-z0-9]{36}`)},
-	{"a JSON web token", regexp.MustCompile(`\beyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.`)},
-	{"a private key", regexp.MustCompile(`-----BEGIN [A-Z ]*PRIVATE KEY`)},
-	{"a URL with credentials", regexp.MustCompile(`[a-z][a-z0-9+.-]*://[^/\s:@]+:[^/\s@]+@`)},
-	{"a bearer token", regexp.MustCompile(`(?i)\bbearer\s+[A-Za-z0-9._~+/-]{16,}`)},
+	{"an Anthropic API key", []string{"sk-ant-"}, regexp.MustCompile(`sk-ant-[A-Za-z0-9_-]{8,}`)},
+	{"an API key (sk-…)", []string{"sk-"}, regexp.MustCompile(`\bsk-[A-Za-z0-9_-]{20,}`)},
+	{"a GitHub token", []string{"gh", "github_pat_"}, regexp.MustCompile(`\b(gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})`)},
+	{"a GitLab token", []string{"glpat-"}, regexp.MustCompile(`\bglpat-[A-Za-z0-9_-]{16,}`)},
+	{"an AWS access key id", []string{"AKIA", "ASIA"}, regexp.MustCompile(`\b(AKIA|ASIA)[0-9A-Z]{16}\b`)},
+	{"a Slack token", []string{"xox"}, regexp.MustCompile(`\bxox[abposr]-[A-Za-z0-9-]{10,}`)},
+	{"a Google API key", []string{"AIza"}, regexp.MustCompile(`\bAIza[0-9A-Za-z_-]{35}`)},
+	{"an npm token", []string{"npm_"}, regexp.MustCompile(`\bnpm_[A-Za-z0-9]{36}`)},
+	{"a JSON web token", []string{"eyJ"}, regexp.MustCompile(`\beyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.`)},
+	{"a private key", []string{"-----BEGIN"}, regexp.MustCompile(`-----BEGIN [A-Z ]*PRIVATE KEY`)},
+	{"a URL with credentials", []string{"://"}, regexp.MustCompile(`[a-z][a-z0-9+.-]*://[^/\s:@]+:[^/\s@]+@`)},
+	{"a bearer token", nil, regexp.MustCompile(`(?i)\bbearer\s+[A-Za-z0-9._~+/-]{16,}`)},
 }
 
 // tokenish is a long run of token characters; mixed case plus digits in such
@@ -31,8 +34,20 @@ var secretPatterns = []struct {
 var tokenish = regexp.MustCompile(`[A-Za-z0-9_+/=-]{32,}`)
 
 // LooksSecret returns what kind of credential s resembles, or "".
+// Callers pass short texts (a value, a line): Go's regexp is fastest there.
 func LooksSecret(s string) string {
+	lower := ""
 	for _, p := range secretPatterns {
+		if p.hints == nil {
+			if lower == "" {
+				lower = strings.ToLower(s)
+			}
+			if !strings.Contains(lower, "bearer") {
+				continue
+			}
+		} else if !containsAny(s, p.hints) {
+			continue
+		}
 		if p.re.MatchString(s) {
 			return p.name
 		}
@@ -71,4 +86,13 @@ func walkStrings(c *Config, fn func(path, s string)) {
 		}
 	}
 	walk(reflect.ValueOf(c).Elem(), "")
+}
+
+func containsAny(s string, subs []string) bool {
+	for _, sub := range subs {
+		if strings.Contains(s, sub) {
+			return true
+		}
+	}
+	return false
 }

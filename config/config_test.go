@@ -1,0 +1,244 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var host = Host{UID: 1000, GID: 1000}
+
+func TestDefaultsServeWithoutAFile(t *testing.T) {
+	c, err := Parse("", nil, host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Image.Base != "images:ubuntu/26.04/cloud" || c.Instance.Type != VM || c.User.Name != "vibe" {
+		t.Errorf("unexpected defaults: %+v %+v %+v", c.Image, c.Instance, c.User)
+	}
+	if c.Toolchains.Docker.Enabled {
+		t.Error("Docker must be off by default")
+	}
+	if len(c.Allowlist) != len(c.Egress.Allow) || len(c.Allowlist) < 30 {
+		t.Errorf("default allowlist has %d entries from %d lines", len(c.Allowlist), len(c.Egress.Allow))
+	}
+	if len(c.Warnings()) != 0 {
+		t.Errorf("defaults warn: %v", c.Warnings())
+	}
+}
+
+func TestFileOverlaysDefaults(t *testing.T) {
+	c, err := Parse("vibe.yaml", []byte("toolchains:\n  go:\n    enabled: true\npackages:\n  extra: [htop]\n"), host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Toolchains.Go.Enabled || c.Toolchains.Go.Version != "1.26.8" {
+		t.Errorf("go = %+v, want enabled with the default version", c.Toolchains.Go)
+	}
+	if !c.Toolchains.Node.Enabled {
+		t.Error("keys not written must keep their defaults")
+	}
+	if strings.Join(c.Packages.Extra, ",") != "htop" {
+		t.Errorf("a list replaces the default list, got %v", c.Packages.Extra)
+	}
+}
+
+func TestEmptyFileIsAllDefaults(t *testing.T) {
+	for _, in := range []string{"", "\n", "# only a comment\n", "---\n"} {
+		if _, err := Parse("vibe.yaml", []byte(in), host); err != nil {
+			t.Errorf("%q: %v", in, err)
+		}
+	}
+}
+
+// Every refusal names the file, line and column and says what is allowed.
+func TestErrorsNameThePlaceAndTheRule(t *testing.T) {
+	tests := []struct {
+		yaml, want string
+	}{
+		{"foo: 1\n", `vibe.yaml:1:1: unknown key "foo" at the top level; allowed: agent, egress`},
+		{"toolchains:\n  nod:\n    enabled: true\n", `vibe.yaml:2:3: unknown key "nod" in toolchains; allowed: chrome, docker, go, gradle`},
+		{"toolchains:\n  node:\n    enabled: yes\n", `vibe.yaml:3:14: toolchains.node.enabled: expected true or false, got "yes"`},
+		{"instance:\n  cpu: lots\n", `vibe.yaml:2:8: instance.cpu: expected a whole number, got "lots"`},
+		{"instance:\n  cpu: 0\n", `vibe.yaml:2:8: instance.cpu: 0 CPUs: give 1 to 512`},
+		{"instance:\n  type: kvm\n", `vibe.yaml:2:9: instance.type: instance type "kvm": use "vm" or "container"`},
+		{"instance:\n  memory: 16G\n", `vibe.yaml:2:11: instance.memory: "16G" is not a size`},
+		{"instance:\n  memory: 100MiB\n", `instance.memory: 100MiB is too little`},
+		{"instance:\n  disk: 1GiB\n", `instance.disk: 1GiB is too small`},
+		{"user:\n  uid: 0\n", `vibe.yaml:2:8: user.uid: 0 is refused`},
+		{"user:\n  gid: 999\n", `vibe.yaml:2:8: user.gid: 999 is refused`},
+		{"user:\n  name: root\n", `user.name: "root" is a system account name`},
+		{"user:\n  name: Bad Name\n", `user.name: "Bad Name" is not a valid user name`},
+		{"user:\n  shell: /bin/evil\n", `user.shell: "/bin/evil" is not supported`},
+		{"name: 1abc\n", `vibe.yaml:1:7: name: "1abc" is not a valid instance name`},
+		{"image:\n  base: 'images:ubuntu 26.04'\n", `image.base: "images:ubuntu 26.04" is not an image reference`},
+		{"image:\n  alias: 'x:y'\n", `image.alias: "x:y" is not a valid local image alias`},
+		{"packages:\n  extra: [htop, 'a;b']\n", `vibe.yaml:2:17: packages.extra[1]: "a;b" is not a Debian package name`},
+		{"packages:\n  extra: htop\n", `vibe.yaml:2:10: packages.extra: expected a list, got "htop"`},
+		{"toolchains:\n  node:\n    version: '$(id)'\n", `toolchains.node.version: "$(id)" is not a valid version`},
+		{"toolchains:\n  java:\n    extra: ['21', 'x y']\n", `toolchains.java.extra[1]: "x y" is not a valid version`},
+		{"toolchains:\n  java:\n    enabled: false\n", `toolchains.maven.enabled: needs toolchains.java`},
+		{"toolchains:\n  node:\n    enabled: false\n  chrome:\n    enabled: false\n", `the agent CLI is an npm package: toolchains.node must be enabled`},
+		{"agent:\n  package: 'Bad Pkg'\n", `agent.package: "Bad Pkg" is not an npm package name`},
+		{"egress:\n  allow:\n    - github.com\n    - co.uk\n", `vibe.yaml:4:7: egress.allow[1]: allowlist entry "co.uk": "co.uk" is a public suffix`},
+		{"egress:\n  allow: ['re:^github\\.com.*$']\n", `egress.allow[0]: allowlist entry`},
+		{"mirrors:\n  maven: http://m.example.com/\n", `mirrors.maven: "http://m.example.com/" is not an https URL`},
+		{"mirrors:\n  maven: https://u:p@m.example.com/\n", `carries credentials: put them in secrets.env`},
+		{"mirrors:\n  docker: https://d.example.com\n", `mirrors.docker: is set but toolchains.docker is off`},
+		{"agent:\n  version: sk-ant-api03-abcdefghijklmnop\n", `agent.version: looks like an Anthropic API key`},
+		{"a: [\n", `vibe.yaml:1: not valid YAML: did not find expected node content`},
+		{"a: 1\n---\nb: 2\n", `more than one YAML document`},
+		{"x: &a 1\nname: *a\n", `unknown key "x"`},
+		{"name: &a vibe\nimage:\n  alias: *a\n", `YAML aliases are not supported`},
+		{"- a\n- b\n", `vibe.yaml:1:1: expected a mapping of keys`},
+	}
+	for _, tt := range tests {
+		_, err := Parse("vibe.yaml", []byte(tt.yaml), host)
+		if err == nil {
+			t.Errorf("%q: accepted, want error %q", tt.yaml, tt.want)
+			continue
+		}
+		if !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%q:\n got  %v\n want %s", tt.yaml, err, tt.want)
+		}
+		var ce *Error
+		if !errors.As(err, &ce) {
+			t.Errorf("%q: error is %T, want *config.Error", tt.yaml, err)
+		}
+	}
+}
+
+func TestUIDFollowsTheInvokingUser(t *testing.T) {
+	tests := []struct {
+		host     Host
+		yaml     string
+		uid, gid int
+	}{
+		{Host{UID: 1500, GID: 1600}, "", 1500, 1600},
+		{Host{UID: 0, GID: 0}, "", 1000, 1000},         // root: fall back, never 0
+		{Host{UID: 998, GID: 998}, "", 1000, 1000},     // system user: fall back
+		{Host{UID: 65534, GID: 65534}, "", 1000, 1000}, // nobody
+		{Host{UID: 1500, GID: 1600}, "user:\n  uid: 2000\n  gid: 2001\n", 2000, 2001},
+	}
+	for _, tt := range tests {
+		c, err := Parse("vibe.yaml", []byte(tt.yaml), tt.host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.User.UID != tt.uid || c.User.GID != tt.gid {
+			t.Errorf("host %+v, %q: uid/gid %d/%d, want %d/%d", tt.host, tt.yaml, c.User.UID, c.User.GID, tt.uid, tt.gid)
+		}
+	}
+}
+
+func TestMirrorsJoinTheAllowlist(t *testing.T) {
+	c, err := Parse("vibe.yaml", []byte("mirrors:\n  maven: https://Nexus.Example.com/repository/maven/\n"), host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Allowlist.Allows("nexus.example.com") || c.Allowlist.Allows("x.nexus.example.com") {
+		t.Error("the mirror's exact host must be allowed, and only it")
+	}
+}
+
+func TestDockerWarns(t *testing.T) {
+	c, err := Parse("vibe.yaml", []byte("toolchains:\n  docker:\n    enabled: true\n"), host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := strings.Join(c.Warnings(), "\n"); !strings.Contains(w, "root-equivalent") || !strings.Contains(w, "bypasses the egress allowlist") {
+		t.Errorf("warnings %q must say what Docker costs", w)
+	}
+}
+
+func TestFindOrder(t *testing.T) {
+	dir := t.TempDir()
+	xdg := filepath.Join(dir, "xdg")
+	t.Setenv("XDG_CONFIG_HOME", xdg)
+	t.Chdir(dir)
+	if p, err := Find(""); err != nil || p != "" {
+		t.Fatalf("no files: Find = %q, %v; want none", p, err)
+	}
+	mustWrite(t, filepath.Join(xdg, "vibe", FileName), "name: fromxdg\n")
+	if p, _ := Find(""); p != filepath.Join(xdg, "vibe", FileName) {
+		t.Errorf("Find = %q, want the XDG file", p)
+	}
+	mustWrite(t, filepath.Join(dir, FileName), "name: local\n")
+	if p, _ := Find(""); p != FileName {
+		t.Errorf("Find = %q, want ./vibe.yaml first", p)
+	}
+	if _, err := Find(filepath.Join(dir, "missing.yaml")); err == nil {
+		t.Error("an explicit file that does not exist must be an error")
+	}
+	c, err := Load("", host)
+	if err != nil || c.Name != "local" {
+		t.Errorf("Load = %v, %v", c, err)
+	}
+}
+
+func TestLoadRefusesHugeFiles(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "big.yaml")
+	mustWrite(t, p, "# "+strings.Repeat("x", maxFileSize)+"\n")
+	if _, err := Load(p, host); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Errorf("Load of a huge file: %v", err)
+	}
+}
+
+func TestLooksSecret(t *testing.T) {
+	for s, want := range map[string]bool{
+		"sk-ant-api03-AbCdEf0123456789":                 true,
+		"ghp_0123456789abcdefghijABCDEFGHIJ":            true,
+		"AKIAIOSFODNN7EXAMPLE":                          true,
+		"xoxb-123456789012-abcdefghij":                  true,
+		"https://user:hunter2@example.com/":             true,
+		"-----BEGIN OPENSSH PRIVATE KEY-----":           true,
+		"aB3dE5gH7jK9mN1pQ3sT5vW7yZ9bC1dF3hJ5":          true,
+		"Bearer abcdefghijklmnopqrstuvwx":               true,
+		"@anthropic-ai/claude-code":                     false,
+		"images:ubuntu/26.04/cloud":                     false,
+		"^(.+\\.)?github\\.com$":                        false,
+		"https://nexus.example.com/repository/maven":    false,
+		"0123456789abcdef0123456789abcdef0123":          false, // hex digests are not secrets
+		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin": false,
+	} {
+		if got := LooksSecret(s) != ""; got != want {
+			t.Errorf("LooksSecret(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
+
+func mustWrite(t *testing.T, p, s string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// FuzzParse: any input is either refused with a *config.Error or accepted
+// as a configuration that passes validation again; never a panic.
+func FuzzParse(f *testing.F) {
+	f.Add([]byte("name: vibe\n"))
+	f.Add([]byte("toolchains:\n  node:\n    version: '24'\n"))
+	f.Add([]byte("egress:\n  allow: [github.com, '=a.b.c', 're:^x\\.example\\.com$']\n"))
+	f.Add([]byte("user:\n  uid: 1000\n  gid: 1000\n"))
+	f.Add([]byte("a: [\n"))
+	f.Add([]byte("x: &a 1\ny: *a\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := Parse("vibe.yaml", data, host)
+		if err != nil {
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("error of type %T: %v", err, err)
+			}
+			return
+		}
+		if err := c.validate(host); err != nil {
+			t.Fatalf("accepted config fails validation again: %v", err)
+		}
+	})
+}
