@@ -13,8 +13,9 @@ id "$user" >/dev/null 2>&1 || die "user $user was not created"
 [ "$(id -u "$user")" = "$uid" ] || die "user $user has uid $(id -u "$user"), want $uid"
 [ "$(id -g "$user")" = "$gid" ] || die "user $user has gid $(id -g "$user"), want $gid"
 passwd -l "$user" >/dev/null
+groups=" $(id -nG "$user") "
 for group in sudo admin wheel adm disk lxd incus incus-admin root shadow; do
-	if id -nG "$user" | tr ' ' '\n' | grep -qx "$group"; then
+	if [[ $groups == *" $group "* ]]; then
 		gpasswd -d "$user" "$group" >/dev/null
 	fi
 done
