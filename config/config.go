@@ -69,7 +69,10 @@ type User struct {
 }
 
 type Packages struct {
-	Extra []string `yaml:"extra" json:"extra"`
+	// Update runs apt-get update before installing; off only for offline
+	// recipes whose packages are all in the base image already.
+	Update bool     `yaml:"update" json:"update"`
+	Extra  []string `yaml:"extra" json:"extra"`
 }
 
 type Toolchains struct {

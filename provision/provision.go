@@ -13,7 +13,7 @@ import (
 	"strings"
 )
 
-//go:embed lib.sh run proxy-env.sh vibe-firewall vibe-selftest *.nft *.service steps/*.sh
+//go:embed lib.sh run seal proxy-env.sh vibe-firewall vibe-selftest *.nft *.service steps/*.sh
 var FS embed.FS
 
 // File returns an embedded file's content.
@@ -34,6 +34,6 @@ func StepName(p string) string { return strings.TrimSuffix(path.Base(p), ".sh") 
 
 // Scripts returns every embedded shell script, for linting.
 func Scripts() []string {
-	out := []string{"lib.sh", "run", "proxy-env.sh", "vibe-firewall", "vibe-selftest"}
+	out := []string{"lib.sh", "run", "seal", "proxy-env.sh", "vibe-firewall", "vibe-selftest"}
 	return append(out, Steps()...)
 }
