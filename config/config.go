@@ -41,11 +41,11 @@ type Config struct {
 	Mirrors    Mirrors    `yaml:"mirrors" json:"mirrors"`
 
 	// Source names where the configuration came from ("(defaults)" or a path).
-	Source string `yaml:"-"`
+	Source string `yaml:"-" json:"-"`
 	// Allowlist is Egress.Allow parsed, plus the mirrors' hosts.
-	Allowlist allowlist.List `yaml:"-"`
+	Allowlist allowlist.List `yaml:"-" json:"-"`
 	// UIDSource says how User.UID was chosen, for people reading validate's output.
-	UIDSource string `yaml:"-"`
+	UIDSource string `yaml:"-" json:"-"`
 	pos       positions
 }
 
@@ -122,6 +122,8 @@ type Docker struct {
 }
 
 type Agent struct {
+	// Enabled installs the agent CLI; off for images without network access.
+	Enabled bool   `yaml:"enabled" json:"enabled"`
 	Package string `yaml:"package" json:"package"`
 	Version string `yaml:"version" json:"version"`
 }

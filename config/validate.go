@@ -260,6 +260,9 @@ func (c *Config) checkToolchains(Host) error {
 }
 
 func (c *Config) checkAgent(Host) error {
+	if !c.Agent.Enabled {
+		return nil
+	}
 	if !npmPackage.MatchString(c.Agent.Package) {
 		return c.errAt("agent.package", "%q is not an npm package name", c.Agent.Package)
 	}

@@ -18,6 +18,10 @@ type cli struct {
 	Render     renderCmd                 `cmd:"" help:"Print the cloud-init user-data for the sandbox guest."`
 	Validate   validateCmd               `cmd:"" help:"Check the configuration and the rendered user-data."`
 	Recipe     recipeCmd                 `cmd:"" help:"Print the recipe hash that identifies the image this configuration bakes."`
+	Build      buildCmd                  `cmd:"" help:"Bake the configuration into a content-addressed incus image (a cache hit when the recipe is unchanged)."`
+	List       listCmd                   `cmd:"" help:"List vibe images."`
+	Inspect    inspectCmd                `cmd:"" help:"Show an image's manifest or the exact user-data it was baked from."`
+	Gc         gcCmd                     `cmd:"" name:"gc" help:"Remove older vibe images and their store folders."`
 	Defaults   defaultsCmd               `cmd:"" help:"Print the built-in default vibe.yaml, with comments."`
 	Version    versionCmd                `cmd:"" help:"Print the version."`
 	Completion kongcompletion.Completion `cmd:"" help:"Print shell code that enables tab completion (bash, zsh, fish)."`

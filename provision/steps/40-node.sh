@@ -6,8 +6,8 @@ set -euo pipefail
 
 nvm_version=$(cfg .toolchains.node.nvm)
 node_version=$(cfg .toolchains.node.version)
-agent_package=$(cfg .agent.package)
-agent_version=$(cfg .agent.version)
+agent_package=$(jq -r .agent.package "$VIBE_BUILD_JSON")
+agent_version=$(jq -r .agent.version "$VIBE_BUILD_JSON")
 home=$(cfg .user.home)
 
 tmp=$(mktemp -d)
@@ -21,9 +21,11 @@ as_user env PROFILE=/dev/null NVM_DIR="$home/.nvm" bash "$tmp/install-nvm.sh"
 nvm_run='. "$HOME/.nvm/nvm.sh" && "$@"'
 as_user bash -c "$nvm_run" nvm nvm install "$node_version"
 as_user bash -c "$nvm_run" nvm nvm alias default "$node_version"
-as_user bash -c "$nvm_run" nvm npm install -g "${agent_package}@${agent_version}"
 record node "$(as_user bash -c "$nvm_run" nvm node --version)"
-record agent "$(as_user bash -c "$nvm_run" nvm npm ls -g --depth=0 --json | jq -r --arg p "$agent_package" '.dependencies[$p].version')"
+if [ "$(jq -r .agent.enabled "$VIBE_BUILD_JSON")" = true ]; then
+	as_user bash -c "$nvm_run" nvm npm install -g "${agent_package}@${agent_version}"
+	record agent "$(as_user bash -c "$nvm_run" nvm npm ls -g --depth=0 --json | jq -r --arg p "$agent_package" '.dependencies[$p].version')"
+fi
 # A stable path to the default node, for PATH in profile.d and for the launcher.
 node_bin=$(dirname "$(as_user bash -c "$nvm_run" nvm nvm which default)")
 ln -sfn "$node_bin" /usr/local/lib/vibe/node-bin

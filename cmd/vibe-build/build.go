@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/vibesandbox/vibe/cloudinit"
+	"github.com/vibesandbox/vibe/daemon"
+	"github.com/vibesandbox/vibe/images"
+	"github.com/vibesandbox/vibe/internal/version"
+)
+
+type buildCmd struct {
+	target
+	Alias         string        `help:"Alias to point at the baked image (default: image.alias from the configuration)." placeholder:"NAME"`
+	JSON          bool          `help:"Print the result as one JSON object (progress goes to standard error)."`
+	Force         bool          `help:"Bake even if an image with the same recipe exists."`
+	KeepOnFailure bool          `help:"Keep the builder instance when the bake fails, for inspection."`
+	Timeout       time.Duration `help:"How long cloud-init may take to provision the builder." default:"30m"`
+}
+
+func (b *buildCmd) Run(root *cli) error {
+	c, err := b.load(root)
+	if err != nil {
+		return err
+	}
+	alias := b.Alias
+	if alias == "" {
+		alias = c.Image.Alias
+	}
+	for _, w := range c.Warnings() {
+		fmt.Fprintf(os.Stderr, "vibe-build: warning: %s\n", w)
+	}
+	doc, err := cloudinit.Render(c)
+	if err != nil {
+		return err
+	}
+	store, err := images.DefaultStore()
+	if err != nil {
+		return err
+	}
+	srv, err := daemon.Connect("")
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	p := newProgress(os.Stderr)
+	res, err := images.Bake(ctx, srv, images.Options{
+		Config: c, UserData: doc, Alias: alias, Force: b.Force, KeepOnFailure: b.KeepOnFailure,
+		Timeout: b.Timeout, Store: store, Version: version.String(), Progress: p,
+	})
+	p.Done()
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("interrupted; the builder and partial files were removed: %w", err)
+		}
+		return err
+	}
+	if b.JSON {
+		return printJSON(res)
+	}
+	state := "baked"
+	if res.Cached {
+		state = "cache hit"
+	}
+	fmt.Printf("%s: %s -> %s (recipe %s) in %.1fs\n", state, res.Alias, res.Fingerprint, res.Recipe[:12], res.Seconds)
+	if !res.Cached {
+		for _, ph := range res.Phases {
+			fmt.Printf("  %-10s %7.1fs\n", ph.Name, ph.Seconds)
+		}
+		fmt.Printf("  store      %s\n", store.Path(res.Fingerprint))
+	}
+	return nil
+}

@@ -1,0 +1,272 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	incus "github.com/lxc/incus/v6/client"
+	"github.com/lxc/incus/v6/shared/api"
+
+	"github.com/vibesandbox/vibe/daemon"
+	"github.com/vibesandbox/vibe/images"
+)
+
+// listedImage is one vibe image as `list` reports it.
+type listedImage struct {
+	Aliases      []string  `json:"aliases"`
+	Fingerprint  string    `json:"fingerprint"`
+	Recipe       string    `json:"recipe"`
+	InstanceType string    `json:"instance_type"`
+	Created      time.Time `json:"created"`
+	Size         int64     `json:"size"`
+	Stored       bool      `json:"stored"`
+}
+
+// vibeImages lists the server's vibe images, newest first.
+func vibeImages(c incus.InstanceServer, store *images.Store) ([]listedImage, error) {
+	imgs, err := c.GetImages()
+	if err != nil {
+		return nil, fmt.Errorf("list images: %w", err)
+	}
+	var out []listedImage
+	for _, img := range imgs {
+		if img.Properties[images.PropRecipe] == "" || img.Properties[images.PropIntermediate] != "" {
+			continue
+		}
+		li := listedImage{
+			Aliases: []string{}, Fingerprint: img.Fingerprint, Recipe: img.Properties[images.PropRecipe],
+			InstanceType: img.Properties[images.PropType], Created: img.CreatedAt, Size: img.Size,
+			Stored: store.Has(img.Fingerprint),
+		}
+		for _, a := range img.Aliases {
+			li.Aliases = append(li.Aliases, a.Name)
+		}
+		out = append(out, li)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Created.After(out[j].Created) })
+	return out, nil
+}
+
+type listCmd struct {
+	JSON bool `help:"Print JSON."`
+}
+
+func (l *listCmd) Run() error {
+	store, err := images.DefaultStore()
+	if err != nil {
+		return err
+	}
+	c, err := daemon.Connect("")
+	if err != nil {
+		return err
+	}
+	list, err := vibeImages(c, store)
+	if err != nil {
+		return err
+	}
+	if l.JSON {
+		if list == nil {
+			list = []listedImage{}
+		}
+		return printJSON(list)
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ALIAS\tFINGERPRINT\tRECIPE\tTYPE\tCREATED\tSIZE")
+	for _, li := range list {
+		alias := strings.Join(li.Aliases, ",")
+		if alias == "" {
+			alias = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.1f MiB\n", alias, li.Fingerprint[:12], li.Recipe[:12], li.InstanceType,
+			li.Created.Local().Format("2006-01-02 15:04"), float64(li.Size)/(1<<20))
+	}
+	return tw.Flush()
+}
+
+type inspectCmd struct {
+	Image    string `arg:"" help:"An image alias or fingerprint, a store folder, or an exported folder." placeholder:"IMAGE|DIR"`
+	Manifest bool   `help:"Print manifest.json exactly." xor:"what"`
+	UserData bool   `help:"Print the user-data exactly as it was baked." xor:"what"`
+}
+
+func (in *inspectCmd) Run() error {
+	metaPath, cleanup, err := in.locate()
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	contents, err := images.ReadContentsFile(metaPath)
+	if err != nil {
+		return err
+	}
+	switch {
+	case in.Manifest:
+		_, err = os.Stdout.Write(contents.ManifestRaw)
+		return err
+	case in.UserData:
+		_, err = os.Stdout.Write(contents.UserData)
+		return err
+	}
+	m := contents.Manifest
+	fmt.Printf("recipe         %s\n", m.Recipe)
+	fmt.Printf("instance type  %s (%s)\n", m.InstanceType, m.Architecture)
+	fmt.Printf("base           %s (%s)\n", m.Base.Source, m.Base.Fingerprint)
+	fmt.Printf("created        %s by vibe-build %s\n", m.Created.Format(time.RFC3339), m.VibeBuild)
+	fmt.Printf("user-data      sha256 %s\n", m.UserDataSHA256)
+	fmt.Printf("rootfs         %s sha256 %s, %d bytes\n", m.Rootfs.Name, m.Rootfs.SHA256, m.Rootfs.Size)
+	keys := make([]string, 0, len(m.Versions))
+	for k := range m.Versions {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Printf("version        %-12s %s\n", k, m.Versions[k])
+	}
+	return nil
+}
+
+// locate finds the metadata tarball: a folder, then the store, then the
+// daemon (whose metadata file is exported into a temporary file).
+func (in *inspectCmd) locate() (string, func(), error) {
+	nothing := func() {}
+	if st, err := os.Stat(in.Image); err == nil && st.IsDir() {
+		p, err := images.FindMeta(in.Image)
+		return p, nothing, err
+	}
+	store, err := images.DefaultStore()
+	if err != nil {
+		return "", nothing, err
+	}
+	if fp := storeMatch(store, in.Image); fp != "" {
+		return filepath.Join(store.Path(fp), images.MetaFile), nothing, nil
+	}
+	c, err := daemon.Connect("")
+	if err != nil {
+		return "", nothing, fmt.Errorf("%q is not a folder or a stored fingerprint, and: %w", in.Image, err)
+	}
+	fp := in.Image
+	if a, _, err := c.GetImageAlias(in.Image); err == nil {
+		fp = a.Target
+	}
+	img, _, err := c.GetImage(fp)
+	if err != nil {
+		return "", nothing, fmt.Errorf("image %q: no such alias or fingerprint", in.Image)
+	}
+	if store.Has(img.Fingerprint) {
+		return filepath.Join(store.Path(img.Fingerprint), images.MetaFile), nothing, nil
+	}
+	if img.Properties[images.PropRecipe] == "" {
+		return "", nothing, fmt.Errorf("image %q: %w (no %s property)", in.Image, images.ErrNotVibe, images.PropRecipe)
+	}
+	tmp, err := os.CreateTemp("", "vibe-meta-*")
+	if err != nil {
+		return "", nothing, err
+	}
+	rootfs, err := os.CreateTemp("", "vibe-rootfs-*")
+	if err != nil {
+		return "", nothing, err
+	}
+	cleanup := func() { tmp.Close(); rootfs.Close(); os.Remove(tmp.Name()); os.Remove(rootfs.Name()) }
+	// A split image's metadata is small; the rootfs writer only receives
+	// data for unified images, which vibe never makes.
+	if _, err := c.GetImageFile(img.Fingerprint, incus.ImageFileRequest{MetaFile: tmp, RootfsFile: rootfs}); err != nil {
+		cleanup()
+		return "", nothing, fmt.Errorf("export metadata of %s: %w", img.Fingerprint[:12], err)
+	}
+	return tmp.Name(), cleanup, nil
+}
+
+// storeMatch returns the stored fingerprint s names (in full or as a
+// prefix of at least 12 characters), or "".
+func storeMatch(store *images.Store, s string) string {
+	if len(s) < 12 {
+		return ""
+	}
+	fps, _ := store.List()
+	var match string
+	for _, fp := range fps {
+		if strings.HasPrefix(fp, s) {
+			if match != "" {
+				return ""
+			}
+			match = fp
+		}
+	}
+	return match
+}
+
+type gcCmd struct {
+	Keep   int  `help:"How many of the newest vibe images to keep (images an alias points at are always kept)." default:"3"`
+	DryRun bool `help:"Say what would be removed, remove nothing."`
+}
+
+func (g *gcCmd) Run() error {
+	if g.Keep < 0 {
+		return fmt.Errorf("--keep must be 0 or more")
+	}
+	store, err := images.DefaultStore()
+	if err != nil {
+		return err
+	}
+	c, err := daemon.Connect("")
+	if err != nil {
+		return err
+	}
+	list, err := vibeImages(c, store)
+	if err != nil {
+		return err
+	}
+	keep := map[string]bool{}
+	for i, li := range list {
+		if i < g.Keep || len(li.Aliases) > 0 {
+			keep[li.Fingerprint] = true
+		}
+	}
+	verb := "removed"
+	if g.DryRun {
+		verb = "would remove"
+	}
+	for _, li := range list {
+		if keep[li.Fingerprint] {
+			continue
+		}
+		if !g.DryRun {
+			op, err := c.DeleteImage(li.Fingerprint)
+			if err == nil {
+				err = op.Wait()
+			}
+			if err != nil && !api.StatusErrorCheck(err, 404) {
+				return fmt.Errorf("gc: delete image %s: %w", li.Fingerprint[:12], err)
+			}
+			if err := store.Remove(li.Fingerprint); err != nil {
+				return fmt.Errorf("gc: %w", err)
+			}
+		}
+		fmt.Printf("%s image %s (recipe %s)\n", verb, li.Fingerprint[:12], li.Recipe[:12])
+	}
+	// Store folders whose image the daemon no longer has.
+	fps, err := store.List()
+	if err != nil {
+		return err
+	}
+	for _, fp := range fps {
+		if keep[fp] {
+			continue
+		}
+		if _, _, err := c.GetImage(fp); err == nil {
+			continue
+		}
+		if !g.DryRun {
+			if err := store.Remove(fp); err != nil {
+				return fmt.Errorf("gc: %w", err)
+			}
+		}
+		fmt.Printf("%s store folder %s (not in incus)\n", verb, fp[:12])
+	}
+	return nil
+}

@@ -1,0 +1,105 @@
+// Package daemon connects to incus (the local daemon, or a remote or
+// cluster from the user's incus client configuration) and turns the
+// failures people hit into errors that say what to do.
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	incus "github.com/lxc/incus/v6/client"
+	"github.com/lxc/incus/v6/shared/api"
+	"github.com/lxc/incus/v6/shared/cliconfig"
+)
+
+// ErrUnreachable is wrapped by Connect when no daemon answers.
+var ErrUnreachable = errors.New("incus daemon unreachable")
+
+// Connect returns a client for remote ("" or "local": the local daemon over
+// its unix socket, honouring INCUS_SOCKET).
+func Connect(remote string) (incus.InstanceServer, error) {
+	if remote == "" || remote == "local" {
+		c, err := incus.ConnectIncusUnix("", nil)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v; is incus installed and incusd running? (as root, `make testenv` sets one up)", ErrUnreachable, err)
+		}
+		if _, _, err := c.GetServer(); err != nil {
+			return nil, fmt.Errorf("%w: %v; is incusd running, and are you root or in the incus-admin group?", ErrUnreachable, err)
+		}
+		return c, nil
+	}
+	conf, err := ClientConfig()
+	if err != nil {
+		return nil, err
+	}
+	c, err := conf.GetInstanceServer(remote)
+	if err != nil {
+		return nil, fmt.Errorf("%w: remote %q: %v (see `incus remote list`)", ErrUnreachable, remote, err)
+	}
+	return c, nil
+}
+
+// ClientConfig loads the user's incus client configuration, or the
+// defaults (which include the public "images" remote) when there is none.
+func ClientConfig() (*cliconfig.Config, error) {
+	dir := os.Getenv("INCUS_CONF")
+	if dir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return nil, fmt.Errorf("incus client configuration: %w", err)
+		}
+		dir = filepath.Join(home, ".config", "incus")
+	}
+	path := filepath.Join(dir, "config.yml")
+	if _, err := os.Stat(path); err != nil {
+		return cliconfig.NewConfig(dir, true), nil
+	}
+	conf, err := cliconfig.LoadConfig(path)
+	if err != nil {
+		return nil, fmt.Errorf("incus client configuration %s: %w", path, err)
+	}
+	return conf, nil
+}
+
+// SupportsVMs reports whether the server can run virtual machines.
+func SupportsVMs(c incus.InstanceServer) (bool, error) {
+	srv, _, err := c.GetServer()
+	if err != nil {
+		return false, fmt.Errorf("server info: %w", err)
+	}
+	return strings.Contains(srv.Environment.Driver, "qemu"), nil
+}
+
+// APIType maps the configuration's instance type to incus's.
+func APIType(instanceType string) api.InstanceType {
+	if instanceType == "vm" {
+		return api.InstanceTypeVM
+	}
+	return api.InstanceTypeContainer
+}
+
+// ImageType maps the configuration's instance type to incus's image type.
+func ImageType(instanceType string) string {
+	if instanceType == "vm" {
+		return "virtual-machine"
+	}
+	return "container"
+}
+
+// NeedVMs returns the error for a VM request on a server that cannot run one.
+func NeedVMs(c incus.InstanceServer, instanceType string) error {
+	if instanceType != "vm" {
+		return nil
+	}
+	ok, err := SupportsVMs(c)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errors.New("this incus server cannot run virtual machines (no KVM: /dev/kvm is missing or the qemu driver is unavailable); use --instance-type container, or bake on a machine with KVM")
+	}
+	return nil
+}
