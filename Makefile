@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo deve
 LDFLAGS := -X github.com/vibesandbox/vibe/internal/version.Version=$(VERSION)
 FUZZTIME ?= 30s
 
-.PHONY: all build install check lint test unit deps fuzz bench golden clean
+.PHONY: all build install check lint test testenv unit deps fuzz bench golden clean
 
 all: build
 
@@ -22,15 +22,19 @@ install: build
 # validators and namespace tests required (VIBE_TEST_STRICT=1 turns a missing
 # tool or missing root into a failure, never a skip). Needs root and
 # `make deps` (or scripts/test-deps) once.
-check: lint test
+check: lint testenv test
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 	$(GO) vet ./...
-	shellcheck scripts/test-deps .ci/run
+	shellcheck scripts/test-deps scripts/testenv .ci/run
 
 test:
-	VIBE_TEST_STRICT=1 $(GO) test -count=1 ./...
+	VIBE_TEST_STRICT=1 VIBE_E2E=1 $(GO) test -count=1 -timeout 30m ./...
+
+# A real incus daemon and the local base image for the end-to-end tests.
+testenv:
+	scripts/testenv
 
 # Unit tests only: runs anywhere, skips what needs root or validators.
 unit:

@@ -69,10 +69,7 @@ type User struct {
 }
 
 type Packages struct {
-	// Update runs apt-get update before installing; off only for offline
-	// recipes whose packages are all in the base image already.
-	Update bool     `yaml:"update" json:"update"`
-	Extra  []string `yaml:"extra" json:"extra"`
+	Extra []string `yaml:"extra" json:"extra"`
 }
 
 type Toolchains struct {

@@ -415,6 +415,9 @@ func (b *baker) launch(ctx context.Context, base *Base) (string, error) {
 		if b.o.KeepOnFailure && b.res.Fingerprint == "" {
 			return
 		}
+		// A create interrupted here still runs on the server: let it finish,
+		// or the delete would find nothing and the builder would appear later.
+		_ = op.Wait()
 		_ = forceDelete(b.c, name)
 	})
 	if err := waitOp(ctx, op, "create builder "+name); err != nil {
@@ -468,7 +471,7 @@ func (b *baker) provision(ctx context.Context, name string) (map[string]string, 
 			for _, l := range lines[:len(lines)-1] {
 				b.p.Log(l)
 				tail = append(tail, l)
-				if len(tail) > 40 {
+				if len(tail) > 25 {
 					tail = tail[1:]
 				}
 			}
@@ -518,6 +521,19 @@ func (b *baker) provision(ctx context.Context, name string) (map[string]string, 
 // cloudInitDetails names the failing modules and shows the log's tail.
 func (b *baker) cloudInitDetails(ctx context.Context, name string, errs []string, tail []string) string {
 	var d strings.Builder
+	// The provisioning driver names the step that failed; its own error
+	// line ("vibe: error: …") says why.
+	for i, l := range tail {
+		if step, ok := strings.CutPrefix(strings.TrimSpace(l), "vibe: step "); ok && strings.HasSuffix(step, "FAILED; provisioning stopped") {
+			fmt.Fprintf(&d, "failing step: %s\n", strings.TrimSuffix(step, ": FAILED; provisioning stopped"))
+			for j := i - 1; j >= 0 && j >= i-5; j-- {
+				if strings.HasPrefix(strings.TrimSpace(tail[j]), "vibe: error:") {
+					fmt.Fprintf(&d, "  %s\n", strings.TrimSpace(tail[j]))
+					break
+				}
+			}
+		}
+	}
 	d.WriteString("cloud-init errors:\n")
 	for _, e := range errs {
 		fmt.Fprintf(&d, "  %s\n", e)

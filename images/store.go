@@ -62,6 +62,10 @@ func (s *Store) Begin() (*Stage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("image store %s: %w", s.Dir, err)
 	}
+	// Images are shareable and hold no secrets: readable like any file.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("image store %s: %w", s.Dir, err)
+	}
 	return &Stage{Dir: dir, store: s}, nil
 }
 
