@@ -27,7 +27,7 @@ check: lint testenv test
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 	$(GO) vet ./...
-	shellcheck scripts/test-deps scripts/testenv .ci/run
+	shellcheck scripts/test-deps scripts/testenv scripts/bench-bake .ci/run
 
 test:
 	VIBE_TEST_STRICT=1 VIBE_E2E=1 $(GO) test -count=1 -timeout 30m ./...
@@ -47,8 +47,9 @@ fuzz:
 	$(GO) test ./allowlist -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 	$(GO) test ./config -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 
-bench:
+bench: build
 	$(GO) test ./cloudinit -run '^$$' -bench . -benchmem
+	scripts/bench-bake
 
 # Rewrite golden files after an intended change; review the diff.
 golden:
