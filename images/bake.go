@@ -36,6 +36,10 @@ const (
 	PropUserData     = "vibe.user_data_sha256"
 	PropFormat       = "vibe.format"
 	PropIntermediate = "vibe.intermediate"
+	// PropAlias is set on the server only (not in the metadata tarball, so
+	// the fingerprint stays a function of the recipe's output): the alias the
+	// image was baked for, which gc groups by.
+	PropAlias = "vibe.alias"
 
 	builderPrefix = "vibe-builder-"
 	keyBuilder    = "user.vibe.builder"
@@ -237,10 +241,13 @@ func Bake(ctx context.Context, c incus.InstanceServer, o Options) (res *Result, 
 		return nil, err
 	}
 	b.enter("import")
-	if err := b.importImage(ctx, stage.Dir, fp, cfg.Instance.Type); err != nil {
+	if err := Import(ctx, c, stage.Dir, fp, cfg.Instance.Type, b.p); err != nil {
 		return nil, err
 	}
 	if err := stage.Commit(fp); err != nil {
+		return nil, err
+	}
+	if err := tagAlias(c, fp, o.Alias); err != nil {
 		return nil, err
 	}
 	if err := setAlias(c, o.Alias, fp, "vibe sandbox image"); err != nil {
@@ -797,10 +804,14 @@ func ImageProperties(m *Manifest, base *Base) map[string]string {
 	return props
 }
 
-// importImage uploads the split image and checks incus computed the same
-// fingerprint. An image already present under that fingerprint is fine.
-func (b *baker) importImage(ctx context.Context, dir, fp, instanceType string) error {
-	if _, _, err := b.c.GetImage(fp); err == nil {
+// Import uploads the split image in dir (meta.tar.xz and the rootfs) and
+// checks that incus computed fingerprint fp. An image already present under
+// that fingerprint is not an error.
+func Import(ctx context.Context, c incus.InstanceServer, dir, fp, instanceType string, p Progress) error {
+	if p == nil {
+		p = nopProgress{}
+	}
+	if _, _, err := c.GetImage(fp); err == nil {
 		return nil
 	}
 	meta, err := os.Open(filepath.Join(dir, MetaFile))
@@ -813,12 +824,12 @@ func (b *baker) importImage(ctx context.Context, dir, fp, instanceType string) e
 		return err
 	}
 	defer rootfs.Close()
-	op, err := b.c.CreateImage(api.ImagesPost{}, &incus.ImageCreateArgs{
+	op, err := c.CreateImage(api.ImagesPost{}, &incus.ImageCreateArgs{
 		MetaFile: meta, MetaName: "meta-" + fp + ".tar.xz",
 		RootfsFile: rootfs, RootfsName: fp + filepath.Ext(RootfsFile(instanceType)),
 		Type: daemon.ImageType(instanceType),
-		ProgressHandler: func(p ioprogress.ProgressData) {
-			b.p.Status("importing: " + p.Text)
+		ProgressHandler: func(pd ioprogress.ProgressData) {
+			p.Status("importing: " + pd.Text)
 		},
 	})
 	if err != nil {
@@ -832,8 +843,25 @@ func (b *baker) importImage(ctx context.Context, dir, fp, instanceType string) e
 	}
 	got, _ := op.Get().Metadata["fingerprint"].(string)
 	if got != fp {
-		_ = deleteImage(b.c, got)
+		_ = deleteImage(c, got)
 		return fmt.Errorf("import image: incus computed fingerprint %s, vibe-build computed %s", got, fp)
+	}
+	return nil
+}
+
+// tagAlias records on the server which alias an image was baked for.
+func tagAlias(c incus.InstanceServer, fp, alias string) error {
+	img, etag, err := c.GetImage(fp)
+	if err != nil {
+		return fmt.Errorf("image %s: %w", short(fp), err)
+	}
+	put := img.Writable()
+	if put.Properties == nil {
+		put.Properties = map[string]string{}
+	}
+	put.Properties[PropAlias] = alias
+	if err := c.UpdateImage(fp, put, etag); err != nil {
+		return fmt.Errorf("image %s: set %s: %w", short(fp), PropAlias, err)
 	}
 	return nil
 }

@@ -394,3 +394,56 @@ func TestE2EClearErrors(t *testing.T) {
 	}
 	e.assertNothingLeft()
 }
+
+// gc keeps the newest images of an alias and whatever an alias points at,
+// and removes the rest from incus and from the store.
+func TestE2EListAndGC(t *testing.T) {
+	c := e2e(t)
+	e := newEnv(t, c)
+	bake := func() string {
+		out, errOut, code := e.run("build", "--config", offline(t), "--alias", e.alias, "--force", "--json")
+		if code != 0 {
+			t.Fatalf("bake: %s", errOut)
+		}
+		var r images.Result
+		json.Unmarshal([]byte(out), &r)
+		return r.Fingerprint
+	}
+	old, current := bake(), bake()
+	t.Cleanup(func() {
+		if op, err := c.DeleteImage(old); err == nil {
+			op.Wait()
+		}
+	})
+	if old == current {
+		t.Fatal("two forced bakes gave the same fingerprint")
+	}
+	out, _, _ := e.run("list")
+	if !strings.Contains(out, current[:12]) || !strings.Contains(out, old[:12]) || !strings.Contains(out, e.alias) {
+		t.Errorf("list:\n%s", out)
+	}
+	out, _, code := e.run("gc", "--keep", "0", "--alias", e.alias, "--dry-run")
+	if code != 0 || !strings.Contains(out, "would remove image "+old[:12]) || strings.Contains(out, current[:12]) {
+		t.Errorf("gc --dry-run:\n%s", out)
+	}
+	if _, _, err := c.GetImage(old); err != nil {
+		t.Error("--dry-run removed an image")
+	}
+	out, _, code = e.run("gc", "--keep", "0", "--alias", e.alias)
+	if code != 0 || !strings.Contains(out, "removed image "+old[:12]) {
+		t.Errorf("gc:\n%s", out)
+	}
+	if _, _, err := c.GetImage(old); err == nil {
+		t.Error("gc kept the old image")
+	}
+	if _, _, err := c.GetImage(current); err != nil {
+		t.Error("gc removed the image the alias points at")
+	}
+	store := filepath.Join(e.data, "vibe", "images")
+	if _, err := os.Stat(filepath.Join(store, old)); !os.IsNotExist(err) {
+		t.Error("gc kept the old store folder")
+	}
+	if _, err := os.Stat(filepath.Join(store, current)); err != nil {
+		t.Error("gc removed the current store folder")
+	}
+}

@@ -19,6 +19,7 @@ import (
 // listedImage is one vibe image as `list` reports it.
 type listedImage struct {
 	Aliases      []string  `json:"aliases"`
+	BakedFor     string    `json:"baked_for"`
 	Fingerprint  string    `json:"fingerprint"`
 	Recipe       string    `json:"recipe"`
 	InstanceType string    `json:"instance_type"`
@@ -39,7 +40,7 @@ func vibeImages(c incus.InstanceServer, store *images.Store) ([]listedImage, err
 			continue
 		}
 		li := listedImage{
-			Aliases: []string{}, Fingerprint: img.Fingerprint, Recipe: img.Properties[images.PropRecipe],
+			Aliases: []string{}, BakedFor: img.Properties[images.PropAlias], Fingerprint: img.Fingerprint, Recipe: img.Properties[images.PropRecipe],
 			InstanceType: img.Properties[images.PropType], Created: img.CreatedAt, Size: img.Size,
 			Stored: store.Has(img.Fingerprint),
 		}
@@ -201,8 +202,9 @@ func storeMatch(store *images.Store, s string) string {
 }
 
 type gcCmd struct {
-	Keep   int  `help:"How many of the newest vibe images to keep (images an alias points at are always kept)." default:"3"`
-	DryRun bool `help:"Say what would be removed, remove nothing."`
+	Keep   int    `help:"How many of the newest images to keep for each alias they were baked for (images an alias points at are always kept)." default:"3"`
+	Alias  string `help:"Only consider images baked for this alias." placeholder:"NAME"`
+	DryRun bool   `help:"Say what would be removed, remove nothing."`
 }
 
 func (g *gcCmd) Run() error {
@@ -217,15 +219,25 @@ func (g *gcCmd) Run() error {
 	if err != nil {
 		return err
 	}
-	list, err := vibeImages(c, store)
+	all, err := vibeImages(c, store)
 	if err != nil {
 		return err
 	}
+	// Newest first already: keep the first N of each alias they were baked
+	// for, and anything an alias points at now.
 	keep := map[string]bool{}
-	for i, li := range list {
-		if i < g.Keep || len(li.Aliases) > 0 {
+	seen := map[string]int{}
+	var list []listedImage
+	for _, li := range all {
+		if g.Alias != "" && li.BakedFor != g.Alias {
+			keep[li.Fingerprint] = true
+			continue
+		}
+		list = append(list, li)
+		if seen[li.BakedFor] < g.Keep || len(li.Aliases) > 0 {
 			keep[li.Fingerprint] = true
 		}
+		seen[li.BakedFor]++
 	}
 	verb := "removed"
 	if g.DryRun {
@@ -248,6 +260,9 @@ func (g *gcCmd) Run() error {
 			}
 		}
 		fmt.Printf("%s image %s (recipe %s)\n", verb, li.Fingerprint[:12], li.Recipe[:12])
+	}
+	if g.Alias != "" {
+		return nil // store folders are not tied to an alias
 	}
 	// Store folders whose image the daemon no longer has.
 	fps, err := store.List()
