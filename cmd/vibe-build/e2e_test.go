@@ -447,3 +447,27 @@ func TestE2EListAndGC(t *testing.T) {
 		t.Error("gc removed the current store folder")
 	}
 }
+
+// A full disk under the store fails the bake with a message that says so and
+// what to do, and leaves nothing behind.
+func TestE2EDiskFull(t *testing.T) {
+	c := e2e(t)
+	if os.Geteuid() != 0 {
+		t.Fatal("needs root to mount a small tmpfs")
+	}
+	e := newEnv(t, c)
+	if err := exec.Command("mount", "-t", "tmpfs", "-o", "size=40M", "tmpfs", e.data).Run(); err != nil {
+		t.Fatalf("mount tmpfs: %v", err)
+	}
+	t.Cleanup(func() { exec.Command("umount", e.data).Run() })
+	_, errOut, code := e.run("build", "--config", offline(t), "--alias", e.alias, "--force")
+	if code == 0 {
+		t.Fatal("a bake into a 40 MiB store succeeded")
+	}
+	for _, want := range []string{"bake failed during export", "no space left on device", "is full; free space", "vibe-build gc"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errOut)
+		}
+	}
+	e.assertNothingLeft()
+}

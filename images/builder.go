@@ -1,0 +1,275 @@
+package images
+
+// The builder instance: launch, provisioning, and cleaning up after killed runs.
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/lxc/incus/v6/shared/api"
+
+	"github.com/vibesandbox/vibe/config"
+	"github.com/vibesandbox/vibe/daemon"
+)
+
+// removeLeftovers deletes builders and intermediate images of bakes whose
+// process is gone (a killed run), on this host.
+func (b *baker) removeLeftovers() {
+	host, _ := os.Hostname()
+	insts, err := b.c.GetInstances(api.InstanceTypeAny)
+	if err == nil {
+		for _, in := range insts {
+			if in.Config[keyBuilder] != "true" || in.Config[keyBuilderHst] != host {
+				continue
+			}
+			if pid, err := strconv.Atoi(in.Config[keyBuilderPID]); err == nil && processAlive(pid) {
+				continue
+			}
+			b.p.Log("removing builder " + in.Name + " left by an interrupted bake")
+			_ = forceDelete(b.c, in.Name)
+		}
+	}
+	imgs, err := b.c.GetImages()
+	if err == nil {
+		for _, img := range imgs {
+			owner := img.Properties[PropIntermediate]
+			if owner == "" {
+				continue
+			}
+			if _, _, err := b.c.GetInstance(owner); err != nil && api.StatusErrorCheck(err, 404) {
+				_ = deleteImage(b.c, img.Fingerprint)
+			}
+		}
+	}
+}
+
+func randomSuffix() string {
+	var x [3]byte
+	_, _ = rand.Read(x[:])
+	return hex.EncodeToString(x[:])
+}
+
+// launch creates and starts the builder with the user-data.
+func (b *baker) launch(ctx context.Context, base *Base) (string, error) {
+	b.enter("launch")
+	cfg := b.o.Config
+	name := builderPrefix + b.res.Recipe[:12] + "-" + randomSuffix()
+	host, _ := os.Hostname()
+	post := api.InstancesPost{
+		Name:   name,
+		Type:   daemon.APIType(cfg.Instance.Type),
+		Source: api.InstanceSource{Type: "image", Fingerprint: base.Fingerprint},
+		InstancePut: api.InstancePut{
+			Config: map[string]string{
+				"cloud-init.user-data": string(b.o.UserData),
+				keyBuilder:             "true",
+				keyBuilderPID:          strconv.Itoa(os.Getpid()),
+				keyBuilderHst:          host,
+				"limits.cpu":           strconv.Itoa(cfg.Instance.CPU),
+				"limits.memory":        cfg.Instance.Memory,
+			},
+		},
+		Start: true,
+	}
+	op, err := b.c.CreateInstance(post)
+	if err != nil {
+		return "", fmt.Errorf("create builder: %w", err)
+	}
+	b.res.Builder = name
+	b.cleanups = append(b.cleanups, func() {
+		if b.o.KeepOnFailure && b.res.Fingerprint == "" {
+			return
+		}
+		// A create interrupted here still runs on the server: let it finish,
+		// or the delete would find nothing and the builder would appear later.
+		_ = op.Wait()
+		_ = forceDelete(b.c, name)
+	})
+	if err := waitOp(ctx, op, "create builder "+name); err != nil {
+		return "", err
+	}
+	if cfg.Instance.Type == config.VM {
+		b.p.Status("waiting for the VM agent")
+		if err := b.waitAgent(ctx, name, 5*time.Minute); err != nil {
+			return "", err
+		}
+	}
+	return name, nil
+}
+
+func (b *baker) waitAgent(ctx context.Context, name string, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		st, _, err := b.c.GetInstanceState(name)
+		if err == nil && st.Processes > 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the VM agent of %s did not start within %s", name, limit)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// provision waits for cloud-init, streaming its output log, then runs the
+// self-test and records installed versions.
+func (b *baker) provision(ctx context.Context, name string) (map[string]string, error) {
+	b.enter("provision")
+	deadline := time.Now().Add(b.o.Timeout)
+	offset := 1
+	var partial string
+	var tail []string
+	for {
+		r, err := run(ctx, b.c, name, []string{"tail", "-c", "+" + strconv.Itoa(offset), "/var/log/cloud-init-output.log"}, nil)
+		if err != nil {
+			return nil, err
+		}
+		if r.Code == 0 && r.Stdout != "" {
+			offset += len(r.Stdout)
+			text := partial + r.Stdout
+			lines := strings.Split(text, "\n")
+			partial = lines[len(lines)-1]
+			for _, l := range lines[:len(lines)-1] {
+				b.p.Log(l)
+				tail = append(tail, l)
+				if len(tail) > 25 {
+					tail = tail[1:]
+				}
+			}
+		}
+		res, err := run(ctx, b.c, name, []string{"cat", "/run/cloud-init/result.json"}, nil)
+		if err != nil {
+			return nil, err
+		}
+		if res.Code == 0 {
+			var result struct {
+				V1 struct {
+					Errors []string `json:"errors"`
+				} `json:"v1"`
+			}
+			if err := json.Unmarshal([]byte(res.Stdout), &result); err != nil {
+				return nil, b.fail(fmt.Errorf("cloud-init result.json: %w", err), "")
+			}
+			if len(result.V1.Errors) > 0 {
+				return nil, b.fail(errors.New("cloud-init reported errors"), b.cloudInitDetails(ctx, name, result.V1.Errors, tail))
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			return nil, b.fail(fmt.Errorf("cloud-init did not finish within %s (raise it with --timeout)", b.o.Timeout), "last lines of /var/log/cloud-init-output.log:\n"+strings.Join(tail, "\n"))
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
+	}
+
+	b.enter("selftest")
+	r, err := run(ctx, b.c, name, []string{"/usr/local/sbin/vibe-selftest"}, nil)
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range strings.Split(strings.TrimRight(r.Stdout, "\n"), "\n") {
+		b.p.Log(l)
+	}
+	if r.Code != 0 {
+		return nil, b.fail(fmt.Errorf("the guest self-test failed (exit %d)", r.Code), r.Stdout+r.Stderr)
+	}
+	return b.versions(ctx, name)
+}
+
+// cloudInitDetails names the failing modules and shows the log's tail.
+func (b *baker) cloudInitDetails(ctx context.Context, name string, errs []string, tail []string) string {
+	var d strings.Builder
+	// The provisioning driver names the step that failed; its own error
+	// line ("vibe: error: …") says why.
+	for i, l := range tail {
+		if step, ok := strings.CutPrefix(strings.TrimSpace(l), "vibe: step "); ok && strings.HasSuffix(step, "FAILED; provisioning stopped") {
+			fmt.Fprintf(&d, "failing step: %s\n", strings.TrimSuffix(step, ": FAILED; provisioning stopped"))
+			for j := i - 1; j >= 0 && j >= i-5; j-- {
+				if strings.HasPrefix(strings.TrimSpace(tail[j]), "vibe: error:") {
+					fmt.Fprintf(&d, "  %s\n", strings.TrimSpace(tail[j]))
+					break
+				}
+			}
+		}
+	}
+	d.WriteString("cloud-init errors:\n")
+	for _, e := range errs {
+		fmt.Fprintf(&d, "  %s\n", e)
+	}
+	if st, err := run(ctx, b.c, name, []string{"cat", "/run/cloud-init/status.json"}, nil); err == nil && st.Code == 0 {
+		var status struct {
+			V1 map[string]json.RawMessage `json:"v1"`
+		}
+		if json.Unmarshal([]byte(st.Stdout), &status) == nil {
+			var stages []string
+			for k := range status.V1 {
+				stages = append(stages, k)
+			}
+			sort.Strings(stages)
+			for _, stage := range stages {
+				var s struct {
+					Errors []string `json:"errors"`
+				}
+				if json.Unmarshal(status.V1[stage], &s) == nil && len(s.Errors) > 0 {
+					fmt.Fprintf(&d, "failing stage %s: %s\n", stage, strings.Join(s.Errors, "; "))
+				}
+			}
+		}
+	}
+	d.WriteString("last lines of /var/log/cloud-init-output.log:\n")
+	for _, l := range tail {
+		fmt.Fprintf(&d, "  %s\n", l)
+	}
+	return d.String()
+}
+
+// versions reads what the provisioning steps recorded, plus key packages.
+func (b *baker) versions(ctx context.Context, name string) (map[string]string, error) {
+	v := map[string]string{}
+	r, err := run(ctx, b.c, name, []string{"sh", "-c", `for f in /etc/vibe/versions/*; do [ -f "$f" ] && printf '%s\t%s\n' "$(basename "$f")" "$(head -n 1 "$f")"; done; dpkg-query -W -f '${Package}\t${Version}\n' cloud-init nftables tinyproxy curl git 2>/dev/null; true`}, nil)
+	if err != nil {
+		return nil, err
+	}
+	for _, line := range strings.Split(r.Stdout, "\n") {
+		if k, val, ok := strings.Cut(line, "\t"); ok && k != "" {
+			if _, seen := v[k]; !seen {
+				v[k] = val
+			}
+		}
+	}
+	return v, nil
+}
+
+func (b *baker) stop(ctx context.Context, name string) error {
+	op, err := b.c.UpdateInstanceState(name, api.InstanceStatePut{Action: "stop", Timeout: 120}, "")
+	if err == nil {
+		err = waitOp(ctx, op, "stop builder")
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		op, ferr := b.c.UpdateInstanceState(name, api.InstanceStatePut{Action: "stop", Force: true, Timeout: -1}, "")
+		if ferr != nil {
+			return fmt.Errorf("stop builder: %w", err)
+		}
+		return waitOp(ctx, op, "force-stop builder")
+	}
+	return nil
+}
