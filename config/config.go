@@ -39,6 +39,7 @@ type Config struct {
 	Agent      Agent      `yaml:"agent" json:"agent"`
 	Egress     Egress     `yaml:"egress" json:"egress"`
 	Mirrors    Mirrors    `yaml:"mirrors" json:"mirrors"`
+	Sandbox    Sandbox    `yaml:"sandbox" json:"sandbox"`
 
 	// Source names where the configuration came from ("(defaults)" or a path).
 	Source string `yaml:"-" json:"-"`
@@ -118,11 +119,23 @@ type Docker struct {
 	Enabled bool `yaml:"enabled" json:"enabled"`
 }
 
+// Sandbox holds what the launcher (vibe) needs and the image does not.
+type Sandbox struct {
+	// Workspace is the drop-in folder: every folder in it is mounted.
+	Workspace string `yaml:"workspace" json:"workspace"`
+	// Workspaces is the list file of further folders to mount.
+	Workspaces string `yaml:"workspaces" json:"workspaces"`
+	// Persist keeps the agent's state folder (~/.claude) on the host.
+	Persist bool `yaml:"persist" json:"persist"`
+}
+
 type Agent struct {
 	// Enabled installs the agent CLI; off for images without network access.
 	Enabled bool   `yaml:"enabled" json:"enabled"`
 	Package string `yaml:"package" json:"package"`
 	Version string `yaml:"version" json:"version"`
+	// Command starts the agent in auto mode; extra arguments follow it.
+	Command []string `yaml:"command" json:"command"`
 }
 
 type Egress struct {

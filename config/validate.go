@@ -260,6 +260,19 @@ func (c *Config) checkToolchains(Host) error {
 }
 
 func (c *Config) checkAgent(Host) error {
+	if len(c.Agent.Command) == 0 || c.Agent.Command[0] == "" {
+		return c.errAt("agent.command", "give the command that starts the agent, such as [claude, --dangerously-skip-permissions]")
+	}
+	for i, a := range c.Agent.Command {
+		if strings.ContainsRune(a, 0) {
+			return c.errAt(fmt.Sprintf("agent.command[%d]", i), "contains a NUL byte")
+		}
+	}
+	for _, p := range []struct{ path, v string }{{"sandbox.workspace", c.Sandbox.Workspace}, {"sandbox.workspaces", c.Sandbox.Workspaces}} {
+		if p.v != "" && !strings.HasPrefix(p.v, "/") && !strings.HasPrefix(p.v, "~/") {
+			return c.errAt(p.path, "%q: give an absolute path or one starting with ~/", p.v)
+		}
+	}
 	if !c.Agent.Enabled {
 		return nil
 	}

@@ -3,20 +3,39 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
 	"github.com/alecthomas/kong"
 	kongcompletion "github.com/jotaen/kong-completion"
+	"github.com/posener/complete"
 
-	"github.com/vibesandbox/vibe/allowlist"
-	"github.com/vibesandbox/vibe/config"
 	"github.com/vibesandbox/vibe/internal/version"
 )
 
 type cli struct {
-	Config string `help:"Configuration file (default: ./vibe.yaml, else $$XDG_CONFIG_HOME/vibe/vibe.yaml, else built-in defaults)." type:"path" placeholder:"FILE"`
+	Config       string   `help:"Configuration file (default: ./vibe.yaml, else $$XDG_CONFIG_HOME/vibe/vibe.yaml, else built-in defaults)." type:"path" placeholder:"FILE"`
+	Name         string   `help:"Sandbox name (default: name from the configuration)." placeholder:"NAME" completion-predictor:"sandbox"`
+	Image        string   `help:"Image alias or fingerprint to create sandboxes from (default: image.alias)." placeholder:"IMAGE"`
+	InstanceType string   `help:"vm or container (default: instance.type)." placeholder:"vm|container"`
+	Network      string   `help:"Attach the sandbox to this incus network instead of the profile's." placeholder:"NAME"`
+	Allow        []string `help:"Extra allowlist entry for this run (repeatable)." placeholder:"HOST"`
+	Remote       string   `help:"incus remote or cluster from your incus client configuration." placeholder:"REMOTE"`
 
+	Run        runCmd                    `cmd:"" default:"withargs" help:"Start the agent in PROJECT (default command): vibe [PROJECT] [-- AGENT ARGS]."`
+	Up         upCmd                     `cmd:"" help:"Create or start the sandbox and apply the configuration, without attaching."`
+	Shell      shellCmd                  `cmd:"" help:"Open a login shell in the sandbox as the sandbox user."`
+	Exec       execCmd                   `cmd:"" help:"Run a command in the sandbox as the sandbox user, with the agent's environment."`
+	Restore    restoreCmd                `cmd:"" help:"Delete the sandbox and relaunch it from the image. Host folders are untouched."`
+	Stop       stopCmd                   `cmd:"" help:"Stop the sandbox."`
+	Rm         rmCmd                     `cmd:"" help:"Delete the sandbox. Host folders are untouched."`
+	Ls         lsCmd                     `cmd:"" help:"List sandboxes."`
+	Status     statusCmd                 `cmd:"" help:"Show the sandbox's image, firewall, mounts and resources."`
+	Firewall   firewallCmd               `cmd:"" help:"Switch the sandbox's egress firewall on or off (host operator only), or show it."`
+	Configure  configCmd                 `cmd:"" name:"config" help:"Re-apply mounts and the allowlist to the running sandbox."`
+	AllowHost  allowCmd                  `cmd:"" name:"allow" help:"Add an allowlist entry to this sandbox."`
+	Doctor     doctorCmd                 `cmd:"" help:"Check the host and say what to fix."`
 	Check      checkCmd                  `cmd:"" help:"Check an allowlist entry the way the sandbox's proxy will apply it."`
 	Version    versionCmd                `cmd:"" help:"Print the version."`
 	Completion kongcompletion.Completion `cmd:"" help:"Print shell code that enables tab completion (bash, zsh, fish)."`
@@ -30,41 +49,30 @@ func main() {
 		kong.UsageOnError(),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
 	)
-	kongcompletion.Register(parser)
+	kongcompletion.Register(parser,
+		kongcompletion.WithPredictor("sandbox", complete.PredictFunc(predictSandboxes)),
+		kongcompletion.WithPredictor("project", complete.PredictFunc(predictProjects)),
+	)
 	ctx, err := parser.Parse(os.Args[1:])
 	parser.FatalIfErrorf(err)
 	if err := ctx.Run(&c); err != nil {
+		var ex exitCode
+		if errors.As(err, &ex) {
+			os.Exit(int(ex))
+		}
 		fmt.Fprintf(os.Stderr, "vibe: %v\n", err)
 		os.Exit(1)
 	}
 }
 
+// exitCode passes a command's exit status through without a message.
+type exitCode int
+
+func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
 type versionCmd struct{}
 
 func (versionCmd) Run() error {
 	fmt.Println("vibe", version.String())
-	return nil
-}
-
-// checkCmd answers "would the sandbox reach HOST?" without a sandbox: the
-// configured allowlist, the entry's validity and its compiled pattern.
-type checkCmd struct {
-	Entry string   `arg:"" help:"An allowlist entry to validate (example.com, =host.example.com, re:^…$)."`
-	Hosts []string `arg:"" optional:"" help:"Host names to test against the entry and against the configured allowlist."`
-}
-
-func (k *checkCmd) Run(root *cli) error {
-	e, err := allowlist.Parse(k.Entry)
-	if err != nil {
-		return err
-	}
-	c, err := config.Load(root.Config, config.CurrentHost())
-	if err != nil {
-		return err
-	}
-	fmt.Printf("entry    %s (%s)\npattern  %s\n", e.String(), e.Kind, e.Pattern)
-	for _, h := range k.Hosts {
-		fmt.Printf("host     %-40s entry:%-5v configured allowlist:%v\n", h, e.Match(h), c.Allowlist.Allows(h))
-	}
 	return nil
 }

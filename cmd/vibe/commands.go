@@ -1,0 +1,489 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/vibesandbox/vibe/allowlist"
+	"github.com/vibesandbox/vibe/config"
+	"github.com/vibesandbox/vibe/daemon"
+	"github.com/vibesandbox/vibe/sandbox"
+)
+
+type runCmd struct {
+	Project string   `arg:"" optional:"" help:"Project under ~/workspace to start in; . for the one holding the current directory." completion-predictor:"project"`
+	Args    []string `arg:"" optional:"" passthrough:"" help:"Arguments for the agent (after --)."`
+}
+
+func (r *runCmd) Run(c *cli) error {
+	s, err := c.open()
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	cwd, err := s.cwdFor(r.Project)
+	if err != nil {
+		return err
+	}
+	if err := s.up(); err != nil {
+		return err
+	}
+	args := r.Args
+	if len(args) > 0 && args[0] == "--" {
+		args = args[1:]
+	}
+	argv := append(append([]string{}, s.cfg.Agent.Command...), args...)
+	code, err := s.asUser(argv, cwd, true)
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return exitCode(code)
+	}
+	return nil
+}
+
+type upCmd struct {
+	JSON bool `help:"Print what was done as JSON."`
+}
+
+func (u *upCmd) Run(c *cli) error {
+	s, err := c.open()
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	start := time.Now()
+	if !u.JSON {
+		s.mgr.Progress = func(p string) { fmt.Fprintf(os.Stderr, "%6.1fs ▸ %s\n", time.Since(start).Seconds(), p) }
+	}
+	if err := s.up(); err != nil {
+		return err
+	}
+	phases := s.mgr.Phases()
+	total := time.Since(start).Seconds()
+	if u.JSON {
+		return printJSON(struct {
+			Name    string          `json:"name"`
+			Seconds float64         `json:"seconds"`
+			Phases  []sandbox.Phase `json:"phases"`
+		}{s.spec.Name, total, phases})
+	}
+	fmt.Printf("%s is up in %.1fs (%d projects mounted)\n", s.spec.Name, total, len(s.spec.Mounts))
+	for _, p := range phases {
+		fmt.Printf("  %-10s %6.2fs\n", p.Name, p.Seconds)
+	}
+	return nil
+}
+
+type shellCmd struct {
+	Project string `arg:"" optional:"" help:"Project to start in." completion-predictor:"project"`
+	Root    bool   `help:"A root shell, for the host operator (the sandbox user has no way to become root)."`
+}
+
+func (sh *shellCmd) Run(c *cli) error {
+	s, err := c.open()
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	cwd, err := s.cwdFor(sh.Project)
+	if err != nil {
+		return err
+	}
+	if err := s.up(); err != nil {
+		return err
+	}
+	var code int
+	if sh.Root {
+		code, err = s.mgr.Run(s.ctx, s.spec.Name, sandbox.Exec{Command: []string{"bash", "-l"}, Cwd: "/root", Env: map[string]string{"HOME": "/root", "TERM": termName(true)}, Terminal: true})
+	} else {
+		code, err = s.asUser([]string{"bash", "-l"}, cwd, true)
+	}
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return exitCode(code)
+	}
+	return nil
+}
+
+type execCmd struct {
+	Command []string `arg:"" passthrough:"" help:"The command and its arguments (after --)."`
+	Project string   `short:"p" help:"Run in this project's folder." completion-predictor:"project"`
+}
+
+func (e *execCmd) Run(c *cli) error {
+	argv := e.Command
+	if len(argv) > 0 && argv[0] == "--" {
+		argv = argv[1:]
+	}
+	if len(argv) == 0 {
+		return errors.New("exec: give a command: vibe exec -- CMD [ARGS...]")
+	}
+	s, err := c.open()
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	cwd, err := s.cwdFor(e.Project)
+	if err != nil {
+		return err
+	}
+	if err := s.up(); err != nil {
+		return err
+	}
+	code, err := s.asUser(argv, cwd, false)
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return exitCode(code)
+	}
+	return nil
+}
+
+type restoreCmd struct{}
+
+func (restoreCmd) Run(c *cli) error {
+	s, err := c.open()
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	if inst, err := s.mgr.Get(s.spec.Name); err == nil {
+		old := inst.Config["volatile.base_image"]
+		if a, _, err := s.mgr.C.GetImageAlias(s.spec.Image); err == nil && old != "" && a.Target != old {
+			fmt.Fprintf(os.Stderr, "vibe: %s now points at a newer image %s (the sandbox was made from %s); restoring from the newer one\n", s.spec.Image, short(a.Target), short(old))
+		}
+		if err := s.mgr.Delete(s.ctx, s.spec.Name); err != nil {
+			return err
+		}
+	} else if !errors.Is(err, sandbox.ErrNotFound) {
+		return err
+	}
+	start := time.Now()
+	if err := s.up(); err != nil {
+		return err
+	}
+	fmt.Printf("%s restored from %s in %.1fs\n", s.spec.Name, s.spec.Image, time.Since(start).Seconds())
+	return nil
+}
+
+func short(fp string) string {
+	if len(fp) > 12 {
+		return fp[:12]
+	}
+	return fp
+}
+
+type stopCmd struct{}
+
+func (stopCmd) Run(c *cli) error {
+	s, err := c.open()
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	return s.mgr.Stop(s.ctx, s.spec.Name)
+}
+
+type rmCmd struct{}
+
+func (rmCmd) Run(c *cli) error {
+	s, err := c.open()
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	return s.mgr.Delete(s.ctx, s.spec.Name)
+}
+
+type lsCmd struct {
+	JSON bool `help:"Print JSON."`
+}
+
+func (l *lsCmd) Run(c *cli) error {
+	srv, err := daemon.Connect(c.Remote)
+	if err != nil {
+		return err
+	}
+	list, err := (&sandbox.Manager{C: srv}).List()
+	if err != nil {
+		return err
+	}
+	if l.JSON {
+		return printJSON(list)
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tSTATUS\tTYPE\tIMAGE\tNEWEST\tUPTIME")
+	for _, in := range list {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s (%s)\t%v\t%s\n", in.Name, in.Status, in.Type, in.Image, short(in.Fingerprint), in.Newest, in.Uptime)
+	}
+	return tw.Flush()
+}
+
+type statusCmd struct {
+	JSON bool `help:"Print JSON."`
+}
+
+func (st *statusCmd) Run(c *cli) error {
+	s, err := c.open()
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	in, err := s.mgr.Status(s.ctx, s.spec.Name)
+	if err != nil {
+		return err
+	}
+	if st.JSON {
+		return printJSON(in)
+	}
+	newest := "yes"
+	if !in.Newest {
+		newest = "no: " + in.Image + " now points at " + short(in.NewestImage) + " (vibe restore moves to it)"
+	}
+	fmt.Printf("name       %s (%s, %s)\n", in.Name, in.Type, in.Status)
+	fmt.Printf("image      %s %s (newest: %s)\n", in.Image, short(in.Fingerprint), newest)
+	fmt.Printf("firewall   %s\n", strings.ReplaceAll(firstNonEmpty(in.Firewall, "unknown (not running)"), "\n", "; "))
+	fmt.Printf("resources  %s CPUs, %s memory", in.CPU, in.Memory)
+	if in.MemoryUsed > 0 {
+		fmt.Printf(" (%d MiB used)", in.MemoryUsed>>20)
+	}
+	fmt.Println()
+	if in.Uptime != "" {
+		fmt.Printf("uptime     %s\n", in.Uptime)
+	}
+	paths := make([]string, 0, len(in.Mounts))
+	for p := range in.Mounts {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		fmt.Printf("mount      %s <- %s\n", p, in.Mounts[p])
+	}
+	for _, a := range in.ExtraAllowed {
+		fmt.Printf("allowed    %s (added with vibe allow)\n", a)
+	}
+	return nil
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+type firewallCmd struct {
+	Action string `arg:"" enum:"on,off,status" help:"on, off or status."`
+}
+
+func (f *firewallCmd) Run(c *cli) error {
+	s, err := c.open()
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	out, err := s.mgr.Firewall(s.ctx, s.spec.Name, f.Action)
+	if err != nil {
+		return err
+	}
+	if f.Action != "status" {
+		out, err = s.mgr.Firewall(s.ctx, s.spec.Name, "status")
+		if err != nil {
+			return err
+		}
+	}
+	fmt.Println(out)
+	if f.Action == "off" {
+		fmt.Fprintf(os.Stderr, "vibe: WARNING: egress from %s is now open; `vibe firewall on` closes it\n", s.spec.Name)
+	}
+	return nil
+}
+
+type configCmd struct{}
+
+func (configCmd) Run(c *cli) error {
+	s, err := c.open()
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	st, err := s.mgr.Apply(s.ctx, s.spec)
+	if err != nil {
+		return err
+	}
+	if st.Off() {
+		fmt.Fprintln(os.Stderr, "vibe: WARNING: the firewall is off (operator's choice)")
+	}
+	fmt.Printf("%s: %d projects mounted, %d allowlist entries applied, self-test passed\n", s.spec.Name, len(s.spec.Mounts), len(s.spec.Allow))
+	return nil
+}
+
+type allowCmd struct {
+	Entry string `arg:"" help:"An allowlist entry: example.com, =host.example.com or re:^…$."`
+}
+
+func (a *allowCmd) Run(c *cli) error {
+	e, err := allowlist.Parse(a.Entry)
+	if err != nil {
+		return err
+	}
+	s, err := c.open()
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	if err := s.mgr.Allow(s.ctx, s.spec, e); err != nil {
+		return err
+	}
+	fmt.Printf("%s may now reach %s (%s)\n", s.spec.Name, e.String(), e.Pattern)
+	return nil
+}
+
+type doctorCmd struct{}
+
+func (doctorCmd) Run(c *cli) error {
+	failed := false
+	report := func(level, what, detail string) {
+		if level == "FAIL" {
+			failed = true
+		}
+		fmt.Printf("%-4s %s: %s\n", level, what, detail)
+	}
+	cfg, err := config.Load(c.Config, config.CurrentHost())
+	if err != nil {
+		report("FAIL", "configuration", err.Error())
+		return exitCode(1)
+	}
+	report("ok", "configuration", cfg.Source)
+	srv, err := daemon.Connect(c.Remote)
+	if err != nil {
+		report("FAIL", "incus daemon", err.Error())
+		return exitCode(1)
+	}
+	info, _, err := srv.GetServer()
+	if err != nil {
+		report("FAIL", "incus daemon", err.Error())
+		return exitCode(1)
+	}
+	report("ok", "incus daemon", "version "+info.Environment.ServerVersion+", drivers "+info.Environment.Driver)
+	_, kvmErr := os.Stat("/dev/kvm")
+	vms, _ := daemon.SupportsVMs(srv)
+	switch {
+	case vms:
+		report("ok", "virtual machines", "KVM available")
+	case cfg.Instance.Type == config.VM:
+		report("FAIL", "virtual machines", "the configuration asks for VMs but the server cannot run them (/dev/kvm: "+errText(kvmErr)+"); set instance.type: container or use a machine with KVM")
+	default:
+		report("warn", "virtual machines", "not available (no KVM); containers share the host's kernel, a weaker boundary")
+	}
+	if p, _, err := srv.GetProfile("default"); err == nil {
+		pool := p.Devices["root"]["pool"]
+		if sp, _, err := srv.GetStoragePool(pool); err == nil {
+			if sp.Driver == "dir" {
+				report("warn", "storage", "pool "+pool+" uses the dir driver: every launch unpacks the whole image; zfs or btrfs clone it in an instant")
+			} else {
+				report("ok", "storage", "pool "+pool+" ("+sp.Driver+")")
+			}
+		} else {
+			report("FAIL", "storage", "the default profile has no root disk pool; create one (incus storage create default dir) and add a root device")
+		}
+	}
+	image := cfg.Image.Alias
+	if c.Image != "" {
+		image = c.Image
+	}
+	if a, _, err := srv.GetImageAlias(image); err == nil {
+		report("ok", "image", image+" -> "+short(a.Target))
+	} else {
+		report("FAIL", "image", image+" not found: bake it with vibe-build build")
+	}
+	if cfg.Instance.Type == config.VM {
+		if path := findVirtiofsd(); path != "" {
+			report("ok", "virtiofsd", path)
+		} else {
+			report("warn", "virtiofsd", "not found: VM mounts fall back to 9p, which is slower (install virtiofsd)")
+		}
+	}
+	if p, err := configPath("secrets.env"); err == nil {
+		if st, err := os.Stat(p); err == nil {
+			if st.Mode().Perm()&0o077 != 0 {
+				report("FAIL", "secrets", p+" is readable by others: chmod 600 "+p)
+			} else {
+				report("ok", "secrets", p)
+			}
+		} else {
+			report("warn", "secrets", p+" does not exist: the agent will have no API key unless you log in inside the sandbox")
+		}
+	}
+	home, _ := os.UserHomeDir()
+	if mounts, err := resolveMounts(cfg, home); err != nil {
+		report("FAIL", "workspaces", err.Error())
+	} else {
+		report("ok", "workspaces", fmt.Sprintf("%d projects", len(mounts)))
+	}
+	if failed {
+		return exitCode(1)
+	}
+	return nil
+}
+
+func errText(err error) string {
+	if err == nil {
+		return "present"
+	}
+	return "missing"
+}
+
+func findVirtiofsd() string {
+	if p, err := exec.LookPath("virtiofsd"); err == nil {
+		return p
+	}
+	for _, p := range []string{"/usr/libexec/virtiofsd", "/usr/lib/qemu/virtiofsd", "/usr/lib/virtiofsd"} {
+		if _, err := os.Stat(p); err == nil {
+			return filepath.Clean(p)
+		}
+	}
+	return ""
+}
+
+// checkCmd answers "would the sandbox reach HOST?" without a sandbox.
+type checkCmd struct {
+	Entry string   `arg:"" help:"An allowlist entry to validate (example.com, =host.example.com, re:^…$)."`
+	Hosts []string `arg:"" optional:"" help:"Host names to test against the entry and against the configured allowlist."`
+}
+
+func (k *checkCmd) Run(c *cli) error {
+	e, err := allowlist.Parse(k.Entry)
+	if err != nil {
+		return err
+	}
+	cfg, err := config.Load(c.Config, config.CurrentHost())
+	if err != nil {
+		return err
+	}
+	fmt.Printf("entry    %s (%s)\npattern  %s\n", e.String(), e.Kind, e.Pattern)
+	for _, h := range k.Hosts {
+		fmt.Printf("host     %-40s entry:%-5v configured allowlist:%v\n", h, e.Match(h), cfg.Allowlist.Allows(h))
+	}
+	return nil
+}
+
+func printJSON(v any) error {
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}

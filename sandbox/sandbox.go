@@ -1,0 +1,521 @@
+// Package sandbox manages disposable sandboxes: incus instances made from a
+// baked vibe image, with the user's projects mounted, the egress allowlist
+// applied, and containment proven by the in-guest self-test before anything
+// runs as the sandbox user. All incus work goes through the Go client.
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	incus "github.com/lxc/incus/v6/client"
+	"github.com/lxc/incus/v6/shared/api"
+
+	"github.com/vibesandbox/vibe/allowlist"
+	"github.com/vibesandbox/vibe/daemon"
+	"github.com/vibesandbox/vibe/workspace"
+)
+
+// Instance configuration keys vibe owns.
+const (
+	KeySandbox = "user.vibe.sandbox"
+	KeyImage   = "user.vibe.image"
+	KeyAllow   = "user.vibe.allow"
+	KeyStarted = "user.vibe.started"
+
+	wsPrefix    = "vibe-ws-"
+	stateDevice = "vibe-agent-state"
+)
+
+// Spec describes a sandbox.
+type Spec struct {
+	Name         string
+	Image        string // alias or fingerprint on the server
+	InstanceType string // vm or container
+	Network      string // attach eth0 to this network instead of the profile's
+	CPU          int
+	Memory, Disk string
+	User         string // the sandbox user's name
+	Mounts       []workspace.Mount
+	StateDir     string         // host folder for the agent's state; "" for none
+	Allow        allowlist.List // the whole allowlist: configuration, --allow, gateway
+}
+
+// Home is the sandbox user's home in the guest.
+func (s *Spec) Home() string { return "/home/" + s.User }
+
+// Phase is one timed step, for `vibe up` and the bench.
+type Phase struct {
+	Name    string  `json:"name"`
+	Seconds float64 `json:"seconds"`
+}
+
+// Manager works on one incus server.
+type Manager struct {
+	C incus.InstanceServer
+	// Progress, if set, hears about phases as they start.
+	Progress func(phase string)
+	phases   []Phase
+	last     time.Time
+	current  string
+}
+
+func (m *Manager) phase(name string) {
+	now := time.Now()
+	if m.current != "" {
+		m.phases = append(m.phases, Phase{Name: m.current, Seconds: float64(now.Sub(m.last).Milliseconds()) / 1000})
+	}
+	m.current, m.last = name, now
+	if name != "" && m.Progress != nil {
+		m.Progress(name)
+	}
+}
+
+// Phases returns and resets the phase timings recorded so far.
+func (m *Manager) Phases() []Phase {
+	m.phase("")
+	p := m.phases
+	m.phases = nil
+	return p
+}
+
+// ErrNotFound is returned for a sandbox that does not exist.
+var ErrNotFound = errors.New("no such sandbox")
+
+// Get returns the sandbox instance, or ErrNotFound.
+func (m *Manager) Get(name string) (*api.Instance, error) {
+	inst, _, err := m.C.GetInstance(name)
+	if err != nil {
+		if api.StatusErrorCheck(err, 404) {
+			return nil, fmt.Errorf("%w %q (vibe up creates it)", ErrNotFound, name)
+		}
+		return nil, fmt.Errorf("sandbox %s: %w", name, err)
+	}
+	if inst.Config[KeySandbox] != "true" {
+		return nil, fmt.Errorf("instance %q exists but is not a vibe sandbox; pick another --name", name)
+	}
+	return inst, nil
+}
+
+// Up makes sure the sandbox exists and runs with the spec's mounts and
+// allowlist applied, and proves containment with the self-test. It returns
+// the self-test's verdict (an operator's firewall-off is not an error).
+func (m *Manager) Up(ctx context.Context, s *Spec) (*SelfTest, error) {
+	m.phases, m.current = nil, ""
+	inst, err := m.Get(s.Name)
+	if errors.Is(err, ErrNotFound) {
+		m.phase("create")
+		if err := m.create(ctx, s); err != nil {
+			return nil, err
+		}
+		inst, err = m.Get(s.Name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if inst.StatusCode != api.Running {
+		m.phase("start")
+		if err := m.start(ctx, s.Name); err != nil {
+			return nil, err
+		}
+	}
+	m.phase("ready")
+	if err := m.waitReady(ctx, s.Name, inst.Type == string(api.InstanceTypeVM)); err != nil {
+		return nil, err
+	}
+	m.phase("mounts")
+	if err := m.applyMounts(ctx, s); err != nil {
+		return nil, err
+	}
+	m.phase("allowlist")
+	if err := m.applyAllowlist(ctx, s); err != nil {
+		return nil, err
+	}
+	if err := m.applyFirewall(ctx, s.Name); err != nil {
+		return nil, err
+	}
+	m.phase("selftest")
+	st, err := m.SelfTest(ctx, s.Name)
+	if err != nil {
+		return nil, err
+	}
+	m.phase("")
+	return st, st.Err()
+}
+
+// create makes the instance from the image, not started.
+func (m *Manager) create(ctx context.Context, s *Spec) error {
+	if err := daemon.NeedVMs(m.C, s.InstanceType); err != nil {
+		return err
+	}
+	img, err := m.image(s.Image)
+	if err != nil {
+		return err
+	}
+	want := daemon.ImageType(s.InstanceType)
+	if img.Type != want {
+		return fmt.Errorf("image %q is a %s image; a %s sandbox needs a %s image (bake one with vibe-build build --instance-type %s)", s.Image, img.Type, s.InstanceType, want, s.InstanceType)
+	}
+	devices := map[string]map[string]string{}
+	if s.Network != "" {
+		devices["eth0"] = map[string]string{"type": "nic", "network": s.Network, "name": "eth0"}
+	}
+	if s.InstanceType == "vm" && s.Disk != "" {
+		if pool := m.rootPool(); pool != "" {
+			devices["root"] = map[string]string{"type": "disk", "path": "/", "pool": pool, "size": s.Disk}
+		}
+	}
+	post := api.InstancesPost{
+		Name:   s.Name,
+		Type:   daemon.APIType(s.InstanceType),
+		Source: api.InstanceSource{Type: "image", Fingerprint: img.Fingerprint},
+		InstancePut: api.InstancePut{
+			Config: map[string]string{
+				KeySandbox:      "true",
+				KeyImage:        s.Image,
+				"limits.cpu":    strconv.Itoa(s.CPU),
+				"limits.memory": s.Memory,
+			},
+			Devices: devices,
+		},
+	}
+	op, err := m.C.CreateInstance(post)
+	if err != nil {
+		return fmt.Errorf("create sandbox %s: %w", s.Name, err)
+	}
+	if err := op.WaitContext(ctx); err != nil {
+		return fmt.Errorf("create sandbox %s: %w", s.Name, err)
+	}
+	return nil
+}
+
+// image resolves an alias or fingerprint on the server.
+func (m *Manager) image(ref string) (*api.Image, error) {
+	fp := ref
+	if a, _, err := m.C.GetImageAlias(ref); err == nil {
+		fp = a.Target
+	}
+	img, _, err := m.C.GetImage(fp)
+	if err != nil {
+		return nil, fmt.Errorf("image %q not found on the server: bake it with vibe-build build (or pass --image)", ref)
+	}
+	return img, nil
+}
+
+// rootPool is the default profile's root disk pool.
+func (m *Manager) rootPool() string {
+	p, _, err := m.C.GetProfile("default")
+	if err != nil {
+		return ""
+	}
+	return p.Devices["root"]["pool"]
+}
+
+func (m *Manager) start(ctx context.Context, name string) error {
+	op, err := m.C.UpdateInstanceState(name, api.InstanceStatePut{Action: "start", Timeout: -1}, "")
+	if err != nil {
+		return fmt.Errorf("start %s: %w", name, err)
+	}
+	if err := op.WaitContext(ctx); err != nil {
+		return fmt.Errorf("start %s: %w", name, err)
+	}
+	inst, etag, err := m.C.GetInstance(name)
+	if err == nil {
+		put := inst.Writable()
+		put.Config[KeyStarted] = time.Now().UTC().Format(time.RFC3339)
+		if op, err := m.C.UpdateInstance(name, put, etag); err == nil {
+			_ = op.Wait()
+		}
+	}
+	return nil
+}
+
+// readyTimeout bounds how long a started sandbox may take to boot.
+const readyTimeout = 3 * time.Minute
+
+// waitReady waits until the guest can run commands and systemd has
+// finished booting (the firewall unit has run).
+func (m *Manager) waitReady(ctx context.Context, name string, vm bool) error {
+	deadline := time.Now().Add(readyTimeout)
+	what := "the container to accept commands"
+	if vm {
+		what = "the VM agent"
+	}
+	for {
+		if st, _, err := m.C.GetInstanceState(name); err == nil && st.Processes > 0 {
+			r, err := run(ctx, m.C, name, Exec{Command: []string{"systemctl", "is-system-running", "--wait"}})
+			if err == nil && r.Code != -1 {
+				state := strings.TrimSpace(r.Stdout)
+				if state == "running" || state == "degraded" {
+					return nil
+				}
+				what = "systemd to finish booting (state " + state + ")"
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("sandbox %s: timed out after %s waiting for %s", name, readyTimeout, what)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// applyMounts makes the instance's workspace devices match the spec:
+// missing ones added, stale ones removed, the agent state folder mounted.
+func (m *Manager) applyMounts(ctx context.Context, s *Spec) error {
+	inst, etag, err := m.C.GetInstance(s.Name)
+	if err != nil {
+		return fmt.Errorf("sandbox %s: %w", s.Name, err)
+	}
+	shift := s.InstanceType == "container" && m.idmappedMounts()
+	want := map[string]map[string]string{}
+	for _, mt := range s.Mounts {
+		d := map[string]string{"type": "disk", "source": mt.Source, "path": s.Home() + "/workspace/" + mt.Name}
+		if mt.ReadOnly {
+			d["readonly"] = "true"
+		}
+		if shift {
+			d["shift"] = "true"
+		}
+		want[wsPrefix+mt.Name] = d
+	}
+	if s.StateDir != "" {
+		if err := os.MkdirAll(s.StateDir, 0o700); err != nil {
+			return fmt.Errorf("agent state folder: %w", err)
+		}
+		d := map[string]string{"type": "disk", "source": s.StateDir, "path": s.Home() + "/.claude"}
+		if shift {
+			d["shift"] = "true"
+		}
+		want[stateDevice] = d
+	}
+	put := inst.Writable()
+	changed := false
+	for name, d := range put.Devices {
+		if strings.HasPrefix(name, wsPrefix) || name == stateDevice {
+			if w, ok := want[name]; !ok || !sameDevice(w, d) {
+				delete(put.Devices, name)
+				changed = true
+			}
+		}
+	}
+	for name, d := range want {
+		if _, ok := put.Devices[name]; !ok {
+			put.Devices[name] = d
+			changed = true
+		}
+	}
+	if !changed {
+		return nil
+	}
+	op, err := m.C.UpdateInstance(s.Name, put, etag)
+	if err != nil {
+		return fmt.Errorf("mount workspaces into %s: %w", s.Name, err)
+	}
+	if err := op.WaitContext(ctx); err != nil {
+		return fmt.Errorf("mount workspaces into %s: %w", s.Name, err)
+	}
+	return m.waitMounts(ctx, s, want)
+}
+
+func sameDevice(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// waitMounts checks every mount is visible in the guest; VMs attach them
+// asynchronously. A mount that never appears is an error, never skipped.
+func (m *Manager) waitMounts(ctx context.Context, s *Spec, want map[string]map[string]string) error {
+	var paths []string
+	for _, d := range want {
+		paths = append(paths, d["path"])
+	}
+	sort.Strings(paths)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		r, err := run(ctx, m.C, s.Name, Exec{Command: append([]string{"sh", "-c", `for p; do mountpoint -q "$p" || { echo "$p"; exit 1; }; done`, "sh"}, paths...)})
+		if err == nil && r.Code == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			missing := strings.TrimSpace(r.Stdout)
+			return fmt.Errorf("sandbox %s: the mount %s did not appear within a minute", s.Name, missing)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+}
+
+func (m *Manager) idmappedMounts() bool {
+	srv, _, err := m.C.GetServer()
+	if err != nil {
+		return false
+	}
+	return srv.Environment.KernelFeatures["idmapped_mounts"] == "true" && m.C.HasExtension("container_disk_shift")
+}
+
+// Apply re-applies mounts and the allowlist to a running sandbox and runs
+// the self-test (vibe config).
+func (m *Manager) Apply(ctx context.Context, s *Spec) (*SelfTest, error) {
+	inst, err := m.Get(s.Name)
+	if err != nil {
+		return nil, err
+	}
+	if inst.StatusCode != api.Running {
+		return nil, fmt.Errorf("sandbox %s is %s; vibe up starts it (and applies the configuration)", s.Name, strings.ToLower(inst.Status))
+	}
+	if err := m.applyMounts(ctx, s); err != nil {
+		return nil, err
+	}
+	if err := m.applyAllowlist(ctx, s); err != nil {
+		return nil, err
+	}
+	if err := m.applyFirewall(ctx, s.Name); err != nil {
+		return nil, err
+	}
+	st, err := m.SelfTest(ctx, s.Name)
+	if err != nil {
+		return nil, err
+	}
+	return st, st.Err()
+}
+
+// Stop stops the sandbox; a stopped one is fine.
+func (m *Manager) Stop(ctx context.Context, name string) error {
+	inst, err := m.Get(name)
+	if err != nil {
+		return err
+	}
+	if inst.StatusCode == api.Stopped {
+		return nil
+	}
+	op, err := m.C.UpdateInstanceState(name, api.InstanceStatePut{Action: "stop", Timeout: 60}, "")
+	if err == nil {
+		err = op.WaitContext(ctx)
+	}
+	if err != nil {
+		op, ferr := m.C.UpdateInstanceState(name, api.InstanceStatePut{Action: "stop", Force: true, Timeout: -1}, "")
+		if ferr != nil {
+			return fmt.Errorf("stop %s: %w", name, err)
+		}
+		return op.WaitContext(ctx)
+	}
+	return nil
+}
+
+// Delete removes the sandbox (stopping it first). Host folders are untouched.
+func (m *Manager) Delete(ctx context.Context, name string) error {
+	if _, err := m.Get(name); err != nil {
+		return err
+	}
+	if err := m.Stop(ctx, name); err != nil {
+		return err
+	}
+	op, err := m.C.DeleteInstance(name)
+	if err != nil {
+		return fmt.Errorf("delete %s: %w", name, err)
+	}
+	return op.WaitContext(ctx)
+}
+
+// Info is what `vibe ls` and `vibe status` report.
+type Info struct {
+	Name         string            `json:"name"`
+	Status       string            `json:"status"`
+	Type         string            `json:"type"`
+	Image        string            `json:"image"`
+	Fingerprint  string            `json:"fingerprint"`
+	Newest       bool              `json:"image_is_newest"`
+	NewestImage  string            `json:"newest_fingerprint,omitempty"`
+	Mounts       map[string]string `json:"mounts"`
+	CPU          string            `json:"cpu"`
+	Memory       string            `json:"memory"`
+	Started      string            `json:"started,omitempty"`
+	Uptime       string            `json:"uptime,omitempty"`
+	Firewall     string            `json:"firewall,omitempty"`
+	MemoryUsed   int64             `json:"memory_used,omitempty"`
+	ExtraAllowed []string          `json:"extra_allowed,omitempty"`
+}
+
+// List returns all sandboxes on the server.
+func (m *Manager) List() ([]Info, error) {
+	insts, err := m.C.GetInstances(api.InstanceTypeAny)
+	if err != nil {
+		return nil, fmt.Errorf("list instances: %w", err)
+	}
+	out := []Info{}
+	for i := range insts {
+		if insts[i].Config[KeySandbox] == "true" {
+			out = append(out, m.info(&insts[i]))
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+func (m *Manager) info(inst *api.Instance) Info {
+	in := Info{
+		Name: inst.Name, Status: strings.ToLower(inst.Status), Type: inst.Type,
+		Image: inst.Config[KeyImage], Fingerprint: inst.Config["volatile.base_image"],
+		Mounts: map[string]string{}, CPU: inst.Config["limits.cpu"], Memory: inst.Config["limits.memory"],
+		Started: inst.Config[KeyStarted],
+	}
+	for name, d := range inst.Devices {
+		if strings.HasPrefix(name, wsPrefix) || name == stateDevice {
+			in.Mounts[d["path"]] = d["source"]
+		}
+	}
+	if a, _, err := m.C.GetImageAlias(in.Image); err == nil {
+		in.Newest = a.Target == in.Fingerprint
+		if !in.Newest {
+			in.NewestImage = a.Target
+		}
+	}
+	if in.Started != "" && inst.StatusCode == api.Running {
+		if t, err := time.Parse(time.RFC3339, in.Started); err == nil {
+			in.Uptime = time.Since(t).Round(time.Second).String()
+		}
+	}
+	if extra := inst.Config[KeyAllow]; extra != "" {
+		in.ExtraAllowed = strings.Split(extra, "\n")
+	}
+	return in
+}
+
+// Status reports on one sandbox, asking the guest for its firewall state
+// when it runs.
+func (m *Manager) Status(ctx context.Context, name string) (Info, error) {
+	inst, err := m.Get(name)
+	if err != nil {
+		return Info{}, err
+	}
+	in := m.info(inst)
+	if inst.StatusCode == api.Running {
+		if st, _, err := m.C.GetInstanceState(name); err == nil {
+			in.MemoryUsed = st.Memory.Usage
+		}
+		if fw, err := m.Firewall(ctx, name, "status"); err == nil {
+			in.Firewall = fw
+		}
+	}
+	return in, nil
+}
