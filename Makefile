@@ -46,6 +46,8 @@ deps:
 fuzz:
 	$(GO) test ./allowlist -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 	$(GO) test ./config -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
+	$(GO) test ./workspace -run '^$$' -fuzz FuzzParseList -fuzztime $(FUZZTIME)
+	$(GO) test ./secrets -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 
 bench: build
 	$(GO) test ./cloudinit -run '^$$' -bench . -benchmem

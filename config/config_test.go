@@ -188,20 +188,23 @@ func TestLoadRefusesHugeFiles(t *testing.T) {
 
 func TestLooksSecret(t *testing.T) {
 	for s, want := range map[string]bool{
-		"sk-ant-api03-AbCdEf0123456789":                 true,
-		"ghp_0123456789abcdefghijABCDEFGHIJ":            true,
-		"AKIAIOSFODNN7EXAMPLE":                          true,
-		"xoxb-123456789012-abcdefghij":                  true,
-		"https://user:hunter2@example.com/":             true,
-		"-----BEGIN OPENSSH PRIVATE KEY-----":           true,
-		"aB3dE5gH7jK9mN1pQ3sT5vW7yZ9bC1dF3hJ5":          true,
-		"Bearer abcdefghijklmnopqrstuvwx":               true,
-		"@anthropic-ai/claude-code":                     false,
-		"images:ubuntu/26.04/cloud":                     false,
-		"^(.+\\.)?github\\.com$":                        false,
-		"https://nexus.example.com/repository/maven":    false,
-		"0123456789abcdef0123456789abcdef0123":          false, // hex digests are not secrets
-		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin": false,
+		"sk-ant-api03-AbCdEf0123456789":                         true,
+		"ghp_0123456789abcdefghijABCDEFGHIJ":                    true,
+		"AKIAIOSFODNN7EXAMPLE":                                  true,
+		"xoxb-123456789012-abcdefghij":                          true,
+		"https://user:hunter2@example.com/":                     true,
+		"-----BEGIN OPENSSH PRIVATE KEY-----":                   true,
+		"aB3dE5gH7jK9mN1pQ3sT5vW7yZ9bC1dF3hJ5":                  true,
+		"Bearer abcdefghijklmnopqrstuvwx":                       true,
+		"@anthropic-ai/claude-code":                             false,
+		"images:ubuntu/26.04/cloud":                             false,
+		"^(.+\\.)?github\\.com$":                                false,
+		"https://nexus.example.com/repository/maven":            false,
+		"0123456789abcdef0123456789abcdef0123":                  false, // hex digests are not secrets
+		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin":         false,
+		"/tmp/TestE2EDoctor907162380/001/config/vibe/workspace": false,
+		"/tmp/TestE2EWorkspaceErrors2538938763/001/config":      false,
+		"/home/me/sk-ant-api03-abcdefghijklmnop":                true,
 	} {
 		if got := LooksSecret(s) != ""; got != want {
 			t.Errorf("LooksSecret(%q) = %v, want %v", s, got, want)

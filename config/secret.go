@@ -31,7 +31,9 @@ var secretPatterns = []struct {
 
 // tokenish is a long run of token characters; mixed case plus digits in such
 // a run is what random credentials look like and names or versions do not.
-var tokenish = regexp.MustCompile(`[A-Za-z0-9_+/=-]{32,}`)
+// '/' is not one: paths are common values, and base64 split at '/' still
+// leaves long runs.
+var tokenish = regexp.MustCompile(`[A-Za-z0-9_+=-]{32,}`)
 
 // LooksSecret returns what kind of credential s resembles, or "".
 // Callers pass short texts (a value, a line): Go's regexp is fastest there.
@@ -51,6 +53,9 @@ func LooksSecret(s string) string {
 		if p.re.MatchString(s) {
 			return p.name
 		}
+	}
+	if strings.HasPrefix(s, "/") || strings.HasPrefix(s, "~/") {
+		return "" // a path: names in paths are often long and mixed-case
 	}
 	for _, run := range tokenish.FindAllString(s, -1) {
 		if strings.ContainsAny(run, "abcdefghijklmnopqrstuvwxyz") &&

@@ -82,13 +82,14 @@ func (m *Manager) Firewall(ctx context.Context, name, action string) (string, er
 // repairs a tampered table and learns resolvers that changed.
 func (m *Manager) applyFirewall(ctx context.Context, name string) error {
 	r, err := run(ctx, m.C, name, Exec{Command: []string{"/usr/local/sbin/vibe-firewall", "apply"}})
+	if err == nil && r.Code == 0 {
+		return nil
+	}
+	why := strings.TrimSpace(r.Stderr)
 	if err != nil {
-		return err
+		why = err.Error()
 	}
-	if r.Code != 0 {
-		return fmt.Errorf("the firewall of %s could not be applied, so egress is closed and nothing will start: %s", name, strings.TrimSpace(r.Stderr))
-	}
-	return nil
+	return fmt.Errorf("the firewall of %s could not be applied, so nothing will start in it (fail closed): %s", name, why)
 }
 
 const allowlistPath = "/etc/vibe/allowlist"

@@ -1,0 +1,319 @@
+package main
+
+// End-to-end tests of every vibe command against the real daemon and the
+// offline image (containers). They run under VIBE_E2E=1 (make check, CI),
+// where a missing daemon is a failure; without it they are skipped.
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	incus "github.com/lxc/incus/v6/client"
+	"github.com/lxc/incus/v6/shared/api"
+
+	"github.com/vibesandbox/vibe/sandbox"
+)
+
+var vibeBin, vibeBuildBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "vibe-test")
+	if err != nil {
+		panic(err)
+	}
+	vibeBin, vibeBuildBin = filepath.Join(dir, "vibe"), filepath.Join(dir, "vibe-build")
+	for bin, pkg := range map[string]string{vibeBin: ".", vibeBuildBin: "../vibe-build"} {
+		if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+			panic(string(out))
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+const secretValue = "sk-vibe-e2e-not-a-real-key-7f3a"
+
+// world is a host user's setup: configuration, secrets, projects.
+type world struct {
+	t       *testing.T
+	c       incus.InstanceServer
+	dir     string
+	name    string
+	project string
+}
+
+func newWorld(t *testing.T) *world {
+	if os.Getenv("VIBE_E2E") != "1" {
+		t.Skip("end-to-end test: set VIBE_E2E=1 (make check does) after make testenv")
+	}
+	c, err := incus.ConnectIncusUnix("", nil)
+	if err == nil {
+		_, _, err = c.GetServer()
+	}
+	if err != nil {
+		t.Fatalf("VIBE_E2E=1 but the incus daemon is unreachable (run make testenv): %v", err)
+	}
+	w := &world{t: t, c: c, dir: t.TempDir(), name: "vibe-e2e-" + strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(t.Name(), "TestE2E"), "/", "-"))}
+	os.Chmod(w.dir, 0o755)
+	// The offline image: a cache hit once baked.
+	abs, _ := filepath.Abs("../../examples/offline.yaml")
+	if out, err := exec.Command(vibeBuildBin, "build", "--config", abs).CombinedOutput(); err != nil {
+		t.Fatalf("bake the offline image: %v\n%s", err, out)
+	}
+	w.project = filepath.Join(w.dir, "config", "vibe", "workspace", "app")
+	for _, d := range []string{w.project + "/src/deep", w.project + "/.git/hooks"} {
+		os.MkdirAll(d, 0o755)
+	}
+	exec.Command("chown", "-R", "1000:1000", filepath.Join(w.dir, "config", "vibe", "workspace")).Run()
+	cfg := fmt.Sprintf(`name: %s
+image:
+  alias: vibe-offline
+instance:
+  type: container
+  cpu: 1
+  memory: 1GiB
+user:
+  uid: 1000
+  gid: 1000
+toolchains:
+  node: {enabled: false}
+  java: {enabled: false}
+  maven: {enabled: false}
+  gradle: {enabled: false}
+  chrome: {enabled: false}
+  opentofu: {enabled: false}
+  helm: {enabled: false}
+agent:
+  enabled: false
+  command: [bash, -c, 'echo "agent cwd=$PWD user=$(id -un) key=$ANTHROPIC_API_KEY git=$GIT_AUTHOR_NAME args=$*"; if [ -n "$PLANT" ]; then echo "echo pwned" >>.envrc; fi', agent]
+sandbox:
+  workspace: %s/config/vibe/workspace
+  workspaces: %s/config/vibe/workspaces
+  persist: true
+`, w.name, w.dir, w.dir)
+	os.WriteFile(filepath.Join(w.dir, "vibe.yaml"), []byte(cfg), 0o644)
+	os.WriteFile(filepath.Join(w.dir, "config", "vibe", "secrets.env"), []byte("ANTHROPIC_API_KEY="+secretValue+"\n"), 0o600)
+	t.Cleanup(func() { w.vibe("rm") })
+	return w
+}
+
+// vibe runs the binary in dir (default: the world's root) and returns
+// stdout, stderr and the exit code.
+func (w *world) vibeIn(dir string, stdin string, args ...string) (string, string, int) {
+	w.t.Helper()
+	cmd := exec.Command(vibeBin, append([]string{"--config", filepath.Join(w.dir, "vibe.yaml")}, args...)...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+filepath.Join(w.dir, "config"), "XDG_DATA_HOME="+filepath.Join(w.dir, "data"), "HOME="+w.dir)
+	cmd.Stdin = strings.NewReader(stdin)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		w.t.Fatal(err)
+	}
+	return o.String(), e.String(), code
+}
+
+func (w *world) vibe(args ...string) (string, string, int) {
+	w.t.Helper()
+	return w.vibeIn(w.dir, "", args...)
+}
+
+func (w *world) must(args ...string) string {
+	w.t.Helper()
+	out, errOut, code := w.vibe(args...)
+	if code != 0 {
+		w.t.Fatalf("vibe %s: exit %d\n%s%s", strings.Join(args, " "), code, out, errOut)
+	}
+	return out
+}
+
+// guest runs a command as root in the sandbox, outside vibe.
+func (w *world) guest(argv ...string) (string, int) {
+	var out bytes.Buffer
+	done := make(chan bool)
+	op, err := w.c.ExecInstance(w.name, api.InstanceExecPost{Command: argv, WaitForWS: true}, &incus.InstanceExecArgs{Stdin: bytes.NewReader(nil), Stdout: &out, Stderr: &out, DataDone: done})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	op.Wait()
+	<-done
+	code, _ := op.Get().Metadata["return"].(float64)
+	return out.String(), int(code)
+}
+
+func TestE2ELifecycle(t *testing.T) {
+	w := newWorld(t)
+
+	// up: creates, mounts, applies, self-tests, and reports phases.
+	out := w.must("up", "--json")
+	var up struct {
+		Seconds float64         `json:"seconds"`
+		Phases  []sandbox.Phase `json:"phases"`
+	}
+	if err := json.Unmarshal([]byte(out), &up); err != nil || len(up.Phases) < 5 {
+		t.Fatalf("up --json: %v\n%s", err, out)
+	}
+	t.Logf("up from the image: %.1fs %+v", up.Seconds, up.Phases)
+
+	// The agent: as the sandbox user, in the project, with the secret and
+	// the host's git identity, arguments passed through.
+	exec.Command("git", "config", "--global", "user.name", "Vibe Tester").Run()
+	stdout, stderr, code := w.vibe("app", "--", "--resume", "x y")
+	if code != 0 || !strings.Contains(stdout, "agent cwd=/home/vibe/workspace/app user=vibe key="+secretValue) || !strings.Contains(stdout, "args=--resume x y") {
+		t.Errorf("agent: exit %d\n%s%s", code, stdout, stderr)
+	}
+	// vibe . maps the host directory to the project and sub-path.
+	stdout, _, _ = w.vibeIn(filepath.Join(w.project, "src", "deep"), "", ".")
+	if !strings.Contains(stdout, "cwd=/home/vibe/workspace/app/src/deep") {
+		t.Errorf("vibe . from src/deep: %s", stdout)
+	}
+	if _, stderr, code := w.vibeIn(w.dir, "", "."); code == 0 || !strings.Contains(stderr, "not inside any mounted workspace") {
+		t.Errorf("vibe . outside the workspaces: exit %d %s", code, stderr)
+	}
+
+	// exec: stdout, stderr, stdin and the exit code pass through; same
+	// environment as the agent.
+	stdout, stderr, code = w.vibeIn(w.dir, "from-stdin", "exec", "--", "sh", "-c", `cat; echo " out $(id -un) $PWD"; echo err >&2; exit 42`)
+	if code != 42 || stdout != "from-stdin out vibe /home/vibe/workspace\n" || stderr != "err\n" {
+		t.Errorf("exec: exit %d stdout %q stderr %q", code, stdout, stderr)
+	}
+	// Files keep the host user's ownership.
+	w.must("exec", "-p", "app", "--", "touch", "made-in-sandbox")
+	if st, err := os.Stat(filepath.Join(w.project, "made-in-sandbox")); err != nil {
+		t.Error("a file made in the sandbox is not on the host")
+	} else if owner := st.Sys().(*syscall.Stat_t).Uid; owner != 1000 {
+		t.Errorf("a file made in the sandbox belongs to uid %d on the host, want the host user's 1000", owner)
+	}
+
+	// The secret is in the agent's environment only: nowhere on the guest's disk.
+	if out, _ := w.guest("sh", "-c", "grep -rls "+secretValue+" / --exclude-dir=proc --exclude-dir=sys --exclude-dir=dev --exclude-dir=run 2>/dev/null; true"); strings.TrimSpace(out) != "" {
+		t.Errorf("the secret is on the guest's disk: %s", out)
+	}
+
+	// A planted host-run file is reported after the session.
+	_, stderr, _ = w.vibe("exec", "-p", "app", "--", "sh", "-c", `echo 'echo pwned' > .envrc; echo '#!/bin/sh' > .git/hooks/pre-commit`)
+	if !strings.Contains(stderr, "changed during the session") || !strings.Contains(stderr, ".envrc") || !strings.Contains(stderr, "pre-commit") {
+		t.Errorf("no warning about planted host-run files:\n%s", stderr)
+	}
+
+	// The sandbox user cannot touch the firewall.
+	if _, _, code := w.vibe("exec", "--", "nft", "flush", "ruleset"); code == 0 {
+		t.Error("the sandbox user flushed nftables")
+	}
+	if _, _, code := w.vibe("exec", "--", "/usr/local/sbin/vibe-firewall", "off"); code == 0 {
+		t.Error("the sandbox user switched the firewall off")
+	}
+
+	// status and ls.
+	out = w.must("status", "--json")
+	var st sandbox.Info
+	json.Unmarshal([]byte(out), &st)
+	if st.Name != w.name || st.Status != "running" || !st.Newest || !strings.Contains(st.Firewall, "enforcing: yes") || st.Mounts["/home/vibe/workspace/app"] != w.project || st.Mounts["/home/vibe/.claude"] == "" {
+		t.Errorf("status: %+v", st)
+	}
+	if out := w.must("ls", "--json"); !strings.Contains(out, `"name": "`+w.name+`"`) {
+		t.Errorf("ls --json: %s", out)
+	}
+
+	// firewall: the operator can open and close it; an open firewall is
+	// announced loudly but does not stop work.
+	if out := w.must("firewall", "off"); !strings.Contains(out, "mode: off") {
+		t.Errorf("firewall off: %s", out)
+	}
+	_, stderr, code = w.vibe("exec", "--", "true")
+	if code != 0 || !strings.Contains(stderr, "firewall of "+w.name+" is OFF") {
+		t.Errorf("exec with the firewall off: exit %d, %s", code, stderr)
+	}
+	if out := w.must("firewall", "on"); !strings.Contains(out, "enforcing: yes") {
+		t.Errorf("firewall on: %s", out)
+	}
+
+	// allow: validated, persisted in the sandbox, applied to the proxy.
+	if _, stderr, code := w.vibe("allow", "co.uk"); code == 0 || !strings.Contains(stderr, "public suffix") {
+		t.Errorf("allow co.uk: exit %d %s", code, stderr)
+	}
+	w.must("allow", "=api.example.org")
+	if out, _ := w.guest("grep", "-c", `^\^api\\.example\\.org\$$`, "/etc/vibe/allowlist"); strings.TrimSpace(out) != "1" {
+		t.Errorf("the proxy's allowlist lacks the new entry: %q", out)
+	}
+
+	// Fail closed: a firewall that cannot be enforced stops everything.
+	w.guest("chmod", "000", "/usr/sbin/nft")
+	stdout, stderr, code = w.vibe("exec", "--", "echo", "ran")
+	if code == 0 || strings.Contains(stdout, "ran") || !strings.Contains(stderr, "could not be applied, so nothing will start in it (fail closed)") {
+		t.Errorf("exec with an unenforceable firewall: exit %d, %q %q", code, stdout, stderr)
+	}
+	w.guest("chmod", "755", "/usr/sbin/nft")
+	// config repairs a tampered table.
+	w.guest("nft", "delete", "table", "inet", "vibe")
+	if out := w.must("config"); !strings.Contains(out, "self-test passed") {
+		t.Errorf("config: %s", out)
+	}
+
+	// restore: a fresh guest from the image; host files stay.
+	w.guest("touch", "/root/guest-only")
+	w.must("restore")
+	if _, code := w.guest("test", "-e", "/root/guest-only"); code == 0 {
+		t.Error("restore kept the old guest's files")
+	}
+	if _, err := os.Stat(filepath.Join(w.project, "made-in-sandbox")); err != nil {
+		t.Error("restore lost a host file")
+	}
+
+	// stop, rm.
+	w.must("stop")
+	if out := w.must("status"); !strings.Contains(out, "stopped") {
+		t.Errorf("status after stop: %s", out)
+	}
+	w.must("rm")
+	if _, stderr, code := w.vibe("status"); code == 0 || !strings.Contains(stderr, "no such sandbox") {
+		t.Errorf("status after rm: %d %s", code, stderr)
+	}
+}
+
+func TestE2EDoctor(t *testing.T) {
+	w := newWorld(t)
+	out, _, code := w.vibe("doctor")
+	for _, want := range []string{"ok   incus daemon", "ok   image: vibe-offline", "storage"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("doctor lacks %q:\n%s", want, out)
+		}
+	}
+	if code != 0 {
+		t.Errorf("doctor failed on a working host:\n%s", out)
+	}
+	cmd := exec.Command(vibeBin, "--config", filepath.Join(w.dir, "vibe.yaml"), "doctor")
+	cmd.Env = append(os.Environ(), "INCUS_SOCKET=/nonexistent")
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "FAIL incus daemon") {
+		t.Errorf("doctor without a daemon: %v %s", err, out)
+	}
+}
+
+// Workspace mistakes are refused before anything is created.
+func TestE2EWorkspaceErrors(t *testing.T) {
+	w := newWorld(t)
+	list := filepath.Join(w.dir, "config", "vibe", "workspaces")
+	os.WriteFile(list, []byte("app="+w.dir+"\n"), 0o644)
+	if _, stderr, code := w.vibe("up"); code == 0 || !strings.Contains(stderr, `two workspaces are named "app"`) {
+		t.Errorf("collision: %d %s", code, stderr)
+	}
+	os.WriteFile(list, []byte(w.dir+"/missing\n"), 0o644)
+	if _, stderr, code := w.vibe("up"); code == 0 || !strings.Contains(stderr, "prefix the entry with ?") {
+		t.Errorf("missing: %d %s", code, stderr)
+	}
+	if _, _, err := w.c.GetInstance(w.name); err == nil {
+		t.Error("a sandbox was created despite the errors")
+	}
+}
