@@ -27,10 +27,11 @@ check: lint testenv test
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 	$(GO) vet ./...
-	shellcheck scripts/test-deps scripts/testenv scripts/bench-bake .ci/run
+	shellcheck scripts/test-deps scripts/testenv scripts/bench-bake scripts/bench-up .ci/run
 
+# -p 1: the end-to-end packages share one incus daemon.
 test:
-	VIBE_TEST_STRICT=1 VIBE_E2E=1 $(GO) test -count=1 -timeout 30m ./...
+	VIBE_TEST_STRICT=1 VIBE_E2E=1 $(GO) test -p 1 -count=1 -timeout 40m ./...
 
 # A real incus daemon and the local base image for the end-to-end tests.
 testenv:
@@ -52,6 +53,7 @@ fuzz:
 bench: build
 	$(GO) test ./cloudinit -run '^$$' -bench . -benchmem
 	scripts/bench-bake
+	scripts/bench-up
 
 # Rewrite golden files after an intended change; review the diff.
 golden:
