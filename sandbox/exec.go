@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"sync"
 	"syscall"
 
 	"github.com/gorilla/websocket"
@@ -132,4 +133,17 @@ func controlHandler(out *os.File) func(*websocket.Conn) {
 			}
 		}
 	}
+}
+
+// SyncWriter serialises writes: incus copies a command's stdout and stderr
+// from two goroutines, so one buffer for both needs a lock.
+type SyncWriter struct {
+	mu sync.Mutex
+	W  io.Writer
+}
+
+func (s *SyncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.W.Write(p)
 }

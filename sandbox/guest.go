@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	incus "github.com/lxc/incus/v6/client"
 	"github.com/lxc/incus/v6/shared/api"
@@ -78,21 +79,100 @@ func (m *Manager) Firewall(ctx context.Context, name, action string) (string, er
 	return out, nil
 }
 
-// applyFirewall reloads the guest's ruleset in its remembered mode: it
-// repairs a tampered table and learns resolvers that changed.
-func (m *Manager) applyFirewall(ctx context.Context, name string) error {
-	r, err := run(ctx, m.C, name, Exec{Command: []string{"/usr/local/sbin/vibe-firewall", "apply"}})
-	if err == nil && r.Code == 0 {
-		return nil
+// settleScript runs in the guest as root. Exit 101: not booted yet (the
+// caller retries); 100: the firewall could not be applied; 102: the proxy
+// would not restart; otherwise the self-test's own status. Its last line on
+// stderr reports the boot wait and the self-test in milliseconds.
+const settleScript = `t0=$(date +%s%N)
+state=$(systemctl is-system-running --wait 2>/dev/null)
+case "$state" in running | degraded) ;; *) exit 101 ;; esac
+t1=$(date +%s%N)
+if [ "$1" = restart-proxy ]; then systemctl restart tinyproxy >&2 || exit 102; fi
+/usr/local/sbin/vibe-firewall apply >&2 || exit 100
+/usr/local/sbin/vibe-selftest
+rc=$?
+echo "vibe-timing boot=$(((t1 - t0) / 1000000)) selftest=$((($(date +%s%N) - t1) / 1000000))" >&2
+exit $rc`
+
+// settle waits for the guest to finish booting, then re-applies the proxy
+// and the firewall and runs the self-test. A firewall that cannot be
+// applied stops everything (fail closed).
+func (m *Manager) settle(ctx context.Context, name string, restartProxy bool) (*SelfTest, time.Duration, error) {
+	arg := "keep-proxy"
+	if restartProxy {
+		arg = "restart-proxy"
 	}
-	why := strings.TrimSpace(r.Stderr)
-	if err != nil {
-		why = err.Error()
+	deadline := time.Now().Add(readyTimeout)
+	for {
+		r, err := run(ctx, m.C, name, Exec{Command: []string{"sh", "-c", settleScript, "settle", arg}})
+		switch {
+		case err == nil && r.Code == 100:
+			return nil, 0, fmt.Errorf("the firewall of %s could not be applied, so nothing will start in it (fail closed): %s", name, lastLines(r.Stderr))
+		case err == nil && r.Code == 102:
+			return nil, 0, fmt.Errorf("the proxy of %s would not restart with the new allowlist: %s", name, lastLines(r.Stderr))
+		case err == nil && r.Code != 101:
+			out, timing := splitTiming(r.Stderr)
+			return &SelfTest{Code: r.Code, Output: r.Stdout + out}, timing, nil
+		}
+		if ctx.Err() != nil {
+			return nil, 0, ctx.Err()
+		}
+		if time.Now().After(deadline) {
+			return nil, 0, fmt.Errorf("sandbox %s: timed out after %s waiting for it to boot", name, readyTimeout)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
-	return fmt.Errorf("the firewall of %s could not be applied, so nothing will start in it (fail closed): %s", name, why)
+}
+
+// splitTiming removes the timing line from stderr and returns the boot wait.
+func splitTiming(stderr string) (string, time.Duration) {
+	i := strings.LastIndex(stderr, "vibe-timing ")
+	if i < 0 {
+		return stderr, 0
+	}
+	var boot, self int
+	fmt.Sscanf(stderr[i:], "vibe-timing boot=%d selftest=%d", &boot, &self)
+	return stderr[:i], time.Duration(boot) * time.Millisecond
+}
+
+func lastLines(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > 3 {
+		lines = lines[len(lines)-3:]
+	}
+	return strings.Join(lines, "; ")
 }
 
 const allowlistPath = "/etc/vibe/allowlist"
+
+// writeAllowlist writes the proxy's filter file when it differs from the
+// spec's allowlist (plus the sandbox's own added entries) and reports
+// whether it did; the proxy must then be restarted to read it.
+func (m *Manager) writeAllowlist(s *Spec) (bool, error) {
+	list := append(allowlist.List{}, s.Allow...)
+	if inst, _, err := m.C.GetInstance(s.Name); err == nil && inst.Config[KeyAllow] != "" {
+		extra, err := allowlist.ParseList(strings.Split(inst.Config[KeyAllow], "\n"))
+		if err != nil {
+			return false, fmt.Errorf("sandbox %s: its added allowlist entries: %w", s.Name, err)
+		}
+		list = merge(list, extra)
+	}
+	want := list.FilterFile()
+	if rc, _, err := m.C.GetInstanceFile(s.Name, allowlistPath); err == nil {
+		cur, _ := io.ReadAll(io.LimitReader(rc, 1<<20))
+		rc.Close()
+		if string(cur) == want {
+			return false, nil
+		}
+	}
+	err := m.C.CreateInstanceFile(s.Name, allowlistPath, incus.InstanceFileArgs{
+		Content: strings.NewReader(want), UID: 0, GID: 0, Mode: 0o644, Type: "file", WriteMode: "overwrite",
+	})
+	if err != nil {
+		return false, fmt.Errorf("write the allowlist into %s: %w", s.Name, err)
+	}
+	return true, nil
+}
 
 // merge appends the entries of b that a does not have yet.
 func merge(a, b allowlist.List) allowlist.List {
@@ -137,40 +217,13 @@ func (m *Manager) Allow(ctx context.Context, s *Spec, e allowlist.Entry) error {
 	if inst.StatusCode != api.Running {
 		return nil
 	}
-	return m.applyAllowlist(ctx, s)
-}
-
-// applyAllowlist writes the proxy's filter file when it differs from the
-// spec's allowlist and restarts the proxy to read it.
-func (m *Manager) applyAllowlist(ctx context.Context, s *Spec) error {
-	list := append(allowlist.List{}, s.Allow...)
-	if inst, _, err := m.C.GetInstance(s.Name); err == nil && inst.Config[KeyAllow] != "" {
-		extra, err := allowlist.ParseList(strings.Split(inst.Config[KeyAllow], "\n"))
-		if err != nil {
-			return fmt.Errorf("sandbox %s: its added allowlist entries: %w", s.Name, err)
-		}
-		list = merge(list, extra)
+	changed, err := m.writeAllowlist(s)
+	if err != nil || !changed {
+		return err
 	}
-	want := list.FilterFile()
-	if rc, _, err := m.C.GetInstanceFile(s.Name, allowlistPath); err == nil {
-		cur, _ := io.ReadAll(io.LimitReader(rc, 1<<20))
-		rc.Close()
-		if string(cur) == want {
-			return nil
-		}
-	}
-	err := m.C.CreateInstanceFile(s.Name, allowlistPath, incus.InstanceFileArgs{
-		Content: strings.NewReader(want), UID: 0, GID: 0, Mode: 0o644, Type: "file", WriteMode: "overwrite",
-	})
-	if err != nil {
-		return fmt.Errorf("write the allowlist into %s: %w", s.Name, err)
-	}
-	r, err := run(ctx, m.C, s.Name, Exec{Command: []string{"systemctl", "restart", "tinyproxy"}})
+	st, _, err := m.settle(ctx, s.Name, true)
 	if err != nil {
 		return err
 	}
-	if r.Code != 0 {
-		return fmt.Errorf("restart the proxy in %s: %s", s.Name, strings.TrimSpace(r.Stderr))
-	}
-	return nil
+	return st.Err()
 }

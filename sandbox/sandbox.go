@@ -66,6 +66,16 @@ type Manager struct {
 	current  string
 }
 
+// split divides the running phase: its first d seconds are named first,
+// the rest becomes the phase named rest.
+func (m *Manager) split(first string, d time.Duration, rest string) {
+	if m.current != first || d <= 0 {
+		return
+	}
+	m.phases = append(m.phases, Phase{Name: first, Seconds: float64(d.Milliseconds()) / 1000})
+	m.current, m.last = rest, m.last.Add(d)
+}
+
 func (m *Manager) phase(name string) {
 	now := time.Now()
 	if m.current != "" {
@@ -110,41 +120,45 @@ func (m *Manager) Up(ctx context.Context, s *Spec) (*SelfTest, error) {
 	m.phases, m.current = nil, ""
 	inst, err := m.Get(s.Name)
 	if errors.Is(err, ErrNotFound) {
+		// One request creates and starts it with its mounts in place.
 		m.phase("create")
 		if err := m.create(ctx, s); err != nil {
 			return nil, err
 		}
 		inst, err = m.Get(s.Name)
-	}
-	if err != nil {
-		return nil, err
-	}
-	if inst.StatusCode != api.Running {
+	} else if err == nil && inst.StatusCode != api.Running {
 		m.phase("start")
 		if err := m.start(ctx, s.Name); err != nil {
 			return nil, err
 		}
 	}
-	m.phase("ready")
-	if err := m.waitReady(ctx, s.Name, inst.Type == string(api.InstanceTypeVM)); err != nil {
+	if err != nil {
 		return nil, err
+	}
+	if inst.Type == string(api.InstanceTypeVM) {
+		m.phase("agent")
+		if err := m.waitAgent(ctx, s.Name); err != nil {
+			return nil, err
+		}
 	}
 	m.phase("mounts")
 	if err := m.applyMounts(ctx, s); err != nil {
 		return nil, err
 	}
 	m.phase("allowlist")
-	if err := m.applyAllowlist(ctx, s); err != nil {
-		return nil, err
-	}
-	if err := m.applyFirewall(ctx, s.Name); err != nil {
-		return nil, err
-	}
-	m.phase("selftest")
-	st, err := m.SelfTest(ctx, s.Name)
+	changed, err := m.writeAllowlist(s)
 	if err != nil {
 		return nil, err
 	}
+	// One exec waits for the boot to finish, restarts the proxy if its
+	// allowlist changed, applies the firewall and runs the self-test; the
+	// guest reports how long the boot wait and the self-test took.
+	m.phase("ready")
+	st, bootWait, err := m.settle(ctx, s.Name, changed)
+	if err != nil {
+		return nil, err
+	}
+	m.split("ready", bootWait, "selftest")
 	m.phase("")
 	return st, st.Err()
 }
@@ -162,7 +176,10 @@ func (m *Manager) create(ctx context.Context, s *Spec) error {
 	if img.Type != want {
 		return fmt.Errorf("image %q is a %s image; a %s sandbox needs a %s image (bake one with vibe-build build --instance-type %s)", s.Image, img.Type, s.InstanceType, want, s.InstanceType)
 	}
-	devices := map[string]map[string]string{}
+	devices, err := m.mountDevices(s)
+	if err != nil {
+		return err
+	}
 	if s.Network != "" {
 		devices["eth0"] = map[string]string{"type": "nic", "network": s.Network, "name": "eth0"}
 	}
@@ -179,11 +196,13 @@ func (m *Manager) create(ctx context.Context, s *Spec) error {
 			Config: map[string]string{
 				KeySandbox:      "true",
 				KeyImage:        s.Image,
+				KeyStarted:      time.Now().UTC().Format(time.RFC3339),
 				"limits.cpu":    strconv.Itoa(s.CPU),
 				"limits.memory": s.Memory,
 			},
 			Devices: devices,
 		},
+		Start: true,
 	}
 	op, err := m.C.CreateInstance(post)
 	if err != nil {
@@ -239,32 +258,20 @@ func (m *Manager) start(ctx context.Context, name string) error {
 // readyTimeout bounds how long a started sandbox may take to boot.
 const readyTimeout = 3 * time.Minute
 
-// waitReady waits until the guest can run commands and systemd has
-// finished booting (the firewall unit has run).
-func (m *Manager) waitReady(ctx context.Context, name string, vm bool) error {
+// waitAgent waits for a VM's agent, without which nothing can be run.
+func (m *Manager) waitAgent(ctx context.Context, name string) error {
 	deadline := time.Now().Add(readyTimeout)
-	what := "the container to accept commands"
-	if vm {
-		what = "the VM agent"
-	}
 	for {
 		if st, _, err := m.C.GetInstanceState(name); err == nil && st.Processes > 0 {
-			r, err := run(ctx, m.C, name, Exec{Command: []string{"systemctl", "is-system-running", "--wait"}})
-			if err == nil && r.Code != -1 {
-				state := strings.TrimSpace(r.Stdout)
-				if state == "running" || state == "degraded" {
-					return nil
-				}
-				what = "systemd to finish booting (state " + state + ")"
-			}
+			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("sandbox %s: timed out after %s waiting for %s", name, readyTimeout, what)
+			return fmt.Errorf("sandbox %s: timed out after %s waiting for the VM agent", name, readyTimeout)
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(500 * time.Millisecond):
+		case <-time.After(200 * time.Millisecond):
 		}
 	}
 }
@@ -276,27 +283,9 @@ func (m *Manager) applyMounts(ctx context.Context, s *Spec) error {
 	if err != nil {
 		return fmt.Errorf("sandbox %s: %w", s.Name, err)
 	}
-	shift := s.InstanceType == "container" && m.idmappedMounts()
-	want := map[string]map[string]string{}
-	for _, mt := range s.Mounts {
-		d := map[string]string{"type": "disk", "source": mt.Source, "path": s.Home() + "/workspace/" + mt.Name}
-		if mt.ReadOnly {
-			d["readonly"] = "true"
-		}
-		if shift {
-			d["shift"] = "true"
-		}
-		want[wsPrefix+mt.Name] = d
-	}
-	if s.StateDir != "" {
-		if err := os.MkdirAll(s.StateDir, 0o700); err != nil {
-			return fmt.Errorf("agent state folder: %w", err)
-		}
-		d := map[string]string{"type": "disk", "source": s.StateDir, "path": s.Home() + "/.claude"}
-		if shift {
-			d["shift"] = "true"
-		}
-		want[stateDevice] = d
+	want, err := m.mountDevices(s)
+	if err != nil {
+		return err
 	}
 	put := inst.Writable()
 	changed := false
@@ -325,6 +314,34 @@ func (m *Manager) applyMounts(ctx context.Context, s *Spec) error {
 		return fmt.Errorf("mount workspaces into %s: %w", s.Name, err)
 	}
 	return m.waitMounts(ctx, s, want)
+}
+
+// mountDevices are the disk devices for the spec's mounts and the agent's
+// state folder (created on the host if missing).
+func (m *Manager) mountDevices(s *Spec) (map[string]map[string]string, error) {
+	shift := s.InstanceType == "container" && m.idmappedMounts()
+	want := map[string]map[string]string{}
+	for _, mt := range s.Mounts {
+		d := map[string]string{"type": "disk", "source": mt.Source, "path": s.Home() + "/workspace/" + mt.Name}
+		if mt.ReadOnly {
+			d["readonly"] = "true"
+		}
+		if shift {
+			d["shift"] = "true"
+		}
+		want[wsPrefix+mt.Name] = d
+	}
+	if s.StateDir != "" {
+		if err := os.MkdirAll(s.StateDir, 0o700); err != nil {
+			return nil, fmt.Errorf("agent state folder: %w", err)
+		}
+		d := map[string]string{"type": "disk", "source": s.StateDir, "path": s.Home() + "/.claude"}
+		if shift {
+			d["shift"] = "true"
+		}
+		want[stateDevice] = d
+	}
+	return want, nil
 }
 
 func sameDevice(a, b map[string]string) bool {
@@ -386,13 +403,11 @@ func (m *Manager) Apply(ctx context.Context, s *Spec) (*SelfTest, error) {
 	if err := m.applyMounts(ctx, s); err != nil {
 		return nil, err
 	}
-	if err := m.applyAllowlist(ctx, s); err != nil {
+	changed, err := m.writeAllowlist(s)
+	if err != nil {
 		return nil, err
 	}
-	if err := m.applyFirewall(ctx, s.Name); err != nil {
-		return nil, err
-	}
-	st, err := m.SelfTest(ctx, s.Name)
+	st, _, err := m.settle(ctx, s.Name, changed)
 	if err != nil {
 		return nil, err
 	}
@@ -435,6 +450,37 @@ func (m *Manager) Delete(ctx context.Context, name string) error {
 		return fmt.Errorf("delete %s: %w", name, err)
 	}
 	return op.WaitContext(ctx)
+}
+
+// Discard removes the sandbox as fast as possible, for restore: it is
+// killed (its state is thrown away anyway), renamed out of the way and
+// deleted by the server in the background, so its name is free at once.
+func (m *Manager) Discard(ctx context.Context, name string) error {
+	inst, err := m.Get(name)
+	if err != nil {
+		return err
+	}
+	if inst.StatusCode != api.Stopped {
+		op, err := m.C.UpdateInstanceState(name, api.InstanceStatePut{Action: "stop", Force: true, Timeout: -1}, "")
+		if err != nil {
+			return fmt.Errorf("stop %s: %w", name, err)
+		}
+		if err := op.WaitContext(ctx); err != nil {
+			return fmt.Errorf("stop %s: %w", name, err)
+		}
+	}
+	trash := fmt.Sprintf("%.40s-discarded-%d", name, time.Now().UnixNano()%1e9)
+	op, err := m.C.RenameInstance(name, api.InstancePost{Name: trash})
+	if err != nil {
+		return fmt.Errorf("rename %s: %w", name, err)
+	}
+	if err := op.WaitContext(ctx); err != nil {
+		return fmt.Errorf("rename %s: %w", name, err)
+	}
+	if _, err := m.C.DeleteInstance(trash); err != nil {
+		return fmt.Errorf("delete %s: %w", trash, err)
+	}
+	return nil
 }
 
 // Info is what `vibe ls` and `vibe status` report.

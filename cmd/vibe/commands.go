@@ -165,7 +165,7 @@ func (restoreCmd) Run(c *cli) error {
 		if a, _, err := s.mgr.C.GetImageAlias(s.spec.Image); err == nil && old != "" && a.Target != old {
 			fmt.Fprintf(os.Stderr, "vibe: %s now points at a newer image %s (the sandbox was made from %s); restoring from the newer one\n", s.spec.Image, short(a.Target), short(old))
 		}
-		if err := s.mgr.Delete(s.ctx, s.spec.Name); err != nil {
+		if err := s.mgr.Discard(s.ctx, s.spec.Name); err != nil {
 			return err
 		}
 	} else if !errors.Is(err, sandbox.ErrNotFound) {

@@ -142,14 +142,20 @@ func (w *world) must(args ...string) string {
 // guest runs a command as root in the sandbox, outside vibe.
 func (w *world) guest(argv ...string) (string, int) {
 	var out bytes.Buffer
+	sw := &sandbox.SyncWriter{W: &out}
 	done := make(chan bool)
-	op, err := w.c.ExecInstance(w.name, api.InstanceExecPost{Command: argv, WaitForWS: true}, &incus.InstanceExecArgs{Stdin: bytes.NewReader(nil), Stdout: &out, Stderr: &out, DataDone: done})
+	op, err := w.c.ExecInstance(w.name, api.InstanceExecPost{Command: argv, WaitForWS: true}, &incus.InstanceExecArgs{Stdin: bytes.NewReader(nil), Stdout: sw, Stderr: sw, DataDone: done})
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	op.Wait()
+	if err := op.Wait(); err != nil {
+		w.t.Fatalf("exec %v in %s: %v", argv, w.name, err)
+	}
 	<-done
-	code, _ := op.Get().Metadata["return"].(float64)
+	code, ok := op.Get().Metadata["return"].(float64)
+	if !ok {
+		w.t.Fatalf("exec %v in %s: no exit status", argv, w.name)
+	}
 	return out.String(), int(code)
 }
 
@@ -245,8 +251,8 @@ func TestE2ELifecycle(t *testing.T) {
 		t.Errorf("allow co.uk: exit %d %s", code, stderr)
 	}
 	w.must("allow", "=api.example.org")
-	if out, _ := w.guest("grep", "-c", `^\^api\\.example\\.org\$$`, "/etc/vibe/allowlist"); strings.TrimSpace(out) != "1" {
-		t.Errorf("the proxy's allowlist lacks the new entry: %q", out)
+	if out, code := w.guest("grep", "-cxF", `^api\.example\.org$`, "/etc/vibe/allowlist"); strings.TrimSpace(out) != "1" {
+		t.Errorf("the proxy's allowlist lacks the new entry: %q (exit %d)", out, code)
 	}
 
 	// Fail closed: a firewall that cannot be enforced stops everything.

@@ -115,7 +115,8 @@ func TestE2EEgress(t *testing.T) {
 	}
 	// It learned its resolver from DHCP, and the firewall admitted it.
 	if out, _ := w.guest("nft", "list", "set", "inet", "vibe", "resolvers"); !strings.Contains(out, server) {
-		t.Fatalf("the firewall did not learn the resolver %s:\n%s", server, out)
+		diag, _ := w.guest("sh", "-c", "cat /etc/resolv.conf; ip -br addr; systemctl is-system-running; journalctl -b --no-pager | grep -iE 'dhclient|vibe-firewall|networking' | tail -20")
+		t.Fatalf("the firewall did not learn the resolver %s:\n%s\n%s", server, out, diag)
 	}
 
 	// sh runs a command as the sandbox user, through vibe exec (with the

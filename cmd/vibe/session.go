@@ -163,9 +163,10 @@ func (s *session) up() error {
 // guestIDs returns the sandbox user's uid and gid as the guest knows them.
 func (s *session) guestIDs() (uint32, uint32, error) {
 	var out strings.Builder
+	w := &sandbox.SyncWriter{W: &out}
 	code, err := s.mgr.Run(s.ctx, s.spec.Name, sandbox.Exec{
 		Command: []string{"sh", "-c", `printf '%s %s' "$(id -u "$1")" "$(id -g "$1")"`, "sh", s.spec.User},
-		Stdin:   strings.NewReader(""), Stdout: &out, Stderr: &out,
+		Stdin:   strings.NewReader(""), Stdout: w, Stderr: w,
 	})
 	if err != nil {
 		return 0, 0, err
