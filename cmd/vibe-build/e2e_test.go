@@ -471,3 +471,41 @@ func TestE2EDiskFull(t *testing.T) {
 	}
 	e.assertNothingLeft()
 }
+
+// A bake killed outright (SIGKILL: no cleanup of its own) leaves a builder;
+// the next bake removes it.
+func TestE2EKilledBakeIsCleanedUpLater(t *testing.T) {
+	c := e2e(t)
+	e := newEnv(t, c)
+	cmd := e.cmd("build", "--config", offline(t), "--alias", e.alias, "--force")
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), "▸ provision") {
+			cmd.Process.Kill()
+			break
+		}
+	}
+	cmd.Wait()
+	var left string
+	insts, _ := c.GetInstances(api.InstanceTypeAny)
+	for _, in := range insts {
+		if strings.HasPrefix(in.Name, "vibe-builder-") {
+			left = in.Name
+		}
+	}
+	if left == "" {
+		t.Fatal("a killed bake left no builder: the test did not kill it in time")
+	}
+	// The next bake (a cache hit still runs no cleanup, so force one).
+	if _, errOut, code := e.run("build", "--config", offline(t), "--alias", e.alias, "--force"); code != 0 {
+		t.Fatalf("bake after a killed one: %s", errOut)
+	}
+	if _, _, err := c.GetInstance(left); err == nil {
+		t.Errorf("the killed bake's builder %s is still there", left)
+	}
+	e.assertNothingLeft()
+}

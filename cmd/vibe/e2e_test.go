@@ -323,3 +323,32 @@ func TestE2EWorkspaceErrors(t *testing.T) {
 		t.Error("a sandbox was created despite the errors")
 	}
 }
+
+// shell: a login shell as the sandbox user on a pseudo-terminal in the
+// guest; its exit status comes back. Completion offers sandbox and project
+// names.
+func TestE2EShellAndCompletion(t *testing.T) {
+	w := newWorld(t)
+	w.must("up")
+	stdout, stderr, code := w.vibeIn(w.dir, "echo \"in=$(id -un):$PWD:$(tty)\"; exit 3\n", "shell", "app")
+	if code != 3 || !strings.Contains(stdout, "in=vibe:/home/vibe/workspace/app:/dev/pts/") {
+		t.Errorf("shell: exit %d\n%s%s", code, stdout, stderr)
+	}
+	stdout, _, code = w.vibeIn(w.dir, "id -u; exit\n", "shell", "--root")
+	if code != 0 || !strings.Contains(stdout, "0") {
+		t.Errorf("shell --root: exit %d %s", code, stdout)
+	}
+	for line, want := range map[string]string{
+		"vibe --name vibe-e2e-sh": w.name,
+		"vibe shell ":             "app",
+	} {
+		cmd := exec.Command(vibeBin)
+		cmd.Env = append(os.Environ(), "COMP_LINE="+line, "COMP_POINT="+fmt.Sprint(len(line)),
+			"XDG_CONFIG_HOME="+filepath.Join(w.dir, "config"), "HOME="+w.dir)
+		cmd.Dir = w.dir
+		out, _ := cmd.Output()
+		if !strings.Contains(string(out), want) {
+			t.Errorf("completion of %q: %q, want %s", line, out, want)
+		}
+	}
+}
