@@ -4,11 +4,13 @@
 package daemon
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	incus "github.com/lxc/incus/v6/client"
 	"github.com/lxc/incus/v6/shared/api"
@@ -102,4 +104,23 @@ func NeedVMs(c incus.InstanceServer, instanceType string) error {
 		return errors.New("this incus server cannot run virtual machines (no KVM: /dev/kvm is missing or the qemu driver is unavailable); use --instance-type container, or bake on a machine with KVM")
 	}
 	return nil
+}
+
+// WaitAgent waits until a VM's agent answers (processes are reported),
+// without which nothing can be run in it.
+func WaitAgent(ctx context.Context, c incus.InstanceServer, name string, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		if st, _, err := c.GetInstanceState(name); err == nil && st.Processes > 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: timed out after %s waiting for the VM agent", name, limit)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }

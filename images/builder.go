@@ -99,29 +99,11 @@ func (b *baker) launch(ctx context.Context, base *Base) (string, error) {
 	}
 	if cfg.Instance.Type == config.VM {
 		b.p.Status("waiting for the VM agent")
-		if err := b.waitAgent(ctx, name, 5*time.Minute); err != nil {
+		if err := daemon.WaitAgent(ctx, b.c, name, 5*time.Minute); err != nil {
 			return "", err
 		}
 	}
 	return name, nil
-}
-
-func (b *baker) waitAgent(ctx context.Context, name string, limit time.Duration) error {
-	deadline := time.Now().Add(limit)
-	for {
-		st, _, err := b.c.GetInstanceState(name)
-		if err == nil && st.Processes > 0 {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the VM agent of %s did not start within %s", name, limit)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Second):
-		}
-	}
 }
 
 // provision waits for cloud-init, streaming its output log, then runs the

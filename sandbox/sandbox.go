@@ -137,7 +137,7 @@ func (m *Manager) Up(ctx context.Context, s *Spec) (*SelfTest, error) {
 	}
 	if inst.Type == string(api.InstanceTypeVM) {
 		m.phase("agent")
-		if err := m.waitAgent(ctx, s.Name); err != nil {
+		if err := daemon.WaitAgent(ctx, m.C, s.Name, readyTimeout); err != nil {
 			return nil, err
 		}
 	}
@@ -257,24 +257,6 @@ func (m *Manager) start(ctx context.Context, name string) error {
 
 // readyTimeout bounds how long a started sandbox may take to boot.
 const readyTimeout = 3 * time.Minute
-
-// waitAgent waits for a VM's agent, without which nothing can be run.
-func (m *Manager) waitAgent(ctx context.Context, name string) error {
-	deadline := time.Now().Add(readyTimeout)
-	for {
-		if st, _, err := m.C.GetInstanceState(name); err == nil && st.Processes > 0 {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("sandbox %s: timed out after %s waiting for the VM agent", name, readyTimeout)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-}
 
 // applyMounts makes the instance's workspace devices match the spec:
 // missing ones added, stale ones removed, the agent state folder mounted.

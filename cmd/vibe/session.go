@@ -123,26 +123,20 @@ func resolveMounts(cfg *config.Config, home string) ([]workspace.Mount, error) {
 	return workspace.Resolve(expand(cfg.Sandbox.Workspace), list)
 }
 
-func configPath(name string) (string, error) {
-	base := os.Getenv("XDG_CONFIG_HOME")
-	if !filepath.IsAbs(base) {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return "", err
-		}
-		base = filepath.Join(home, ".config")
-	}
-	return filepath.Join(base, "vibe", name), nil
-}
+func configPath(name string) (string, error) { return xdgPath("XDG_CONFIG_HOME", ".config", name) }
 
-func dataPath(name string) (string, error) {
-	base := os.Getenv("XDG_DATA_HOME")
+func dataPath(name string) (string, error) { return xdgPath("XDG_DATA_HOME", ".local/share", name) }
+
+// xdgPath is $ENV/vibe/name, or ~/fallback/vibe/name when ENV is unset or
+// not absolute (as the XDG base directory rules say).
+func xdgPath(env, fallback, name string) (string, error) {
+	base := os.Getenv(env)
 	if !filepath.IsAbs(base) {
 		home, err := os.UserHomeDir()
 		if err != nil {
 			return "", err
 		}
-		base = filepath.Join(home, ".local", "share")
+		base = filepath.Join(home, fallback)
 	}
 	return filepath.Join(base, "vibe", name), nil
 }
