@@ -175,9 +175,14 @@ func TestE2ELifecycle(t *testing.T) {
 
 	// The agent: as the sandbox user, in the project, with the secret and
 	// the host's git identity, arguments passed through.
-	exec.Command("git", "config", "--global", "user.name", "Vibe Tester").Run()
+	// The host's git identity, in the world's HOME (vibe runs with it).
+	git := exec.Command("git", "config", "--global", "user.name", "Vibe Tester")
+	git.Env = append(os.Environ(), "HOME="+w.dir)
+	if out, err := git.CombinedOutput(); err != nil {
+		t.Fatalf("git config: %v %s", err, out)
+	}
 	stdout, stderr, code := w.vibe("app", "--", "--resume", "x y")
-	if code != 0 || !strings.Contains(stdout, "agent cwd=/home/vibe/workspace/app user=vibe key="+secretValue) || !strings.Contains(stdout, "args=--resume x y") {
+	if code != 0 || !strings.Contains(stdout, "agent cwd=/home/vibe/workspace/app user=vibe key="+secretValue+" git=Vibe Tester") || !strings.Contains(stdout, "args=--resume x y") {
 		t.Errorf("agent: exit %d\n%s%s", code, stdout, stderr)
 	}
 	// vibe . maps the host directory to the project and sub-path.
