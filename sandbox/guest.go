@@ -87,7 +87,11 @@ const settleScript = `t0=$(date +%s%N)
 state=$(systemctl is-system-running --wait 2>/dev/null)
 case "$state" in running | degraded) ;; *) exit 101 ;; esac
 t1=$(date +%s%N)
-if [ "$1" = restart-proxy ]; then systemctl restart tinyproxy >&2 || exit 102; fi
+if [ "$1" = restart-proxy ]; then
+	systemctl restart tinyproxy >&2 || exit 102
+	# Wait until it answers: the self-test must not race its start.
+	for _ in $(seq 1 50); do curl -s -o /dev/null --max-time 1 http://127.0.0.1:8888/ && break; sleep 0.1; done
+fi
 /usr/local/sbin/vibe-firewall apply >&2 || exit 100
 /usr/local/sbin/vibe-selftest
 rc=$?
