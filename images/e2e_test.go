@@ -7,29 +7,14 @@ import (
 	"path/filepath"
 	"testing"
 
-	incus "github.com/lxc/incus/v6/client"
+	"github.com/vibesandbox/vibe/internal/e2e"
 )
-
-func daemonForTest(t *testing.T) incus.InstanceServer {
-	t.Helper()
-	if os.Getenv("VIBE_E2E") != "1" {
-		t.Skip("end-to-end test: set VIBE_E2E=1 (make check does) after make testenv")
-	}
-	c, err := incus.ConnectIncusUnix("", nil)
-	if err == nil {
-		_, _, err = c.GetServer()
-	}
-	if err != nil {
-		t.Fatalf("VIBE_E2E=1 but the incus daemon is unreachable (run make testenv): %v", err)
-	}
-	return c
-}
 
 // The VM image format up to the API: a split image with a qcow2 data file
 // imports as a virtual-machine image under the fingerprint computed here.
 // (Booting it needs KVM, which these machines lack.)
 func TestE2EImportVMImage(t *testing.T) {
-	c := daemonForTest(t)
+	c := e2e.Daemon(t)
 	dir := t.TempDir()
 	var meta bytes.Buffer
 	err := WriteMetaTarball(&meta, []MetaEntry{

@@ -23,28 +23,13 @@ import (
 	"github.com/lxc/incus/v6/shared/api"
 
 	"github.com/vibesandbox/vibe/images"
+	"github.com/vibesandbox/vibe/internal/e2e"
 )
 
 const testBase = "vibe-test-base"
 
-// e2e connects to the daemon or fails/skips per VIBE_E2E.
-func e2e(t *testing.T) incus.InstanceServer {
-	t.Helper()
-	if os.Getenv("VIBE_E2E") != "1" {
-		t.Skip("end-to-end test: set VIBE_E2E=1 (make check does) after make testenv")
-	}
-	c, err := incus.ConnectIncusUnix("", nil)
-	if err == nil {
-		_, _, err = c.GetServer()
-	}
-	if err != nil {
-		t.Fatalf("VIBE_E2E=1 but the incus daemon is unreachable (run make testenv): %v", err)
-	}
-	if _, _, err := c.GetImageAlias(testBase); err != nil {
-		t.Fatalf("VIBE_E2E=1 but the base image %s is missing (run make testenv)", testBase)
-	}
-	return c
-}
+// connect is the daemon with the test base image, or a skip/failure per VIBE_E2E.
+func connect(t *testing.T) incus.InstanceServer { return e2e.Daemon(t, testBase) }
 
 // env is an isolated environment for the binary: its own store and an alias
 // of its own, removed with the images it made when the test ends.
@@ -77,17 +62,7 @@ func (e *env) cmd(args ...string) *exec.Cmd {
 
 func (e *env) run(args ...string) (string, string, int) {
 	e.t.Helper()
-	cmd := e.cmd(args...)
-	var o, er bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &er
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		e.t.Fatal(err)
-	}
-	return o.String(), er.String(), code
+	return e2e.Run(e.t, e.cmd(args...))
 }
 
 func offline(t *testing.T) string { return abs(t, "../../examples/offline.yaml") }
@@ -134,7 +109,7 @@ func (e *env) assertNothingLeft() {
 }
 
 func TestE2EBakeOffline(t *testing.T) {
-	c := e2e(t)
+	c := connect(t)
 	e := newEnv(t, c)
 	out, errOut, code := e.run("build", "--config", offline(t), "--alias", e.alias, "--force", "--json")
 	if code != 0 {
@@ -212,7 +187,7 @@ func TestE2EBakeOffline(t *testing.T) {
 	// A plain incus launch boots with the sandbox user, the default-drop
 	// table and a fresh machine-id.
 	name := "vibe-e2e-launch"
-	forceDeleteInstance(c, name)
+	e2e.ForceDelete(c, name)
 	op, err := c.CreateInstance(api.InstancesPost{Name: name, Source: api.InstanceSource{Type: "image", Fingerprint: res.Fingerprint}, Start: true})
 	if err != nil {
 		t.Fatal(err)
@@ -220,7 +195,7 @@ func TestE2EBakeOffline(t *testing.T) {
 	if err := op.Wait(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { forceDeleteInstance(c, name) })
+	t.Cleanup(func() { e2e.ForceDelete(c, name) })
 	check := `set -e
 cloud-init status --wait >/dev/null || true
 id -u vibe
@@ -229,15 +204,15 @@ cat /etc/machine-id
 /usr/local/sbin/vibe-selftest >/dev/null && echo selftest-ok`
 	var got string
 	for i := 0; i < 30; i++ {
-		got, err = execIn(c, name, "bash", "-c", check)
-		if err == nil && strings.Contains(got, "selftest-ok") {
+		got, _ = e2e.Exec(t, c, name, "bash", "-c", check)
+		if strings.Contains(got, "selftest-ok") {
 			break
 		}
 		time.Sleep(time.Second)
 	}
 	lines := strings.Split(strings.TrimSpace(got), "\n")
 	if len(lines) != 4 || lines[0] != "1000" || lines[1] != "1" || len(lines[2]) != 32 || lines[3] != "selftest-ok" {
-		t.Fatalf("launched instance: %q (%v)", got, err)
+		t.Fatalf("launched instance: %q", got)
 	}
 	if lines[2] == machineIDOf(t, dir) {
 		t.Error("the launched instance kept the builder's machine-id")
@@ -258,33 +233,10 @@ func machineIDOf(t *testing.T, dir string) string {
 	return string(out)
 }
 
-func execIn(c incus.InstanceServer, name string, argv ...string) (string, error) {
-	var out bytes.Buffer
-	done := make(chan bool)
-	op, err := c.ExecInstance(name, api.InstanceExecPost{Command: argv, WaitForWS: true}, &incus.InstanceExecArgs{Stdin: bytes.NewReader(nil), Stdout: &out, Stderr: io.Discard, DataDone: done})
-	if err != nil {
-		return "", err
-	}
-	if err := op.Wait(); err != nil {
-		return "", err
-	}
-	<-done
-	return out.String(), nil
-}
-
-func forceDeleteInstance(c incus.InstanceServer, name string) {
-	if op, err := c.UpdateInstanceState(name, api.InstanceStatePut{Action: "stop", Force: true, Timeout: -1}, ""); err == nil {
-		op.Wait()
-	}
-	if op, err := c.DeleteInstance(name); err == nil {
-		op.Wait()
-	}
-}
-
 // A recipe whose provisioning fails: the error names the failing step and
 // module and shows the log; nothing is left behind and no alias is made.
 func TestE2EFailingProvisioning(t *testing.T) {
-	c := e2e(t)
+	c := connect(t)
 	e := newEnv(t, c)
 	// Go needs a download; the builder has no network, so its step fails
 	// (the name does not resolve: nothing leaves the machine).
@@ -308,7 +260,7 @@ func TestE2EFailingProvisioning(t *testing.T) {
 }
 
 func TestE2EKeepOnFailure(t *testing.T) {
-	c := e2e(t)
+	c := connect(t)
 	e := newEnv(t, c)
 	_, errOut, code := e.run("build", "--config", offline(t), "--alias", e.alias, "--force", "--keep-on-failure", "--timeout", "1s")
 	if code == 0 {
@@ -327,13 +279,13 @@ func TestE2EKeepOnFailure(t *testing.T) {
 	if kept == "" {
 		t.Fatal("--keep-on-failure did not keep the builder")
 	}
-	forceDeleteInstance(c, kept)
+	e2e.ForceDelete(c, kept)
 }
 
 // Interrupting a bake at any phase removes the builder, leaves no alias and
 // no partial store folder.
 func TestE2EInterrupt(t *testing.T) {
-	c := e2e(t)
+	c := connect(t)
 	for _, phase := range []string{"launch", "provision", "publish", "export"} {
 		t.Run(phase, func(t *testing.T) {
 			e := newEnv(t, c)
@@ -372,7 +324,7 @@ func TestE2EInterrupt(t *testing.T) {
 }
 
 func TestE2EClearErrors(t *testing.T) {
-	c := e2e(t)
+	c := connect(t)
 	e := newEnv(t, c)
 	_, errOut, code := e.run("build", "--config", offline(t), "--alias", e.alias, "--base", "no-such-image")
 	if code == 0 || !strings.Contains(errOut, `base image "no-such-image"`) {
@@ -398,7 +350,7 @@ func TestE2EClearErrors(t *testing.T) {
 // gc keeps the newest images of an alias and whatever an alias points at,
 // and removes the rest from incus and from the store.
 func TestE2EListAndGC(t *testing.T) {
-	c := e2e(t)
+	c := connect(t)
 	e := newEnv(t, c)
 	bake := func() string {
 		out, errOut, code := e.run("build", "--config", offline(t), "--alias", e.alias, "--force", "--json")
@@ -451,7 +403,7 @@ func TestE2EListAndGC(t *testing.T) {
 // A full disk under the store fails the bake with a message that says so and
 // what to do, and leaves nothing behind.
 func TestE2EDiskFull(t *testing.T) {
-	c := e2e(t)
+	c := connect(t)
 	if os.Geteuid() != 0 {
 		t.Fatal("needs root to mount a small tmpfs")
 	}
@@ -475,7 +427,7 @@ func TestE2EDiskFull(t *testing.T) {
 // A bake killed outright (SIGKILL: no cleanup of its own) leaves a builder;
 // the next bake removes it.
 func TestE2EKilledBakeIsCleanedUpLater(t *testing.T) {
-	c := e2e(t)
+	c := connect(t)
 	e := newEnv(t, c)
 	cmd := e.cmd("build", "--config", offline(t), "--alias", e.alias, "--force")
 	stderr, _ := cmd.StderrPipe()

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/vibesandbox/vibe/internal/e2e"
 )
 
 var bin string
@@ -32,16 +34,7 @@ func run(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = t.TempDir()
 	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+cmd.Dir, "HOME="+cmd.Dir)
-	var o, e bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	err := cmd.Run()
-	code = 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return o.String(), e.String(), code
+	return e2e.Run(t, cmd)
 }
 
 func abs(t *testing.T, p string) string {

@@ -5,7 +5,6 @@ package main
 // where a missing daemon is a failure; without it they are skipped.
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -16,8 +15,8 @@ import (
 	"testing"
 
 	incus "github.com/lxc/incus/v6/client"
-	"github.com/lxc/incus/v6/shared/api"
 
+	"github.com/vibesandbox/vibe/internal/e2e"
 	"github.com/vibesandbox/vibe/sandbox"
 )
 
@@ -51,16 +50,7 @@ type world struct {
 }
 
 func newWorld(t *testing.T) *world {
-	if os.Getenv("VIBE_E2E") != "1" {
-		t.Skip("end-to-end test: set VIBE_E2E=1 (make check does) after make testenv")
-	}
-	c, err := incus.ConnectIncusUnix("", nil)
-	if err == nil {
-		_, _, err = c.GetServer()
-	}
-	if err != nil {
-		t.Fatalf("VIBE_E2E=1 but the incus daemon is unreachable (run make testenv): %v", err)
-	}
+	c := e2e.Daemon(t, "vibe-test-base")
 	w := &world{t: t, c: c, dir: t.TempDir(), name: "vibe-e2e-" + strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(t.Name(), "TestE2E"), "/", "-"))}
 	os.Chmod(w.dir, 0o755)
 	// The offline image: a cache hit once baked.
@@ -113,16 +103,7 @@ func (w *world) vibeIn(dir string, stdin string, args ...string) (string, string
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+filepath.Join(w.dir, "config"), "XDG_DATA_HOME="+filepath.Join(w.dir, "data"), "HOME="+w.dir)
 	cmd.Stdin = strings.NewReader(stdin)
-	var o, e bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		w.t.Fatal(err)
-	}
-	return o.String(), e.String(), code
+	return e2e.Run(w.t, cmd)
 }
 
 func (w *world) vibe(args ...string) (string, string, int) {
@@ -141,22 +122,8 @@ func (w *world) must(args ...string) string {
 
 // guest runs a command as root in the sandbox, outside vibe.
 func (w *world) guest(argv ...string) (string, int) {
-	var out bytes.Buffer
-	sw := &sandbox.SyncWriter{W: &out}
-	done := make(chan bool)
-	op, err := w.c.ExecInstance(w.name, api.InstanceExecPost{Command: argv, WaitForWS: true}, &incus.InstanceExecArgs{Stdin: bytes.NewReader(nil), Stdout: sw, Stderr: sw, DataDone: done})
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	if err := op.Wait(); err != nil {
-		w.t.Fatalf("exec %v in %s: %v", argv, w.name, err)
-	}
-	<-done
-	code, ok := op.Get().Metadata["return"].(float64)
-	if !ok {
-		w.t.Fatalf("exec %v in %s: no exit status", argv, w.name)
-	}
-	return out.String(), int(code)
+	w.t.Helper()
+	return e2e.Exec(w.t, w.c, w.name, argv...)
 }
 
 func TestE2ELifecycle(t *testing.T) {

@@ -15,6 +15,8 @@ import (
 
 	incus "github.com/lxc/incus/v6/client"
 	"github.com/lxc/incus/v6/shared/api"
+
+	"github.com/vibesandbox/vibe/internal/e2e"
 )
 
 const (
@@ -44,7 +46,7 @@ func freeSubnet(t *testing.T) string {
 func setupInternet(t *testing.T, c incus.InstanceServer) string {
 	t.Helper()
 	prefix := freeSubnet(t)
-	forceDelete(c, internetVM)
+	e2e.ForceDelete(c, internetVM)
 	_ = c.DeleteNetwork(egressNet) // left by an interrupted run
 	err := c.CreateNetwork(api.NetworksPost{Name: egressNet, Type: "bridge", NetworkPut: api.NetworkPut{
 		Config: map[string]string{"ipv4.address": "none", "ipv6.address": "none"},
@@ -70,7 +72,7 @@ func setupInternet(t *testing.T, c incus.InstanceServer) string {
 	if err != nil {
 		t.Fatalf("create the internet instance: %v", err)
 	}
-	t.Cleanup(func() { forceDelete(c, internetVM) })
+	t.Cleanup(func() { e2e.ForceDelete(c, internetVM) })
 	script, err := os.ReadFile("testdata/internet.py")
 	if err != nil {
 		t.Fatal(err)
@@ -92,15 +94,6 @@ func setupInternet(t *testing.T, c incus.InstanceServer) string {
 	}
 	w.guest("sh", "-c", "setsid python3 /root/internet.py "+addr+" >/root/internet.log 2>&1 < /dev/null &")
 	return addr
-}
-
-func forceDelete(c incus.InstanceServer, name string) {
-	if op, err := c.UpdateInstanceState(name, api.InstanceStatePut{Action: "stop", Force: true, Timeout: -1}, ""); err == nil {
-		op.Wait()
-	}
-	if op, err := c.DeleteInstance(name); err == nil {
-		op.Wait()
-	}
 }
 
 func TestE2EEgress(t *testing.T) {

@@ -1,0 +1,100 @@
+// Package e2e is what the end-to-end tests share: the switch that makes a
+// missing incus daemon a failure instead of a skip (VIBE_E2E=1, set by make
+// check and CI), and small helpers to run commands on the host and in
+// instances. Only tests import it.
+package e2e
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"sync"
+	"testing"
+
+	incus "github.com/lxc/incus/v6/client"
+	"github.com/lxc/incus/v6/shared/api"
+)
+
+// Daemon connects to the local daemon. Without VIBE_E2E=1 the test is
+// skipped; with it, an unreachable daemon or a missing image (each of
+// images, by alias) fails the test and says to run make testenv.
+func Daemon(t testing.TB, images ...string) incus.InstanceServer {
+	t.Helper()
+	if os.Getenv("VIBE_E2E") != "1" {
+		t.Skip("end-to-end test: set VIBE_E2E=1 (make check does) after make testenv")
+	}
+	c, err := incus.ConnectIncusUnix("", nil)
+	if err == nil {
+		_, _, err = c.GetServer()
+	}
+	if err != nil {
+		t.Fatalf("VIBE_E2E=1 but the incus daemon is unreachable (run make testenv): %v", err)
+	}
+	for _, alias := range images {
+		if _, _, err := c.GetImageAlias(alias); err != nil {
+			t.Fatalf("VIBE_E2E=1 but the image %s is missing (run make testenv)", alias)
+		}
+	}
+	return c
+}
+
+// Run runs cmd and returns its stdout, stderr and exit code; a command that
+// cannot be started fails the test.
+func Run(t testing.TB, cmd *exec.Cmd) (string, string, int) {
+	t.Helper()
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return o.String(), e.String(), code
+}
+
+// Exec runs argv as root in an instance and returns its output (stdout and
+// stderr interleaved) and exit code; a failed exec fails the test.
+func Exec(t testing.TB, c incus.InstanceServer, name string, argv ...string) (string, int) {
+	t.Helper()
+	var out bytes.Buffer
+	w := &lockedWriter{w: &out}
+	done := make(chan bool)
+	op, err := c.ExecInstance(name, api.InstanceExecPost{Command: argv, WaitForWS: true},
+		&incus.InstanceExecArgs{Stdin: bytes.NewReader(nil), Stdout: w, Stderr: w, DataDone: done})
+	if err == nil {
+		err = op.Wait()
+	}
+	if err != nil {
+		t.Fatalf("exec %v in %s: %v", argv, name, err)
+	}
+	<-done
+	code, ok := op.Get().Metadata["return"].(float64)
+	if !ok {
+		t.Fatalf("exec %v in %s: no exit status", argv, name)
+	}
+	return out.String(), int(code)
+}
+
+// lockedWriter: incus copies stdout and stderr from two goroutines.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// ForceDelete kills and deletes an instance; one that does not exist is fine.
+func ForceDelete(c incus.InstanceServer, name string) {
+	if op, err := c.UpdateInstanceState(name, api.InstanceStatePut{Action: "stop", Force: true, Timeout: -1}, ""); err == nil {
+		_ = op.Wait()
+	}
+	if op, err := c.DeleteInstance(name); err == nil {
+		_ = op.Wait()
+	}
+}
