@@ -100,6 +100,12 @@ func TestE2EEgress(t *testing.T) {
 	w := newWorld(t)
 	server := setupInternet(t, w.c)
 	t.Logf("internet at %s on bridge %s", server, egressNet)
+	// Cleanups run last-first: the sandbox must leave the bridge before the
+	// bridge can go.
+	t.Cleanup(func() {
+		w.vibe("rm")
+		_ = w.c.DeleteNetwork(egressNet)
+	})
 
 	// The sandbox joins the isolated bridge; allowed.test is allowed for this run.
 	out, stderr, code := w.vibe("--network", egressNet, "--allow", "allowed.test", "up")
