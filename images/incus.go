@@ -3,7 +3,6 @@ package images
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -129,5 +128,3 @@ func short(fp string) string {
 func isExists(err error) bool {
 	return err != nil && (api.StatusErrorCheck(err, 409) || strings.Contains(err.Error(), "already exists"))
 }
-
-var errTimeout = errors.New("timed out")

@@ -50,15 +50,6 @@ func (s *SelfTest) Err() error {
 	return fmt.Errorf("the sandbox is not contained, so nothing will be started in it (fail closed):\n%s\nre-apply with `vibe config`, or `vibe restore` to start from the image again", strings.TrimRight(s.Output, "\n"))
 }
 
-// SelfTest runs vibe-selftest in the guest.
-func (m *Manager) SelfTest(ctx context.Context, name string) (*SelfTest, error) {
-	r, err := run(ctx, m.C, name, Exec{Command: []string{"/usr/local/sbin/vibe-selftest"}})
-	if err != nil {
-		return nil, fmt.Errorf("self-test in %s: %w", name, err)
-	}
-	return &SelfTest{Code: r.Code, Output: r.Stdout + r.Stderr}, nil
-}
-
 // Firewall runs the guest's vibe-firewall (on, off or status) as root and
 // returns what it printed. on and off fail on a non-zero exit; status
 // reports whatever state there is.

@@ -53,20 +53,26 @@ func vibeImages(c incus.InstanceServer, store *images.Store) ([]listedImage, err
 	return out, nil
 }
 
+// openImages opens the store, connects, and lists the vibe images.
+func openImages() (*images.Store, incus.InstanceServer, []listedImage, error) {
+	store, err := images.DefaultStore()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	c, err := daemon.Connect("")
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	list, err := vibeImages(c, store)
+	return store, c, list, err
+}
+
 type listCmd struct {
 	JSON bool `help:"Print JSON."`
 }
 
 func (l *listCmd) Run() error {
-	store, err := images.DefaultStore()
-	if err != nil {
-		return err
-	}
-	c, err := daemon.Connect("")
-	if err != nil {
-		return err
-	}
-	list, err := vibeImages(c, store)
+	_, _, list, err := openImages()
 	if err != nil {
 		return err
 	}
@@ -211,15 +217,7 @@ func (g *gcCmd) Run() error {
 	if g.Keep < 0 {
 		return fmt.Errorf("--keep must be 0 or more")
 	}
-	store, err := images.DefaultStore()
-	if err != nil {
-		return err
-	}
-	c, err := daemon.Connect("")
-	if err != nil {
-		return err
-	}
-	all, err := vibeImages(c, store)
+	store, c, all, err := openImages()
 	if err != nil {
 		return err
 	}
