@@ -27,7 +27,7 @@ check: lint testenv test
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 	$(GO) vet ./...
-	shellcheck scripts/test-deps scripts/testenv scripts/bench-bake scripts/bench-up .ci/run
+	shellcheck scripts/test-deps scripts/testenv scripts/bench-bake scripts/bench-up scripts/bench-verify .ci/run
 
 # -p 1: the end-to-end packages share one incus daemon.
 test:
@@ -49,11 +49,16 @@ fuzz:
 	$(GO) test ./config -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 	$(GO) test ./workspace -run '^$$' -fuzz FuzzParseList -fuzztime $(FUZZTIME)
 	$(GO) test ./secrets -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
+	$(GO) test ./images -run '^$$' -fuzz FuzzReadMetaTarball -fuzztime $(FUZZTIME)
+	$(GO) test ./signing -run '^$$' -fuzz FuzzParseAllowedSigners -fuzztime $(FUZZTIME)
+	$(GO) test ./signing -run '^$$' -fuzz FuzzCheck -fuzztime $(FUZZTIME)
+	$(GO) test ./streams -run '^$$' -fuzz FuzzOpen -fuzztime $(FUZZTIME)
 
 bench: build
 	$(GO) test ./cloudinit -run '^$$' -bench . -benchmem
 	scripts/bench-bake
 	scripts/bench-up
+	scripts/bench-verify
 
 # Rewrite golden files after an intended change; review the diff.
 golden:

@@ -1,6 +1,7 @@
 package images
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -154,7 +155,7 @@ func Bake(ctx context.Context, c incus.InstanceServer, o Options) (res *Result, 
 		if err != nil {
 			var be *BuildError
 			if !errors.As(err, &be) {
-				err = &BuildError{Phase: firstNonEmpty(failedIn, "setup"), Err: err}
+				err = &BuildError{Phase: cmp.Or(failedIn, "setup"), Err: err}
 			}
 			if errors.As(err, &be) && o.KeepOnFailure && b.res.Builder != "" {
 				be.Kept = b.res.Builder
@@ -245,11 +246,4 @@ func Bake(ctx context.Context, c incus.InstanceServer, o Options) (res *Result, 
 	}
 	b.res.Fingerprint, b.res.Size = fp, size
 	return &b.res, nil
-}
-
-func firstNonEmpty(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }

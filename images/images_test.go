@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"github.com/ulikunitz/xz"
 	"os"
 	"path/filepath"
 	"strings"
@@ -70,8 +71,7 @@ func tarNames(t *testing.T, xzTar []byte) []string {
 	}
 	// Re-read raw headers through the same decompression path.
 	var names []string
-	pr := &peekReader{r: bytes.NewReader(xzTar)}
-	xr, err := xzReader(pr)
+	xr, err := xz.NewReader(bytes.NewReader(xzTar))
 	if err != nil {
 		t.Fatal(err)
 	}

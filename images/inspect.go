@@ -4,8 +4,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"sort"
+
+	"github.com/lxc/incus/v6/shared/api"
+	"gopkg.in/yaml.v3"
 )
 
 // Contents is what a metadata tarball says about its image.
@@ -13,6 +14,7 @@ type Contents struct {
 	Manifest    *Manifest
 	ManifestRaw []byte
 	UserData    []byte
+	Properties  map[string]string // metadata.yaml's properties
 }
 
 // ReadContents reads vibe/manifest.json and vibe/user-data from a metadata
@@ -34,29 +36,15 @@ func ReadContents(r io.Reader) (*Contents, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: the metadata has no vibe/user-data", ErrNotVibe)
 	}
-	return &Contents{Manifest: m, ManifestRaw: raw, UserData: ud}, nil
+	var md api.ImageMetadata
+	if err := yaml.Unmarshal(files["metadata.yaml"], &md); err != nil {
+		return nil, fmt.Errorf("metadata.yaml: %w", err)
+	}
+	return &Contents{Manifest: m, ManifestRaw: raw, UserData: ud, Properties: md.Properties}, nil
 }
 
 // ErrNotVibe is returned for images vibe-build did not make.
 var ErrNotVibe = fmt.Errorf("not a vibe image")
-
-// FindMeta returns the metadata tarball in dir: a store folder's
-// meta.tar.xz, or the one meta-*.tar.xz of an exported folder.
-func FindMeta(dir string) (string, error) {
-	p := filepath.Join(dir, MetaFile)
-	if _, err := os.Stat(p); err == nil {
-		return p, nil
-	}
-	matches, _ := filepath.Glob(filepath.Join(dir, "meta-*.tar.xz"))
-	sort.Strings(matches)
-	switch len(matches) {
-	case 1:
-		return matches[0], nil
-	case 0:
-		return "", fmt.Errorf("%s holds no %s or meta-*.tar.xz", dir, MetaFile)
-	}
-	return "", fmt.Errorf("%s holds several images (%d meta-*.tar.xz); name one image's folder", dir, len(matches))
-}
 
 // ReadContentsFile reads the contents of the metadata tarball at path.
 func ReadContentsFile(path string) (*Contents, error) {

@@ -4,6 +4,7 @@ package images
 // package, import.
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -134,7 +135,7 @@ func (b *baker) pack(dir string, published map[string][]byte, rootfs FileDigest,
 		return "", 0, fmt.Errorf("published metadata.yaml: %w", err)
 	}
 	now := time.Now().UTC().Truncate(time.Second)
-	arch := firstNonEmpty(md.Architecture, base.Architecture)
+	arch := cmp.Or(md.Architecture, base.Architecture)
 	udSum := sha256.Sum256(b.o.UserData)
 	m := &Manifest{
 		Format:         ManifestFormat,
@@ -204,7 +205,7 @@ func ImageProperties(m *Manifest, base *Base) map[string]string {
 	desc := fmt.Sprintf("vibe sandbox (%s, recipe %s)", m.InstanceType, short(m.Recipe))
 	props := map[string]string{
 		"description":  desc,
-		"os":           firstNonEmpty(base.Properties["os"], "linux"),
+		"os":           cmp.Or(base.Properties["os"], "linux"),
 		"release":      base.Properties["release"],
 		"variant":      "vibe",
 		"architecture": m.Architecture,

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
-	"path/filepath"
+	"os/signal"
 	"sort"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -14,6 +16,7 @@ import (
 
 	"github.com/vibesandbox/vibe/daemon"
 	"github.com/vibesandbox/vibe/images"
+	"github.com/vibesandbox/vibe/source"
 )
 
 // listedImage is one vibe image as `list` reports it.
@@ -96,20 +99,53 @@ func (l *listCmd) Run() error {
 }
 
 type inspectCmd struct {
-	Image    string `arg:"" help:"An image alias or fingerprint, a store folder, or an exported folder." placeholder:"IMAGE|DIR"`
+	Image    string `arg:"" help:"${source_help}" placeholder:"IMAGE|DIR|URL"`
+	Select   string `name:"image" help:"The image inside a simplestreams tree: an alias or fingerprint (default: the tree's only image)." placeholder:"NAME"`
+	Trust    string `help:"Allowed-signers file to judge the signature by." placeholder:"FILE" type:"existingfile"`
 	Manifest bool   `help:"Print manifest.json exactly." xor:"what"`
 	UserData bool   `help:"Print the user-data exactly as it was baked." xor:"what"`
 }
 
 func (in *inspectCmd) Run() error {
-	metaPath, cleanup, err := in.locate()
+	trust, err := loadTrust(in.Trust)
 	if err != nil {
 		return err
 	}
-	defer cleanup()
-	contents, err := images.ReadContentsFile(metaPath)
-	if err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	// Only the metadata tarball and the signature are read: inspect never
+	// needs the daemon or the rootfs.
+	var contents *images.Contents
+	var fp, sigPath, rootfsNote string
+	r, isRemote, err := source.OpenRemote(ctx, in.Image, in.Select)
+	switch {
+	case err != nil:
 		return err
+	case isRemote:
+		if contents, err = r.Contents(ctx); err != nil {
+			return err
+		}
+		tmp, err := os.MkdirTemp("", "vibe-inspect-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		if sigPath, err = r.Signature(ctx, tmp); err != nil {
+			return err
+		}
+		fp, rootfsNote = r.Entry.Fingerprint, "not downloaded; vibe-build verify or import checks it"
+	default:
+		if in.Select != "" {
+			return fmt.Errorf("--image picks an image inside a simplestreams tree; %s is not one", in.Image)
+		}
+		f, _, err := localImage(in.Image)
+		if err != nil {
+			return err
+		}
+		if contents, err = images.ReadContentsFile(f.Meta); err != nil {
+			return err
+		}
+		fp, sigPath, rootfsNote = f.Fingerprint, f.Sig, "not hashed; vibe-build verify checks it"
 	}
 	switch {
 	case in.Manifest:
@@ -120,6 +156,9 @@ func (in *inspectCmd) Run() error {
 		return err
 	}
 	m := contents.Manifest
+	if fp != "" {
+		fmt.Printf("fingerprint    %s (as named; %s)\n", fp, rootfsNote)
+	}
 	fmt.Printf("recipe         %s\n", m.Recipe)
 	fmt.Printf("instance type  %s (%s)\n", m.InstanceType, m.Architecture)
 	fmt.Printf("base           %s (%s)\n", m.Base.Source, m.Base.Fingerprint)
@@ -134,77 +173,17 @@ func (in *inspectCmd) Run() error {
 	for _, k := range keys {
 		fmt.Printf("version        %-12s %s\n", k, m.Versions[k])
 	}
-	return nil
-}
-
-// locate finds the metadata tarball: a folder, then the store, then the
-// daemon (whose metadata file is exported into a temporary file).
-func (in *inspectCmd) locate() (string, func(), error) {
-	nothing := func() {}
-	if st, err := os.Stat(in.Image); err == nil && st.IsDir() {
-		p, err := images.FindMeta(in.Image)
-		return p, nothing, err
-	}
-	store, err := images.DefaultStore()
-	if err != nil {
-		return "", nothing, err
-	}
-	if fp := storeMatch(store, in.Image); fp != "" {
-		return filepath.Join(store.Path(fp), images.MetaFile), nothing, nil
-	}
-	c, err := daemon.Connect("")
-	if err != nil {
-		return "", nothing, fmt.Errorf("%q is not a folder or a stored fingerprint, and: %w", in.Image, err)
-	}
-	fp := in.Image
-	if a, _, err := c.GetImageAlias(in.Image); err == nil {
-		fp = a.Target
-	}
-	img, _, err := c.GetImage(fp)
-	if err != nil {
-		return "", nothing, fmt.Errorf("image %q: no such alias or fingerprint", in.Image)
-	}
-	if store.Has(img.Fingerprint) {
-		return filepath.Join(store.Path(img.Fingerprint), images.MetaFile), nothing, nil
-	}
-	if img.Properties[images.PropRecipe] == "" {
-		return "", nothing, fmt.Errorf("image %q: %w (no %s property)", in.Image, images.ErrNotVibe, images.PropRecipe)
-	}
-	tmp, err := os.CreateTemp("", "vibe-meta-*")
-	if err != nil {
-		return "", nothing, err
-	}
-	rootfs, err := os.CreateTemp("", "vibe-rootfs-*")
-	if err != nil {
-		return "", nothing, err
-	}
-	cleanup := func() { tmp.Close(); rootfs.Close(); os.Remove(tmp.Name()); os.Remove(rootfs.Name()) }
-	// A split image's metadata is small; the rootfs writer only receives
-	// data for unified images, which vibe never makes.
-	if _, err := c.GetImageFile(img.Fingerprint, incus.ImageFileRequest{MetaFile: tmp, RootfsFile: rootfs}); err != nil {
-		cleanup()
-		return "", nothing, fmt.Errorf("export metadata of %s: %w", img.Fingerprint[:12], err)
-	}
-	return tmp.Name(), cleanup, nil
-}
-
-// storeMatch returns the stored fingerprint s names (in full or as a
-// prefix of at least 12 characters), or "".
-func storeMatch(store *images.Store, s string) string {
-	if len(s) < 12 {
-		return ""
-	}
-	fps, _ := store.List()
-	var match string
-	for _, fp := range fps {
-		if strings.HasPrefix(fp, s) {
-			if match != "" {
-				return ""
-			}
-			match = fp
+	status := "unknown (no fingerprint to check it against)"
+	if fp != "" {
+		signer, trusted, err := images.CheckSignature(fp, contents, sigPath, trust)
+		if err != nil {
+			status = fmt.Sprintf("%s: %v", images.KindOf(err), err)
+		} else {
+			status = signatureLine(&images.Verified{Signer: signer, Trusted: trusted})
 		}
 	}
-	return match
+	fmt.Printf("signature      %s\n", status)
+	return nil
 }
 
 type gcCmd struct {

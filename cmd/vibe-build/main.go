@@ -20,7 +20,12 @@ type cli struct {
 	Recipe     recipeCmd                 `cmd:"" help:"Print the recipe hash that identifies the image this configuration bakes."`
 	Build      buildCmd                  `cmd:"" help:"Bake the configuration into a content-addressed incus image (a cache hit when the recipe is unchanged)."`
 	List       listCmd                   `cmd:"" help:"List vibe images."`
-	Inspect    inspectCmd                `cmd:"" help:"Show an image's manifest or the exact user-data it was baked from."`
+	Inspect    inspectCmd                `cmd:"" help:"Show an image's manifest, signature status, or the exact user-data it was baked from."`
+	Export     exportCmd                 `cmd:"" help:"Write an image's files, named by fingerprint, into a folder; --sign adds an SSH signature."`
+	Verify     verifyCmd                 `cmd:"" help:"Check that an image is byte for byte what its fingerprint, manifest and signature say (exit 2 unreadable, 3 tampered, 4 unsigned or untrusted)."`
+	Import     importCmd                 `cmd:"" name:"import" help:"Verify an image, then import it into incus and the local store."`
+	Publish    publishCmd                `cmd:"" help:"Add an image to a static simplestreams tree that any HTTPS server can serve."`
+	Diff       diffCmd                   `cmd:"" help:"Show how two images differ: a unified diff of their user-data and their manifests side by side (exit 1 when they differ)."`
 	Gc         gcCmd                     `cmd:"" name:"gc" help:"Remove older vibe images and their store folders."`
 	Defaults   defaultsCmd               `cmd:"" help:"Print the built-in default vibe.yaml, with comments."`
 	Version    versionCmd                `cmd:"" help:"Print the version."`
@@ -34,12 +39,15 @@ func main() {
 		kong.Description("Render and bake the vibe sandbox image: a disposable incus VM in which an AI coding agent runs contained."),
 		kong.UsageOnError(),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+		kong.Vars{"source_help": sourceHelp},
 	)
 	kongcompletion.Register(parser)
 	ctx, err := parser.Parse(os.Args[1:])
 	parser.FatalIfErrorf(err)
 	if err := ctx.Run(&c); err != nil {
-		fmt.Fprintf(os.Stderr, "vibe-build: %v\n", err)
+		if msg := err.Error(); msg != "" {
+			fmt.Fprintf(os.Stderr, "vibe-build: %s\n", msg)
+		}
 		os.Exit(exitCode(err))
 	}
 }

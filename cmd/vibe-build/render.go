@@ -12,6 +12,7 @@ import (
 
 	"github.com/vibesandbox/vibe/cloudinit"
 	"github.com/vibesandbox/vibe/config"
+	"github.com/vibesandbox/vibe/images"
 )
 
 // target holds the flags that choose what is rendered, shared by commands.
@@ -218,13 +219,21 @@ type exitError struct {
 	err  error
 }
 
-func (e exitError) Error() string { return e.err.Error() }
+func (e exitError) Error() string {
+	if e.err == nil {
+		return ""
+	}
+	return e.err.Error()
+}
 func (e exitError) Unwrap() error { return e.err }
 
 func exitCode(err error) int {
 	var e exitError
 	if errors.As(err, &e) {
 		return e.code
+	}
+	if k := images.KindOf(err); k != 0 {
+		return kindExit(k)
 	}
 	return 1
 }

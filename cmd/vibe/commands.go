@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -255,7 +256,7 @@ func (st *statusCmd) Run(c *cli) error {
 	}
 	fmt.Printf("name       %s (%s, %s)\n", in.Name, in.Type, in.Status)
 	fmt.Printf("image      %s %s (newest: %s)\n", in.Image, short(in.Fingerprint), newest)
-	fmt.Printf("firewall   %s\n", strings.ReplaceAll(firstNonEmpty(in.Firewall, "unknown (not running)"), "\n", "; "))
+	fmt.Printf("firewall   %s\n", strings.ReplaceAll(cmp.Or(in.Firewall, "unknown (not running)"), "\n", "; "))
 	fmt.Printf("resources  %s CPUs, %s memory", in.CPU, in.Memory)
 	if in.MemoryUsed > 0 {
 		fmt.Printf(" (%d MiB used)", in.MemoryUsed>>20)
@@ -276,13 +277,6 @@ func (st *statusCmd) Run(c *cli) error {
 		fmt.Printf("allowed    %s (added with vibe allow)\n", a)
 	}
 	return nil
-}
-
-func firstNonEmpty(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 type firewallCmd struct {

@@ -17,7 +17,8 @@ import (
 type cli struct {
 	Config       string   `help:"Configuration file (default: ./vibe.yaml, else $$XDG_CONFIG_HOME/vibe/vibe.yaml, else built-in defaults)." type:"path" placeholder:"FILE"`
 	Name         string   `help:"Sandbox name (default: name from the configuration)." placeholder:"NAME" completion-predictor:"sandbox"`
-	Image        string   `help:"Image alias or fingerprint to create sandboxes from (default: image.alias)." placeholder:"IMAGE"`
+	Image        string   `help:"Image to create sandboxes from: an alias or fingerprint (default: image.alias), or REMOTE:NAME or an https:// simplestreams tree, imported verified first." placeholder:"IMAGE"`
+	Trust        string   `help:"Allowed-signers file: an image fetched from a remote must be signed by a key it lists." placeholder:"FILE" type:"existingfile"`
 	InstanceType string   `help:"vm or container (default: instance.type)." placeholder:"vm|container"`
 	Network      string   `help:"Attach the sandbox to this incus network instead of the profile's." placeholder:"NAME"`
 	Allow        []string `help:"Extra allowlist entry for this run (repeatable)." placeholder:"HOST"`

@@ -14,8 +14,11 @@ import (
 	"github.com/vibesandbox/vibe/allowlist"
 	"github.com/vibesandbox/vibe/config"
 	"github.com/vibesandbox/vibe/daemon"
+	"github.com/vibesandbox/vibe/images"
 	"github.com/vibesandbox/vibe/sandbox"
 	"github.com/vibesandbox/vibe/secrets"
+	"github.com/vibesandbox/vibe/signing"
+	"github.com/vibesandbox/vibe/source"
 	"github.com/vibesandbox/vibe/workspace"
 )
 
@@ -28,6 +31,7 @@ type session struct {
 	mgr     *sandbox.Manager
 	ctx     context.Context
 	stop    context.CancelFunc
+	trust   string // allowed-signers file for remote images
 }
 
 func (s *session) close() { s.stop() }
@@ -96,7 +100,7 @@ func (c *cli) open() (*session, error) {
 		return nil, err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	return &session{cfg: cfg, spec: spec, secrets: sec, mgr: &sandbox.Manager{C: srv}, ctx: ctx, stop: stop}, nil
+	return &session{cfg: cfg, spec: spec, secrets: sec, mgr: &sandbox.Manager{C: srv}, ctx: ctx, stop: stop, trust: c.Trust}, nil
 }
 
 // resolveMounts expands the configured workspace folder and list file.
@@ -144,6 +148,9 @@ func xdgPath(env, fallback, name string) (string, error) {
 // up brings the sandbox up and enforces fail-closed: a sandbox that is not
 // contained is refused; one the operator opened on purpose is announced.
 func (s *session) up() error {
+	if err := s.fetchImage(); err != nil {
+		return err
+	}
 	st, err := s.mgr.Up(s.ctx, s.spec)
 	if err != nil {
 		return err
@@ -151,6 +158,38 @@ func (s *session) up() error {
 	if st.Off() {
 		fmt.Fprintf(os.Stderr, "\n  WARNING: the egress firewall of %s is OFF (switched off by the operator).\n  Everything in it can reach the network. `vibe firewall on` closes it again.\n\n", s.spec.Name)
 	}
+	return nil
+}
+
+// fetchImage imports an image named as REMOTE:NAME or by an https tree
+// into the daemon, verified (and signed by a trusted key with --trust), and
+// points the spec at its fingerprint. Only a sandbox being created needs it.
+func (s *session) fetchImage() error {
+	if !source.IsRemote(s.spec.Image) {
+		return nil
+	}
+	if _, err := s.mgr.Get(s.spec.Name); err == nil {
+		return nil
+	}
+	var trust *signing.AllowedSigners
+	if s.trust != "" {
+		var err error
+		if trust, err = signing.LoadAllowedSigners(s.trust); err != nil {
+			return err
+		}
+	}
+	store, err := images.DefaultStore()
+	if err != nil {
+		return err
+	}
+	res, err := source.Import(s.ctx, s.mgr.C, store, s.spec.Image, "", images.ImportOptions{Trust: trust})
+	if err != nil {
+		return fmt.Errorf("image %s: %w", s.spec.Image, err)
+	}
+	if res.Added {
+		fmt.Fprintf(os.Stderr, "vibe: imported %s as %s (verified)\n", s.spec.Image, short(res.Fingerprint))
+	}
+	s.spec.Image = res.Fingerprint
 	return nil
 }
 

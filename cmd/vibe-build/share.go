@@ -1,0 +1,377 @@
+package main
+
+// Sharing images: export, verify, import, publish, diff.
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/vibesandbox/vibe/daemon"
+	"github.com/vibesandbox/vibe/images"
+	"github.com/vibesandbox/vibe/signing"
+	"github.com/vibesandbox/vibe/source"
+	"github.com/vibesandbox/vibe/streams"
+)
+
+// Exit codes of verify and import, so scripts can tell why an image was
+// refused.
+const (
+	exitUnreadable = 2
+	exitTampered   = 3
+	exitUntrusted  = 4
+)
+
+func kindExit(k images.Kind) int {
+	switch k {
+	case images.Unreadable:
+		return exitUnreadable
+	case images.Tampered:
+		return exitTampered
+	case images.Untrusted:
+		return exitUntrusted
+	}
+	return 1
+}
+
+const sourceHelp = "An exported folder (or its meta-FP.tar.xz), a store folder, an alias or fingerprint on this machine, a simplestreams tree (a folder or an https:// URL), or REMOTE:NAME for a simplestreams incus remote."
+
+// loadTrust reads an allowed-signers file ("" for none).
+func loadTrust(path string) (*signing.AllowedSigners, error) {
+	if path == "" {
+		return nil, nil
+	}
+	a, err := signing.LoadAllowedSigners(path)
+	if err != nil {
+		return nil, &images.VerifyError{Kind: images.Unreadable, Err: err}
+	}
+	return a, nil
+}
+
+// localImage resolves an image on this machine, with the daemon optional
+// (folders and the store need none).
+func localImage(s string) (*images.Files, *images.Store, error) {
+	store, err := images.DefaultStore()
+	if err != nil {
+		return nil, nil, err
+	}
+	f, err := source.Local(s, store, nil)
+	return f, store, err
+}
+
+type exportCmd struct {
+	Image string `arg:"" help:"An alias or fingerprint on this machine, or a store or exported folder." placeholder:"IMAGE"`
+	Dir   string `arg:"" help:"Folder to write the image's files into (created if missing)." type:"path"`
+	Sign  string `help:"Sign the fingerprint and manifest with this SSH private key (or a .pub key held by ssh-agent)." placeholder:"KEY" type:"path"`
+	JSON  bool   `help:"Print the result as JSON."`
+}
+
+func (e *exportCmd) Run() error {
+	f, _, err := localImage(e.Image)
+	if err != nil {
+		return err
+	}
+	v, err := images.Verify(f, nil)
+	if err != nil {
+		return fmt.Errorf("export %s: the source is not intact: %w", e.Image, err)
+	}
+	var sig []byte
+	if e.Sign != "" {
+		if sig, err = images.Sign(v, e.Sign); err != nil {
+			return err
+		}
+	}
+	files, err := images.Export(f, v, e.Dir, sig)
+	if err != nil {
+		return err
+	}
+	if e.JSON {
+		return printJSON(map[string]any{"fingerprint": v.Fingerprint, "files": files, "signed": sig != nil || f.Sig != ""})
+	}
+	fmt.Printf("exported %s to %s\n", v.Fingerprint, e.Dir)
+	for _, p := range files {
+		fmt.Printf("  %s\n", filepath.Base(p))
+	}
+	return nil
+}
+
+type verifyCmd struct {
+	Image string `arg:"" help:"${source_help}" placeholder:"DIR|IMAGE"`
+	Trust string `help:"Allowed-signers file (the format git and ssh-keygen use): require a valid signature by a key it lists." placeholder:"FILE" type:"existingfile"`
+	JSON  bool   `help:"Print the result as JSON."`
+}
+
+// verifyReport is what verify prints with --json.
+type verifyReport struct {
+	Fingerprint  string `json:"fingerprint"`
+	OK           bool   `json:"ok"`
+	Failure      string `json:"failure,omitempty"` // unreadable, tampered, untrusted
+	Error        string `json:"error,omitempty"`
+	Recipe       string `json:"recipe,omitempty"`
+	InstanceType string `json:"instance_type,omitempty"`
+	Size         int64  `json:"size,omitempty"`
+	Signed       bool   `json:"signed"`
+	Signer       string `json:"signer,omitempty"`
+	Principal    string `json:"principal,omitempty"`
+	Trusted      bool   `json:"trusted"`
+}
+
+func (vc *verifyCmd) Run() error {
+	v, err := vc.verify()
+	if vc.JSON {
+		r := verifyReport{OK: err == nil}
+		if err != nil {
+			r.Failure, r.Error = images.KindOf(err).String(), err.Error()
+		} else {
+			r.Fingerprint, r.Recipe, r.InstanceType, r.Size = v.Fingerprint, v.Contents.Manifest.Recipe, v.Contents.Manifest.InstanceType, v.Size
+			if v.Signer != nil {
+				r.Signed, r.Signer, r.Principal, r.Trusted = true, v.Signer.Fingerprint, v.Signer.Principal, v.Trusted
+			}
+		}
+		if perr := printJSON(r); perr != nil {
+			return perr
+		}
+		if err != nil {
+			return exitError{code: kindExit(images.KindOf(err)), err: fmt.Errorf("verify: %w", err)}
+		}
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Printf("ok: %s (%s, recipe %s, %.1f MiB)\n", v.Fingerprint, v.Contents.Manifest.InstanceType, v.Contents.Manifest.Recipe[:12], float64(v.Size)/(1<<20))
+	fmt.Println("  " + signatureLine(v))
+	return nil
+}
+
+func (vc *verifyCmd) verify() (*images.Verified, error) {
+	trust, err := loadTrust(vc.Trust)
+	if err != nil {
+		return nil, err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	r, isRemote, err := source.OpenRemote(ctx, vc.Image, "")
+	if err != nil {
+		return nil, &images.VerifyError{Kind: images.Unreadable, Err: err}
+	}
+	if isRemote {
+		// A tree's image is downloaded into a stage, verified, and dropped.
+		store, err := images.DefaultStore()
+		if err != nil {
+			return nil, err
+		}
+		st, f, err := r.Download(ctx, store)
+		if err != nil {
+			return nil, &images.VerifyError{Kind: images.Tampered, Err: err}
+		}
+		defer st.Discard()
+		return images.Verify(f, trust)
+	}
+	f, _, err := localImage(vc.Image)
+	if err != nil {
+		if images.KindOf(err) == 0 {
+			err = &images.VerifyError{Kind: images.Unreadable, Err: err}
+		}
+		return nil, err
+	}
+	return images.Verify(f, trust)
+}
+
+// signatureLine says what is known about an image's signature.
+func signatureLine(v *images.Verified) string {
+	switch {
+	case v.Signer == nil:
+		return "unsigned"
+	case v.Trusted:
+		return fmt.Sprintf("signed by %s (%s %s), trusted", v.Signer.Principal, v.Signer.KeyType, v.Signer.Fingerprint)
+	}
+	return fmt.Sprintf("signed by %s %s; the signature is valid, but no --trust file was given to say whether that key is trusted", v.Signer.KeyType, v.Signer.Fingerprint)
+}
+
+type importCmd struct {
+	Source string `arg:"" help:"${source_help}" placeholder:"DIR|URL|REMOTE:NAME"`
+	Image  string `help:"The image inside a simplestreams tree: an alias or fingerprint (default: the tree's only image)." placeholder:"NAME"`
+	Alias  string `help:"Point this alias at the imported image." placeholder:"NAME"`
+	Trust  string `help:"Allowed-signers file: import only an image signed by a key it lists." placeholder:"FILE" type:"existingfile"`
+	JSON   bool   `help:"Print the result as JSON."`
+}
+
+func (im *importCmd) Run() error {
+	trust, err := loadTrust(im.Trust)
+	if err != nil {
+		return err
+	}
+	store, err := images.DefaultStore()
+	if err != nil {
+		return err
+	}
+	c, err := daemon.Connect("")
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	p := newProgress(os.Stderr)
+	start := time.Now()
+	res, err := source.Import(ctx, c, store, im.Source, im.Image, images.ImportOptions{Alias: im.Alias, Trust: trust, Progress: p})
+	p.Done()
+	if err != nil {
+		return fmt.Errorf("import %s: nothing was imported: %w", im.Source, err)
+	}
+	if im.JSON {
+		return printJSON(map[string]any{
+			"fingerprint": res.Fingerprint, "added": res.Added, "alias": im.Alias,
+			"signed": res.Signer != nil, "trusted": res.Trusted, "seconds": time.Since(start).Seconds(),
+		})
+	}
+	state := "imported"
+	if !res.Added {
+		state = "already present"
+	}
+	fmt.Printf("%s: %s in %.1fs\n  %s\n", state, res.Fingerprint, time.Since(start).Seconds(), signatureLine(res.Verified))
+	if im.Alias != "" {
+		fmt.Printf("  alias %s -> %s\n", im.Alias, res.Fingerprint[:12])
+	}
+	return nil
+}
+
+type publishCmd struct {
+	Image string   `arg:"" help:"An alias or fingerprint on this machine, or a store or exported folder." placeholder:"IMAGE"`
+	Dir   string   `arg:"" help:"The simplestreams tree to add the image to (created if missing); serve it over HTTPS." type:"path"`
+	Alias []string `help:"Alias to publish the image under (repeatable; default: the alias it was baked for, else vibe)." placeholder:"NAME"`
+	Sign  string   `help:"Sign the image with this SSH private key (or a .pub key held by ssh-agent) and publish the signature too." placeholder:"KEY" type:"path"`
+}
+
+func (pc *publishCmd) Run() error {
+	f, _, err := localImage(pc.Image)
+	if err != nil {
+		return err
+	}
+	v, err := images.Verify(f, nil)
+	if err != nil {
+		return fmt.Errorf("publish %s: the source is not intact: %w", pc.Image, err)
+	}
+	m := v.Contents.Manifest
+	sigPath := ""
+	if v.Signer != nil {
+		sigPath = f.Sig
+	}
+	if pc.Sign != "" {
+		sig, err := images.Sign(v, pc.Sign)
+		if err != nil {
+			return err
+		}
+		tmp, err := os.CreateTemp("", "vibe-sig-*")
+		if err != nil {
+			return err
+		}
+		defer os.Remove(tmp.Name())
+		if _, err := tmp.Write(sig); err != nil {
+			tmp.Close()
+			return err
+		}
+		tmp.Close()
+		sigPath = tmp.Name()
+	}
+	aliases := pc.Alias
+	if len(aliases) == 0 {
+		aliases = []string{cmp.Or(m.Config.Image.Alias, "vibe")}
+	}
+	props := v.Contents.Properties
+	added, err := streams.Publish(pc.Dir, streams.Image{
+		Fingerprint: v.Fingerprint, MetaPath: f.Meta, RootfsPath: f.Rootfs, SigPath: sigPath,
+		InstanceType: m.InstanceType, Architecture: m.Architecture,
+		OS: cmp.Or(props["os"], "linux"), Release: cmp.Or(props["release"], "vibe"), Variant: cmp.Or(props["variant"], "vibe"),
+		Aliases: aliases, Created: m.Created,
+	})
+	if err != nil {
+		return fmt.Errorf("publish %s: %w", v.Fingerprint[:12], err)
+	}
+	state := "published"
+	if !added {
+		state = "already published"
+	}
+	fmt.Printf("%s: %s in %s as %v\n", state, v.Fingerprint, pc.Dir, aliases)
+	return nil
+}
+
+type diffCmd struct {
+	A    string `arg:"" help:"First image (${source_help})" placeholder:"A"`
+	B    string `arg:"" help:"Second image." placeholder:"B"`
+	JSON bool   `help:"Print the manifest differences and the user-data diff as JSON."`
+}
+
+func (d *diffCmd) Run() error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	a, err := contentsOf(ctx, d.A)
+	if err != nil {
+		return exitError{code: 2, err: err}
+	}
+	b, err := contentsOf(ctx, d.B)
+	if err != nil {
+		return exitError{code: 2, err: err}
+	}
+	diffs, err := images.DiffManifests(a.ManifestRaw, b.ManifestRaw)
+	if err != nil {
+		return exitError{code: 2, err: err}
+	}
+	ud := images.DiffUserData("a/user-data", a.UserData, "b/user-data", b.UserData)
+	if d.JSON {
+		if diffs == nil {
+			diffs = []images.Difference{}
+		}
+		if err := printJSON(map[string]any{"manifest": diffs, "user_data": ud}); err != nil {
+			return err
+		}
+	} else {
+		fmt.Print(ud)
+		if len(diffs) > 0 {
+			if ud != "" {
+				fmt.Println()
+			}
+			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintf(tw, "FIELD\t%s\t%s\n", d.A, d.B)
+			for _, df := range diffs {
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", df.Field, orDash(df.A), orDash(df.B))
+			}
+			tw.Flush()
+		}
+	}
+	if ud != "" || len(diffs) > 0 {
+		return exitError{code: 1, err: nil} // like diff(1): 1 means different
+	}
+	return nil
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// contentsOf reads the manifest and user-data of any image source; for a
+// tree only the small metadata tarball is downloaded, and checked against
+// the tree's hash.
+func contentsOf(ctx context.Context, s string) (*images.Contents, error) {
+	r, isRemote, err := source.OpenRemote(ctx, s, "")
+	if err != nil {
+		return nil, err
+	}
+	if isRemote {
+		return r.Contents(ctx)
+	}
+	f, _, err := localImage(s)
+	if err != nil {
+		return nil, err
+	}
+	return images.ReadContentsFile(f.Meta)
+}

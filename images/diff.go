@@ -1,0 +1,105 @@
+package images
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/aymanbagabas/go-udiff"
+)
+
+// Difference is one manifest field whose value differs between two images;
+// a side is "" where that image does not have the field.
+type Difference struct {
+	Field string `json:"field"`
+	A     string `json:"a"`
+	B     string `json:"b"`
+}
+
+// DiffManifests compares two manifest.json documents field by field
+// (versions.node, config.packages.extra, config.egress.allow, base.source…).
+// Lists of plain values compare as one comma-separated value, which is how
+// a reader wants to see a package or allowlist change.
+func DiffManifests(a, b []byte) ([]Difference, error) {
+	fa, err := flatManifest(a)
+	if err != nil {
+		return nil, fmt.Errorf("first image: %w", err)
+	}
+	fb, err := flatManifest(b)
+	if err != nil {
+		return nil, fmt.Errorf("second image: %w", err)
+	}
+	keys := map[string]bool{}
+	for k := range fa {
+		keys[k] = true
+	}
+	for k := range fb {
+		keys[k] = true
+	}
+	var out []Difference
+	for k := range keys {
+		if fa[k] != fb[k] {
+			out = append(out, Difference{Field: k, A: fa[k], B: fb[k]})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Field < out[j].Field })
+	return out, nil
+}
+
+func flatManifest(b []byte) (map[string]string, error) {
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		return nil, fmt.Errorf("manifest: %w", err)
+	}
+	out := map[string]string{}
+	flatten("", v, out)
+	return out, nil
+}
+
+func flatten(prefix string, v any, out map[string]string) {
+	join := func(k string) string {
+		if prefix == "" {
+			return k
+		}
+		return prefix + "." + k
+	}
+	switch t := v.(type) {
+	case map[string]any:
+		for k, e := range t {
+			flatten(join(k), e, out)
+		}
+	case []any:
+		plain := make([]string, 0, len(t))
+		for i, e := range t {
+			switch e.(type) {
+			case map[string]any, []any:
+				flatten(fmt.Sprintf("%s[%d]", prefix, i), e, out)
+			default:
+				plain = append(plain, scalar(e))
+			}
+		}
+		if len(plain) > 0 || len(t) == 0 {
+			out[prefix] = strings.Join(plain, ", ")
+		}
+	default:
+		out[prefix] = scalar(t)
+	}
+}
+
+func scalar(v any) string {
+	switch t := v.(type) {
+	case nil:
+		return "null"
+	case string:
+		return t
+	default:
+		b, _ := json.Marshal(t)
+		return string(b)
+	}
+}
+
+// DiffUserData is a unified diff of two user-data documents ("" when equal).
+func DiffUserData(aName string, a []byte, bName string, b []byte) string {
+	return udiff.Unified(aName, bName, string(a), string(b))
+}

@@ -1,0 +1,279 @@
+package images
+
+// Sharing images between machines: export to a folder, import from one,
+// and fetch a daemon's copy into the store.
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	incus "github.com/lxc/incus/v6/client"
+
+	"github.com/vibesandbox/vibe/signing"
+)
+
+// Export copies the verified image in src to dir under fingerprint names:
+// meta-FP.tar.xz, rootfs-FP.tar|qcow2, manifest-FP.json, user-data-FP and,
+// when sig is not nil (or src carries one), signature-FP.sshsig. Every file is
+// written under a temporary name and renamed, so that dir never holds a
+// partial file under a final name. It returns the paths written.
+func Export(src *Files, v *Verified, dir string, sig []byte) ([]string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("export: %w", err)
+	}
+	fp, typ := v.Fingerprint, v.Contents.Manifest.InstanceType
+	var written []string
+	put := func(name string, write func(io.Writer) error) error {
+		dst := filepath.Join(dir, name)
+		tmp, err := os.CreateTemp(dir, ".export-*")
+		if err != nil {
+			return fmt.Errorf("export: %w", err)
+		}
+		defer os.Remove(tmp.Name())
+		if err := write(tmp); err != nil {
+			tmp.Close()
+			return fmt.Errorf("export %s: %w", name, diskHint(err, dir))
+		}
+		if err := tmp.Chmod(0o644); err != nil {
+			tmp.Close()
+			return fmt.Errorf("export %s: %w", name, err)
+		}
+		if err := tmp.Close(); err != nil {
+			return fmt.Errorf("export %s: %w", name, diskHint(err, dir))
+		}
+		if err := os.Rename(tmp.Name(), dst); err != nil {
+			return fmt.Errorf("export %s: %w", name, err)
+		}
+		written = append(written, dst)
+		return nil
+	}
+	copyFrom := func(path string) func(io.Writer) error {
+		return func(w io.Writer) error {
+			f, err := os.Open(path)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			_, err = io.Copy(w, f)
+			return err
+		}
+	}
+	bytesOf := func(b []byte) func(io.Writer) error {
+		return func(w io.Writer) error { _, err := w.Write(b); return err }
+	}
+	steps := []struct {
+		name  string
+		write func(io.Writer) error
+	}{
+		{exportMeta(fp), copyFrom(src.Meta)},
+		{exportRootfs(fp, typ), copyFrom(src.Rootfs)},
+		{exportManifest(fp), bytesOf(v.Contents.ManifestRaw)},
+		{exportUserData(fp), bytesOf(v.Contents.UserData)},
+	}
+	switch {
+	case sig != nil:
+		steps = append(steps, struct {
+			name  string
+			write func(io.Writer) error
+		}{exportSig(fp), bytesOf(sig)})
+	case src.Sig != "":
+		steps = append(steps, struct {
+			name  string
+			write func(io.Writer) error
+		}{exportSig(fp), copyFrom(src.Sig)})
+	}
+	for _, s := range steps {
+		if err := put(s.name, s.write); err != nil {
+			return written, err
+		}
+	}
+	return written, nil
+}
+
+// Sign signs the verified image with the SSH key at keyPath.
+func Sign(v *Verified, keyPath string) ([]byte, error) {
+	sig, err := signing.Sign(keyPath, signing.Message(v.Fingerprint, v.Contents.ManifestRaw))
+	if err != nil {
+		return nil, fmt.Errorf("sign %s: %w", short(v.Fingerprint), err)
+	}
+	return sig, nil
+}
+
+// ImportOptions steer an import.
+type ImportOptions struct {
+	Alias    string                  // point this alias at the image ("" for none)
+	Trust    *signing.AllowedSigners // require a signature by one of these keys
+	Progress Progress
+	// Staged says f lies in this store stage already, under the store's
+	// names (a download): it is committed instead of copied.
+	Staged *Stage
+}
+
+// Imported is what an import did.
+type Imported struct {
+	*Verified
+	Added bool // false when the daemon and the store had the image already
+}
+
+// ImportFiles verifies the image in f and only then imports it into the
+// daemon and the store (an image already present is not an error). The
+// copy into the store is hashed again as it is made, so a file changed
+// after verification is caught too.
+func ImportFiles(ctx context.Context, c incus.InstanceServer, store *Store, f *Files, o ImportOptions) (*Imported, error) {
+	if o.Progress == nil {
+		o.Progress = nopProgress{}
+	}
+	o.Progress.Phase("verify")
+	v, err := Verify(f, o.Trust)
+	if err != nil {
+		return nil, err
+	}
+	fp := v.Fingerprint
+	typ := v.Contents.Manifest.InstanceType
+	_, _, getErr := c.GetImage(fp)
+	inDaemon := getErr == nil
+	res := &Imported{Verified: v}
+	if !inDaemon || !store.Has(fp) {
+		res.Added = true
+		st := o.Staged
+		if st == nil {
+			if st, err = store.Begin(); err != nil {
+				return nil, err
+			}
+			o.Progress.Phase("copy")
+			if err := copyVerified(st.Dir, f, v); err != nil {
+				st.Discard()
+				return nil, err
+			}
+		} else if err := writeCopies(st.Dir, v); err != nil {
+			return nil, err
+		}
+		defer st.Discard()
+		if !inDaemon {
+			o.Progress.Phase("import")
+			if err := Import(ctx, c, st.Dir, fp, typ, o.Progress); err != nil {
+				return nil, err
+			}
+		}
+		if err := st.Commit(fp); err != nil {
+			return nil, err
+		}
+	}
+	if o.Alias != "" {
+		if err := tagAlias(c, fp, o.Alias); err != nil {
+			return nil, err
+		}
+		if err := setAlias(c, o.Alias, fp, "vibe sandbox image"); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+// copyVerified copies f into a store folder under the store's names and
+// checks that the copy still hashes to the verified fingerprint.
+func copyVerified(dir string, f *Files, v *Verified) error {
+	h := sha256.New()
+	typ := v.Contents.Manifest.InstanceType
+	for _, c := range [][2]string{{f.Meta, MetaFile}, {f.Rootfs, RootfsFile(typ)}} {
+		if err := copyHashing(c[0], filepath.Join(dir, c[1]), h); err != nil {
+			return diskHint(fmt.Errorf("copy into the store: %w", err), dir)
+		}
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != v.Fingerprint {
+		return failed(Tampered, "the image files changed while being imported (now %s, verified %s)", short(got), short(v.Fingerprint))
+	}
+	if f.Sig != "" && v.Signer != nil {
+		if err := copyHashing(f.Sig, filepath.Join(dir, SigFile), sha256.New()); err != nil {
+			return diskHint(err, dir)
+		}
+	}
+	return writeCopies(dir, v)
+}
+
+// writeCopies writes the plain manifest and user-data of a store folder.
+func writeCopies(dir string, v *Verified) error {
+	for name, data := range map[string][]byte{ManifestFile: v.Contents.ManifestRaw, UserDataFile: v.Contents.UserData} {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			return diskHint(err, dir)
+		}
+	}
+	return nil
+}
+
+func copyHashing(src, dst string, h io.Writer) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(io.MultiWriter(out, h), in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// FetchFromDaemon copies the daemon's image fp into the store (for images
+// the store lost or never had) and verifies it there.
+func FetchFromDaemon(c incus.InstanceServer, store *Store, fp string) (*Files, error) {
+	if store.Has(fp) {
+		return locateStored(store.Path(fp))
+	}
+	img, _, err := c.GetImage(fp)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", short(fp), err)
+	}
+	if img.Properties[PropRecipe] == "" {
+		return nil, fmt.Errorf("image %s: %w (no %s property)", short(fp), ErrNotVibe, PropRecipe)
+	}
+	st, err := store.Begin()
+	if err != nil {
+		return nil, err
+	}
+	defer st.Discard()
+	meta, err := os.Create(filepath.Join(st.Dir, MetaFile))
+	if err != nil {
+		return nil, diskHint(err, store.Dir)
+	}
+	defer meta.Close()
+	typ := img.Properties[PropType]
+	rootfs, err := os.Create(filepath.Join(st.Dir, RootfsFile(typ)))
+	if err != nil {
+		return nil, diskHint(err, store.Dir)
+	}
+	defer rootfs.Close()
+	resp, err := c.GetImageFile(fp, incus.ImageFileRequest{MetaFile: meta, RootfsFile: rootfs})
+	if err != nil {
+		return nil, diskHint(fmt.Errorf("export %s from incus: %w", short(fp), err), store.Dir)
+	}
+	if resp.RootfsSize == 0 {
+		return nil, fmt.Errorf("image %s is a unified image, not one vibe-build made", short(fp))
+	}
+	for _, f := range []*os.File{meta, rootfs} {
+		if err := f.Close(); err != nil {
+			return nil, diskHint(err, store.Dir)
+		}
+	}
+	f := &Files{Fingerprint: fp, Meta: meta.Name(), Rootfs: rootfs.Name()}
+	v, err := Verify(f, nil)
+	if err != nil {
+		return nil, fmt.Errorf("the daemon's copy of %s: %w", short(fp), err)
+	}
+	if err := writeCopies(st.Dir, v); err != nil {
+		return nil, err
+	}
+	if err := st.Commit(fp); err != nil {
+		return nil, err
+	}
+	return locateStored(store.Path(fp))
+}
