@@ -211,14 +211,7 @@ func checkXZ(b []byte) error {
 		return errors.New("xz: bad index")
 	}
 	p := 1
-	uv := func() (uint64, error) {
-		v, k := binary.Uvarint(idx[p:])
-		if k <= 0 {
-			return 0, errors.New("xz: bad index")
-		}
-		p += k
-		return v, nil
-	}
+	uv := func() (uint64, error) { return uvarint(idx, &p, "index") }
 	count, err := uv()
 	if err != nil {
 		return err
@@ -257,14 +250,7 @@ func checkXZBlock(b []byte) error {
 	}
 	h := b[:size]
 	q := 2
-	uv := func() (uint64, error) {
-		v, k := binary.Uvarint(h[q:])
-		if k <= 0 {
-			return 0, errors.New("xz: bad block header")
-		}
-		q += k
-		return v, nil
-	}
+	uv := func() (uint64, error) { return uvarint(h, &q, "block header") }
 	flags := h[1]
 	for _, bit := range []byte{0x40, 0x80} { // compressed, uncompressed size
 		if flags&bit != 0 {
@@ -299,4 +285,15 @@ func checkXZBlock(b []byte) error {
 		}
 	}
 	return nil
+}
+
+// uvarint reads an xz multibyte integer (the same encoding as Go's uvarint)
+// at b[*p] and advances *p.
+func uvarint(b []byte, p *int, what string) (uint64, error) {
+	v, k := binary.Uvarint(b[*p:])
+	if k <= 0 {
+		return 0, fmt.Errorf("xz: bad %s", what)
+	}
+	*p += k
+	return v, nil
 }

@@ -72,14 +72,24 @@ type exportCmd struct {
 	JSON  bool   `help:"Print the result as JSON."`
 }
 
-func (e *exportCmd) Run() error {
-	f, _, err := localImage(e.Image)
+// intactLocal resolves an image on this machine and verifies it before it
+// is handed on: a damaged store copy must not travel.
+func intactLocal(s, verb string) (*images.Files, *images.Verified, error) {
+	f, _, err := localImage(s)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	v, err := images.Verify(f, nil)
 	if err != nil {
-		return fmt.Errorf("export %s: the source is not intact: %w", e.Image, err)
+		return nil, nil, fmt.Errorf("%s %s: the source is not intact: %w", verb, s, err)
+	}
+	return f, v, nil
+}
+
+func (e *exportCmd) Run() error {
+	f, v, err := intactLocal(e.Image, "export")
+	if err != nil {
+		return err
 	}
 	var sig []byte
 	if e.Sign != "" {
@@ -250,13 +260,9 @@ type publishCmd struct {
 }
 
 func (pc *publishCmd) Run() error {
-	f, _, err := localImage(pc.Image)
+	f, v, err := intactLocal(pc.Image, "publish")
 	if err != nil {
 		return err
-	}
-	v, err := images.Verify(f, nil)
-	if err != nil {
-		return fmt.Errorf("publish %s: the source is not intact: %w", pc.Image, err)
 	}
 	m := v.Contents.Manifest
 	sigPath := ""
@@ -282,7 +288,10 @@ func (pc *publishCmd) Run() error {
 	}
 	aliases := pc.Alias
 	if len(aliases) == 0 {
-		aliases = []string{cmp.Or(m.Config.Image.Alias, "vibe")}
+		aliases = []string{"vibe"}
+		if m.Config != nil && m.Config.Image.Alias != "" {
+			aliases[0] = m.Config.Image.Alias
+		}
 	}
 	props := v.Contents.Properties
 	added, err := streams.Publish(pc.Dir, streams.Image{
