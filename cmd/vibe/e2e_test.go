@@ -313,6 +313,8 @@ func TestE2EShellAndCompletion(t *testing.T) {
 	for line, want := range map[string]string{
 		"vibe --name vibe-e2e-sh": w.name,
 		"vibe shell ":             "app",
+		"vibe ap":                 "app", // the default command's PROJECT
+		"vibe sh":                 "shell",
 	} {
 		cmd := exec.Command(vibeBin)
 		cmd.Env = append(os.Environ(), "COMP_LINE="+line, "COMP_POINT="+fmt.Sprint(len(line)),

@@ -50,10 +50,7 @@ func main() {
 		kong.UsageOnError(),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
 	)
-	kongcompletion.Register(parser,
-		kongcompletion.WithPredictor("sandbox", complete.PredictFunc(predictSandboxes)),
-		kongcompletion.WithPredictor("project", complete.PredictFunc(predictProjects)),
-	)
+	registerCompletion(parser)
 	ctx, err := parser.Parse(os.Args[1:])
 	parser.FatalIfErrorf(err)
 	if err := ctx.Run(&c); err != nil {
@@ -63,6 +60,27 @@ func main() {
 		}
 		fmt.Fprintf(os.Stderr, "vibe: %v\n", err)
 		os.Exit(1)
+	}
+}
+
+// registerCompletion answers shell completion requests. It is
+// kongcompletion.Register plus one thing kong-completion cannot see: the
+// default command's PROJECT is typed at the top level (`vibe app`), so the
+// top level completes project names too.
+func registerCompletion(parser *kong.Kong) {
+	cmd, err := kongcompletion.Command(parser,
+		kongcompletion.WithPredictor("sandbox", complete.PredictFunc(predictSandboxes)),
+		kongcompletion.WithPredictor("project", complete.PredictFunc(predictProjects)),
+	)
+	if err != nil {
+		parser.Errorf("completion: %v", err)
+		parser.Exit(1)
+	}
+	cmd.Args = complete.PredictFunc(predictProjects)
+	c := complete.New(parser.Model.Name, cmd)
+	c.Out = parser.Stdout
+	if c.Complete() {
+		parser.Exit(0)
 	}
 }
 
