@@ -66,10 +66,11 @@ func Export(src *Files, v *Verified, dir string, sig []byte) ([]string, error) {
 	bytesOf := func(b []byte) func(io.Writer) error {
 		return func(w io.Writer) error { _, err := w.Write(b); return err }
 	}
-	steps := []struct {
+	type file struct {
 		name  string
 		write func(io.Writer) error
-	}{
+	}
+	steps := []file{
 		{exportMeta(fp), copyFrom(src.Meta)},
 		{exportRootfs(fp, typ), copyFrom(src.Rootfs)},
 		{exportManifest(fp), bytesOf(v.Contents.ManifestRaw)},
@@ -77,15 +78,9 @@ func Export(src *Files, v *Verified, dir string, sig []byte) ([]string, error) {
 	}
 	switch {
 	case sig != nil:
-		steps = append(steps, struct {
-			name  string
-			write func(io.Writer) error
-		}{exportSig(fp), bytesOf(sig)})
+		steps = append(steps, file{exportSig(fp), bytesOf(sig)})
 	case src.Sig != "":
-		steps = append(steps, struct {
-			name  string
-			write func(io.Writer) error
-		}{exportSig(fp), copyFrom(src.Sig)})
+		steps = append(steps, file{exportSig(fp), copyFrom(src.Sig)})
 	}
 	for _, s := range steps {
 		if err := put(s.name, s.write); err != nil {
@@ -189,7 +184,7 @@ func copyVerified(dir string, f *Files, v *Verified) error {
 		return failed(Tampered, "the image files changed while being imported (now %s, verified %s)", short(got), short(v.Fingerprint))
 	}
 	if f.Sig != "" && v.Signer != nil {
-		if err := copyHashing(f.Sig, filepath.Join(dir, SigFile), sha256.New()); err != nil {
+		if err := copyHashing(f.Sig, filepath.Join(dir, SigFile), io.Discard); err != nil {
 			return diskHint(err, dir)
 		}
 	}

@@ -80,6 +80,16 @@ func exportRootfs(fp, instanceType string) string {
 	return "rootfs-" + fp + filepath.Ext(RootfsFile(instanceType))
 }
 
+// exportedFingerprint is the fingerprint in an exported metadata file's
+// name (meta-FP.tar.xz), or "".
+func exportedFingerprint(path string) string {
+	fp := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(path), "meta-"), ".tar.xz")
+	if !IsFingerprint(fp) {
+		return ""
+	}
+	return fp
+}
+
 // SigFile is a store folder's signature, when the image came signed.
 const SigFile = "signature.sshsig"
 
@@ -105,8 +115,7 @@ func Locate(path string) (*Files, error) {
 	dir, fp := path, ""
 	if !st.IsDir() {
 		dir = filepath.Dir(path)
-		fp = strings.TrimSuffix(strings.TrimPrefix(filepath.Base(path), "meta-"), ".tar.xz")
-		if !IsFingerprint(fp) {
+		if fp = exportedFingerprint(path); fp == "" {
 			return nil, failed(Unreadable, "%s: not an exported metadata file (meta-FINGERPRINT.tar.xz)", path)
 		}
 	}
@@ -117,7 +126,7 @@ func Locate(path string) (*Files, error) {
 		matches, _ := filepath.Glob(filepath.Join(dir, "meta-*.tar.xz"))
 		var fps []string
 		for _, m := range matches {
-			if f := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(m), "meta-"), ".tar.xz"); IsFingerprint(f) {
+			if f := exportedFingerprint(m); f != "" {
 				fps = append(fps, f)
 			}
 		}

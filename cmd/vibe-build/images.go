@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"os/signal"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -165,12 +167,7 @@ func (in *inspectCmd) Run() error {
 	fmt.Printf("created        %s by vibe-build %s\n", m.Created.Format(time.RFC3339), m.VibeBuild)
 	fmt.Printf("user-data      sha256 %s\n", m.UserDataSHA256)
 	fmt.Printf("rootfs         %s sha256 %s, %d bytes\n", m.Rootfs.Name, m.Rootfs.SHA256, m.Rootfs.Size)
-	keys := make([]string, 0, len(m.Versions))
-	for k := range m.Versions {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(m.Versions)) {
 		fmt.Printf("version        %-12s %s\n", k, m.Versions[k])
 	}
 	status := "unknown (no fingerprint to check it against)"

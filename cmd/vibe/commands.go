@@ -5,10 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -265,12 +266,7 @@ func (st *statusCmd) Run(c *cli) error {
 	if in.Uptime != "" {
 		fmt.Printf("uptime     %s\n", in.Uptime)
 	}
-	paths := make([]string, 0, len(in.Mounts))
-	for p := range in.Mounts {
-		paths = append(paths, p)
-	}
-	sort.Strings(paths)
-	for _, p := range paths {
+	for _, p := range slices.Sorted(maps.Keys(in.Mounts)) {
 		fmt.Printf("mount      %s <- %s\n", p, in.Mounts[p])
 	}
 	for _, a := range in.ExtraAllowed {
