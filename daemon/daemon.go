@@ -1,6 +1,7 @@
 // Package daemon connects to incus (the local daemon, or a remote or
 // cluster from the user's incus client configuration) and turns the
-// failures people hit into errors that say what to do.
+// failures people hit into errors that say what to do. It also runs
+// commands in instances, with or without a terminal (exec.go).
 package daemon
 
 import (
@@ -123,4 +124,36 @@ func WaitAgent(ctx context.Context, c incus.InstanceServer, name string, limit t
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// ForceDelete kills and deletes an instance; one that is absent is fine.
+// It cleans up after failures, the cancellation of a context among them,
+// so it takes none of its own and bounds each wait instead.
+func ForceDelete(c incus.InstanceServer, name string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	inst, _, err := c.GetInstance(name)
+	if err != nil {
+		if api.StatusErrorCheck(err, 404) {
+			return nil
+		}
+		return fmt.Errorf("delete %s: %w", name, err)
+	}
+	if inst.StatusCode != api.Stopped {
+		op, err := c.UpdateInstanceState(name, api.InstanceStatePut{Action: "stop", Force: true, Timeout: -1}, "")
+		if err == nil {
+			_ = op.WaitContext(ctx)
+		}
+	}
+	op, err := c.DeleteInstance(name)
+	if err != nil {
+		if api.StatusErrorCheck(err, 404) {
+			return nil
+		}
+		return fmt.Errorf("delete %s: %w", name, err)
+	}
+	if err := op.WaitContext(ctx); err != nil {
+		return fmt.Errorf("delete %s: %w", name, err)
+	}
+	return nil
 }

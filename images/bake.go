@@ -201,7 +201,7 @@ func Bake(ctx context.Context, c incus.InstanceServer, o Options) (res *Result, 
 	b.res.Versions = versions
 
 	b.enter("seal")
-	if r, err := run(ctx, c, name, []string{"/usr/local/lib/vibe/seal"}, nil); err != nil {
+	if r, err := run(ctx, c, name, "/usr/local/lib/vibe/seal"); err != nil {
 		return nil, err
 	} else if r.Code != 0 {
 		return nil, b.fail(fmt.Errorf("seal exited %d", r.Code), r.Stdout+r.Stderr)

@@ -35,7 +35,7 @@ func (b *baker) removeLeftovers() {
 				continue
 			}
 			b.p.Log("removing builder " + in.Name + " left by an interrupted bake")
-			_ = forceDelete(b.c, in.Name)
+			_ = daemon.ForceDelete(b.c, in.Name)
 		}
 	}
 	imgs, err := b.c.GetImages()
@@ -92,7 +92,7 @@ func (b *baker) launch(ctx context.Context, base *Base) (string, error) {
 		// A create interrupted here still runs on the server: let it finish,
 		// or the delete would find nothing and the builder would appear later.
 		_ = op.Wait()
-		_ = forceDelete(b.c, name)
+		_ = daemon.ForceDelete(b.c, name)
 	})
 	if err := waitOp(ctx, op, "create builder "+name); err != nil {
 		return "", err
@@ -115,7 +115,7 @@ func (b *baker) provision(ctx context.Context, name string) (map[string]string, 
 	var partial string
 	var tail []string
 	for {
-		r, err := run(ctx, b.c, name, []string{"tail", "-c", "+" + strconv.Itoa(offset), "/var/log/cloud-init-output.log"}, nil)
+		r, err := run(ctx, b.c, name, "tail", "-c", "+"+strconv.Itoa(offset), "/var/log/cloud-init-output.log")
 		if err != nil {
 			return nil, err
 		}
@@ -132,7 +132,7 @@ func (b *baker) provision(ctx context.Context, name string) (map[string]string, 
 				}
 			}
 		}
-		res, err := run(ctx, b.c, name, []string{"cat", "/run/cloud-init/result.json"}, nil)
+		res, err := run(ctx, b.c, name, "cat", "/run/cloud-init/result.json")
 		if err != nil {
 			return nil, err
 		}
@@ -161,7 +161,7 @@ func (b *baker) provision(ctx context.Context, name string) (map[string]string, 
 	}
 
 	b.enter("selftest")
-	r, err := run(ctx, b.c, name, []string{"/usr/local/sbin/vibe-selftest"}, nil)
+	r, err := run(ctx, b.c, name, "/usr/local/sbin/vibe-selftest")
 	if err != nil {
 		return nil, err
 	}
@@ -194,7 +194,7 @@ func (b *baker) cloudInitDetails(ctx context.Context, name string, errs []string
 	for _, e := range errs {
 		fmt.Fprintf(&d, "  %s\n", e)
 	}
-	if st, err := run(ctx, b.c, name, []string{"cat", "/run/cloud-init/status.json"}, nil); err == nil && st.Code == 0 {
+	if st, err := run(ctx, b.c, name, "cat", "/run/cloud-init/status.json"); err == nil && st.Code == 0 {
 		var status struct {
 			V1 map[string]json.RawMessage `json:"v1"`
 		}
@@ -224,7 +224,7 @@ func (b *baker) cloudInitDetails(ctx context.Context, name string, errs []string
 // versions reads what the provisioning steps recorded, plus key packages.
 func (b *baker) versions(ctx context.Context, name string) (map[string]string, error) {
 	v := map[string]string{}
-	r, err := run(ctx, b.c, name, []string{"sh", "-c", `for f in /etc/vibe/versions/*; do [ -f "$f" ] && printf '%s\t%s\n' "$(basename "$f")" "$(head -n 1 "$f")"; done; dpkg-query -W -f '${Package}\t${Version}\n' cloud-init nftables tinyproxy curl git 2>/dev/null; true`}, nil)
+	r, err := run(ctx, b.c, name, "sh", "-c", `for f in /etc/vibe/versions/*; do [ -f "$f" ] && printf '%s\t%s\n' "$(basename "$f")" "$(head -n 1 "$f")"; done; dpkg-query -W -f '${Package}\t${Version}\n' cloud-init nftables tinyproxy curl git 2>/dev/null; true`)
 	if err != nil {
 		return nil, err
 	}

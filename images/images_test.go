@@ -5,11 +5,12 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"github.com/ulikunitz/xz"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ulikunitz/xz"
 )
 
 func sampleEntries() []MetaEntry {

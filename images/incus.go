@@ -1,89 +1,27 @@
 package images
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"strings"
-	"time"
 
 	incus "github.com/lxc/incus/v6/client"
 	"github.com/lxc/incus/v6/shared/api"
+	"github.com/vibesandbox/vibe/daemon"
 )
 
-// execResult is what a command run in an instance produced.
-type execResult struct {
-	Stdout, Stderr string
-	Code           int
-}
+// guestEnv is the environment of the commands vibe-build runs in a builder.
+var guestEnv = map[string]string{"LANG": "C.UTF-8", "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 
-// run executes argv in the instance, non-interactively, and waits for it and
-// for its output streams. Environment travels in the request body.
-func run(ctx context.Context, c incus.InstanceServer, name string, argv []string, stdin io.Reader) (execResult, error) {
-	var out, errb bytes.Buffer
-	done := make(chan bool)
-	if stdin == nil {
-		stdin = bytes.NewReader(nil)
-	}
-	op, err := c.ExecInstance(name, api.InstanceExecPost{
-		Command:     argv,
-		WaitForWS:   true,
-		Interactive: false,
-		Environment: map[string]string{"LANG": "C.UTF-8", "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
-	}, &incus.InstanceExecArgs{Stdin: stdin, Stdout: &out, Stderr: &errb, DataDone: done})
-	if err != nil {
-		return execResult{}, fmt.Errorf("exec %s in %s: %w", argv[0], name, err)
-	}
-	if err := op.WaitContext(ctx); err != nil {
-		return execResult{}, fmt.Errorf("exec %s in %s: %w", argv[0], name, err)
-	}
-	select {
-	case <-done:
-	case <-ctx.Done():
-		return execResult{}, ctx.Err()
-	case <-time.After(30 * time.Second):
-		return execResult{}, fmt.Errorf("exec %s in %s: output streams did not close within 30s", argv[0], name)
-	}
-	code := -1
-	if v, ok := op.Get().Metadata["return"].(float64); ok {
-		code = int(v)
-	}
-	return execResult{Stdout: out.String(), Stderr: errb.String(), Code: code}, nil
+// run executes argv in the builder as root, without a terminal.
+func run(ctx context.Context, c incus.InstanceServer, name string, argv ...string) (daemon.Result, error) {
+	return daemon.Run(ctx, c, name, daemon.Exec{Command: argv, Env: guestEnv})
 }
 
 // waitOp waits for an operation, or for ctx.
 func waitOp(ctx context.Context, op incus.Operation, what string) error {
 	if err := op.WaitContext(ctx); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
-	}
-	return nil
-}
-
-// forceDelete stops (forcibly) and deletes an instance; absent is fine.
-func forceDelete(c incus.InstanceServer, name string) error {
-	inst, _, err := c.GetInstance(name)
-	if err != nil {
-		if api.StatusErrorCheck(err, 404) {
-			return nil
-		}
-		return err
-	}
-	if inst.StatusCode != api.Stopped {
-		op, err := c.UpdateInstanceState(name, api.InstanceStatePut{Action: "stop", Force: true, Timeout: -1}, "")
-		if err == nil {
-			_ = op.Wait()
-		}
-	}
-	op, err := c.DeleteInstance(name)
-	if err != nil {
-		if api.StatusErrorCheck(err, 404) {
-			return nil
-		}
-		return fmt.Errorf("delete %s: %w", name, err)
-	}
-	if err := op.Wait(); err != nil {
-		return fmt.Errorf("delete %s: %w", name, err)
 	}
 	return nil
 }

@@ -1,36 +1,16 @@
 package sandbox
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"strings"
 	"time"
 
-	incus "github.com/lxc/incus/v6/client"
 	"github.com/lxc/incus/v6/shared/api"
 
 	"github.com/vibesandbox/vibe/allowlist"
+	"github.com/vibesandbox/vibe/daemon"
 )
-
-// result is a finished non-interactive command.
-type result struct {
-	Stdout, Stderr string
-	Code           int
-}
-
-// run executes a command non-interactively as root (unless e says
-// otherwise) and collects its output.
-func run(ctx context.Context, c incus.InstanceServer, name string, e Exec) (result, error) {
-	var out, errb bytes.Buffer
-	e.Stdout, e.Stderr = &out, &errb
-	if e.Stdin == nil {
-		e.Stdin = bytes.NewReader(nil)
-	}
-	code, err := execute(ctx, c, name, e)
-	return result{Stdout: out.String(), Stderr: errb.String(), Code: code}, err
-}
 
 // SelfTest is the in-guest self-test's verdict.
 type SelfTest struct {
@@ -59,7 +39,7 @@ func (m *Manager) Firewall(ctx context.Context, name, action string) (string, er
 	default:
 		return "", fmt.Errorf("firewall: %q: use on, off or status", action)
 	}
-	r, err := run(ctx, m.C, name, Exec{Command: []string{"/usr/local/sbin/vibe-firewall", action}})
+	r, err := daemon.Run(ctx, m.C, name, daemon.Exec{Command: []string{"/usr/local/sbin/vibe-firewall", action}})
 	if err != nil {
 		return "", err
 	}
@@ -70,41 +50,62 @@ func (m *Manager) Firewall(ctx context.Context, name, action string) (string, er
 	return out, nil
 }
 
-// settleScript runs in the guest as root. Exit 101: not booted yet (the
-// caller retries); 100: the firewall could not be applied; 102: the proxy
-// would not restart; otherwise the self-test's own status. Its last line on
-// stderr reports the boot wait and the self-test in milliseconds.
+// settleScript runs in the guest as root, with the wanted allowlist on
+// stdin. Exit 101: not booted within 10 s (the caller retries); 100: the
+// firewall could not be applied; 102: the allowlist could not be installed
+// or the proxy would not restart with it; otherwise the self-test's own
+// status. Its last line on stderr reports the boot wait and the rest in
+// milliseconds.
 const settleScript = `t0=$(date +%s%N)
-state=$(systemctl is-system-running --wait 2>/dev/null)
+# Until systemd's bus is up, is-system-running fails at once: ask again here
+# rather than through another exec.
+for _ in $(seq 1 100); do
+	state=$(systemctl is-system-running --wait 2>/dev/null)
+	case "$state" in running | degraded) break ;; esac
+	sleep 0.1
+done
 case "$state" in running | degraded) ;; *) exit 101 ;; esac
 t1=$(date +%s%N)
-if [ "$1" = restart-proxy ]; then
+list=/etc/vibe/allowlist
+cat >"$list.new" || exit 102
+if cmp -s "$list.new" "$list"; then
+	rm -f "$list.new"
+else
+	chmod 0644 "$list.new" && mv "$list.new" "$list" || exit 102
 	systemctl restart tinyproxy >&2 || exit 102
 	# Wait until it answers: the self-test must not race its start.
 	for _ in $(seq 1 50); do curl -s -o /dev/null --max-time 1 http://127.0.0.1:8888/ && break; sleep 0.1; done
 fi
-/usr/local/sbin/vibe-firewall apply >&2 || exit 100
+# A fresh guest loaded its firewall while it booted; the self-test proves it.
+if [ "$1" != fresh ]; then
+	/usr/local/sbin/vibe-firewall apply >&2 || exit 100
+fi
 /usr/local/sbin/vibe-selftest
 rc=$?
 echo "vibe-timing boot=$(((t1 - t0) / 1000000)) selftest=$((($(date +%s%N) - t1) / 1000000))" >&2
 exit $rc`
 
-// settle waits for the guest to finish booting, then re-applies the proxy
-// and the firewall and runs the self-test. A firewall that cannot be
-// applied stops everything (fail closed).
-func (m *Manager) settle(ctx context.Context, name string, restartProxy bool) (*SelfTest, time.Duration, error) {
-	arg := "keep-proxy"
-	if restartProxy {
-		arg = "restart-proxy"
+// settle waits for the guest to finish booting, installs the spec's
+// allowlist (restarting the proxy when it changed), re-applies the firewall
+// unless the guest booted just now, and runs the self-test. A firewall that
+// cannot be applied stops everything (fail closed).
+func (m *Manager) settle(ctx context.Context, s *Spec, fresh bool) (*SelfTest, time.Duration, error) {
+	list, err := m.allowlist(s)
+	if err != nil {
+		return nil, 0, err
+	}
+	arg := "running"
+	if fresh {
+		arg = "fresh"
 	}
 	deadline := time.Now().Add(readyTimeout)
 	for {
-		r, err := run(ctx, m.C, name, Exec{Command: []string{"sh", "-c", settleScript, "settle", arg}})
+		r, err := daemon.Run(ctx, m.C, s.Name, daemon.Exec{Command: []string{"sh", "-c", settleScript, "settle", arg}, Stdin: strings.NewReader(list)})
 		switch {
 		case err == nil && r.Code == 100:
-			return nil, 0, fmt.Errorf("the firewall of %s could not be applied, so nothing will start in it (fail closed): %s", name, lastLines(r.Stderr))
+			return nil, 0, fmt.Errorf("the firewall of %s could not be applied, so nothing will start in it (fail closed): %s", s.Name, lastLines(r.Stderr))
 		case err == nil && r.Code == 102:
-			return nil, 0, fmt.Errorf("the proxy of %s would not restart with the new allowlist: %s", name, lastLines(r.Stderr))
+			return nil, 0, fmt.Errorf("the proxy of %s would not take the allowlist: %s", s.Name, lastLines(r.Stderr))
 		case err == nil && r.Code != 101:
 			out, timing := splitTiming(r.Stderr)
 			return &SelfTest{Code: r.Code, Output: r.Stdout + out}, timing, nil
@@ -113,7 +114,7 @@ func (m *Manager) settle(ctx context.Context, name string, restartProxy bool) (*
 			return nil, 0, ctx.Err()
 		}
 		if time.Now().After(deadline) {
-			return nil, 0, fmt.Errorf("sandbox %s: timed out after %s waiting for it to boot", name, readyTimeout)
+			return nil, 0, fmt.Errorf("sandbox %s: timed out after %s waiting for it to boot", s.Name, readyTimeout)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -138,35 +139,22 @@ func lastLines(s string) string {
 	return strings.Join(lines, "; ")
 }
 
-const allowlistPath = "/etc/vibe/allowlist"
-
-// writeAllowlist writes the proxy's filter file when it differs from the
-// spec's allowlist (plus the sandbox's own added entries) and reports
-// whether it did; the proxy must then be restarted to read it.
-func (m *Manager) writeAllowlist(s *Spec) (bool, error) {
+// allowlist is the proxy's filter file for the sandbox: the spec's
+// allowlist plus the sandbox's own added entries.
+func (m *Manager) allowlist(s *Spec) (string, error) {
 	list := append(allowlist.List{}, s.Allow...)
-	if inst, _, err := m.C.GetInstance(s.Name); err == nil && inst.Config[KeyAllow] != "" {
-		extra, err := allowlist.ParseList(strings.Split(inst.Config[KeyAllow], "\n"))
+	inst, _, err := m.C.GetInstance(s.Name)
+	if err != nil {
+		return "", fmt.Errorf("sandbox %s: %w", s.Name, err)
+	}
+	if added := inst.Config[KeyAllow]; added != "" {
+		extra, err := allowlist.ParseList(strings.Split(added, "\n"))
 		if err != nil {
-			return false, fmt.Errorf("sandbox %s: its added allowlist entries: %w", s.Name, err)
+			return "", fmt.Errorf("sandbox %s: its added allowlist entries: %w", s.Name, err)
 		}
 		list = merge(list, extra)
 	}
-	want := list.FilterFile()
-	if rc, _, err := m.C.GetInstanceFile(s.Name, allowlistPath); err == nil {
-		cur, _ := io.ReadAll(io.LimitReader(rc, 1<<20))
-		rc.Close()
-		if string(cur) == want {
-			return false, nil
-		}
-	}
-	err := m.C.CreateInstanceFile(s.Name, allowlistPath, incus.InstanceFileArgs{
-		Content: strings.NewReader(want), UID: 0, GID: 0, Mode: 0o644, Type: "file", WriteMode: "overwrite",
-	})
-	if err != nil {
-		return false, fmt.Errorf("write the allowlist into %s: %w", s.Name, err)
-	}
-	return true, nil
+	return list.FilterFile(), nil
 }
 
 // merge appends the entries of b that a does not have yet.
@@ -212,11 +200,7 @@ func (m *Manager) Allow(ctx context.Context, s *Spec, e allowlist.Entry) error {
 	if inst.StatusCode != api.Running {
 		return nil
 	}
-	changed, err := m.writeAllowlist(s)
-	if err != nil || !changed {
-		return err
-	}
-	st, _, err := m.settle(ctx, s.Name, true)
+	st, _, err := m.settle(ctx, s, false)
 	if err != nil {
 		return err
 	}

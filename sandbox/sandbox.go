@@ -119,7 +119,8 @@ func (m *Manager) Get(name string) (*api.Instance, error) {
 func (m *Manager) Up(ctx context.Context, s *Spec) (*SelfTest, error) {
 	m.phases, m.current = nil, ""
 	inst, err := m.Get(s.Name)
-	if errors.Is(err, ErrNotFound) {
+	fresh := errors.Is(err, ErrNotFound)
+	if fresh {
 		// One request creates and starts it with its mounts in place.
 		m.phase("create")
 		if err := m.create(ctx, s); err != nil {
@@ -135,26 +136,33 @@ func (m *Manager) Up(ctx context.Context, s *Spec) (*SelfTest, error) {
 	if err != nil {
 		return nil, err
 	}
-	if inst.Type == string(api.InstanceTypeVM) {
+	vm := inst.Type == string(api.InstanceTypeVM)
+	if vm {
 		m.phase("agent")
 		if err := daemon.WaitAgent(ctx, m.C, s.Name, readyTimeout); err != nil {
 			return nil, err
 		}
 	}
 	m.phase("mounts")
-	if err := m.applyMounts(ctx, s); err != nil {
+	if fresh {
+		// Created with its mounts; a VM attaches them as it boots.
+		if vm {
+			want, err := m.mountDevices(s)
+			if err != nil {
+				return nil, err
+			}
+			if err := m.waitMounts(ctx, s, want); err != nil {
+				return nil, err
+			}
+		}
+	} else if err := m.applyMounts(ctx, s); err != nil {
 		return nil, err
 	}
-	m.phase("allowlist")
-	changed, err := m.writeAllowlist(s)
-	if err != nil {
-		return nil, err
-	}
-	// One exec waits for the boot to finish, restarts the proxy if its
-	// allowlist changed, applies the firewall and runs the self-test; the
-	// guest reports how long the boot wait and the self-test took.
+	// One exec waits for the boot to finish, installs the allowlist,
+	// applies the firewall and runs the self-test; the guest reports how
+	// long the boot wait and the rest took.
 	m.phase("ready")
-	st, bootWait, err := m.settle(ctx, s.Name, changed)
+	st, bootWait, err := m.settle(ctx, s, fresh)
 	if err != nil {
 		return nil, err
 	}
@@ -163,7 +171,7 @@ func (m *Manager) Up(ctx context.Context, s *Spec) (*SelfTest, error) {
 	return st, st.Err()
 }
 
-// create makes the instance from the image, not started.
+// create makes the instance from the image and starts it.
 func (m *Manager) create(ctx context.Context, s *Spec) error {
 	if err := daemon.NeedVMs(m.C, s.InstanceType); err != nil {
 		return err
@@ -204,6 +212,14 @@ func (m *Manager) create(ctx context.Context, s *Spec) error {
 		},
 		Start: true,
 	}
+	if s.InstanceType == "container" {
+		// The image is provisioned already: cloud-init has nothing left to
+		// do in a sandbox but cost seconds of every boot, and a profile's
+		// cloud-init.user-data must not run code in one. Its systemd
+		// generator reads the kernel command line of a container from
+		// this variable. (VMs keep it: it grows their root disk.)
+		post.Config["environment.KERNEL_CMDLINE"] = "cloud-init=disabled"
+	}
 	op, err := m.C.CreateInstance(post)
 	if err != nil {
 		return fmt.Errorf("create sandbox %s: %w", s.Name, err)
@@ -236,6 +252,7 @@ func (m *Manager) rootPool() string {
 	return p.Devices["root"]["pool"]
 }
 
+// start starts a stopped sandbox and records when.
 func (m *Manager) start(ctx context.Context, name string) error {
 	op, err := m.C.UpdateInstanceState(name, api.InstanceStatePut{Action: "start", Timeout: -1}, "")
 	if err != nil {
@@ -348,7 +365,7 @@ func (m *Manager) waitMounts(ctx context.Context, s *Spec, want map[string]map[s
 	sort.Strings(paths)
 	deadline := time.Now().Add(time.Minute)
 	for {
-		r, err := run(ctx, m.C, s.Name, Exec{Command: append([]string{"sh", "-c", `for p; do mountpoint -q "$p" || { echo "$p"; exit 1; }; done`, "sh"}, paths...)})
+		r, err := daemon.Run(ctx, m.C, s.Name, daemon.Exec{Command: append([]string{"sh", "-c", `for p; do mountpoint -q "$p" || { echo "$p"; exit 1; }; done`, "sh"}, paths...)})
 		if err == nil && r.Code == 0 {
 			return nil
 		}
@@ -385,11 +402,7 @@ func (m *Manager) Apply(ctx context.Context, s *Spec) (*SelfTest, error) {
 	if err := m.applyMounts(ctx, s); err != nil {
 		return nil, err
 	}
-	changed, err := m.writeAllowlist(s)
-	if err != nil {
-		return nil, err
-	}
-	st, _, err := m.settle(ctx, s.Name, changed)
+	st, _, err := m.settle(ctx, s, false)
 	if err != nil {
 		return nil, err
 	}

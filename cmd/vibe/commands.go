@@ -79,7 +79,7 @@ func (u *upCmd) Run(c *cli) error {
 			Phases  []sandbox.Phase `json:"phases"`
 		}{s.spec.Name, total, phases})
 	}
-	fmt.Printf("%s is up in %.1fs (%d projects mounted)\n", s.spec.Name, total, len(s.spec.Mounts))
+	fmt.Printf("%s is up in %.1fs (%s mounted)\n", s.spec.Name, total, count(len(s.spec.Mounts), "project"))
 	for _, p := range phases {
 		fmt.Printf("  %-10s %6.2fs\n", p.Name, p.Seconds)
 	}
@@ -106,7 +106,7 @@ func (sh *shellCmd) Run(c *cli) error {
 	}
 	var code int
 	if sh.Root {
-		code, err = s.mgr.Run(s.ctx, s.spec.Name, sandbox.Exec{Command: []string{"bash", "-l"}, Cwd: "/root", Env: map[string]string{"HOME": "/root", "TERM": termName(true)}, Terminal: true})
+		code, err = s.mgr.Run(s.ctx, s.spec.Name, daemon.Exec{Command: []string{"bash", "-l"}, Cwd: "/root", Env: map[string]string{"HOME": "/root", "TERM": termName(true)}, Terminal: true})
 	} else {
 		code, err = s.asUser([]string{"bash", "-l"}, cwd, true)
 	}
@@ -317,7 +317,7 @@ func (configCmd) Run(c *cli) error {
 	if st.Off() {
 		fmt.Fprintln(os.Stderr, "vibe: WARNING: the firewall is off (operator's choice)")
 	}
-	fmt.Printf("%s: %d projects mounted, %d allowlist entries applied, self-test passed\n", s.spec.Name, len(s.spec.Mounts), len(s.spec.Allow))
+	fmt.Printf("%s: %s mounted, %s applied, self-test passed\n", s.spec.Name, count(len(s.spec.Mounts), "project"), count(len(s.spec.Allow), "allowlist entry"))
 	return nil
 }
 
@@ -476,4 +476,15 @@ func printJSON(v any) error {
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
 	return enc.Encode(v)
+}
+
+// count says "1 project", "2 projects", "1 allowlist entry", "2 allowlist entries".
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	if strings.HasSuffix(noun, "y") {
+		return fmt.Sprintf("%d %sies", n, strings.TrimSuffix(noun, "y"))
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

@@ -196,8 +196,8 @@ func (s *session) fetchImage() error {
 // guestIDs returns the sandbox user's uid and gid as the guest knows them.
 func (s *session) guestIDs() (uint32, uint32, error) {
 	var out strings.Builder
-	w := &sandbox.SyncWriter{W: &out}
-	code, err := s.mgr.Run(s.ctx, s.spec.Name, sandbox.Exec{
+	w := &daemon.SyncWriter{W: &out}
+	code, err := s.mgr.Run(s.ctx, s.spec.Name, daemon.Exec{
 		Command: []string{"sh", "-c", `printf '%s %s' "$(id -u "$1")" "$(id -g "$1")"`, "sh", s.spec.User},
 		Stdin:   strings.NewReader(""), Stdout: w, Stderr: w,
 	})
@@ -220,7 +220,7 @@ func (s *session) asUser(argv []string, cwd string, terminal bool) (int, error) 
 	}
 	env := sandbox.Env(s.spec, s.secrets, sandbox.HostGitIdentity(), termName(terminal))
 	before := sandbox.TakeSnapshot(s.spec.Mounts)
-	code, err := s.mgr.Run(s.ctx, s.spec.Name, sandbox.Exec{Command: argv, UID: uid, GID: gid, Cwd: cwd, Env: env, Terminal: terminal})
+	code, err := s.mgr.Run(s.ctx, s.spec.Name, daemon.Exec{Command: argv, UID: uid, GID: gid, Cwd: cwd, Env: env, Terminal: terminal})
 	if changed := sandbox.TakeSnapshot(s.spec.Mounts).Changed(before); len(changed) > 0 {
 		fmt.Fprintf(os.Stderr, "\nvibe: WARNING: files that run or are obeyed on the host changed during the session; review them before using these projects on the host:\n")
 		for _, p := range changed {

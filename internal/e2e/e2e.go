@@ -6,13 +6,13 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"os/exec"
-	"sync"
 	"testing"
 
 	incus "github.com/lxc/incus/v6/client"
-	"github.com/lxc/incus/v6/shared/api"
+	"github.com/vibesandbox/vibe/daemon"
 )
 
 // Daemon connects to the local daemon. Without VIBE_E2E=1 the test is
@@ -59,42 +59,15 @@ func Run(t testing.TB, cmd *exec.Cmd) (string, string, int) {
 func Exec(t testing.TB, c incus.InstanceServer, name string, argv ...string) (string, int) {
 	t.Helper()
 	var out bytes.Buffer
-	w := &lockedWriter{w: &out}
-	done := make(chan bool)
-	op, err := c.ExecInstance(name, api.InstanceExecPost{Command: argv, WaitForWS: true},
-		&incus.InstanceExecArgs{Stdin: bytes.NewReader(nil), Stdout: w, Stderr: w, DataDone: done})
-	if err == nil {
-		err = op.Wait()
-	}
+	w := &daemon.SyncWriter{W: &out}
+	code, err := daemon.Execute(context.Background(), c, name, daemon.Exec{Command: argv, Stdout: w, Stderr: w})
 	if err != nil {
 		t.Fatalf("exec %v in %s: %v", argv, name, err)
 	}
-	<-done
-	code, ok := op.Get().Metadata["return"].(float64)
-	if !ok {
-		t.Fatalf("exec %v in %s: no exit status", argv, name)
-	}
-	return out.String(), int(code)
-}
-
-// lockedWriter: incus copies stdout and stderr from two goroutines.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
+	return out.String(), code
 }
 
 // ForceDelete kills and deletes an instance; one that does not exist is fine.
 func ForceDelete(c incus.InstanceServer, name string) {
-	if op, err := c.UpdateInstanceState(name, api.InstanceStatePut{Action: "stop", Force: true, Timeout: -1}, ""); err == nil {
-		_ = op.Wait()
-	}
-	if op, err := c.DeleteInstance(name); err == nil {
-		_ = op.Wait()
-	}
+	_ = daemon.ForceDelete(c, name)
 }
