@@ -162,6 +162,7 @@ func (restoreCmd) Run(c *cli) error {
 		return err
 	}
 	defer s.close()
+	start := time.Now()
 	if inst, err := s.mgr.Get(s.spec.Name); err == nil {
 		old := inst.Config["volatile.base_image"]
 		if a, _, err := s.mgr.C.GetImageAlias(s.spec.Image); err == nil && old != "" && a.Target != old {
@@ -173,7 +174,6 @@ func (restoreCmd) Run(c *cli) error {
 	} else if !errors.Is(err, sandbox.ErrNotFound) {
 		return err
 	}
-	start := time.Now()
 	if err := s.up(); err != nil {
 		return err
 	}
