@@ -147,6 +147,14 @@ func TestE2ELifecycle(t *testing.T) {
 		t.Errorf("up phases: %s, want create mounts ready selftest", got)
 	}
 	t.Logf("up from the image: %.1fs %+v", up.Seconds, up.Phases)
+	// The provisioned image needs no cloud-init: it stays off in a
+	// sandbox, so a profile's cloud-init.user-data runs nothing there.
+	if out, _ := w.guest("cloud-init", "status"); !strings.Contains(out, "disabled") {
+		t.Errorf("cloud-init in a sandbox: %q, want disabled", out)
+	}
+	if out, code := w.guest("test", "-e", "/var/lib/cloud/instance"); code == 0 {
+		t.Errorf("cloud-init ran in the sandbox: /var/lib/cloud/instance exists %s", out)
+	}
 
 	// The agent: as the sandbox user, in the project, with the secret and
 	// the host's git identity, arguments passed through.
