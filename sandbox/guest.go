@@ -64,7 +64,11 @@ for _ in $(seq 1 100); do
 	case "$state" in running | degraded) break ;; esac
 	sleep 0.1
 done
-case "$state" in running | degraded) ;; *) exit 101 ;; esac
+case "$state" in running | degraded) ;; *)
+	echo "systemd reports: ${state:-no answer}" >&2
+	exit 101
+	;;
+esac
 t1=$(date +%s%N)
 list=/etc/vibe/allowlist
 cat >"$list.new" || exit 102
@@ -99,8 +103,14 @@ func (m *Manager) settle(ctx context.Context, s *Spec, fresh bool) (*SelfTest, t
 		arg = "fresh"
 	}
 	deadline := time.Now().Add(readyTimeout)
+	last := ""
 	for {
 		r, err := daemon.Run(ctx, m.C, s.Name, daemon.Exec{Command: []string{"sh", "-c", settleScript, "settle", arg}, Stdin: strings.NewReader(list)})
+		if err != nil {
+			last = err.Error()
+		} else {
+			last = lastLines(r.Stderr)
+		}
 		switch {
 		case err == nil && r.Code == 100:
 			return nil, 0, fmt.Errorf("the firewall of %s could not be applied, so nothing will start in it (fail closed): %s", s.Name, lastLines(r.Stderr))
@@ -114,7 +124,7 @@ func (m *Manager) settle(ctx context.Context, s *Spec, fresh bool) (*SelfTest, t
 			return nil, 0, ctx.Err()
 		}
 		if time.Now().After(deadline) {
-			return nil, 0, fmt.Errorf("sandbox %s: timed out after %s waiting for it to boot", s.Name, readyTimeout)
+			return nil, 0, fmt.Errorf("sandbox %s: timed out after %s waiting for it to boot (last: %s)", s.Name, readyTimeout, last)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
