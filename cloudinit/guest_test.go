@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vibesandbox/vibe/internal/e2e"
 	"github.com/vibesandbox/vibe/provision"
 )
 
@@ -49,7 +50,7 @@ func tempDir(t *testing.T) string {
 func TestRenderedFirewallEnforces(t *testing.T) {
 	needRoot(t)
 	for _, tool := range []string{"nft", "unshare", "ip", "setpriv", "timeout"} {
-		requireTool(t, tool)
+		e2e.Tool(t, tool, "")
 	}
 	doc, err := Render(load(t, "testdata/default.yaml", "vm"))
 	if err != nil {
@@ -68,8 +69,8 @@ func TestRenderedFirewallEnforces(t *testing.T) {
 
 func TestRulesetsPassNftCheck(t *testing.T) {
 	needRoot(t)
-	requireTool(t, "nft")
-	requireTool(t, "unshare")
+	e2e.Tool(t, "nft", "")
+	e2e.Tool(t, "unshare", "")
 	dir := tempDir(t)
 	for _, name := range []string{"firewall.nft", "firewall-off.nft", "firewall-closed.nft"} {
 		src, err := provision.File(name)
@@ -96,7 +97,7 @@ func TestRulesetsPassNftCheck(t *testing.T) {
 func TestRenderedProxyFilters(t *testing.T) {
 	needRoot(t)
 	for _, tool := range []string{"tinyproxy", "curl", "unshare", "ip"} {
-		requireTool(t, tool)
+		e2e.Tool(t, tool, "")
 	}
 	if _, err := exec.Command("id", "tinyproxy").Output(); err != nil {
 		t.Fatal("the tinyproxy user is missing: install Debian's tinyproxy package")

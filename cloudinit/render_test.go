@@ -15,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/vibesandbox/vibe/config"
+	"github.com/vibesandbox/vibe/internal/e2e"
 	"github.com/vibesandbox/vibe/provision"
 	"github.com/vibesandbox/vibe/templates"
 )
@@ -467,22 +468,8 @@ func TestRecipeHash(t *testing.T) {
 	}
 }
 
-// requireTool finds a validator; under VIBE_TEST_STRICT=1 (make check, CI)
-// a missing one fails the test instead of skipping it.
-func requireTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("VIBE_TEST_STRICT") == "1" {
-			t.Fatalf("%s is not installed (VIBE_TEST_STRICT=1): %v", name, err)
-		}
-		t.Skipf("%s is not installed", name)
-	}
-	return p
-}
-
 func TestCloudInitSchema(t *testing.T) {
-	bin := requireTool(t, "cloud-init")
+	bin := e2e.Tool(t, "cloud-init", "")
 	for _, g := range goldens {
 		doc, err := Render(load(t, g.config, g.instanceType))
 		if err != nil {

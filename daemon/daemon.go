@@ -126,6 +126,21 @@ func WaitAgent(ctx context.Context, c incus.InstanceServer, name string, limit t
 	}
 }
 
+// Kill force-stops an instance; a stopped one is left as it is.
+func Kill(ctx context.Context, c incus.InstanceServer, inst *api.Instance) error {
+	if inst.StatusCode == api.Stopped {
+		return nil
+	}
+	op, err := c.UpdateInstanceState(inst.Name, api.InstanceStatePut{Action: "stop", Force: true, Timeout: -1}, "")
+	if err == nil {
+		err = op.WaitContext(ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("stop %s: %w", inst.Name, err)
+	}
+	return nil
+}
+
 // ForceDelete kills and deletes an instance; one that is absent is fine.
 // It cleans up after failures, the cancellation of a context among them,
 // so it takes none of its own and bounds each wait instead.
@@ -139,12 +154,7 @@ func ForceDelete(c incus.InstanceServer, name string) error {
 		}
 		return fmt.Errorf("delete %s: %w", name, err)
 	}
-	if inst.StatusCode != api.Stopped {
-		op, err := c.UpdateInstanceState(name, api.InstanceStatePut{Action: "stop", Force: true, Timeout: -1}, "")
-		if err == nil {
-			_ = op.WaitContext(ctx)
-		}
-	}
+	_ = Kill(ctx, c, inst)
 	op, err := c.DeleteInstance(name)
 	if err != nil {
 		if api.StatusErrorCheck(err, 404) {

@@ -1,20 +1,15 @@
 package provision
 
 import (
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/vibesandbox/vibe/internal/e2e"
 )
 
 func TestEveryScriptPassesShellcheck(t *testing.T) {
-	bin, err := exec.LookPath("shellcheck")
-	if err != nil {
-		if os.Getenv("VIBE_TEST_STRICT") == "1" {
-			t.Fatal("shellcheck is not installed (VIBE_TEST_STRICT=1)")
-		}
-		t.Skip("shellcheck is not installed")
-	}
+	bin := e2e.Tool(t, "shellcheck", "")
 	scripts := Scripts()
 	if len(scripts) < 10 {
 		t.Fatalf("only %d scripts found", len(scripts))

@@ -90,11 +90,12 @@ echo "vibe-timing boot=$(((t1 - t0) / 1000000)) selftest=$((($(date +%s%N) - t1)
 exit $rc`
 
 // settle waits for the guest to finish booting, installs the spec's
-// allowlist (restarting the proxy when it changed), re-applies the firewall
-// unless the guest booted just now, and runs the self-test. A firewall that
-// cannot be applied stops everything (fail closed).
-func (m *Manager) settle(ctx context.Context, s *Spec, fresh bool) (*SelfTest, time.Duration, error) {
-	list, err := m.allowlist(s)
+// allowlist plus the sandbox's added entries (restarting the proxy when it
+// changed), re-applies the firewall unless the guest booted just now, and
+// runs the self-test. A firewall that cannot be applied stops everything
+// (fail closed).
+func (m *Manager) settle(ctx context.Context, s *Spec, added string, fresh bool) (*SelfTest, time.Duration, error) {
+	list, err := filterFile(s, added)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -149,15 +150,11 @@ func lastLines(s string) string {
 	return strings.Join(lines, "; ")
 }
 
-// allowlist is the proxy's filter file for the sandbox: the spec's
-// allowlist plus the sandbox's own added entries.
-func (m *Manager) allowlist(s *Spec) (string, error) {
+// filterFile is the proxy's filter file for the sandbox: the spec's
+// allowlist plus the sandbox's own added entries (its KeyAllow value).
+func filterFile(s *Spec, added string) (string, error) {
 	list := append(allowlist.List{}, s.Allow...)
-	inst, _, err := m.C.GetInstance(s.Name)
-	if err != nil {
-		return "", fmt.Errorf("sandbox %s: %w", s.Name, err)
-	}
-	if added := inst.Config[KeyAllow]; added != "" {
+	if added != "" {
 		extra, err := allowlist.ParseList(strings.Split(added, "\n"))
 		if err != nil {
 			return "", fmt.Errorf("sandbox %s: its added allowlist entries: %w", s.Name, err)
@@ -210,7 +207,7 @@ func (m *Manager) Allow(ctx context.Context, s *Spec, e allowlist.Entry) error {
 	if inst.StatusCode != api.Running {
 		return nil
 	}
-	st, _, err := m.settle(ctx, s, false)
+	st, _, err := m.settle(ctx, s, put.Config[KeyAllow], false)
 	if err != nil {
 		return err
 	}

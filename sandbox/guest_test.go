@@ -1,23 +1,18 @@
 package sandbox
 
 import (
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vibesandbox/vibe/internal/e2e"
 )
 
 // The script vibe runs in every guest before anything starts is shell too:
 // it passes shellcheck like the shipped scripts.
 func TestSettleScriptPassesShellcheck(t *testing.T) {
-	bin, err := exec.LookPath("shellcheck")
-	if err != nil {
-		if os.Getenv("VIBE_TEST_STRICT") == "1" {
-			t.Fatal("shellcheck is not installed (VIBE_TEST_STRICT=1)")
-		}
-		t.Skip("shellcheck is not installed")
-	}
+	bin := e2e.Tool(t, "shellcheck", "")
 	cmd := exec.Command(bin, "-s", "sh", "-")
 	cmd.Stdin = strings.NewReader("#!/bin/sh\n" + settleScript + "\n")
 	if out, err := cmd.CombinedOutput(); err != nil {

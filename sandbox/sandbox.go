@@ -162,7 +162,7 @@ func (m *Manager) Up(ctx context.Context, s *Spec) (*SelfTest, error) {
 	// applies the firewall and runs the self-test; the guest reports how
 	// long the boot wait and the rest took.
 	m.phase("ready")
-	st, bootWait, err := m.settle(ctx, s, fresh)
+	st, bootWait, err := m.settle(ctx, s, inst.Config[KeyAllow], fresh)
 	if err != nil {
 		return nil, err
 	}
@@ -402,7 +402,7 @@ func (m *Manager) Apply(ctx context.Context, s *Spec) (*SelfTest, error) {
 	if err := m.applyMounts(ctx, s); err != nil {
 		return nil, err
 	}
-	st, _, err := m.settle(ctx, s, false)
+	st, _, err := m.settle(ctx, s, inst.Config[KeyAllow], false)
 	if err != nil {
 		return nil, err
 	}
@@ -455,14 +455,8 @@ func (m *Manager) Discard(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	if inst.StatusCode != api.Stopped {
-		op, err := m.C.UpdateInstanceState(name, api.InstanceStatePut{Action: "stop", Force: true, Timeout: -1}, "")
-		if err != nil {
-			return fmt.Errorf("stop %s: %w", name, err)
-		}
-		if err := op.WaitContext(ctx); err != nil {
-			return fmt.Errorf("stop %s: %w", name, err)
-		}
+	if err := daemon.Kill(ctx, m.C, inst); err != nil {
+		return err
 	}
 	trash := fmt.Sprintf("%.40s-discarded-%d", name, time.Now().UnixNano()%1e9)
 	op, err := m.C.RenameInstance(name, api.InstancePost{Name: trash})

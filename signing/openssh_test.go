@@ -9,24 +9,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vibesandbox/vibe/internal/e2e"
 )
 
 // Interoperability with the real OpenSSH: a team can sign or verify with
 // ssh-keygen instead of vibe, and keep one allowed signers file for both.
-
-// sshKeygen finds ssh-keygen; under VIBE_TEST_STRICT=1 (make check, CI) a
-// missing one fails the test instead of skipping it.
-func sshKeygen(t *testing.T) string {
-	t.Helper()
-	p, err := exec.LookPath("ssh-keygen")
-	if err != nil {
-		if os.Getenv("VIBE_TEST_STRICT") == "1" {
-			t.Fatalf("ssh-keygen is not installed (VIBE_TEST_STRICT=1): %v", err)
-		}
-		t.Skip("ssh-keygen is not installed")
-	}
-	return p
-}
 
 func run(t *testing.T, stdin []byte, name string, args ...string) (string, error) {
 	t.Helper()
@@ -34,6 +22,22 @@ func run(t *testing.T, stdin []byte, name string, args ...string) (string, error
 	cmd.Stdin = bytes.NewReader(stdin)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
+}
+
+// keygenSign writes testMsg to dir/name and signs it with ssh-keygen -Y
+// sign using key (a private key, or a certificate beside its key); it
+// returns the message's path and the signature.
+func keygenSign(t *testing.T, bin, key, dir, name string) (string, []byte) {
+	t.Helper()
+	msgPath := writeFile(t, dir, name, testMsg)
+	if out, err := run(t, nil, bin, "-Y", "sign", "-f", key, "-n", Namespace, msgPath); err != nil {
+		t.Fatalf("ssh-keygen -Y sign -f %s: %v\n%s", filepath.Base(key), err, out)
+	}
+	sig, err := os.ReadFile(msgPath + ".sig")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return msgPath, sig
 }
 
 // genKey makes an unencrypted key pair with ssh-keygen and returns the
@@ -57,19 +61,12 @@ func genKey(t *testing.T, bin, dir, typ string) (string, string) {
 func exists(path string) bool { _, err := os.Stat(path); return err == nil }
 
 func TestOpenSSHSignsWeVerify(t *testing.T) {
-	bin := sshKeygen(t)
+	bin := e2e.Tool(t, "ssh-keygen", "")
 	for _, typ := range []string{"ed25519", "ecdsa", "rsa"} {
 		t.Run(typ, func(t *testing.T) {
 			dir := t.TempDir()
 			key, pub := genKey(t, bin, dir, typ)
-			msgPath := writeFile(t, dir, "msg", testMsg)
-			if out, err := run(t, nil, bin, "-Y", "sign", "-f", key, "-n", Namespace, msgPath); err != nil {
-				t.Fatalf("ssh-keygen -Y sign: %v\n%s", err, out)
-			}
-			sig, err := os.ReadFile(msgPath + ".sig")
-			if err != nil {
-				t.Fatal(err)
-			}
+			_, sig := keygenSign(t, bin, key, dir, "msg")
 			a, err := ParseAllowedSigners([]byte(`alice@example.com namespaces="vibe-image,git" ` + pub + "\n"))
 			if err != nil {
 				t.Fatal(err)
@@ -85,7 +82,7 @@ func TestOpenSSHSignsWeVerify(t *testing.T) {
 }
 
 func TestWeSignOpenSSHVerifies(t *testing.T) {
-	bin := sshKeygen(t)
+	bin := e2e.Tool(t, "ssh-keygen", "")
 	for _, typ := range []string{"ed25519", "ecdsa", "rsa"} {
 		t.Run(typ, func(t *testing.T) {
 			dir := t.TempDir()
@@ -116,31 +113,17 @@ func TestWeSignOpenSSHVerifies(t *testing.T) {
 // TestAllowedSignersAgreeWithOpenSSH feeds the same files to ssh-keygen and
 // to Verify: both must parse them and reach the same trust decision.
 func TestAllowedSignersAgreeWithOpenSSH(t *testing.T) {
-	bin := sshKeygen(t)
+	bin := e2e.Tool(t, "ssh-keygen", "")
 	dir := t.TempDir()
 	key, pub := genKey(t, bin, dir, "ed25519")
 	_, other := genKey(t, bin, dir, "ecdsa")
-	msgPath := writeFile(t, dir, "msg", testMsg)
-	if out, err := run(t, nil, bin, "-Y", "sign", "-f", key, "-n", Namespace, msgPath); err != nil {
-		t.Fatalf("ssh-keygen -Y sign: %v\n%s", err, out)
-	}
-	sig, err := os.ReadFile(msgPath + ".sig")
-	if err != nil {
-		t.Fatal(err)
-	}
+	msgPath, sig := keygenSign(t, bin, key, dir, "msg")
 	// A user certificate for the key, and ssh-keygen's signature with it.
 	ca, caPub := genKey(t, bin, dir, "ed25519")
 	if out, err := run(t, nil, bin, "-q", "-s", ca, "-I", "alice", "-n", "alice@example.com", "-V", "-1d:+1d", key+".pub"); err != nil {
 		t.Fatalf("ssh-keygen -s: %v\n%s", err, out)
 	}
-	certMsg := writeFile(t, dir, "certmsg", testMsg)
-	if out, err := run(t, nil, bin, "-Y", "sign", "-f", key+"-cert.pub", "-n", Namespace, certMsg); err != nil {
-		t.Fatalf("ssh-keygen -Y sign with a certificate: %v\n%s", err, out)
-	}
-	certSig, err := os.ReadFile(certMsg + ".sig")
-	if err != nil {
-		t.Fatal(err)
-	}
+	certMsg, certSig := keygenSign(t, bin, key+"-cert.pub", dir, "certmsg")
 
 	past, future := time.Now().AddDate(-1, 0, 0).Format("20060102"), time.Now().AddDate(1, 0, 0).Format("20060102")
 	tests := []struct {

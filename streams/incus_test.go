@@ -24,13 +24,7 @@ import (
 // incus's own tool accepts the tree: verify checks every file, list parses
 // the index the way incus does and finds our fingerprints.
 func TestIncusSimplestreamsAcceptsTree(t *testing.T) {
-	bin, err := exec.LookPath("incus-simplestreams")
-	if err != nil {
-		if os.Getenv("VIBE_TEST_STRICT") == "1" {
-			t.Fatal("incus-simplestreams is missing (apt-get install -t bookworm-backports incus-extra)")
-		}
-		t.Skip("incus-simplestreams is missing (apt-get install -t bookworm-backports incus-extra)")
-	}
+	bin := e2e.Tool(t, "incus-simplestreams", "apt-get install -t bookworm-backports incus-extra")
 	dir := t.TempDir()
 	ct := testImage(t, "ct", "container", t0, "dev")
 	ct.SigPath = filepath.Join(t.TempDir(), "sig")

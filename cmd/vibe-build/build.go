@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/vibesandbox/vibe/cloudinit"
-	"github.com/vibesandbox/vibe/daemon"
 	"github.com/vibesandbox/vibe/images"
 	"github.com/vibesandbox/vibe/internal/version"
 )
@@ -40,11 +39,7 @@ func (b *buildCmd) Run(root *cli) error {
 	if err != nil {
 		return err
 	}
-	store, err := images.DefaultStore()
-	if err != nil {
-		return err
-	}
-	srv, err := daemon.Connect("")
+	store, srv, err := storeAndDaemon()
 	if err != nil {
 		return err
 	}

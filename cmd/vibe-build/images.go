@@ -58,13 +58,23 @@ func vibeImages(c incus.InstanceServer, store *images.Store) ([]listedImage, err
 	return out, nil
 }
 
-// openImages opens the store, connects, and lists the vibe images.
-func openImages() (*images.Store, incus.InstanceServer, []listedImage, error) {
+// storeAndDaemon opens the image store and connects to the local daemon:
+// what every command that bakes, lists or imports needs.
+func storeAndDaemon() (*images.Store, incus.InstanceServer, error) {
 	store, err := images.DefaultStore()
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	c, err := daemon.Connect("")
+	if err != nil {
+		return nil, nil, err
+	}
+	return store, c, nil
+}
+
+// openImages opens the store, connects, and lists the vibe images.
+func openImages() (*images.Store, incus.InstanceServer, []listedImage, error) {
+	store, c, err := storeAndDaemon()
 	if err != nil {
 		return nil, nil, nil, err
 	}

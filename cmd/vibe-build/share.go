@@ -13,7 +13,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/vibesandbox/vibe/daemon"
 	"github.com/vibesandbox/vibe/images"
 	"github.com/vibesandbox/vibe/signing"
 	"github.com/vibesandbox/vibe/source"
@@ -218,11 +217,7 @@ func (im *importCmd) Run() error {
 	if err != nil {
 		return err
 	}
-	store, err := images.DefaultStore()
-	if err != nil {
-		return err
-	}
-	c, err := daemon.Connect("")
+	store, c, err := storeAndDaemon()
 	if err != nil {
 		return err
 	}

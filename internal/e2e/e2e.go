@@ -1,7 +1,8 @@
-// Package e2e is what the end-to-end tests share: the switch that makes a
-// missing incus daemon a failure instead of a skip (VIBE_E2E=1, set by make
-// check and CI), and small helpers to run commands on the host and in
-// instances. Only tests import it.
+// Package e2e is what the tests that need more than Go share: the switches
+// that make a missing incus daemon (VIBE_E2E=1) or host tool
+// (VIBE_TEST_STRICT=1), both set by make check and CI, a failure instead of
+// a skip, and small helpers to run commands on the host and in instances.
+// Only tests import it.
 package e2e
 
 import (
@@ -36,6 +37,24 @@ func Daemon(t testing.TB, images ...string) incus.InstanceServer {
 		}
 	}
 	return c
+}
+
+// Tool finds a host tool the test needs (a validator, ssh-keygen…). Under
+// VIBE_TEST_STRICT=1 a missing one fails the test; otherwise the test is
+// skipped. hint, if not empty, says how to install it.
+func Tool(t testing.TB, name, hint string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if hint != "" {
+			hint = " (" + hint + ")"
+		}
+		if os.Getenv("VIBE_TEST_STRICT") == "1" {
+			t.Fatalf("%s is not installed%s (VIBE_TEST_STRICT=1): %v", name, hint, err)
+		}
+		t.Skipf("%s is not installed%s", name, hint)
+	}
+	return p
 }
 
 // Run runs cmd and returns its stdout, stderr and exit code; a command that
