@@ -27,7 +27,7 @@ check: lint testenv test
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 	$(GO) vet ./...
-	shellcheck scripts/test-deps scripts/testenv scripts/bench-bake scripts/bench-up scripts/bench-verify .ci/run
+	shellcheck scripts/test-deps scripts/testenv scripts/bench-bake scripts/bench-up scripts/bench-verify .ci/run cmd/vibe/testdata/root-writable.sh
 
 # -p 1: the end-to-end packages share one incus daemon.
 test:

@@ -33,6 +33,16 @@ as_user() {
 		"$@")
 }
 
+# link_node_bin DIR: a stable path to the default node's bin folder DIR, in
+# the sandbox user's own home: it goes on that user's PATH only
+# (profile.d, vibe exec), never on root's, since the user can write it.
+link_node_bin() {
+	local home
+	home=$(cfg .user.home)
+	as_user mkdir -p "$home/.vibe"
+	as_user ln -sfn "$1" "$home/.vibe/node-bin"
+}
+
 # arch_go: the machine's architecture in Go's spelling (amd64, arm64).
 arch_go() {
 	case "$(uname -m)" in

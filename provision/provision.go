@@ -6,14 +6,18 @@
 package provision
 
 import (
+	"crypto/sha256"
 	"embed"
+	"fmt"
 	"io/fs"
+	"maps"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 )
 
-//go:embed lib.sh run seal proxy-env.sh vibe-firewall vibe-selftest *.nft *.service steps/*.sh
+//go:embed lib.sh run seal settle guarded launch proxy-env.sh vibe-firewall vibe-selftest *.nft *.service steps/*.sh
 var FS embed.FS
 
 // File returns an embedded file's content.
@@ -34,6 +38,32 @@ func StepName(p string) string { return strings.TrimSuffix(path.Base(p), ".sh") 
 
 // Scripts returns every embedded shell script, for linting.
 func Scripts() []string {
-	out := []string{"lib.sh", "run", "seal", "proxy-env.sh", "vibe-firewall", "vibe-selftest"}
+	out := []string{"lib.sh", "run", "seal", "settle", "guarded", "launch", "proxy-env.sh", "vibe-firewall", "vibe-selftest"}
 	return append(out, Steps()...)
+}
+
+// Guarded maps the guest path of every file root runs or loads to enforce
+// containment to its embedded source. vibe checks them by digest before
+// anything of the user's starts, so a ruleset or program changed in the
+// guest stops the sandbox instead of being trusted.
+var Guarded = map[string]string{
+	"/usr/local/lib/vibe/firewall.nft":        "firewall.nft",
+	"/usr/local/lib/vibe/firewall-off.nft":    "firewall-off.nft",
+	"/usr/local/lib/vibe/firewall-closed.nft": "firewall-closed.nft",
+	"/usr/local/lib/vibe/launch":              "launch",
+	"/usr/local/sbin/vibe-firewall":           "vibe-firewall",
+	"/usr/local/sbin/vibe-selftest":           "vibe-selftest",
+}
+
+// Digests returns `sha256sum -c` lines for the Guarded files, sorted by path.
+func Digests() string {
+	var b strings.Builder
+	for _, p := range slices.Sorted(maps.Keys(Guarded)) {
+		c, err := FS.ReadFile(Guarded[p])
+		if err != nil {
+			panic("provision: " + err.Error()) // embedded: cannot happen
+		}
+		fmt.Fprintf(&b, "%x  %s\n", sha256.Sum256(c), p)
+	}
+	return b.String()
 }

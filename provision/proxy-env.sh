@@ -4,7 +4,9 @@ export http_proxy=http://127.0.0.1:8888 https_proxy=http://127.0.0.1:8888
 export HTTP_PROXY=http://127.0.0.1:8888 HTTPS_PROXY=http://127.0.0.1:8888
 export no_proxy=localhost,127.0.0.1 NO_PROXY=localhost,127.0.0.1
 export NODE_USE_ENV_PROXY=1
-if [ -d /usr/local/lib/vibe/node-bin ]; then
-	case ":$PATH:" in *:/usr/local/lib/vibe/node-bin:*) ;; *) PATH=/usr/local/lib/vibe/node-bin:$PATH ;; esac
+# The sandbox user's own tools (its nvm's node) go on its PATH only: root's
+# shells must never run a program the sandbox user can write.
+if [ "$(id -u)" != 0 ] && [ -d "$HOME/.vibe/node-bin" ]; then
+	case ":$PATH:" in *":$HOME/.vibe/node-bin:"*) ;; *) PATH=$HOME/.vibe/node-bin:$PATH ;; esac
 	export PATH
 fi

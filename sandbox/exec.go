@@ -1,8 +1,16 @@
 package sandbox
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"maps"
 	"os"
+	"slices"
+
+	incus "github.com/lxc/incus/v6/client"
 
 	"github.com/vibesandbox/vibe/daemon"
 )
@@ -20,4 +28,38 @@ func (m *Manager) Run(ctx context.Context, name string, e daemon.Exec) (int, err
 		e.Stderr = os.Stderr
 	}
 	return daemon.Execute(ctx, m.C, name, e)
+}
+
+// Launcher is the guest program that starts everything of the sandbox
+// user's (provision/launch).
+const Launcher = "/usr/local/lib/vibe/launch"
+
+// Launch runs argv in the sandbox as the sandbox user, in cwd, through the
+// guest's launcher. env travels in the exec request; secrets never do:
+// incus hands an exec's environment to a host process's argv and shows it
+// in its operations API. They go in a root-only file pushed through the
+// file API into the guest's /run (memory), which the launcher reads and
+// removes before the command starts.
+func (m *Manager) Launch(ctx context.Context, s *Spec, argv []string, cwd string, env, secrets map[string]string, terminal bool) (int, error) {
+	path := "-"
+	if len(secrets) > 0 {
+		var buf bytes.Buffer
+		for _, k := range slices.Sorted(maps.Keys(secrets)) {
+			buf.WriteString(k + "=" + secrets[k])
+			buf.WriteByte(0)
+		}
+		id := make([]byte, 16)
+		if _, err := rand.Read(id); err != nil {
+			return -1, err
+		}
+		path = "/run/vibe/secrets/" + hex.EncodeToString(id)
+		err := m.C.CreateInstanceFile(s.Name, path, incus.InstanceFileArgs{Content: bytes.NewReader(buf.Bytes()), UID: 0, GID: 0, Mode: 0o400, Type: "file", WriteMode: "overwrite"})
+		if err != nil {
+			return -1, fmt.Errorf("hand the secrets to %s: %w", s.Name, err)
+		}
+		// The launcher removed it already, unless it never ran.
+		defer m.C.DeleteInstanceFile(s.Name, path)
+	}
+	cmd := append([]string{Launcher, s.User, path, "--"}, argv...)
+	return m.Run(ctx, s.Name, daemon.Exec{Command: cmd, Cwd: cwd, Env: env, Terminal: terminal})
 }

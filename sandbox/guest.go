@@ -10,6 +10,7 @@ import (
 
 	"github.com/vibesandbox/vibe/allowlist"
 	"github.com/vibesandbox/vibe/daemon"
+	"github.com/vibesandbox/vibe/provision"
 )
 
 // SelfTest is the in-guest self-test's verdict.
@@ -39,7 +40,9 @@ func (m *Manager) Firewall(ctx context.Context, name, action string) (string, er
 	default:
 		return "", fmt.Errorf("firewall: %q: use on, off or status", action)
 	}
-	r, err := daemon.Run(ctx, m.C, name, daemon.Exec{Command: []string{"/usr/local/sbin/vibe-firewall", action}})
+	// Only root's own files may decide: a changed vibe-firewall or
+	// ruleset is reported, never run or believed.
+	r, err := daemon.Run(ctx, m.C, name, daemon.Exec{Command: []string{"bash", "-c", guardedScript, "guarded", provision.Digests(), "/usr/local/sbin/vibe-firewall", action}})
 	if err != nil {
 		return "", err
 	}
@@ -50,51 +53,32 @@ func (m *Manager) Firewall(ctx context.Context, name, action string) (string, er
 	return out, nil
 }
 
-// settleScript runs in the guest as root, with the wanted allowlist on
-// stdin. Exit 101: not booted within 10 s (the caller retries); 100: the
-// firewall could not be applied; 102: the allowlist could not be installed
-// or the proxy would not restart with it; otherwise the self-test's own
-// status. Its last line on stderr reports the boot wait and the rest in
-// milliseconds.
-const settleScript = `t0=$(date +%s%N)
-# Until systemd's bus is up, is-system-running fails at once: ask again here
-# rather than through another exec.
-for _ in $(seq 1 100); do
-	state=$(systemctl is-system-running --wait 2>/dev/null)
-	case "$state" in running | degraded) break ;; esac
-	sleep 0.1
-done
-case "$state" in running | degraded) ;; *)
-	echo "systemd reports: ${state:-no answer}" >&2
-	exit 101
-	;;
-esac
-t1=$(date +%s%N)
-list=/etc/vibe/allowlist
-cat >"$list.new" || exit 102
-if cmp -s "$list.new" "$list"; then
-	rm -f "$list.new"
-else
-	chmod 0644 "$list.new" && mv "$list.new" "$list" || exit 102
-	systemctl restart tinyproxy >&2 || exit 102
-	# Wait until it answers: the self-test must not race its start.
-	for _ in $(seq 1 50); do curl -s -o /dev/null --max-time 1 http://127.0.0.1:8888/ && break; sleep 0.1; done
-fi
-# A fresh guest loaded its firewall while it booted; the self-test proves it.
-if [ "$1" != fresh ]; then
-	/usr/local/sbin/vibe-firewall apply >&2 || exit 100
-fi
-/usr/local/sbin/vibe-selftest
-rc=$?
-echo "vibe-timing boot=$(((t1 - t0) / 1000000)) selftest=$((($(date +%s%N) - t1) / 1000000))" >&2
-exit $rc`
+// readyTimeout bounds how long a started sandbox may take to boot.
+const readyTimeout = 3 * time.Minute
 
-// settle waits for the guest to finish booting, installs the spec's
-// allowlist plus the sandbox's added entries (restarting the proxy when it
-// changed), re-applies the firewall unless the guest booted just now, and
-// runs the self-test. A firewall that cannot be applied stops everything
-// (fail closed).
-func (m *Manager) settle(ctx context.Context, s *Spec, added string, fresh bool) (*SelfTest, time.Duration, error) {
+// settleScript is provision/settle: sent with every settle, never stored
+// in the image, so the host decides what is checked.
+var settleScript = mustFile("settle")
+
+// guardedScript is provision/guarded, sent likewise.
+var guardedScript = mustFile("guarded")
+
+func mustFile(name string) string {
+	s, err := provision.File(name)
+	if err != nil {
+		panic("sandbox: " + err.Error()) // embedded: cannot happen
+	}
+	return s
+}
+
+// settle waits for the guest to finish booting, checks root's files
+// against the digests this vibe knows, remounts vibe's mounts nosuid,nodev
+// and makes the host-run files of writable projects read-only, installs
+// the spec's allowlist plus the sandbox's added entries (restarting the
+// proxy when it changed), re-applies the firewall unless the guest booted
+// just now, and runs the self-test. Anything that cannot be done stops
+// everything (fail closed).
+func (m *Manager) settle(ctx context.Context, s *Spec, want map[string]map[string]string, added string, fresh bool) (*SelfTest, time.Duration, error) {
 	list, err := filterFile(s, added)
 	if err != nil {
 		return nil, 0, err
@@ -106,7 +90,8 @@ func (m *Manager) settle(ctx context.Context, s *Spec, added string, fresh bool)
 	deadline := time.Now().Add(readyTimeout)
 	last := ""
 	for {
-		r, err := daemon.Run(ctx, m.C, s.Name, daemon.Exec{Command: []string{"sh", "-c", settleScript, "settle", arg}, Stdin: strings.NewReader(list)})
+		argv := append([]string{"bash", "-c", settleScript, "settle", provision.Digests(), arg, strings.Join(HostRun, "\n")}, mountSpecs(s, want)...)
+		r, err := daemon.Run(ctx, m.C, s.Name, daemon.Exec{Command: argv, Stdin: strings.NewReader(list)})
 		if err != nil {
 			last = err.Error()
 		} else {
@@ -117,6 +102,10 @@ func (m *Manager) settle(ctx context.Context, s *Spec, added string, fresh bool)
 			return nil, 0, fmt.Errorf("the firewall of %s could not be applied, so nothing will start in it (fail closed): %s", s.Name, lastLines(r.Stderr))
 		case err == nil && r.Code == 102:
 			return nil, 0, fmt.Errorf("the proxy of %s would not take the allowlist: %s", s.Name, lastLines(r.Stderr))
+		case err == nil && r.Code == 103:
+			return nil, 0, fmt.Errorf("sandbox %s: %s, so nothing will start in it (fail closed); vibe restore makes it again from the image (or bake it again with this vibe-build)", s.Name, lastLines(r.Stderr))
+		case err == nil && r.Code == 104:
+			return nil, 0, fmt.Errorf("sandbox %s: a mount could not be made nosuid,nodev or protected, so nothing will start in it (fail closed): %s", s.Name, lastLines(r.Stderr))
 		case err == nil && r.Code != 101:
 			out, timing := splitTiming(r.Stderr)
 			return &SelfTest{Code: r.Code, Output: r.Stdout + out}, timing, nil
@@ -207,7 +196,11 @@ func (m *Manager) Allow(ctx context.Context, s *Spec, e allowlist.Entry) error {
 	if inst.StatusCode != api.Running {
 		return nil
 	}
-	st, _, err := m.settle(ctx, s, put.Config[KeyAllow], false)
+	want, err := m.mountDevices(s)
+	if err != nil {
+		return err
+	}
+	st, _, err := m.settle(ctx, s, want, put.Config[KeyAllow], false)
 	if err != nil {
 		return err
 	}

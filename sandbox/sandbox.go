@@ -8,7 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
+	"maps"
 	"sort"
 	"strconv"
 	"strings"
@@ -28,9 +28,6 @@ const (
 	KeyImage   = "user.vibe.image"
 	KeyAllow   = "user.vibe.allow"
 	KeyStarted = "user.vibe.started"
-
-	wsPrefix    = "vibe-ws-"
-	stateDevice = "vibe-agent-state"
 )
 
 // Spec describes a sandbox.
@@ -42,6 +39,7 @@ type Spec struct {
 	CPU          int
 	Memory, Disk string
 	User         string // the sandbox user's name
+	UID, GID     int    // its ids, in the guest and, for containers, on the host
 	Mounts       []workspace.Mount
 	StateDir     string         // host folder for the agent's state; "" for none
 	Allow        allowlist.List // the whole allowlist: configuration, --allow, gateway
@@ -59,6 +57,9 @@ type Phase struct {
 // Manager works on one incus server.
 type Manager struct {
 	C incus.InstanceServer
+	// Local: the daemon runs on this host (its unix socket), so the
+	// guest's mount table can be read from this host's /proc.
+	Local bool
 	// Progress, if set, hears about phases as they start.
 	Progress func(phase string)
 	phases   []Phase
@@ -129,6 +130,13 @@ func (m *Manager) Up(ctx context.Context, s *Spec) (*SelfTest, error) {
 		inst, err = m.Get(s.Name)
 	} else if err == nil && inst.StatusCode != api.Running {
 		m.phase("start")
+		// Never start with the mounts attached: LXC creates a missing
+		// mount point before it checks for symlinks, following whatever
+		// the guest left at that path on the host's side. They are
+		// plugged in once it runs, where incus mounts inside the guest.
+		if err := m.detachMounts(ctx, s.Name); err != nil {
+			return nil, err
+		}
 		if err := m.start(ctx, s.Name); err != nil {
 			return nil, err
 		}
@@ -144,29 +152,32 @@ func (m *Manager) Up(ctx context.Context, s *Spec) (*SelfTest, error) {
 		}
 	}
 	m.phase("mounts")
-	if fresh {
-		// Created with its mounts; a VM attaches them as it boots.
-		if vm {
-			want, err := m.mountDevices(s)
-			if err != nil {
-				return nil, err
-			}
-			if err := m.waitMounts(ctx, s, want); err != nil {
-				return nil, err
-			}
-		}
-	} else if err := m.applyMounts(ctx, s); err != nil {
+	if err := m.checkIdmap(inst, s); err != nil {
 		return nil, err
+	}
+	want, err := m.mountDevices(s)
+	if err != nil {
+		return nil, err
+	}
+	if !fresh {
+		if err := m.applyMounts(ctx, s, want); err != nil {
+			return nil, err
+		}
 	}
 	// One exec waits for the boot to finish, installs the allowlist,
 	// applies the firewall and runs the self-test; the guest reports how
 	// long the boot wait and the rest took.
 	m.phase("ready")
-	st, bootWait, err := m.settle(ctx, s, inst.Config[KeyAllow], fresh)
+	st, bootWait, err := m.settle(ctx, s, want, inst.Config[KeyAllow], fresh)
 	if err != nil {
 		return nil, err
 	}
 	m.split("ready", bootWait, "selftest")
+	// The mounts are where vibe put them, as the kernel sees them; a VM
+	// attaches them as it boots, so this also waits for them.
+	if err := m.verifyMounts(ctx, s, want); err != nil {
+		return nil, err
+	}
 	m.phase("")
 	return st, st.Err()
 }
@@ -188,8 +199,8 @@ func (m *Manager) create(ctx context.Context, s *Spec) error {
 	if err != nil {
 		return err
 	}
-	if s.Network != "" {
-		devices["eth0"] = map[string]string{"type": "nic", "network": s.Network, "name": "eth0"}
+	for name, nic := range m.nics(s) {
+		devices[name] = nic
 	}
 	if s.InstanceType == "vm" && s.Disk != "" {
 		if pool := m.rootPool(); pool != "" {
@@ -207,12 +218,19 @@ func (m *Manager) create(ctx context.Context, s *Spec) error {
 				KeyStarted:      time.Now().UTC().Format(time.RFC3339),
 				"limits.cpu":    strconv.Itoa(s.CPU),
 				"limits.memory": s.Memory,
+				// vibe starts it, with its mounts detached (see Up): the
+				// daemon must not start it with them when it restarts.
+				"boot.autostart": "false",
 			},
 			Devices: devices,
 		},
 		Start: true,
 	}
 	if s.InstanceType == "container" {
+		if err := m.needIdmap(s); err != nil {
+			return err
+		}
+		post.Config["raw.idmap"] = idmap(s)
 		// The image is provisioned already: cloud-init has nothing left to
 		// do in a sandbox but cost seconds of every boot, and a profile's
 		// cloud-init.user-data must not run code in one. Its systemd
@@ -228,6 +246,37 @@ func (m *Manager) create(ctx context.Context, s *Spec) error {
 		return fmt.Errorf("create sandbox %s: %w", s.Name, err)
 	}
 	return nil
+}
+
+// nics are the sandbox's network devices: eth0 on --network, or the
+// default profile's bridged NICs, each with port isolation where the
+// server has it (a sandbox cannot reach another on the same bridge).
+func (m *Manager) nics(s *Spec) map[string]map[string]string {
+	out := map[string]map[string]string{}
+	if s.Network != "" {
+		out["eth0"] = map[string]string{"type": "nic", "network": s.Network, "name": "eth0"}
+	} else if p, _, err := m.C.GetProfile("default"); err == nil {
+		for name, d := range p.Devices {
+			if d["type"] == "nic" && (d["nictype"] == "bridged" || (d["nictype"] == "" && d["network"] != "")) {
+				out[name] = maps.Clone(d)
+			}
+		}
+	}
+	if !m.C.HasExtension("instance_nic_bridged_port_isolation") {
+		return out
+	}
+	for name, d := range out {
+		if d["nictype"] == "" {
+			if n, _, err := m.C.GetNetwork(d["network"]); err != nil || n.Type != "bridge" {
+				if s.Network == "" {
+					delete(out, name) // not a bridge: the profile's device stays as it is
+				}
+				continue
+			}
+		}
+		d["security.port_isolation"] = "true"
+	}
+	return out
 }
 
 // image resolves an alias or fingerprint on the server.
@@ -272,123 +321,6 @@ func (m *Manager) start(ctx context.Context, name string) error {
 	return nil
 }
 
-// readyTimeout bounds how long a started sandbox may take to boot.
-const readyTimeout = 3 * time.Minute
-
-// applyMounts makes the instance's workspace devices match the spec:
-// missing ones added, stale ones removed, the agent state folder mounted.
-func (m *Manager) applyMounts(ctx context.Context, s *Spec) error {
-	inst, etag, err := m.C.GetInstance(s.Name)
-	if err != nil {
-		return fmt.Errorf("sandbox %s: %w", s.Name, err)
-	}
-	want, err := m.mountDevices(s)
-	if err != nil {
-		return err
-	}
-	put := inst.Writable()
-	changed := false
-	for name, d := range put.Devices {
-		if strings.HasPrefix(name, wsPrefix) || name == stateDevice {
-			if w, ok := want[name]; !ok || !sameDevice(w, d) {
-				delete(put.Devices, name)
-				changed = true
-			}
-		}
-	}
-	for name, d := range want {
-		if _, ok := put.Devices[name]; !ok {
-			put.Devices[name] = d
-			changed = true
-		}
-	}
-	if !changed {
-		return nil
-	}
-	op, err := m.C.UpdateInstance(s.Name, put, etag)
-	if err != nil {
-		return fmt.Errorf("mount workspaces into %s: %w", s.Name, err)
-	}
-	if err := op.WaitContext(ctx); err != nil {
-		return fmt.Errorf("mount workspaces into %s: %w", s.Name, err)
-	}
-	return m.waitMounts(ctx, s, want)
-}
-
-// mountDevices are the disk devices for the spec's mounts and the agent's
-// state folder (created on the host if missing).
-func (m *Manager) mountDevices(s *Spec) (map[string]map[string]string, error) {
-	shift := s.InstanceType == "container" && m.idmappedMounts()
-	want := map[string]map[string]string{}
-	for _, mt := range s.Mounts {
-		d := map[string]string{"type": "disk", "source": mt.Source, "path": s.Home() + "/workspace/" + mt.Name}
-		if mt.ReadOnly {
-			d["readonly"] = "true"
-		}
-		if shift {
-			d["shift"] = "true"
-		}
-		want[wsPrefix+mt.Name] = d
-	}
-	if s.StateDir != "" {
-		if err := os.MkdirAll(s.StateDir, 0o700); err != nil {
-			return nil, fmt.Errorf("agent state folder: %w", err)
-		}
-		d := map[string]string{"type": "disk", "source": s.StateDir, "path": s.Home() + "/.claude"}
-		if shift {
-			d["shift"] = "true"
-		}
-		want[stateDevice] = d
-	}
-	return want, nil
-}
-
-func sameDevice(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
-}
-
-// waitMounts checks every mount is visible in the guest; VMs attach them
-// asynchronously. A mount that never appears is an error, never skipped.
-func (m *Manager) waitMounts(ctx context.Context, s *Spec, want map[string]map[string]string) error {
-	var paths []string
-	for _, d := range want {
-		paths = append(paths, d["path"])
-	}
-	sort.Strings(paths)
-	deadline := time.Now().Add(time.Minute)
-	for {
-		r, err := daemon.Run(ctx, m.C, s.Name, daemon.Exec{Command: append([]string{"sh", "-c", `for p; do mountpoint -q "$p" || { echo "$p"; exit 1; }; done`, "sh"}, paths...)})
-		if err == nil && r.Code == 0 {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			missing := strings.TrimSpace(r.Stdout)
-			return fmt.Errorf("sandbox %s: the mount %s did not appear within a minute", s.Name, missing)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(300 * time.Millisecond):
-		}
-	}
-}
-
-func (m *Manager) idmappedMounts() bool {
-	srv, _, err := m.C.GetServer()
-	if err != nil {
-		return false
-	}
-	return srv.Environment.KernelFeatures["idmapped_mounts"] == "true" && m.C.HasExtension("container_disk_shift")
-}
-
 // Apply re-applies mounts and the allowlist to a running sandbox and runs
 // the self-test (vibe config).
 func (m *Manager) Apply(ctx context.Context, s *Spec) (*SelfTest, error) {
@@ -399,11 +331,21 @@ func (m *Manager) Apply(ctx context.Context, s *Spec) (*SelfTest, error) {
 	if inst.StatusCode != api.Running {
 		return nil, fmt.Errorf("sandbox %s is %s; vibe up starts it (and applies the configuration)", s.Name, strings.ToLower(inst.Status))
 	}
-	if err := m.applyMounts(ctx, s); err != nil {
+	if err := m.checkIdmap(inst, s); err != nil {
 		return nil, err
 	}
-	st, _, err := m.settle(ctx, s, inst.Config[KeyAllow], false)
+	want, err := m.mountDevices(s)
 	if err != nil {
+		return nil, err
+	}
+	if err := m.applyMounts(ctx, s, want); err != nil {
+		return nil, err
+	}
+	st, _, err := m.settle(ctx, s, want, inst.Config[KeyAllow], false)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.verifyMounts(ctx, s, want); err != nil {
 		return nil, err
 	}
 	return st, st.Err()
@@ -515,7 +457,7 @@ func (m *Manager) info(inst *api.Instance) Info {
 		Started: inst.Config[KeyStarted],
 	}
 	for name, d := range inst.Devices {
-		if strings.HasPrefix(name, wsPrefix) || name == stateDevice {
+		if isProjectDevice(name) {
 			in.Mounts[d["path"]] = d["source"]
 		}
 	}

@@ -4,11 +4,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
+	"unicode/utf8"
 
 	"github.com/vibesandbox/vibe/workspace"
 )
@@ -32,13 +35,14 @@ func HostGitIdentity() GitIdentity {
 }
 
 // Env is the environment of everything that runs as the sandbox user: the
-// agent, vibe shell and vibe exec. Secrets are added last but cannot
-// replace what vibe sets (the secrets parser refuses those keys).
-func Env(s *Spec, secrets map[string]string, git GitIdentity, termName string) map[string]string {
+// agent, vibe shell and vibe exec. It travels in the exec request, which
+// incus shows to the host (process lists, its operations API), so it
+// holds no secret: those go through Launch.
+func Env(s *Spec, git GitIdentity, termName string) map[string]string {
 	home := s.Home()
 	env := map[string]string{
 		"HOME": home, "USER": s.User, "LOGNAME": s.User, "SHELL": "/bin/bash", "LANG": "C.UTF-8",
-		"PATH":       "/usr/local/lib/vibe/node-bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+		"PATH":       home + "/.vibe/node-bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 		"http_proxy": Proxy, "https_proxy": Proxy, "HTTP_PROXY": Proxy, "HTTPS_PROXY": Proxy,
 		"no_proxy": "localhost,127.0.0.1", "NO_PROXY": "localhost,127.0.0.1", "NODE_USE_ENV_PROXY": "1",
 	}
@@ -46,7 +50,7 @@ func Env(s *Spec, secrets map[string]string, git GitIdentity, termName string) m
 		env["TERM"] = termName
 	}
 	if s.StateDir != "" {
-		env["CLAUDE_CONFIG_DIR"] = home + "/.claude"
+		env["CLAUDE_CONFIG_DIR"] = StatePath
 	}
 	if git.Name != "" {
 		env["GIT_AUTHOR_NAME"], env["GIT_COMMITTER_NAME"] = git.Name, git.Name
@@ -54,21 +58,29 @@ func Env(s *Spec, secrets map[string]string, git GitIdentity, termName string) m
 	if git.Email != "" {
 		env["GIT_AUTHOR_EMAIL"], env["GIT_COMMITTER_EMAIL"] = git.Email, git.Email
 	}
-	for k, v := range secrets {
-		if _, set := env[k]; !set {
-			env[k] = v
-		}
-	}
 	return env
 }
 
-// HostRun lists, per mounted project, the files that tools on the host run
-// or obey (hooks, direnv, editor tasks, agent settings): an agent that
-// plants something there reaches the host later.
-var HostRun = []string{".git/config", ".envrc", ".vscode/tasks.json", ".claude/settings.json"}
+// HostRun lists, per project, what tools on the host run or obey: git
+// hooks and configuration, direnv, editor and agent settings. An agent
+// that plants something there reaches the host later, so the guest binds
+// each that exists read-only onto itself (as do the config and hooks of
+// every git submodule), and the host keeps a snapshot of them all between
+// sessions to report any change, including ones made after a session.
+var HostRun = []string{
+	".git/hooks", ".git/config", ".gitmodules", ".envrc", ".vscode", ".idea", ".husky",
+	".claude/settings.json", ".claude/settings.local.json", ".mcp.json",
+}
 
-// Snapshot maps each host-run file (and every .git/hooks file) of the
-// mounts to a digest of its content.
+// Bounds of a snapshot, so that a project the agent filled with files
+// cannot stall the host.
+const (
+	snapshotMaxFiles = 4096
+	snapshotMaxRead  = 16 << 20
+)
+
+// Snapshot maps each host-run file of the writable mounts to a digest of
+// its type, mode and content (a symlink's target, never followed).
 type Snapshot map[string]string
 
 // TakeSnapshot records the host-run files of the writable mounts.
@@ -79,33 +91,59 @@ func TakeSnapshot(mounts []workspace.Mount) Snapshot {
 			continue
 		}
 		for _, rel := range HostRun {
-			snap.add(filepath.Join(m.Source, rel))
+			snap.walk(filepath.Join(m.Source, rel), 8)
 		}
-		hooks, _ := os.ReadDir(filepath.Join(m.Source, ".git", "hooks"))
-		for _, h := range hooks {
-			if !h.IsDir() {
-				snap.add(filepath.Join(m.Source, ".git", "hooks", h.Name()))
+		// Submodules: .git/modules/NAME[/modules/...]/{config,hooks}.
+		filepath.WalkDir(filepath.Join(m.Source, ".git", "modules"), func(p string, d fs.DirEntry, err error) error {
+			if err != nil || len(snap) >= snapshotMaxFiles {
+				return filepath.SkipDir
 			}
-		}
+			if name := d.Name(); name == "config" || name == "hooks" {
+				snap.walk(p, 4)
+				if d.IsDir() {
+					return filepath.SkipDir
+				}
+			}
+			return nil
+		})
 	}
 	return snap
 }
 
-func (s Snapshot) add(path string) {
+// tooMany stands in a snapshot that reached its bound, so that an agent
+// flooding a host-run folder to hide a file is reported too.
+const tooMany = "(more host-run files than vibe compares: review them all)"
+
+// walk adds path and, for a real folder, what it holds, depth levels down.
+func (s Snapshot) walk(path string, depth int) {
+	if len(s) >= snapshotMaxFiles {
+		s[tooMany] = "truncated"
+		return
+	}
 	st, err := os.Lstat(path)
 	if err != nil {
 		return
 	}
 	h := sha256.New()
 	h.Write([]byte(st.Mode().String()))
-	if st.Mode().IsRegular() {
-		if f, err := os.Open(path); err == nil {
-			io.Copy(h, io.LimitReader(f, 16<<20))
+	switch {
+	case st.Mode().IsRegular():
+		if f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0); err == nil {
+			io.Copy(h, io.LimitReader(f, snapshotMaxRead))
 			f.Close()
 		}
-	} else if st.Mode()&os.ModeSymlink != 0 {
+	case st.Mode()&os.ModeSymlink != 0:
 		target, _ := os.Readlink(path)
 		h.Write([]byte(target))
+	case st.IsDir() && depth > 0:
+		entries, _ := os.ReadDir(path)
+		for _, e := range entries {
+			s.walk(filepath.Join(path, e.Name()), depth-1)
+		}
+	}
+	if len(s) >= snapshotMaxFiles {
+		s[tooMany] = "truncated"
+		return
 	}
 	s[path] = hex.EncodeToString(h.Sum(nil))
 }
@@ -125,4 +163,17 @@ func (s Snapshot) Changed(before Snapshot) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// Printable makes text that came from the guest safe to print on the
+// operator's terminal: control characters (escape sequences could hide or
+// rewrite a warning) and bidirectional overrides become '?'.
+func Printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r < 0x20, r == 0x7f, r >= 0x80 && r < 0xa0, r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069, r == utf8.RuneError:
+			return '?'
+		}
+		return r
+	}, s)
 }

@@ -10,6 +10,8 @@
 //	?/abs/path           optional: skipped quietly when absent
 //	~/code/app           ~ is the host user's home
 //	/abs/path:ro         read-only (also name=/abs/path:ro)
+//	/abs/path:hostrun-rw its host-run files (git hooks and config, .envrc,
+//	                     editor settings) stay writable by the agent
 //	# comment            blank lines and comments are ignored
 package workspace
 
@@ -29,7 +31,11 @@ type Mount struct {
 	Source   string // absolute host path
 	ReadOnly bool
 	Optional bool
-	Line     int // line in the list file; 0 for the drop-in directory
+	// HostRunWritable leaves the project's host-run files (git hooks and
+	// config, .envrc, editor settings) writable by the agent: an explicit,
+	// loudly reported choice of the user's own list.
+	HostRunWritable bool
+	Line            int // line in the list file; 0 for the drop-in directory
 }
 
 // nameRE: a single path component, no dot-only names, shell-safe.
@@ -74,8 +80,14 @@ func parseEntry(line, home string) (Mount, error) {
 	if rest, ok := strings.CutPrefix(line, "?"); ok {
 		m.Optional, line = true, strings.TrimSpace(rest)
 	}
-	if rest, ok := strings.CutSuffix(line, ":ro"); ok {
-		m.ReadOnly, line = true, rest
+	for {
+		if rest, ok := strings.CutSuffix(line, ":ro"); ok {
+			m.ReadOnly, line = true, rest
+		} else if rest, ok := strings.CutSuffix(line, ":hostrun-rw"); ok {
+			m.HostRunWritable, line = true, rest
+		} else {
+			break
+		}
 	}
 	name, path, hasName := strings.Cut(line, "=")
 	if !hasName {

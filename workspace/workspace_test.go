@@ -17,6 +17,7 @@ docs=/srv/docs:ro
   /srv/spaced   
 
 ?named=~/opt:ro
+hooks=/srv/hooks:hostrun-rw
 `
 	got, err := ParseList(list, "/home/me")
 	if err != nil {
@@ -30,6 +31,7 @@ docs=/srv/docs:ro
 		{Name: "docs", Source: "/srv/docs", ReadOnly: true, Line: 6},
 		{Name: "spaced", Source: "/srv/spaced", Line: 7},
 		{Name: "named", Source: "/home/me/opt", Optional: true, ReadOnly: true, Line: 9},
+		{Name: "hooks", Source: "/srv/hooks", HostRunWritable: true, Line: 10},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("got %d entries %+v", len(got), got)

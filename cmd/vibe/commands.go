@@ -174,6 +174,9 @@ func (restoreCmd) Run(c *cli) error {
 	} else if !errors.Is(err, sandbox.ErrNotFound) {
 		return err
 	}
+	if err := setAsideState(s.spec.StateDir); err != nil {
+		return err
+	}
 	if err := s.up(); err != nil {
 		return err
 	}
@@ -379,6 +382,13 @@ func (doctorCmd) Run(c *cli) error {
 	default:
 		report("warn", "virtual machines", "not available (no KVM); containers share the host's kernel, a weaker boundary")
 	}
+	if cfg.Instance.Type == config.Container && c.Remote == "" {
+		if err := sandbox.CheckDelegation(cfg.User.UID, cfg.User.GID); err != nil {
+			report("FAIL", "id map", err.Error())
+		} else {
+			report("ok", "id map", fmt.Sprintf("uid %d and gid %d map to the same host ids; guest root to an unprivileged one", cfg.User.UID, cfg.User.GID))
+		}
+	}
 	if p, _, err := srv.GetProfile("default"); err == nil {
 		pool := p.Devices["root"]["pool"]
 		if sp, _, err := srv.GetStoragePool(pool); err == nil {
@@ -487,4 +497,43 @@ func count(n int, noun string) string {
 		return fmt.Sprintf("%d %sies", n, strings.TrimSuffix(noun, "y"))
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// keptState is what of the agent's persisted state outlives a restore: the
+// login and the conversation history. Everything else there (settings
+// with their hooks, MCP servers, plugins, commands) was writable by the
+// agent and would carry a compromise into the fresh sandbox.
+var keptState = map[string]bool{".credentials.json": true, "history.jsonl": true, "projects": true}
+
+// setAsideState moves all but keptState out of the state folder, into a
+// dated folder beside it, and says what it moved.
+func setAsideState(dir string) error {
+	if dir == "" {
+		return nil
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil
+		}
+		return fmt.Errorf("agent state: %w", err)
+	}
+	aside := filepath.Join(filepath.Dir(dir), "set-aside-"+time.Now().UTC().Format("20060102-150405"))
+	var moved []string
+	for _, e := range entries {
+		if keptState[e.Name()] {
+			continue
+		}
+		if err := os.MkdirAll(aside, 0o700); err != nil {
+			return fmt.Errorf("agent state: %w", err)
+		}
+		if err := os.Rename(filepath.Join(dir, e.Name()), filepath.Join(aside, e.Name())); err != nil {
+			return fmt.Errorf("agent state: %w", err)
+		}
+		moved = append(moved, sandbox.Printable(e.Name()))
+	}
+	if len(moved) > 0 {
+		fmt.Fprintf(os.Stderr, "vibe: the agent's settings do not survive a restore (they may carry hooks it wrote); set aside in %s: %s (login and history kept)\n", aside, strings.Join(moved, ", "))
+	}
+	return nil
 }

@@ -165,12 +165,12 @@ func TestE2ELifecycle(t *testing.T) {
 		t.Fatalf("git config: %v %s", err, out)
 	}
 	stdout, stderr, code := w.vibe("app", "--", "--resume", "x y")
-	if code != 0 || !strings.Contains(stdout, "agent cwd=/home/vibe/workspace/app user=vibe key="+secretValue+" git=Vibe Tester") || !strings.Contains(stdout, "args=--resume x y") {
+	if code != 0 || !strings.Contains(stdout, "agent cwd=/workspace/app user=vibe key="+secretValue+" git=Vibe Tester") || !strings.Contains(stdout, "args=--resume x y") {
 		t.Errorf("agent: exit %d\n%s%s", code, stdout, stderr)
 	}
 	// vibe . maps the host directory to the project and sub-path.
 	stdout, _, _ = w.vibeIn(filepath.Join(w.project, "src", "deep"), "", ".")
-	if !strings.Contains(stdout, "cwd=/home/vibe/workspace/app/src/deep") {
+	if !strings.Contains(stdout, "cwd=/workspace/app/src/deep") {
 		t.Errorf("vibe . from src/deep: %s", stdout)
 	}
 	if _, stderr, code := w.vibeIn(w.dir, "", "."); code == 0 || !strings.Contains(stderr, "not inside any mounted workspace") {
@@ -180,7 +180,7 @@ func TestE2ELifecycle(t *testing.T) {
 	// exec: stdout, stderr, stdin and the exit code pass through; same
 	// environment as the agent.
 	stdout, stderr, code = w.vibeIn(w.dir, "from-stdin", "exec", "--", "sh", "-c", `cat; echo " out $(id -un) $PWD"; echo err >&2; exit 42`)
-	if code != 42 || stdout != "from-stdin out vibe /home/vibe/workspace\n" || stderr != "err\n" {
+	if code != 42 || stdout != "from-stdin out vibe /workspace\n" || stderr != "err\n" {
 		t.Errorf("exec: exit %d stdout %q stderr %q", code, stdout, stderr)
 	}
 	// Files keep the host user's ownership.
@@ -214,7 +214,7 @@ func TestE2ELifecycle(t *testing.T) {
 	out = w.must("status", "--json")
 	var st sandbox.Info
 	json.Unmarshal([]byte(out), &st)
-	if st.Name != w.name || st.Status != "running" || !st.Newest || !strings.Contains(st.Firewall, "enforcing: yes") || st.Mounts["/home/vibe/workspace/app"] != w.project || st.Mounts["/home/vibe/.claude"] == "" {
+	if st.Name != w.name || st.Status != "running" || !st.Newest || !strings.Contains(st.Firewall, "enforcing: yes") || st.Mounts["/workspace/app"] != w.project || st.Mounts["/var/lib/vibe/state/claude"] == "" {
 		t.Errorf("status: %+v", st)
 	}
 	if out := w.must("ls", "--json"); !strings.Contains(out, `"name": "`+w.name+`"`) {
@@ -319,7 +319,7 @@ func TestE2EShellAndCompletion(t *testing.T) {
 	w := newWorld(t)
 	w.must("up")
 	stdout, stderr, code := w.vibeIn(w.dir, "echo \"in=$(id -un):$PWD:$(tty)\"; exit 3\n", "shell", "app")
-	if code != 3 || !strings.Contains(stdout, "in=vibe:/home/vibe/workspace/app:/dev/pts/") {
+	if code != 3 || !strings.Contains(stdout, "in=vibe:/workspace/app:/dev/pts/") {
 		t.Errorf("shell: exit %d\n%s%s", code, stdout, stderr)
 	}
 	stdout, _, code = w.vibeIn(w.dir, "id -u; exit\n", "shell", "--root")

@@ -181,6 +181,40 @@ except Exception as e:
 		t.Errorf("direct TCP after the sandbox user's attempts: %s", out)
 	}
 
+	// Nothing connects in: servers the agent starts, TCP and UDP, answer
+	// no one on the bridge (and port isolation keeps sandboxes apart).
+	sh(`setsid python3 -m http.server 8000 --bind 0.0.0.0 </dev/null >/dev/null 2>&1 &
+setsid python3 -c "
+import socket
+s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.bind(('0.0.0.0',9999))
+while True:
+  d,a=s.recvfrom(64);open('/tmp/udp-in','ab').write(d);s.sendto(b'pong',a)" </dev/null >/dev/null 2>&1 &
+sleep 1`)
+	addrOut, _ := w.guest("sh", "-c", "ip -4 -o addr show eth0 | awk '{ print $4 }' | cut -d/ -f1")
+	sandboxAddr := strings.TrimSpace(addrOut)
+	if out, code := w.guest("sh", "-c", "ss -Hltn 'sport = :8000' | wc -l"); code != 0 || strings.TrimSpace(out) != "1" {
+		t.Fatalf("the agent's server does not listen: %s", out)
+	}
+	inet := &world{t: t, c: w.c, name: internetVM}
+	if out, code := inet.guest("curl", "-sS", "--max-time", "5", "http://"+sandboxAddr+":8000/"); code == 0 {
+		t.Errorf("an inbound TCP connection to the agent's server was answered: %s", out)
+	}
+	inbound := `python3 -c "
+import socket,sys
+s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.settimeout(3)
+s.sendto(b'in',('` + sandboxAddr + `',9999))
+try: print(s.recvfrom(64)[0].decode())
+except Exception as e: print('no answer',type(e).__name__);sys.exit(1)"`
+	if out, code := inet.guest("sh", "-c", inbound); code == 0 {
+		t.Errorf("an inbound UDP datagram was answered: %s", out)
+	}
+	if out, _ := w.guest("sh", "-c", "cat /tmp/udp-in 2>/dev/null"); out != "" {
+		t.Errorf("an inbound UDP datagram reached the agent's listener: %q", out)
+	}
+	if inst, _, err := w.c.GetInstance(w.name); err == nil && inst.ExpandedDevices["eth0"]["security.port_isolation"] != "true" {
+		t.Errorf("the sandbox's NIC is not port-isolated: %v", inst.ExpandedDevices["eth0"])
+	}
+
 	// The operator opens egress and closes it again.
 	w.must("firewall", "off")
 	if out, code := sh("curl -sS --noproxy '*' --max-time 10 http://" + server + "/"); code != 0 || !strings.Contains(out, "hello from") {

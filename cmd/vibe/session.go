@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/signal"
@@ -86,7 +87,7 @@ func (c *cli) open() (*session, error) {
 	spec := &sandbox.Spec{
 		Name: name, Image: image, InstanceType: cfg.Instance.Type, Network: c.Network,
 		CPU: cfg.Instance.CPU, Memory: cfg.Instance.Memory, Disk: cfg.Instance.Disk,
-		User: cfg.User.Name, Mounts: mounts, Allow: allow,
+		User: cfg.User.Name, UID: cfg.User.UID, GID: cfg.User.GID, Mounts: mounts, Allow: allow,
 	}
 	if cfg.Sandbox.Persist {
 		dir, err := dataPath(filepath.Join("state", name, "claude"))
@@ -100,7 +101,8 @@ func (c *cli) open() (*session, error) {
 		return nil, err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	return &session{cfg: cfg, spec: spec, secrets: sec, mgr: &sandbox.Manager{C: srv}, ctx: ctx, stop: stop, trust: c.Trust}, nil
+	mgr := &sandbox.Manager{C: srv, Local: c.Remote == ""}
+	return &session{cfg: cfg, spec: spec, secrets: sec, mgr: mgr, ctx: ctx, stop: stop, trust: c.Trust}, nil
 }
 
 // resolveMounts expands the configured workspace folder and list file.
@@ -155,6 +157,11 @@ func (s *session) up() error {
 	if err != nil {
 		return err
 	}
+	for _, m := range s.spec.Mounts {
+		if m.HostRunWritable && !m.ReadOnly {
+			fmt.Fprintf(os.Stderr, "vibe: WARNING: the agent can write the host-run files of %s (git hooks and config, .envrc, editor settings: they run on this host later); :hostrun-rw in the workspaces list asks for it\n", m.Name)
+		}
+	}
 	if st.Off() {
 		fmt.Fprintf(os.Stderr, "\n  WARNING: the egress firewall of %s is OFF (switched off by the operator).\n  Everything in it can reach the network. `vibe firewall on` closes it again.\n\n", s.spec.Name)
 	}
@@ -193,41 +200,67 @@ func (s *session) fetchImage() error {
 	return nil
 }
 
-// guestIDs returns the sandbox user's uid and gid as the guest knows them.
-func (s *session) guestIDs() (uint32, uint32, error) {
-	var out strings.Builder
-	w := &daemon.SyncWriter{W: &out}
-	code, err := s.mgr.Run(s.ctx, s.spec.Name, daemon.Exec{
-		Command: []string{"sh", "-c", `printf '%s %s' "$(id -u "$1")" "$(id -g "$1")"`, "sh", s.spec.User},
-		Stdin:   strings.NewReader(""), Stdout: w, Stderr: w,
-	})
-	if err != nil {
-		return 0, 0, err
-	}
-	var uid, gid uint32
-	if _, err := fmt.Sscanf(out.String(), "%d %d", &uid, &gid); code != 0 || err != nil || uid == 0 {
-		return 0, 0, fmt.Errorf("sandbox %s has no usable user %s (%s); vibe restore relaunches it from the image", s.spec.Name, s.spec.User, strings.TrimSpace(out.String()))
-	}
-	return uid, gid, nil
-}
-
 // asUser runs argv in the sandbox as the sandbox user with the agent's
-// environment and returns its exit status.
+// environment (secrets through the launcher) and returns its exit status.
+// Host-run files are compared with the snapshot kept on the host since the
+// last session, before and after: a change made between sessions (by a
+// process the agent left behind) is reported as well as one made in this.
 func (s *session) asUser(argv []string, cwd string, terminal bool) (int, error) {
-	uid, gid, err := s.guestIDs()
+	snapPath, err := dataPath(filepath.Join("state", s.spec.Name, "host-run.json"))
 	if err != nil {
 		return -1, err
 	}
-	env := sandbox.Env(s.spec, s.secrets, sandbox.HostGitIdentity(), termName(terminal))
+	if last, ok := loadSnapshot(snapPath); ok {
+		warnChanged(sandbox.TakeSnapshot(s.spec.Mounts).Changed(last), "since the last session ended (something in the sandbox went on running)")
+	}
 	before := sandbox.TakeSnapshot(s.spec.Mounts)
-	code, err := s.mgr.Run(s.ctx, s.spec.Name, daemon.Exec{Command: argv, UID: uid, GID: gid, Cwd: cwd, Env: env, Terminal: terminal})
-	if changed := sandbox.TakeSnapshot(s.spec.Mounts).Changed(before); len(changed) > 0 {
-		fmt.Fprintf(os.Stderr, "\nvibe: WARNING: files that run or are obeyed on the host changed during the session; review them before using these projects on the host:\n")
-		for _, p := range changed {
-			fmt.Fprintf(os.Stderr, "  %s\n", p)
-		}
+	env := sandbox.Env(s.spec, sandbox.HostGitIdentity(), termName(terminal))
+	code, err := s.mgr.Launch(s.ctx, s.spec, argv, cwd, env, s.secrets, terminal)
+	after := sandbox.TakeSnapshot(s.spec.Mounts)
+	warnChanged(after.Changed(before), "during the session")
+	if serr := saveSnapshot(snapPath, after); serr != nil && err == nil {
+		err = serr
 	}
 	return code, err
+}
+
+// warnChanged reports changed host-run files; their names came from the
+// guest, so they are printed without control characters.
+func warnChanged(changed []string, when string) {
+	if len(changed) == 0 {
+		return
+	}
+	fmt.Fprintf(os.Stderr, "\nvibe: WARNING: files that run or are obeyed on the host changed %s; review them before using these projects on the host:\n", when)
+	for _, p := range changed {
+		fmt.Fprintf(os.Stderr, "  %s\n", sandbox.Printable(p))
+	}
+}
+
+func loadSnapshot(path string) (sandbox.Snapshot, bool) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, false
+	}
+	var snap sandbox.Snapshot
+	if json.Unmarshal(b, &snap) != nil {
+		return nil, false
+	}
+	return snap, true
+}
+
+func saveSnapshot(path string, snap sandbox.Snapshot) error {
+	b, err := json.Marshal(snap)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("host-run snapshot: %w", err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("host-run snapshot: %w", err)
+	}
+	return os.Rename(tmp, path)
 }
 
 func termName(terminal bool) string {
@@ -240,10 +273,10 @@ func termName(terminal bool) string {
 	return "xterm-256color"
 }
 
-// cwdFor maps a project argument to a folder in the guest: "" is
-// ~/workspace, "." the mounted project holding the current directory.
+// cwdFor maps a project argument to a folder in the guest: "" is the
+// mount folder, "." the mounted project holding the current directory.
 func (s *session) cwdFor(project string) (string, error) {
-	base := s.spec.Home() + "/workspace"
+	base := sandbox.MountRoot
 	switch project {
 	case "":
 		return base, nil

@@ -20,6 +20,11 @@ for group in sudo admin wheel adm disk lxd incus incus-admin root shadow; do
 	fi
 done
 rm -f "/etc/sudoers.d/90-cloud-init-users"
-install -d -o "$uid" -g "$gid" -m 0755 "$home/workspace"
 # Files from /etc/skel (proxy settings) must belong to the user.
 chown -R "$uid:$gid" "$home"
+# Mount points live in folders only root can change, outside the home: a
+# folder the user could swap for a symlink would let it choose where the
+# next mount lands. ~/workspace is a convenience link the user may remove.
+install -d -o root -g root -m 0755 /workspace /var/lib/vibe /var/lib/vibe/state
+rm -rf "$home/workspace"
+ln -sfn /workspace "$home/workspace"

@@ -26,6 +26,4 @@ if [ "$(jq -r .agent.enabled "$VIBE_BUILD_JSON")" = true ]; then
 	as_user bash -c "$nvm_run" nvm npm install -g "${agent_package}@${agent_version}"
 	record agent "$(as_user bash -c "$nvm_run" nvm npm ls -g --depth=0 --json | jq -r --arg p "$agent_package" '.dependencies[$p].version')"
 fi
-# A stable path to the default node, for PATH in profile.d and for the launcher.
-node_bin=$(dirname "$(as_user bash -c "$nvm_run" nvm nvm which default)")
-ln -sfn "$node_bin" /usr/local/lib/vibe/node-bin
+link_node_bin "$(dirname "$(as_user bash -c "$nvm_run" nvm nvm which default)")"

@@ -1,0 +1,362 @@
+package main
+
+// The hostile agent: every test here is an attack a prompt-injected agent
+// (or, where it says so, an agent that got root in the guest) makes on its
+// containment, run against the real daemon. Each one failed against the
+// code before its fix.
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lxc/incus/v6/shared/api"
+)
+
+// sh runs a script as the sandbox user through vibe exec.
+func (w *world) sh(script string) (string, int) {
+	w.t.Helper()
+	out, errOut, code := w.vibe("exec", "--", "sh", "-c", script)
+	return out + errOut, code
+}
+
+// detached starts a script as the sandbox user that outlives the exec.
+func (w *world) detached(script string) {
+	w.t.Helper()
+	if out, code := w.sh("setsid sh -c '" + script + "' </dev/null >/dev/null 2>&1 &"); code != 0 {
+		w.t.Fatalf("start a detached process: %s", out)
+	}
+}
+
+// Mount redirection: the agent swaps the folder that holds the project
+// mounts for a symlink into root's files, from a detached process, then the
+// operator adds a project named like a root-side folder. The mount must
+// not land in root's files, and a mount that is not where vibe put it stops
+// everything.
+func TestE2EHostileMountRedirect(t *testing.T) {
+	w := newWorld(t)
+	w.must("up")
+	w.detached(`sleep 1; rm -rf "$HOME/workspace"; ln -s /usr/local/lib "$HOME/workspace"; ln -s /usr/local/lib /workspace/vibe 2>/dev/null; true`)
+	time.Sleep(2 * time.Second)
+	// The operator adds a project named vibe.
+	proj := filepath.Join(w.dir, "config", "vibe", "workspace", "vibe")
+	os.MkdirAll(proj, 0o755)
+	os.WriteFile(filepath.Join(proj, "firewall.nft"), []byte("table inet vibe { chain output { type filter hook output priority filter; policy accept; } }\n"), 0o644)
+	exec.Command("chown", "-R", "1000:1000", proj).Run()
+	out, code := w.sh("ls /usr/local/lib/vibe/ >/dev/null; echo ran")
+	t.Logf("exec after the swap: exit %d %s", code, out)
+	// Root's files are untouched: the firewall ruleset is still vibe's.
+	if got, _ := w.guest("grep", "-c", "policy accept", "/usr/local/lib/vibe/firewall.nft"); strings.TrimSpace(got) != "0" {
+		t.Errorf("the project was mounted over root's files: firewall.nft now has policy accept")
+	}
+	if got, _ := w.guest("findmnt", "-rno", "TARGET"); strings.Contains(got, "/usr/local/lib") {
+		t.Errorf("a mount landed under /usr/local/lib:\n%s", got)
+	}
+	if got, c := w.guest("findmnt", "-rno", "TARGET", "/workspace/vibe"); c != 0 || strings.TrimSpace(got) != "/workspace/vibe" {
+		t.Errorf("the new project is not mounted at /workspace/vibe: %q", got)
+	}
+	// Every ancestor of every mount target is root's and closed to the user.
+	if out, code := w.sh(`for d in / /workspace /workspace/app /var/lib/vibe /var/lib/vibe/state; do [ -w "$d" ] && [ "$d" != /workspace/app ] && echo "writable: $d"; done; ln -s /etc /workspace/evil 2>/dev/null && echo "linked"; true`); code != 0 || strings.TrimSpace(out) != "" {
+		t.Errorf("the sandbox user can change where mounts land: %s", out)
+	}
+
+	// Guest root moves a mount: vibe sees it in mountinfo and refuses.
+	w.guest("sh", "-c", "mkdir -p /root/decoy && mount --bind /root/decoy /workspace/app")
+	stdout, stderr, code := w.vibe("exec", "--", "echo", "ran")
+	if code == 0 || strings.Contains(stdout, "ran") || !strings.Contains(stderr, "/workspace/app") || !strings.Contains(stderr, "fail closed") {
+		t.Errorf("exec with a mount that is not vibe's: exit %d %q %q", code, stdout, stderr)
+	}
+	w.guest("umount", "/workspace/app")
+
+	// Guest root turns the mount folder into a symlink to a host path and
+	// the sandbox restarts: nothing may be created on the host, and the
+	// mounts must be where vibe put them or nothing runs.
+	hostDir := filepath.Join(os.TempDir(), fmt.Sprintf("vibe-e2e-host-%d", time.Now().UnixNano()))
+	w.guest("sh", "-c", "umount -l /workspace/app /workspace/vibe; rm -rf /workspace && ln -s "+hostDir+" /workspace")
+	w.must("stop")
+	stdout, stderr, code = w.vibe("exec", "--", "echo", "ran")
+	if _, err := os.Lstat(hostDir); err == nil {
+		t.Errorf("starting the sandbox created %s on the host", hostDir)
+		os.RemoveAll(hostDir)
+	}
+	if code == 0 {
+		if got, _ := w.guest("findmnt", "-rno", "TARGET", "/workspace/app"); strings.TrimSpace(got) != "/workspace/app" {
+			t.Errorf("exec ran with the project mounted elsewhere: %q", got)
+		}
+	} else if !strings.Contains(stderr, "fail closed") {
+		t.Errorf("a symlinked mount folder: exit %d %q %q", code, stdout, stderr)
+	}
+}
+
+// Root's login shell must never run what the sandbox user can write: the
+// Node toolchain's layout (node-bin into the user's nvm folder) is laid out
+// as the provisioning step does, the agent plants programs in every folder
+// on root's PATH it can write, and the operator opens a root shell.
+func TestE2EHostileRootFiles(t *testing.T) {
+	w := newWorld(t)
+	w.must("up")
+	// The Node toolchain's layout, made by the provisioning step's own
+	// code: nvm's node in the user's home and the stable link to it.
+	if out, code := w.guest("bash", "-c", `. /usr/local/lib/vibe/lib.sh && as_user mkdir -p /home/vibe/.nvm/versions/node/v1/bin && link_node_bin /home/vibe/.nvm/versions/node/v1/bin`); code != 0 {
+		t.Fatalf("lay out the Node toolchain: %s", out)
+	}
+	// The agent plants vibe-firewall, ls and id in every folder on root's
+	// login PATH (bash and zsh) that it can write.
+	rootPath, _ := w.guest("sh", "-c", `for s in bash zsh; do env -i HOME=/root TERM=dumb $s -lc 'echo "$PATH"' </dev/null; done | tr : '\n' | sort -u`)
+	for _, d := range lines(rootPath) {
+		out, _, _ := w.vibe("exec", "--", "sh", "-c", `for p in vibe-firewall ls id; do printf '#!/bin/sh\ntouch /tmp/pwned-by-$0\nexec /usr/bin/false\n' >"$1/$p" 2>/dev/null && chmod +x "$1/$p" && echo "planted $1/$p"; done; true`, "sh", d)
+		t.Logf("planting in %s: %s", d, out)
+	}
+	for _, shell := range []string{"bash", "zsh"} {
+		stdout, stderr, _ := w.vibeIn(w.dir, "command -v vibe-firewall ls id; id -u; exit\n", "shell", "--root")
+		if shell == "zsh" {
+			o, _ := w.guest("zsh", "-lc", "command -v vibe-firewall ls id")
+			stdout = o
+		}
+		for _, line := range strings.Split(strings.TrimSpace(stdout), "\n") {
+			if strings.HasPrefix(line, "/home/") || strings.Contains(line, "node-bin") || strings.Contains(line, ".nvm") {
+				t.Errorf("root's %s login shell runs a program the sandbox user wrote: %s (%s)", shell, line, stderr)
+			}
+		}
+	}
+	if out, _ := w.guest("sh", "-c", "ls /tmp/pwned-by-* 2>/dev/null"); strings.TrimSpace(out) != "" {
+		t.Errorf("root ran a planted program: %s", out)
+	}
+	// The walk: nothing root, a root service or root's shells read or run
+	// is writable by the sandbox user, through any path.
+	script, err := os.ReadFile("testdata/root-writable.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, code := w.guest("bash", "-c", string(script), "walk", "vibe"); code != 0 {
+		t.Errorf("files root reads or runs that the sandbox user can write:\n%s", out)
+	}
+}
+
+// Guest root makes setuid and root-owned files in a mounted project and in
+// the agent state folder: on the host they must belong to neither root nor
+// any id but the user's, with no setuid or setgid bit.
+func TestE2EHostileGuestRootOnMounts(t *testing.T) {
+	w := newWorld(t)
+	w.must("up")
+	plant := `for d in /workspace/app /var/lib/vibe/state/claude; do
+		cp /bin/sh "$d/suid-root" && chown 0:0 "$d/suid-root" && chmod 6755 "$d/suid-root"
+		touch "$d/root-owned"
+		mkdir -p "$d/rootdir" && chmod 4777 "$d/rootdir"
+		cp /bin/sh "$d/suid-user" && chown vibe:vibe "$d/suid-user" && chmod 6755 "$d/suid-user"
+	done; true`
+	if out, code := w.guest("sh", "-c", plant); code != 0 {
+		t.Logf("planting as guest root: %s", out)
+	}
+	state := filepath.Join(w.dir, "data", "vibe", "state", w.name, "claude")
+	for _, dir := range []string{w.project, state} {
+		filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+			if err != nil {
+				return nil
+			}
+			st := fi.Sys().(*syscall.Stat_t)
+			if st.Uid == 0 || st.Gid == 0 {
+				t.Errorf("%s belongs to %d:%d on the host (root)", p, st.Uid, st.Gid)
+			}
+			if fi.Mode()&(os.ModeSetuid|os.ModeSetgid) != 0 && st.Uid != 1000 && st.Uid < 1000000 {
+				t.Errorf("%s is %s, owned by %d on the host", p, fi.Mode(), st.Uid)
+			}
+			return nil
+		})
+	}
+	// Mounts carry nosuid and nodev.
+	if out, _ := w.guest("findmnt", "-rno", "TARGET,OPTIONS", "/workspace/app"); !strings.Contains(out, "nosuid") || !strings.Contains(out, "nodev") {
+		t.Errorf("the project mount lacks nosuid,nodev: %s", out)
+	}
+	// The sandbox user still owns what it makes, as the host user.
+	w.must("exec", "-p", "app", "--", "touch", "made-by-agent")
+	if st, err := os.Stat(filepath.Join(w.project, "made-by-agent")); err != nil || st.Sys().(*syscall.Stat_t).Uid != 1000 {
+		t.Errorf("a file the agent made is not the host user's: %v", err)
+	}
+}
+
+// The key must never be in a host process's argv or environment (but
+// vibe's own), nor in the incus operations API or its event stream, while
+// a session runs; nor on the guest's disk.
+func TestE2EHostileKeyExposure(t *testing.T) {
+	w := newWorld(t)
+	w.must("up")
+	events, err := w.c.GetEvents()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer events.Disconnect()
+	var seen strings.Builder
+	events.AddHandler(nil, func(e api.Event) {
+		b, _ := json.Marshal(e)
+		seen.Write(b)
+	})
+	// The command compares a digest: the key itself is in no argument.
+	sum := fmt.Sprintf("%x", sha256.Sum256([]byte(secretValue)))
+	cmd := exec.Command(vibeBin, "--config", filepath.Join(w.dir, "vibe.yaml"), "exec", "--", "sh", "-c", `[ "$(printf %s "$ANTHROPIC_API_KEY" | sha256sum | cut -d" " -f1)" = "$1" ] && echo has-key; sleep 6`, "sh", sum)
+	cmd.Dir = w.dir
+	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+filepath.Join(w.dir, "config"), "XDG_DATA_HOME="+filepath.Join(w.dir, "data"), "HOME="+w.dir)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(4 * time.Second)
+	// Every host process but vibe's own and the sandbox's (the agent has
+	// the key in its environment, by design; they run in the sandbox's
+	// namespaces, as the sandbox user's id).
+	procs, _ := filepath.Glob("/proc/[0-9]*")
+	ourPidNS, _ := os.Readlink("/proc/self/ns/pid")
+	for _, p := range procs {
+		if ns, _ := os.Readlink(p + "/ns/pid"); p == "/proc/"+strconv.Itoa(cmd.Process.Pid) || ns != ourPidNS {
+			continue
+		}
+		for _, f := range []string{"cmdline", "environ"} {
+			b, _ := os.ReadFile(filepath.Join(p, f))
+			if strings.Contains(string(b), secretValue) {
+				comm, _ := os.ReadFile(filepath.Join(p, "comm"))
+				t.Errorf("the key is in the %s of host process %s (%s)", f, p, strings.TrimSpace(string(comm)))
+			}
+		}
+	}
+	ops, _ := w.c.GetOperations()
+	b, _ := json.Marshal(ops)
+	if strings.Contains(string(b), secretValue) {
+		t.Error("the key is in the incus operations API")
+	}
+	cmd.Wait()
+	if !strings.Contains(out.String(), "has-key") {
+		t.Errorf("the agent did not get the key: %s", out.String())
+	}
+	if strings.Contains(seen.String(), secretValue) {
+		t.Error("the key is in incus's event stream (incus monitor)")
+	}
+	if got, _ := w.guest("sh", "-c", "grep -rls "+secretValue+" / --exclude-dir=proc --exclude-dir=sys --exclude-dir=dev 2>/dev/null; true"); strings.TrimSpace(got) != "" {
+		t.Errorf("the key is on the guest's disk after the session: %s", got)
+	}
+}
+
+// Root tampers with the ruleset file root loads (an accept before the
+// drop), and replaces the proxy with another program under its name: the
+// self-test must see both, and nothing may run.
+func TestE2EHostileSelfTest(t *testing.T) {
+	w := newWorld(t)
+	w.must("up")
+	w.guest("sh", "-c", `sed -i 's/^\t\toif "lo" accept/\t\toif "lo" accept\n\t\tmeta l4proto tcp accept/' /usr/local/lib/vibe/firewall.nft && /usr/local/sbin/vibe-firewall apply`)
+	if got, _ := w.guest("nft", "list", "chain", "inet", "vibe", "output"); !strings.Contains(got, "meta l4proto tcp accept") {
+		t.Fatalf("the tampered ruleset did not load: %s", got)
+	}
+	stdout, stderr, code := w.vibe("exec", "--", "echo", "ran")
+	if code == 0 || strings.Contains(stdout, "ran") || !strings.Contains(stderr, "fail closed") {
+		t.Errorf("exec with a tampered ruleset: exit %d %q %q", code, stdout, stderr)
+	}
+	if out, _, _ := w.vibe("status"); strings.Contains(out, "enforcing: yes") {
+		t.Errorf("status calls a tampered firewall enforcing:\n%s", out)
+	}
+	w.must("restore")
+
+	// A fake proxy: any program named tinyproxy, running unprivileged,
+	// that answers 403 to the self-test's probe.
+	w.guest("sh", "-c", `systemctl stop tinyproxy; cp /usr/bin/python3 /tmp/tinyproxy; setsid setpriv --reuid=nobody --regid=nogroup --clear-groups /tmp/tinyproxy -c '
+import http.server
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self): self.send_response(403); self.end_headers()
+    do_CONNECT = do_GET
+http.server.HTTPServer(("127.0.0.1", 8888), H).serve_forever()' </dev/null >/dev/null 2>&1 &
+sleep 1`)
+	out, _ := w.guest("/usr/local/sbin/vibe-selftest")
+	if !strings.Contains(out, "FAIL") || !strings.Contains(out, "proxy") {
+		t.Errorf("the self-test passed a fake proxy:\n%s", out)
+	}
+}
+
+// Host-run files are read-only in the sandbox; a write made by a detached
+// process after the session is reported at the next start; what the guest
+// named is printed without its control characters.
+func TestE2EHostileHostRunFiles(t *testing.T) {
+	w := newWorld(t)
+	for _, d := range []string{".git/hooks", ".git/modules/sub/hooks", ".vscode", ".husky", ".claude"} {
+		os.MkdirAll(filepath.Join(w.project, d), 0o755)
+	}
+	for _, f := range []string{".git/config", ".git/modules/sub/config", ".gitmodules", ".envrc", ".vscode/settings.json", ".claude/settings.json", ".claude/settings.local.json", ".mcp.json", ".git/hooks/pre-commit"} {
+		os.WriteFile(filepath.Join(w.project, f), []byte("original\n"), 0o644)
+	}
+	exec.Command("chown", "-R", "1000:1000", w.project).Run()
+	w.must("up")
+	for _, f := range []string{".git/config", ".git/modules/sub/config", ".git/modules/sub/hooks/post-checkout", ".gitmodules", ".envrc", ".vscode/settings.json", ".vscode/tasks.json", ".husky/pre-commit", ".claude/settings.json", ".claude/settings.local.json", ".mcp.json", ".git/hooks/pre-commit", ".git/hooks/post-checkout"} {
+		out, _ := w.sh("cd /workspace/app && (echo pwned >>" + f + ") 2>/dev/null && echo wrote")
+		if strings.Contains(out, "wrote") {
+			t.Errorf("the agent wrote %s", f)
+		}
+	}
+	// Ordinary work in the project still goes.
+	if out, code := w.sh("cd /workspace/app && echo ok >notes.txt && mkdir -p src && echo x >src/a.c && echo done"); code != 0 || !strings.Contains(out, "done") {
+		t.Errorf("ordinary writes fail: %s", out)
+	}
+	// A detached process writes after the session ends, under a name with
+	// terminal escapes, into a host-run folder that did not exist when the
+	// session started (so nothing made it read-only); the next start
+	// reports it, escapes stripped.
+	w.detached(`sleep 3; mkdir -p /workspace/app/.idea && echo pwned >/workspace/app/.idea/"$(printf "x\033[8mhidden")"`)
+	w.must("exec", "--", "true")
+	time.Sleep(5 * time.Second)
+	_, stderr, _ := w.vibe("exec", "--", "true")
+	if !strings.Contains(stderr, "hidden") || strings.Contains(stderr, "\033") {
+		t.Errorf("a write after the session is not reported (or carries escapes) at the next start: %q", stderr)
+	}
+
+	// The user's own list may leave one project's host-run files open:
+	// it works, and every start says so.
+	open := filepath.Join(w.dir, "open")
+	os.MkdirAll(open, 0o755)
+	os.WriteFile(filepath.Join(open, ".envrc"), []byte("original\n"), 0o644)
+	exec.Command("chown", "-R", "1000:1000", open).Run()
+	os.WriteFile(filepath.Join(w.dir, "config", "vibe", "workspaces"), []byte("open="+open+":hostrun-rw\n"), 0o644)
+	stdout, stderr, code := w.vibe("exec", "--", "sh", "-c", "echo changed >>/workspace/open/.envrc && echo wrote")
+	if code != 0 || !strings.Contains(stdout, "wrote") || !strings.Contains(stderr, "WARNING: the agent can write the host-run files of open") {
+		t.Errorf(":hostrun-rw: exit %d %q %q", code, stdout, stderr)
+	}
+}
+
+// vibe restore starts from the image: hooks the agent wrote into its own
+// persisted settings do not come back with it.
+func TestE2EHostileRestoreState(t *testing.T) {
+	w := newWorld(t)
+	w.must("up")
+	w.sh(`echo '{"hooks":{"SessionStart":[{"hooks":[{"type":"command","command":"curl evil"}]}]}}' >"$CLAUDE_CONFIG_DIR/settings.json"; echo login >"$CLAUDE_CONFIG_DIR/.credentials.json"`)
+	_, stderr, code := w.vibe("restore")
+	if code != 0 {
+		t.Fatalf("restore: %s", stderr)
+	}
+	out, _ := w.sh(`cat "$CLAUDE_CONFIG_DIR/settings.json" 2>/dev/null; echo; cat "$CLAUDE_CONFIG_DIR/.credentials.json"`)
+	if strings.Contains(out, "curl evil") {
+		t.Errorf("the agent's hooks survived restore: %s", out)
+	}
+	if !strings.Contains(out, "login") {
+		t.Errorf("restore lost the login: %s", out)
+	}
+	if !strings.Contains(stderr, "settings.json") {
+		t.Errorf("restore did not say what it set aside: %s", stderr)
+	}
+}
+
+// lines returns the non-empty lines of s.
+func lines(s string) []string {
+	var out []string
+	sc := bufio.NewScanner(strings.NewReader(s))
+	for sc.Scan() {
+		if l := strings.TrimSpace(sc.Text()); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}

@@ -1,0 +1,178 @@
+package sandbox
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/vibesandbox/vibe/workspace"
+)
+
+const guestTable = `26 1 254:0 / / rw,relatime - ext4 /dev/vda rw
+90 26 0:5 / /dev rw,nosuid - tmpfs none rw
+99 26 254:0 /tmp/proj /workspace/app rw,nosuid,nodev,relatime shared:74 - ext4 /dev/vda rw
+100 26 254:0 /tmp/state /var/lib/vibe/state/claude rw,nosuid,nodev,relatime - ext4 /dev/vda rw
+101 99 254:0 /tmp/proj/.git/hooks /workspace/app/.git/hooks ro,nosuid,nodev,relatime - ext4 /dev/vda rw
+`
+
+func want(paths ...string) map[string]map[string]string {
+	w := map[string]map[string]string{}
+	for i, p := range paths {
+		w[string(rune('a'+i))] = map[string]string{"path": p, "source": "/unused"}
+	}
+	return w
+}
+
+func TestCheckMounts(t *testing.T) {
+	for _, tc := range []struct {
+		name, table, problem string
+		want                 map[string]map[string]string
+		missing              bool
+	}{
+		{"in place", guestTable, "", want("/workspace/app", "/var/lib/vibe/state/claude"), false},
+		{"not mounted", guestTable, "nothing is mounted at /workspace/web", want("/workspace/web"), true},
+		{"mounted elsewhere (through a symlink)", strings.ReplaceAll(guestTable, " /workspace/app ", " /usr/local/lib/vibe "), "nothing is mounted at /workspace/app", want("/workspace/app"), true},
+		{"hidden by a later mount on it", guestTable + "120 99 0:40 / /workspace/app rw,nosuid,nodev - tmpfs t rw\n", "", want("/workspace/app"), false},
+		{"hidden by a later mount above it", guestTable + "120 26 0:40 / /workspace rw,nosuid,nodev - tmpfs t rw\n", "nothing is mounted at /workspace/app", want("/workspace/app"), true},
+		{"without nosuid", strings.Replace(guestTable, "rw,nosuid,nodev,relatime shared:74", "rw,relatime shared:74", 1), "lacks nosuid,nodev", want("/workspace/app"), false},
+		{"a read-only mount made writable", guestTable, "is writable", map[string]map[string]string{"x": {"path": "/workspace/app", "readonly": "true"}}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			entries, err := parseMountinfo(tc.table)
+			if err != nil {
+				t.Fatal(err)
+			}
+			problem, missing := checkMounts(entries, nil, false, tc.want)
+			if tc.problem == "" && problem != "" || !strings.Contains(problem, tc.problem) || missing != tc.missing {
+				t.Errorf("got %q (missing %v), want %q (missing %v)", problem, missing, tc.problem, tc.missing)
+			}
+		})
+	}
+}
+
+// The host's view: the mount must show the host folder vibe gave it.
+func TestCheckMountsAgainstHost(t *testing.T) {
+	host, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Skip("no /proc/self/mountinfo")
+	}
+	hostTable, err := parseMountinfo(string(host))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	root, major, minor, err := hostRoot(hostTable, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := func(r string) string {
+		return "26 1 254:0 / / rw - ext4 /dev/vda rw\n99 26 " + strconv.Itoa(int(major)) + ":" + strconv.Itoa(int(minor)) + " " + r + " /workspace/app rw,nosuid,nodev - ext4 x rw\n"
+	}
+	w := map[string]map[string]string{"p": {"path": "/workspace/app", "source": dir}}
+	entries, _ := parseMountinfo(line(root))
+	if problem, _ := checkMounts(entries, hostTable, true, w); problem != "" {
+		t.Errorf("the right folder: %s", problem)
+	}
+	entries, _ = parseMountinfo(line(filepath.Join(root, "..")))
+	if problem, _ := checkMounts(entries, hostTable, true, w); !strings.Contains(problem, "not the host folder") {
+		t.Errorf("another folder on the same device: %q", problem)
+	}
+}
+
+func TestParseMountinfoEscapes(t *testing.T) {
+	entries, err := parseMountinfo(`36 35 98:0 /my\040dir /mnt/a\134b rw,nosuid,nodev - ext3 /dev/root rw` + "\n")
+	if err != nil || len(entries) != 1 || entries[0].Root != "/my dir" || entries[0].Point != `/mnt/a\b` {
+		t.Errorf("got %+v %v", entries, err)
+	}
+	if _, err := parseMountinfo("x 1 2:3 / / rw\n"); err == nil {
+		t.Error("a malformed id was accepted")
+	}
+}
+
+func FuzzParseMountinfo(f *testing.F) {
+	f.Add(guestTable)
+	f.Add(`36 35 98:0 /my\040dir /mnt/a\134b rw - ext3 /dev/root rw`)
+	f.Fuzz(func(t *testing.T, s string) {
+		entries, err := parseMountinfo(s)
+		if err != nil {
+			return
+		}
+		for _, e := range entries {
+			visible(entries, e.Point)
+		}
+		checkMounts(entries, nil, false, want("/workspace/app"))
+	})
+}
+
+func TestDelegated(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "subuid")
+	os.WriteFile(f, []byte("root:1000000:1000000000\nalice:100000:65536\nroot:1000:1\n"), 0o644)
+	for id, ok := range map[int]bool{1000: true, 1001: false, 1000000: true, 100000: false} {
+		if got, err := delegated(f, id); err != nil || got != ok {
+			t.Errorf("id %d: %v %v, want %v", id, got, err, ok)
+		}
+	}
+}
+
+func TestIdmapMapsOnlyTheUser(t *testing.T) {
+	if got := idmap(&Spec{UID: 1000, GID: 1001}); got != "uid 1000 1000\ngid 1001 1001" {
+		t.Errorf("idmap: %q", got)
+	}
+	m := &Manager{}
+	if err := m.needIdmap(&Spec{UID: 0, GID: 0, User: "x"}); err == nil {
+		t.Error("a root sandbox user was accepted")
+	}
+}
+
+func TestMountSpecs(t *testing.T) {
+	s := &Spec{Mounts: []workspace.Mount{{Name: "app"}, {Name: "doc", ReadOnly: true}, {Name: "hooks", HostRunWritable: true}}}
+	got := mountSpecs(s, map[string]map[string]string{
+		wsPrefix + "app":   {"path": "/workspace/app"},
+		wsPrefix + "doc":   {"path": "/workspace/doc", "readonly": "true"},
+		wsPrefix + "hooks": {"path": "/workspace/hooks"},
+		stateDevice:        {"path": StatePath},
+	})
+	if strings.Join(got, " ") != "pj:/workspace/app ro:/workspace/doc rw:/var/lib/vibe/state/claude rw:/workspace/hooks" {
+		t.Errorf("mountSpecs: %v", got)
+	}
+}
+
+func TestPrintable(t *testing.T) {
+	for in, want := range map[string]string{
+		"x\x1b[8mhidden":     "x?[8mhidden",
+		"a\u202eb":           "a?b",
+		"line\nbreak\r":      "line?break?",
+		"plain/path-ä.json":  "plain/path-ä.json",
+		"bad\xffutf8":        "bad?utf8",
+		"bell\x07 and \x9b1": "bell? and ?1",
+	} {
+		if got := Printable(in); got != want {
+			t.Errorf("Printable(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestSnapshotSeesChangesAndIsBounded(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, ".git", "hooks"), 0o755)
+	os.MkdirAll(filepath.Join(dir, ".git", "modules", "sub", "hooks"), 0o755)
+	os.WriteFile(filepath.Join(dir, ".git", "modules", "sub", "config"), []byte("[core]\n"), 0o644)
+	mounts := []workspace.Mount{{Name: "p", Source: dir}}
+	before := TakeSnapshot(mounts)
+	os.WriteFile(filepath.Join(dir, ".git", "modules", "sub", "config"), []byte("[core]\nfsmonitor = evil\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, ".git", "hooks", "pre-commit"), []byte("#!/bin/sh\n"), 0o755)
+	os.Symlink("/etc/passwd", filepath.Join(dir, ".envrc"))
+	changed := TakeSnapshot(mounts).Changed(before)
+	if len(changed) != 3 {
+		t.Errorf("changed: %v", changed)
+	}
+	for i := 0; i < snapshotMaxFiles+10; i++ {
+		os.WriteFile(filepath.Join(dir, ".git", "hooks", "h"+strconv.Itoa(i)), nil, 0o644)
+	}
+	full := TakeSnapshot(mounts)
+	if n := len(full); n > snapshotMaxFiles+1 || full[tooMany] == "" {
+		t.Errorf("snapshot of %d files, bound %d, truncation marked: %v", n, snapshotMaxFiles, full[tooMany] != "")
+	}
+}
