@@ -47,6 +47,8 @@ deps:
 fuzz:
 	$(GO) test ./allowlist -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 	$(GO) test ./config -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
+	$(GO) test ./config -run '^$$' -fuzz FuzzProjectKeys -fuzztime $(FUZZTIME)
+	$(GO) test ./sandbox -run '^$$' -fuzz FuzzParseMountinfo -fuzztime $(FUZZTIME)
 	$(GO) test ./workspace -run '^$$' -fuzz FuzzParseList -fuzztime $(FUZZTIME)
 	$(GO) test ./secrets -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 	$(GO) test ./images -run '^$$' -fuzz FuzzReadMetaTarball -fuzztime $(FUZZTIME)

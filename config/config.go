@@ -43,6 +43,9 @@ type Config struct {
 
 	// Source names where the configuration came from ("(defaults)" or a path).
 	Source string `yaml:"-" json:"-"`
+	// Project is the project file found in the current directory (nil
+	// for none), and whether it was trusted and is part of the result.
+	Project *Project `yaml:"-" json:"-"`
 	// Allowlist is Egress.Allow parsed, plus the mirrors' hosts.
 	Allowlist allowlist.List `yaml:"-" json:"-"`
 	// UIDSource says how User.UID was chosen, for people reading validate's output.

@@ -20,28 +20,13 @@ import (
 // maxFileSize bounds what Parse reads; a configuration is a few KiB.
 const maxFileSize = 1 << 20
 
-// Find returns the configuration file to read: explicit if given (it must
-// exist), else ./vibe.yaml, else $XDG_CONFIG_HOME/vibe/vibe.yaml. An empty
-// result means none exists and the defaults serve.
-func Find(explicit string) (string, error) {
-	if explicit != "" {
-		if _, err := os.Stat(explicit); err != nil {
-			return "", fmt.Errorf("config: %w", err)
-		}
-		return explicit, nil
+// UserFile is the user's own configuration: $XDG_CONFIG_HOME/vibe/vibe.yaml.
+func UserFile() (string, error) {
+	dir, err := configHome()
+	if err != nil {
+		return "", err
 	}
-	candidates := []string{FileName}
-	if dir, err := configHome(); err == nil {
-		candidates = append(candidates, filepath.Join(dir, "vibe", FileName))
-	}
-	for _, p := range candidates {
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			return "", fmt.Errorf("config: %w", err)
-		}
-	}
-	return "", nil
+	return filepath.Join(dir, "vibe", FileName), nil
 }
 
 func configHome() (string, error) {
@@ -55,49 +40,153 @@ func configHome() (string, error) {
 	return filepath.Join(home, ".config"), nil
 }
 
-// Load finds and parses the configuration (see Find) and validates it for
-// the given host environment.
+// readFile reads a configuration file, bounded; ok is false when there is
+// none.
+func readFile(path string) (data []byte, ok bool, err error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	data, err = io.ReadAll(io.LimitReader(f, maxFileSize+1))
+	if err != nil {
+		return nil, false, fmt.Errorf("config %s: %w", path, err)
+	}
+	if len(data) > maxFileSize {
+		return nil, false, fmt.Errorf("config %s: larger than %d bytes", path, maxFileSize)
+	}
+	return data, true, nil
+}
+
+// Load reads the configuration and validates it for the host. With
+// explicit (--config FILE, the user's own choice), that file alone is laid
+// over the defaults. Otherwise the user's own file is, then a project file
+// in the current directory (./vibe.yaml) only if the user trusted it (see
+// Trust): an untrusted one is ignored and reported in Config.Project.
 func Load(explicit string, host Host) (*Config, error) {
-	path, err := Find(explicit)
+	if explicit != "" {
+		data, ok, err := readFile(explicit)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, fmt.Errorf("config: %s does not exist", explicit)
+		}
+		return Parse(explicit, data, host)
+	}
+	var layers []layer
+	user, err := UserFile()
+	if err == nil {
+		data, ok, err := readFile(user)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			layers = append(layers, layer{name: user, data: data})
+		}
+	}
+	proj, data, err := readProject(FileName)
 	if err != nil {
 		return nil, err
 	}
-	if path == "" {
-		return Parse("", nil, host)
+	if proj != nil && user != "" && sameFile(proj.Path, user) {
+		proj = nil // run from the user's own config folder
 	}
-	f, err := os.Open(path)
+	if proj != nil {
+		m, err := trusted()
+		if err != nil {
+			return nil, err
+		}
+		proj.Trusted = m[proj.Path] == proj.SHA256
+		if proj.Trusted {
+			layers = append(layers, layer{name: proj.Path, data: data, project: proj})
+		}
+	}
+	c, err := parse(layers, host)
 	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+		return nil, err
 	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("config %s: %w", path, err)
-	}
-	if len(data) > maxFileSize {
-		return nil, fmt.Errorf("config %s: larger than %d bytes", path, maxFileSize)
-	}
-	return Parse(path, data, host)
+	c.Project = proj
+	return c, nil
+}
+
+func sameFile(a, b string) bool {
+	sa, err1 := os.Stat(a)
+	sb, err2 := os.Stat(b)
+	return err1 == nil && err2 == nil && os.SameFile(sa, sb)
+}
+
+// layer is one file laid over the defaults.
+type layer struct {
+	name    string
+	data    []byte
+	project *Project // set for a trusted project file
 }
 
 // Parse overlays data (a vibe.yaml named name; nil for none) on the
 // embedded defaults and validates the result.
 func Parse(name string, data []byte, host Host) (*Config, error) {
+	if name == "" {
+		return parse(nil, host)
+	}
+	return parse([]layer{{name: name, data: data}}, host)
+}
+
+func parse(layers []layer, host Host) (*Config, error) {
 	c := &Config{Source: "(defaults)", pos: positions{}}
 	if err := decodeInto(c, "(defaults)", DefaultYAML, nil); err != nil {
 		return nil, fmt.Errorf("embedded defaults: %w", err)
 	}
-	if name != "" {
-		c.Source = name
-		c.pos = positions{}
-		if err := decodeInto(c, name, data, c.pos); err != nil {
+	var sources []string
+	for i, l := range layers {
+		if i == 0 {
+			c.pos = positions{}
+		}
+		if l.project == nil {
+			if err := decodeInto(c, l.name, l.data, c.pos); err != nil {
+				return nil, err
+			}
+			sources = append(sources, l.name)
+			continue
+		}
+		if err := checkProjectKeys(l.name, l.data); err != nil {
 			return nil, err
 		}
+		// A project adds hosts to the allowlist; it does not drop the
+		// user's.
+		allow := append([]string{}, c.Egress.Allow...)
+		c.Egress.Allow = nil
+		if err := decodeInto(c, l.name, l.data, c.pos); err != nil {
+			return nil, err
+		}
+		if c.Egress.Allow == nil {
+			c.Egress.Allow = allow
+		} else {
+			c.Egress.Allow = append(allow, c.Egress.Allow...)
+		}
+		// Its own sandbox and image: never the user's main ones.
+		c.Name = suffixed(c.Name, l.project.Suffix, 63)
+		c.Image.Alias = suffixed(c.Image.Alias, l.project.Suffix, 200)
+		sources = append(sources, l.name+" (trusted project)")
+	}
+	if len(sources) > 0 {
+		c.Source = strings.Join(sources, " + ")
 	}
 	if err := c.validate(host); err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// suffixed adds suffix to name, shortening name so the result fits max.
+func suffixed(name, suffix string, max int) string {
+	if len(name)+len(suffix) > max {
+		name = strings.TrimRight(name[:max-len(suffix)], "-")
+	}
+	return name + suffix
 }
 
 // Pos is a place in a configuration file.

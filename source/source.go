@@ -1,8 +1,11 @@
 // Package source resolves where an image comes from and brings it in
 // verified. A source is one of:
 //
-//   - a folder or file: an exported image (meta-FP.tar.xz …), a store folder,
-//     or a simplestreams tree (streams/v1/index.json);
+//   - a folder or file, written as a path (/…, ./…, ../…, ~/… or dir:…):
+//     an exported image (meta-FP.tar.xz …), a store folder, or a
+//     simplestreams tree (streams/v1/index.json). Nothing else is looked up
+//     on disk, so a folder in the current directory never stands in for an
+//     alias (aliases may hold '/', like ubuntu/26.04);
 //   - an https:// URL of a simplestreams tree;
 //   - REMOTE:NAME, a simplestreams remote from the user's incus client
 //     configuration (incus remote add team https://… --protocol simplestreams);
@@ -41,6 +44,29 @@ type Remote struct {
 // their server).
 var HTTPClient *http.Client
 
+// IsPath reports whether s is written as a path: it starts with /, ./,
+// ../ or ~/, or carries the explicit dir: prefix.
+func IsPath(s string) bool {
+	for _, p := range []string{"/", "./", "../", "~/", "dir:"} {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return s == "." || s == ".."
+}
+
+// Path is the file system path of a source written as a path: dir:
+// removed, ~ expanded.
+func Path(s string) string {
+	s = strings.TrimPrefix(s, "dir:")
+	if rest, ok := strings.CutPrefix(s, "~/"); ok {
+		if home, err := os.UserHomeDir(); err == nil {
+			return filepath.Join(home, rest)
+		}
+	}
+	return s
+}
+
 // IsTree reports whether dir is a simplestreams tree.
 func IsTree(dir string) bool {
 	_, err := os.Stat(filepath.Join(dir, "streams", "v1", "index.json"))
@@ -57,8 +83,11 @@ func remoteURL(s string) (where, name string, ok bool, err error) {
 			return "", "", true, fmt.Errorf("%s: only https:// image sources are accepted (an http download can be changed on the way)", s)
 		}
 		return s, "", true, nil
-	case IsTree(s):
-		return s, "", true, nil
+	case IsPath(s):
+		if IsTree(Path(s)) {
+			return Path(s), "", true, nil
+		}
+		return "", "", false, nil
 	}
 	remote, rest, found := strings.Cut(s, ":")
 	if !found || remote == "" || strings.Contains(remote, "/") {
@@ -186,12 +215,13 @@ func fetchTo(ctx context.Context, t *streams.Tree, it streams.Item, path string)
 	return out.Close()
 }
 
-// Local resolves a folder or file, then an image in the store (a
-// fingerprint or a prefix of at least 12 characters), then an alias or
-// fingerprint on the daemon c (fetched into the store). c may be nil.
+// Local resolves a folder or file written as a path, else an image in the
+// store (a fingerprint or a prefix of at least 12 characters), then an
+// alias or fingerprint on the daemon c (fetched into the store). c may be
+// nil.
 func Local(s string, store *images.Store, c incus.InstanceServer) (*images.Files, error) {
-	if _, err := os.Stat(s); err == nil {
-		return images.Locate(s)
+	if IsPath(s) {
+		return images.Locate(Path(s))
 	}
 	if fp := StoreMatch(store, s); fp != "" {
 		return images.Locate(store.Path(fp))
@@ -208,7 +238,11 @@ func Local(s string, store *images.Store, c incus.InstanceServer) (*images.Files
 	}
 	img, _, err := c.GetImage(fp)
 	if err != nil {
-		return nil, fmt.Errorf("image %q: no such folder, stored fingerprint, alias or image on the daemon", s)
+		hint := ""
+		if _, err := os.Stat(filepath.Join(s, ".")); err == nil {
+			hint = fmt.Sprintf(" (a folder %s exists here: write ./%s to use it)", s, s)
+		}
+		return nil, fmt.Errorf("image %q: no such stored fingerprint, alias or image on the daemon%s", s, hint)
 	}
 	return images.FetchFromDaemon(c, store, img.Fingerprint)
 }

@@ -86,3 +86,31 @@ func TestStoreMatch(t *testing.T) {
 		}
 	}
 }
+
+// A repository holding a folder named like an alias (vibe/streams/v1/…)
+// must not replace the alias: only a reference written as a path is one.
+func TestNameIsNeverAFolder(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	os.MkdirAll(filepath.Join("vibe", "streams", "v1"), 0o755)
+	os.WriteFile(filepath.Join("vibe", "streams", "v1", "index.json"), []byte("{}"), 0o644)
+	t.Setenv("INCUS_CONF", t.TempDir())
+	if IsRemote("vibe") {
+		t.Error("the alias vibe was taken for the folder ./vibe")
+	}
+	for _, s := range []string{"./vibe", "dir:vibe", filepath.Join(dir, "vibe")} {
+		if !IsRemote(s) {
+			t.Errorf("%s, written as a path, is not the tree", s)
+		}
+	}
+	store := &images.Store{Dir: t.TempDir()}
+	_, err := Local("vibe", store, nil)
+	if err == nil || strings.Contains(err.Error(), "holds no image") {
+		t.Errorf("Local(vibe) looked at the folder: %v", err)
+	}
+	for s, want := range map[string]bool{"/a": true, "./a": true, "../a": true, "~/a": true, "dir:a": true, ".": true, "a": false, "ubuntu/26.04": false, "team:vibe": false, "a/b": false} {
+		if IsPath(s) != want {
+			t.Errorf("IsPath(%q) = %v", s, !want)
+		}
+	}
+}

@@ -12,6 +12,8 @@
 //	/abs/path:ro         read-only (also name=/abs/path:ro)
 //	/abs/path:hostrun-rw its host-run files (git hooks and config, .envrc,
 //	                     editor settings) stay writable by the agent
+//	/abs/path:sensitive-ok  mount it although Guard refuses it (your home,
+//	                     a dot-folder of it, a system or vibe folder)
 //	# comment            blank lines and comments are ignored
 package workspace
 
@@ -35,7 +37,10 @@ type Mount struct {
 	// config, .envrc, editor settings) writable by the agent: an explicit,
 	// loudly reported choice of the user's own list.
 	HostRunWritable bool
-	Line            int // line in the list file; 0 for the drop-in directory
+	// SensitiveOK lifts Guard's check for this entry: the user's own,
+	// explicit choice to mount a folder that holds credentials.
+	SensitiveOK bool
+	Line        int // line in the list file; 0 for the drop-in directory
 }
 
 // nameRE: a single path component, no dot-only names, shell-safe.
@@ -85,6 +90,8 @@ func parseEntry(line, home string) (Mount, error) {
 			m.ReadOnly, line = true, rest
 		} else if rest, ok := strings.CutSuffix(line, ":hostrun-rw"); ok {
 			m.HostRunWritable, line = true, rest
+		} else if rest, ok := strings.CutSuffix(line, ":sensitive-ok"); ok {
+			m.SensitiveOK, line = true, rest
 		} else {
 			break
 		}
@@ -118,11 +125,64 @@ func parseEntry(line, home string) (Mount, error) {
 	return m, nil
 }
 
+// Guard says what no mount may expose: the user's home as a whole, its
+// dot-folders (.ssh, .gnupg, .aws, .config, .kube, .docker: credentials),
+// vibe's own folders (Own), and the host's system and socket folders. A
+// source is checked after every symlink in it is resolved, so
+// /proc/self/cwd/… or a link in a project cannot reach them either. A list
+// entry ending in :sensitive-ok (the user's own list, never a project's)
+// lifts the check for that path.
+type Guard struct {
+	Home string
+	Own  []string // vibe's configuration, data and state folders
+}
+
+// systemPaths are host folders a mount may neither be in nor hold.
+var systemPaths = []string{"/proc", "/sys", "/dev", "/run", "/var/run", "/boot", "/etc", "/root",
+	"/var/lib/incus", "/var/lib/lxd", "/var/lib/docker", "/var/snap/lxd", "/var/snap/incus", "/var/lib/containerd"}
+
+func within(p, dir string) bool {
+	return p == dir || strings.HasPrefix(p, strings.TrimSuffix(dir, "/")+"/")
+}
+
+// Check says why src (a resolved, absolute path) must not be mounted, or
+// returns nil. dropIn, the workspace folder, is the user's own place for
+// projects: what is below it is fine even inside vibe's folders.
+func (g Guard) Check(src, dropIn string) error {
+	if dropIn != "" && src != dropIn && within(src, resolved(dropIn)) {
+		return nil
+	}
+	home := resolved(g.Home)
+	for _, sys := range systemPaths {
+		if sys == home && g.Home != "" {
+			continue // root's home is /root: the home rules below apply
+		}
+		if within(src, sys) || within(sys, src) {
+			return fmt.Errorf("%s is or holds the host's %s, which no sandbox may see", src, sys)
+		}
+	}
+	if g.Home != "" {
+		if within(home, src) {
+			return fmt.Errorf("%s is or holds your home folder: it would hand the sandbox your credentials and dotfiles; mount the projects themselves", src)
+		}
+		if rel, ok := strings.CutPrefix(src, home+"/"); ok && strings.HasPrefix(rel, ".") {
+			return fmt.Errorf("%s is in a dot-folder of your home (.ssh, .config, .aws…), where credentials live", src)
+		}
+	}
+	for _, own := range g.Own {
+		if own = resolved(own); within(src, own) || within(own, src) {
+			return fmt.Errorf("%s is or holds vibe's own folder %s (secrets, images, agent state)", src, own)
+		}
+	}
+	return nil
+}
+
 // Resolve builds the mount set: each folder under dropIn (if it exists),
-// then the list entries. Optional entries whose source is missing are
-// dropped; a missing required one is an error. Two mounts with one name are
-// an error that names both.
-func Resolve(dropIn string, list []Mount) ([]Mount, error) {
+// then the list entries, each source with its symlinks resolved and
+// checked against g. Optional entries whose source is missing are dropped;
+// a missing required one is an error. Two mounts with one name are an
+// error that names both.
+func Resolve(dropIn string, list []Mount, g Guard) ([]Mount, error) {
 	var out []Mount
 	if dropIn != "" {
 		entries, err := os.ReadDir(dropIn)
@@ -142,6 +202,9 @@ func Resolve(dropIn string, list []Mount) ([]Mount, error) {
 			if err != nil {
 				return nil, fmt.Errorf("workspace %s: %w", p, err)
 			}
+			if err := g.Check(src, dropIn); err != nil {
+				return nil, fmt.Errorf("workspace %s: %w", p, err)
+			}
 			out = append(out, Mount{Name: e.Name(), Source: src})
 		}
 	}
@@ -156,6 +219,16 @@ func Resolve(dropIn string, list []Mount) ([]Mount, error) {
 			}
 			return nil, fmt.Errorf("workspaces line %d: %s: %w (prefix the entry with ? to make it optional)", m.Line, m.Source, err)
 		}
+		src, err := filepath.EvalSymlinks(m.Source)
+		if err != nil {
+			return nil, fmt.Errorf("workspaces line %d: %s: %w", m.Line, m.Source, err)
+		}
+		if !m.SensitiveOK {
+			if err := g.Check(src, dropIn); err != nil {
+				return nil, fmt.Errorf("workspaces line %d: %w (if you mean it, end the entry with :sensitive-ok)", m.Line, err)
+			}
+		}
+		m.Source = src
 		out = append(out, m)
 	}
 	byName := map[string]Mount{}

@@ -80,7 +80,7 @@ func TestResolve(t *testing.T) {
 	os.WriteFile(filepath.Join(drop, "file.txt"), nil, 0o644)
 	os.Symlink(filepath.Join(root, "elsewhere/gamma"), filepath.Join(drop, "gamma"))
 	list, _ := ParseList("beta="+root+"/elsewhere/beta:ro\n?"+root+"/missing\n", "")
-	got, err := Resolve(drop, list)
+	got, err := Resolve(drop, list, Guard{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,16 +100,16 @@ func TestResolve(t *testing.T) {
 
 	// A required entry that is missing is an error naming the line.
 	list, _ = ParseList("\n"+root+"/missing\n", "")
-	if _, err := Resolve(drop, list); err == nil || !strings.Contains(err.Error(), "line 2") || !strings.Contains(err.Error(), "prefix the entry with ?") {
+	if _, err := Resolve(drop, list, Guard{}); err == nil || !strings.Contains(err.Error(), "line 2") || !strings.Contains(err.Error(), "prefix the entry with ?") {
 		t.Errorf("missing required entry: %v", err)
 	}
 	// Collisions are refused with both sources named.
 	list, _ = ParseList(root+"/elsewhere/beta\nalpha="+root+"/elsewhere/beta\n", "")
-	if _, err := Resolve(drop, list); err == nil || !strings.Contains(err.Error(), `two workspaces are named "alpha"`) || !strings.Contains(err.Error(), "workspace folder") {
+	if _, err := Resolve(drop, list, Guard{}); err == nil || !strings.Contains(err.Error(), `two workspaces are named "alpha"`) || !strings.Contains(err.Error(), "workspace folder") {
 		t.Errorf("collision: %v", err)
 	}
 	// No drop-in directory at all is fine.
-	if _, err := Resolve(filepath.Join(root, "none"), nil); err != nil {
+	if _, err := Resolve(filepath.Join(root, "none"), nil, Guard{}); err != nil {
 		t.Error(err)
 	}
 }
@@ -167,4 +167,48 @@ func FuzzParseList(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A workspaces list from a hostile repository (or a mistake) must not
+// mount credentials: the home as a whole, its dot-folders, vibe's own
+// folders or the host's system folders, through any symlink.
+func TestGuardRefusesSensitiveSources(t *testing.T) {
+	root := t.TempDir()
+	home := filepath.Join(root, "home")
+	for _, d := range []string{".ssh", ".config/vibe/workspace/proj", "code/app", "data/vibe"} {
+		os.MkdirAll(filepath.Join(home, d), 0o755)
+	}
+	os.Symlink(filepath.Join(home, ".ssh"), filepath.Join(home, "code", "innocent"))
+	g := Guard{Home: home, Own: []string{filepath.Join(home, ".config", "vibe"), filepath.Join(home, "data", "vibe")}}
+	drop := filepath.Join(home, ".config", "vibe", "workspace")
+	for entry, want := range map[string]string{
+		home:                                   "your home folder",
+		root:                                   "your home folder",
+		filepath.Join(home, ".ssh"):            "dot-folder",
+		filepath.Join(home, "code", "innocent"): "dot-folder",
+		"/proc/self/cwd" + home + "/.ssh":      "/proc",
+		filepath.Join(home, "data", "vibe"):    "vibe's own folder",
+		"/etc":                                 "/etc",
+		"/var":                                 "holds the host's",
+		filepath.Join(home, "code", "app"):     "",
+		filepath.Join(drop, "proj"):            "",
+	} {
+		list, err := ParseList("p="+entry+"\n", home)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = Resolve(drop, list, g)
+		switch {
+		case want == "" && err != nil:
+			t.Errorf("%s: refused: %v", entry, err)
+		case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+			t.Errorf("%s: %v, want an error saying %q", entry, err, want)
+		}
+	}
+	// The user's own explicit choice lifts it, and the real path is mounted.
+	list, _ := ParseList("keys="+filepath.Join(home, "code", "innocent")+":sensitive-ok\n", home)
+	got, err := Resolve(drop, list, g)
+	if err != nil || len(got) != 2 || got[0].Source != filepath.Join(home, ".ssh") {
+		t.Errorf(":sensitive-ok: %+v %v", got, err)
+	}
 }

@@ -13,7 +13,7 @@ import (
 )
 
 type cli struct {
-	Config string `help:"Configuration file (default: ./vibe.yaml, else $$XDG_CONFIG_HOME/vibe/vibe.yaml, else built-in defaults)." type:"path" placeholder:"FILE"`
+	Config string `help:"Configuration file, used alone (default: $$XDG_CONFIG_HOME/vibe/vibe.yaml, plus ./vibe.yaml once trusted with vibe trust)." type:"path" placeholder:"FILE"`
 
 	Render     renderCmd                 `cmd:"" help:"Print the cloud-init user-data for the sandbox guest."`
 	Validate   validateCmd               `cmd:"" help:"Check the configuration and the rendered user-data."`

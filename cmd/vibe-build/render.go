@@ -27,6 +27,9 @@ func (t target) load(root *cli) (*config.Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	if n := c.Notice(); n != "" {
+		fmt.Fprintf(os.Stderr, "vibe-build: %s\n", n)
+	}
 	if err := c.Override(config.Overrides{InstanceType: t.InstanceType, Base: t.Base}); err != nil {
 		return nil, err
 	}

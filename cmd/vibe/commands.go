@@ -537,3 +537,23 @@ func setAsideState(dir string) error {
 	}
 	return nil
 }
+
+type trustCmd struct {
+	File   string `arg:"" optional:"" default:"vibe.yaml" help:"The project's configuration file." type:"path"`
+	Remove bool   `help:"Forget the trust: the file is ignored again."`
+}
+
+func (t *trustCmd) Run() error {
+	p, err := config.Trust(t.File, t.Remove)
+	if err != nil {
+		return err
+	}
+	if t.Remove {
+		fmt.Printf("%s is no longer trusted\n", p.Path)
+		return nil
+	}
+	fmt.Printf("trusted %s (sha256 %s): vibe and vibe-build use it here until it changes\n", p.Path, p.SHA256[:16])
+	fmt.Printf("  it may set only: %s\n", strings.Join(config.ProjectKeys, ", "))
+	fmt.Printf("  it gets its own sandbox and image (suffix %s), never your main ones\n", p.Suffix)
+	return nil
+}

@@ -90,6 +90,9 @@ sandbox:
   persist: true
 `, w.name, w.dir, w.dir)
 	os.WriteFile(filepath.Join(w.dir, "vibe.yaml"), []byte(cfg), 0o644)
+	// The same file is the user's own configuration, for commands run
+	// without --config (completion).
+	os.WriteFile(filepath.Join(w.dir, "config", "vibe", "vibe.yaml"), []byte(cfg), 0o644)
 	os.WriteFile(filepath.Join(w.dir, "config", "vibe", "secrets.env"), []byte("ANTHROPIC_API_KEY="+secretValue+"\n"), 0o600)
 	t.Cleanup(func() { w.vibe("rm") })
 	return w
@@ -299,7 +302,8 @@ func TestE2EDoctor(t *testing.T) {
 func TestE2EWorkspaceErrors(t *testing.T) {
 	w := newWorld(t)
 	list := filepath.Join(w.dir, "config", "vibe", "workspaces")
-	os.WriteFile(list, []byte("app="+w.dir+"\n"), 0o644)
+	os.MkdirAll(filepath.Join(w.dir, "other"), 0o755)
+	os.WriteFile(list, []byte("app="+w.dir+"/other\n"), 0o644)
 	if _, stderr, code := w.vibe("up"); code == 0 || !strings.Contains(stderr, `two workspaces are named "app"`) {
 		t.Errorf("collision: %d %s", code, stderr)
 	}

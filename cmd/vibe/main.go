@@ -15,7 +15,7 @@ import (
 )
 
 type cli struct {
-	Config       string   `help:"Configuration file (default: ./vibe.yaml, else $$XDG_CONFIG_HOME/vibe/vibe.yaml, else built-in defaults)." type:"path" placeholder:"FILE"`
+	Config       string   `help:"Configuration file, used alone (default: $$XDG_CONFIG_HOME/vibe/vibe.yaml, plus ./vibe.yaml once you trust it)." type:"path" placeholder:"FILE"`
 	Name         string   `help:"Sandbox name (default: name from the configuration)." placeholder:"NAME" completion-predictor:"sandbox"`
 	Image        string   `help:"Image to create sandboxes from: an alias or fingerprint (default: image.alias), or REMOTE:NAME or an https:// simplestreams tree, imported verified first." placeholder:"IMAGE"`
 	Trust        string   `help:"Allowed-signers file: an image fetched from a remote must be signed by a key it lists." placeholder:"FILE" type:"existingfile"`
@@ -38,6 +38,7 @@ type cli struct {
 	AllowHost  allowCmd                  `cmd:"" name:"allow" help:"Add an allowlist entry to this sandbox."`
 	Doctor     doctorCmd                 `cmd:"" help:"Check the host and say what to fix."`
 	Check      checkCmd                  `cmd:"" help:"Check an allowlist entry the way the sandbox's proxy will apply it."`
+	TrustFile  trustCmd                  `cmd:"" name:"trust" help:"Trust this project's vibe.yaml as it is now (vibe and vibe-build ignore it until then)."`
 	Version    versionCmd                `cmd:"" help:"Print the version."`
 	Completion kongcompletion.Completion `cmd:"" help:"Print shell code that enables tab completion (bash, zsh, fish)."`
 }

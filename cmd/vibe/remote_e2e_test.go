@@ -56,8 +56,15 @@ func TestE2ERemoteImage(t *testing.T) {
 		t.Fatal("the untrusted image was imported")
 	}
 	_, errOut, code = w.vibe("--image", srv.URL, "--trust", trusted, "up")
-	if code != 0 || !strings.Contains(errOut, "imported "+srv.URL+" as "+fp[:12]) {
+	if code != 0 || !strings.Contains(errOut, "imported "+srv.URL+" as "+fp[:12]+": verified, signed by baker@example.com (trusted)") {
 		t.Fatalf("vibe --image URL up: exit %d\n%s", code, errOut)
+	}
+	// --trust where it cannot apply is an error, never ignored.
+	if _, errOut, code := w.vibe("--image", srv.URL, "--trust", trusted, "up"); code == 0 || !strings.Contains(errOut, "exists already") {
+		t.Errorf("--trust for an existing sandbox: exit %d %s", code, errOut)
+	}
+	if _, errOut, code := w.vibe("--image", "vibe-offline", "--trust", trusted, "up"); code == 0 || !strings.Contains(errOut, "is an image on this machine") {
+		t.Errorf("--trust for a local alias: exit %d %s", code, errOut)
 	}
 	inst, _, err := w.c.GetInstance(w.name)
 	if err != nil || inst.Config["volatile.base_image"] != fp {

@@ -44,6 +44,9 @@ func (c *cli) open() (*session, error) {
 	if err != nil {
 		return nil, err
 	}
+	if n := cfg.Notice(); n != "" {
+		fmt.Fprintf(os.Stderr, "vibe: %s\n", n)
+	}
 	if c.InstanceType != "" {
 		if err := cfg.Override(config.Overrides{InstanceType: c.InstanceType}); err != nil {
 			return nil, err
@@ -56,6 +59,9 @@ func (c *cli) open() (*session, error) {
 	image := cfg.Image.Alias
 	if c.Image != "" {
 		image = c.Image
+	}
+	if c.Trust != "" && !source.IsRemote(image) {
+		return nil, fmt.Errorf("--trust checks an image fetched from a tree (https://… or REMOTE:NAME); %s is an image on this machine: check it with vibe-build verify %s --trust %s", image, image, c.Trust)
 	}
 	home, _ := os.UserHomeDir()
 	mounts, err := resolveMounts(cfg, home)
@@ -126,7 +132,13 @@ func resolveMounts(cfg *config.Config, home string) ([]workspace.Mount, error) {
 			}
 		}
 	}
-	return workspace.Resolve(expand(cfg.Sandbox.Workspace), list)
+	var own []string
+	for _, f := range []func(string) (string, error){configPath, dataPath} {
+		if p, err := f(""); err == nil {
+			own = append(own, p)
+		}
+	}
+	return workspace.Resolve(expand(cfg.Sandbox.Workspace), list, workspace.Guard{Home: home, Own: own})
 }
 
 func configPath(name string) (string, error) { return xdgPath("XDG_CONFIG_HOME", ".config", name) }
@@ -176,6 +188,9 @@ func (s *session) fetchImage() error {
 		return nil
 	}
 	if _, err := s.mgr.Get(s.spec.Name); err == nil {
+		if s.trust != "" {
+			return fmt.Errorf("--trust checks an image before a sandbox is made from it, and %s exists already; vibe restore makes it again from the image (checked with --trust)", s.spec.Name)
+		}
 		return nil
 	}
 	var trust *signing.AllowedSigners
@@ -194,7 +209,14 @@ func (s *session) fetchImage() error {
 		return fmt.Errorf("image %s: %w", s.spec.Image, err)
 	}
 	if res.Added {
-		fmt.Fprintf(os.Stderr, "vibe: imported %s as %s (verified)\n", s.spec.Image, short(res.Fingerprint))
+		how := "its hashes verified, but UNSIGNED: anyone who could change the source could have made it (--trust FILE requires a trusted signature)"
+		switch {
+		case res.Signer != nil && res.Trusted:
+			how = "verified, signed by " + res.Signer.Principal + " (trusted)"
+		case res.Signer != nil:
+			how = "its hashes and signature verified, but no --trust file said whether key " + res.Signer.Fingerprint + " is trusted"
+		}
+		fmt.Fprintf(os.Stderr, "vibe: imported %s as %s: %s\n", s.spec.Image, short(res.Fingerprint), how)
 	}
 	s.spec.Image = res.Fingerprint
 	return nil
