@@ -182,16 +182,16 @@ func TestGuardRefusesSensitiveSources(t *testing.T) {
 	g := Guard{Home: home, Own: []string{filepath.Join(home, ".config", "vibe"), filepath.Join(home, "data", "vibe")}}
 	drop := filepath.Join(home, ".config", "vibe", "workspace")
 	for entry, want := range map[string]string{
-		home:                                   "your home folder",
-		root:                                   "your home folder",
-		filepath.Join(home, ".ssh"):            "dot-folder",
+		home:                                    "your home folder",
+		root:                                    "your home folder",
+		filepath.Join(home, ".ssh"):             "dot-folder",
 		filepath.Join(home, "code", "innocent"): "dot-folder",
-		"/proc/self/cwd" + home + "/.ssh":      "/proc",
-		filepath.Join(home, "data", "vibe"):    "vibe's own folder",
-		"/etc":                                 "/etc",
-		"/var":                                 "holds the host's",
-		filepath.Join(home, "code", "app"):     "",
-		filepath.Join(drop, "proj"):            "",
+		"/proc/self/cwd" + home + "/.ssh":       "/proc",
+		filepath.Join(home, "data", "vibe"):     "vibe's own folder",
+		"/etc":                                  "/etc",
+		"/var":                                  "holds the host's",
+		filepath.Join(home, "code", "app"):      "",
+		filepath.Join(drop, "proj"):             "",
 	} {
 		list, err := ParseList("p="+entry+"\n", home)
 		if err != nil {
