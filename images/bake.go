@@ -30,7 +30,7 @@ const (
 	PropAlias = "vibe.alias"
 
 	builderPrefix = "vibe-builder-"
-	keyBuilder    = "user.vibe.builder"
+	KeyBuilder    = "user.vibe.builder"
 	keyBuilderPID = "user.vibe.builder.pid"
 	keyBuilderHst = "user.vibe.builder.host"
 )
@@ -175,7 +175,7 @@ func Bake(ctx context.Context, c incus.InstanceServer, o Options) (res *Result, 
 	b.res.Recipe = recipe.Hash()
 
 	if !o.Force {
-		if img, err := FindByRecipe(c, b.res.Recipe); err != nil {
+		if img, err := FindByRecipe(c, o.Store, b.res.Recipe); err != nil {
 			return nil, err
 		} else if img != nil {
 			if err := setAlias(c, o.Alias, img.Fingerprint, "vibe sandbox image"); err != nil {
@@ -234,6 +234,9 @@ func Bake(ctx context.Context, c incus.InstanceServer, o Options) (res *Result, 
 	b.enter("import")
 	if err := Import(ctx, c, stage.Dir, fp, cfg.Instance.Type, b.p); err != nil {
 		return nil, err
+	}
+	if err := writeOrigin(stage.Dir, Origin{How: "baked"}); err != nil {
+		return nil, diskHint(err, o.Store.Dir)
 	}
 	if err := stage.Commit(fp); err != nil {
 		return nil, err

@@ -6,7 +6,9 @@ package images
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
+	"time"
 
 	incus "github.com/lxc/incus/v6/client"
 	"github.com/lxc/incus/v6/shared/api"
@@ -89,16 +91,34 @@ func localImage(c incus.InstanceServer, name string) (*api.Image, error) {
 	return img, nil
 }
 
-// FindByRecipe returns the newest image baked from recipe, or nil.
-func FindByRecipe(c incus.InstanceServer, recipe string) (*api.Image, error) {
+// FindByRecipe returns the newest image baked from recipe that the cache
+// may reuse, or nil. An image's recipe property and creation date are
+// written by whoever made it, so neither is believed alone: the image must
+// be in the store, baked on this machine or signed by a trusted key
+// (Origin.Cacheable), and its stored manifest must name the recipe; the
+// newest is the one whose manifest says so.
+func FindByRecipe(c incus.InstanceServer, store *Store, recipe string) (*api.Image, error) {
 	imgs, err := c.GetImages()
 	if err != nil {
 		return nil, fmt.Errorf("list images: %w", err)
 	}
 	var found *api.Image
+	var newest time.Time
 	for i := range imgs {
-		if imgs[i].Properties[PropRecipe] == recipe && (found == nil || imgs[i].CreatedAt.After(found.CreatedAt)) {
-			found = &imgs[i]
+		fp := imgs[i].Fingerprint
+		if imgs[i].Properties[PropRecipe] != recipe || !IsFingerprint(fp) || !store.Has(fp) || !store.Origin(fp).Cacheable() {
+			continue
+		}
+		b, err := readBounded(filepath.Join(store.Path(fp), ManifestFile), maxMetaFile)
+		if err != nil {
+			continue
+		}
+		m, err := ParseManifest(b)
+		if err != nil || m.Recipe != recipe {
+			continue
+		}
+		if found == nil || m.Created.After(newest) {
+			found, newest = &imgs[i], m.Created
 		}
 	}
 	return found, nil

@@ -28,7 +28,7 @@ func (b *baker) removeLeftovers() {
 	insts, err := b.c.GetInstances(api.InstanceTypeAny)
 	if err == nil {
 		for _, in := range insts {
-			if in.Config[keyBuilder] != "true" || in.Config[keyBuilderHst] != host {
+			if in.Config[KeyBuilder] != "true" || in.Config[keyBuilderHst] != host {
 				continue
 			}
 			if pid, err := strconv.Atoi(in.Config[keyBuilderPID]); err == nil && processAlive(pid) {
@@ -71,7 +71,7 @@ func (b *baker) launch(ctx context.Context, base *Base) (string, error) {
 		InstancePut: api.InstancePut{
 			Config: map[string]string{
 				"cloud-init.user-data": string(b.o.UserData),
-				keyBuilder:             "true",
+				KeyBuilder:             "true",
 				keyBuilderPID:          strconv.Itoa(os.Getpid()),
 				keyBuilderHst:          host,
 				"limits.cpu":           strconv.Itoa(cfg.Instance.CPU),

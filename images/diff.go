@@ -103,3 +103,56 @@ func scalar(v any) string {
 func DiffUserData(aName string, a []byte, bName string, b []byte) string {
 	return udiff.Unified(aName, bName, string(a), string(b))
 }
+
+// MetadataText renders what metadata.yaml makes incus do, deterministically:
+// its properties, and each template with its target, triggers, owner,
+// mode, its own properties and the full template file (incus writes it
+// into every new instance as root). Unknown targets are marked.
+func MetadataText(c *Contents) string {
+	var b strings.Builder
+	md := c.Metadata
+	fmt.Fprintf(&b, "architecture: %s\ncreation_date: %d\n", md.Architecture, md.CreationDate)
+	for _, k := range sortedKeys(md.Properties) {
+		fmt.Fprintf(&b, "property %s: %q\n", k, md.Properties[k])
+	}
+	targets := make([]string, 0, len(md.Templates))
+	for t := range md.Templates {
+		targets = append(targets, t)
+	}
+	sort.Strings(targets)
+	for _, target := range targets {
+		t := md.Templates[target]
+		if t == nil {
+			continue
+		}
+		mark := ""
+		if !KnownTemplates[target] {
+			mark = "  <-- NOT ONE OF VIBE'S: written into every new instance as root"
+		}
+		fmt.Fprintf(&b, "template %s%s\n  when: %s\n  file: templates/%s\n", target, mark, strings.Join(t.When, ", "), t.Template)
+		if t.CreateOnly || t.UID != "" || t.GID != "" || t.Mode != "" {
+			fmt.Fprintf(&b, "  create_only: %v uid: %q gid: %q mode: %q\n", t.CreateOnly, t.UID, t.GID, t.Mode)
+		}
+		for _, k := range sortedKeys(t.Properties) {
+			fmt.Fprintf(&b, "  property %s:\n%s", k, indent(t.Properties[k]))
+		}
+		fmt.Fprintf(&b, "  content:\n%s", indent(string(c.Templates[t.Template])))
+	}
+	return b.String()
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func indent(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "    | " + strings.ReplaceAll(strings.TrimSuffix(s, "\n"), "\n", "\n    | ") + "\n"
+}

@@ -5,7 +5,10 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/lxc/incus/v6/shared/api"
 
 	"github.com/vibesandbox/vibe/internal/e2e"
 )
@@ -48,5 +51,41 @@ func TestE2EImportVMImage(t *testing.T) {
 	// Importing again is a no-op, not an error.
 	if err := Import(context.Background(), c, dir, fp, "vm", nil); err != nil {
 		t.Errorf("second import: %v", err)
+	}
+}
+
+// Cache poisoning: an image with a forged recipe property and a creation
+// date in 2100, imported into incus by anyone, is no cache hit; neither is
+// one in the store that an untrusted source gave; one baked here is.
+func TestE2ECacheHitsOnlyTrustedImages(t *testing.T) {
+	c := e2e.Daemon(t)
+	store := &Store{Dir: t.TempDir()}
+	recipe := strings.Repeat("ab", 32)
+	dir := fakeImageWith(t, t.TempDir(), []byte("forged rootfs"), func(md *api.ImageMetadata, _ map[string][]byte) {
+		md.CreationDate = 4102444800
+	})
+	fp := filepath.Base(dir)
+	if err := Import(context.Background(), c, dir, fp, "container", nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { deleteImage(c, fp) })
+	if img, err := FindByRecipe(c, store, recipe); err != nil || img != nil {
+		t.Fatalf("an image only incus holds is a cache hit: %v %v", img, err)
+	}
+	// In the store, but from an untrusted source.
+	os.MkdirAll(store.Dir, 0o755)
+	if err := os.Rename(dir, store.Path(fp)); err != nil {
+		t.Fatal(err)
+	}
+	writeOrigin(store.Path(fp), Origin{How: "imported"})
+	if img, _ := FindByRecipe(c, store, recipe); img != nil {
+		t.Error("an unsigned imported image is a cache hit")
+	}
+	writeOrigin(store.Path(fp), Origin{How: "baked"})
+	if img, _ := FindByRecipe(c, store, recipe); img == nil || img.Fingerprint != fp {
+		t.Errorf("an image baked here is no cache hit: %v", img)
+	}
+	if img, _ := FindByRecipe(c, store, strings.Repeat("cd", 32)); img != nil {
+		t.Error("a hit for another recipe")
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
+	"strings"
 
 	"github.com/lxc/incus/v6/shared/api"
 	"gopkg.in/yaml.v3"
@@ -15,6 +17,36 @@ type Contents struct {
 	ManifestRaw []byte
 	UserData    []byte
 	Properties  map[string]string // metadata.yaml's properties
+	// Metadata is the whole metadata.yaml: incus writes its templates into
+	// every new instance, as root, so an audit must show them.
+	Metadata api.ImageMetadata
+	// Templates holds the template files (templates/NAME), by NAME.
+	Templates map[string][]byte
+}
+
+// KnownTemplates are the templates vibe's images carry, from the base: the
+// NoCloud seed through which incus hands cloud-init its data, and the
+// hostname and hosts files. Any other target is flagged wherever an image
+// is verified, inspected or compared.
+var KnownTemplates = map[string]bool{
+	"/var/lib/cloud/seed/nocloud-net/meta-data":      true,
+	"/var/lib/cloud/seed/nocloud-net/user-data":      true,
+	"/var/lib/cloud/seed/nocloud-net/vendor-data":    true,
+	"/var/lib/cloud/seed/nocloud-net/network-config": true,
+	"/etc/hostname": true,
+	"/etc/hosts":    true,
+}
+
+// UnknownTemplates lists the template targets not in KnownTemplates, sorted.
+func (c *Contents) UnknownTemplates() []string {
+	var out []string
+	for target := range c.Metadata.Templates {
+		if !KnownTemplates[target] {
+			out = append(out, target)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // ReadContents reads vibe/manifest.json and vibe/user-data from a metadata
@@ -40,7 +72,13 @@ func ReadContents(r io.Reader) (*Contents, error) {
 	if err := yaml.Unmarshal(files["metadata.yaml"], &md); err != nil {
 		return nil, fmt.Errorf("metadata.yaml: %w", err)
 	}
-	return &Contents{Manifest: m, ManifestRaw: raw, UserData: ud, Properties: md.Properties}, nil
+	tpls := map[string][]byte{}
+	for name, data := range files {
+		if rest, ok := strings.CutPrefix(name, "templates/"); ok {
+			tpls[rest] = data
+		}
+	}
+	return &Contents{Manifest: m, ManifestRaw: raw, UserData: ud, Properties: md.Properties, Metadata: md, Templates: tpls}, nil
 }
 
 // ErrNotVibe is returned for images vibe-build did not make.

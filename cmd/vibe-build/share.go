@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vibesandbox/vibe/images"
+	"github.com/vibesandbox/vibe/internal/safetext"
 	"github.com/vibesandbox/vibe/signing"
 	"github.com/vibesandbox/vibe/source"
 	"github.com/vibesandbox/vibe/streams"
@@ -156,6 +157,7 @@ func (vc *verifyCmd) Run() error {
 	}
 	fmt.Printf("ok: %s (%s, recipe %s, %.1f MiB)\n", v.Fingerprint, v.Contents.Manifest.InstanceType, v.Contents.Manifest.Recipe[:12], float64(v.Size)/(1<<20))
 	fmt.Println("  " + signatureLine(v))
+	warnTemplates(v.Contents)
 	return nil
 }
 
@@ -181,7 +183,7 @@ func (vc *verifyCmd) verify() (*images.Verified, error) {
 			return nil, &images.VerifyError{Kind: images.Tampered, Err: err}
 		}
 		defer st.Discard()
-		return images.Verify(f, trust)
+		return images.VerifyContext(ctx, f, trust)
 	}
 	f, _, err := localImage(vc.Image)
 	if err != nil {
@@ -190,7 +192,15 @@ func (vc *verifyCmd) verify() (*images.Verified, error) {
 		}
 		return nil, err
 	}
-	return images.Verify(f, trust)
+	return images.VerifyContext(ctx, f, trust)
+}
+
+// warnTemplates flags templates other than vibe's: incus writes them into
+// every new instance as root.
+func warnTemplates(c *images.Contents) {
+	for _, t := range c.UnknownTemplates() {
+		fmt.Fprintf(os.Stderr, "vibe-build: WARNING: the image has a template for %s, which is not one of vibe's: incus writes it into every new instance, as root (vibe-build inspect --metadata shows it)\n", safetext.Line(t))
+	}
 }
 
 // signatureLine says what is known about an image's signature.
@@ -241,6 +251,7 @@ func (im *importCmd) Run() error {
 		state = "already present"
 	}
 	fmt.Printf("%s: %s in %.1fs\n  %s\n", state, res.Fingerprint, time.Since(start).Seconds(), signatureLine(res.Verified))
+	warnTemplates(res.Contents)
 	if im.Alias != "" {
 		fmt.Printf("  alias %s -> %s\n", im.Alias, res.Fingerprint[:12])
 	}
@@ -328,15 +339,19 @@ func (d *diffCmd) Run() error {
 		return exitError{code: 2, err: err}
 	}
 	ud := images.DiffUserData("a/user-data", a.UserData, "b/user-data", b.UserData)
+	// What metadata.yaml makes incus do (templates run as root in every
+	// new instance) differs too, or the images are not the same.
+	md := images.DiffUserData("a/metadata", []byte(images.MetadataText(a)), "b/metadata", []byte(images.MetadataText(b)))
 	if d.JSON {
 		if diffs == nil {
 			diffs = []images.Difference{}
 		}
-		if err := printJSON(map[string]any{"manifest": diffs, "user_data": ud}); err != nil {
+		if err := printJSON(map[string]any{"manifest": diffs, "user_data": ud, "metadata": md}); err != nil {
 			return err
 		}
 	} else {
-		fmt.Print(ud)
+		fmt.Print(safetext.Text(ud))
+		fmt.Print(safetext.Text(md))
 		if len(diffs) > 0 {
 			if ud != "" {
 				fmt.Println()
@@ -349,7 +364,7 @@ func (d *diffCmd) Run() error {
 			tw.Flush()
 		}
 	}
-	if ud != "" || len(diffs) > 0 {
+	if ud != "" || md != "" || len(diffs) > 0 {
 		return exitError{code: 1, err: nil} // like diff(1): 1 means different
 	}
 	return nil
