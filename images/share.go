@@ -196,8 +196,8 @@ func copyVerified(ctx context.Context, dir string, f *Files, v *Verified) error 
 	if got := hex.EncodeToString(h.Sum(nil)); got != v.Fingerprint {
 		return failed(Tampered, "the image files changed while being imported (now %s, verified %s)", short(got), short(v.Fingerprint))
 	}
-	if f.Sig != "" && v.Signer != nil {
-		if err := copyHashing(ctx, f.Sig, filepath.Join(dir, SigFile), io.Discard, maxSigFile); err != nil {
+	if v.Signature != nil && v.Signer != nil {
+		if err := os.WriteFile(filepath.Join(dir, SigFile), v.Signature, 0o644); err != nil {
 			return diskHint(err, dir)
 		}
 	}

@@ -195,6 +195,7 @@ type Verified struct {
 	Contents    *Contents
 	Signer      *signing.Signer // nil when unsigned
 	Trusted     bool            // the signer is in the allowed-signers file
+	Signature   []byte          // the signature's bytes as checked (nil when unsigned)
 	Size        int64           // metadata plus rootfs bytes
 }
 
@@ -282,9 +283,18 @@ func VerifyContext(ctx context.Context, f *Files, trust *signing.AllowedSigners)
 
 // checkSignature verifies the signature file, if any, over the fingerprint
 // and manifest; with trust it must be by a listed key.
+// It keeps the bytes it checked: what is copied on is those bytes, never
+// the file read again (which could have been swapped since).
 func (v *Verified) checkSignature(path string, trust *signing.AllowedSigners) error {
-	s, trusted, err := CheckSignature(v.Fingerprint, v.Contents, path, trust)
-	v.Signer, v.Trusted = s, trusted
+	var sig []byte
+	if path != "" {
+		var err error
+		if sig, err = readBounded(path, maxSigFile); err != nil {
+			return err
+		}
+	}
+	s, trusted, err := checkSignatureBytes(v.Fingerprint, v.Contents, path, sig, trust)
+	v.Signer, v.Trusted, v.Signature = s, trusted, sig
 	return err
 }
 
@@ -294,15 +304,23 @@ func (v *Verified) checkSignature(path string, trust *signing.AllowedSigners) er
 // a signature need only be valid; with trust it must exist and be by a
 // listed key.
 func CheckSignature(fp string, c *Contents, path string, trust *signing.AllowedSigners) (*signing.Signer, bool, error) {
+	var sig []byte
+	if path != "" {
+		var err error
+		if sig, err = readBounded(path, maxSigFile); err != nil {
+			return nil, false, err
+		}
+	}
+	return checkSignatureBytes(fp, c, path, sig, trust)
+}
+
+// checkSignatureBytes checks sig, read from path ("" for none).
+func checkSignatureBytes(fp string, c *Contents, path string, sig []byte, trust *signing.AllowedSigners) (*signing.Signer, bool, error) {
 	if path == "" {
 		if trust != nil {
 			return nil, false, failed(Untrusted, "image %s is unsigned, and a trusted signature is required (--trust): ask its baker to export or publish it with --sign", short(fp))
 		}
 		return nil, false, nil
-	}
-	sig, err := readBounded(path, maxSigFile)
-	if err != nil {
-		return nil, false, err
 	}
 	msg := signing.Message(fp, c.ManifestRaw)
 	if trust == nil {

@@ -30,6 +30,7 @@ import (
 
 	"github.com/vibesandbox/vibe/daemon"
 	"github.com/vibesandbox/vibe/images"
+	"github.com/vibesandbox/vibe/signing"
 	"github.com/vibesandbox/vibe/streams"
 )
 
@@ -167,9 +168,13 @@ func only(t *streams.Tree) (*streams.Entry, error) {
 }
 
 // Download fetches the image's files into a new stage of store, each
-// checked against the tree's size and SHA-256 as it streams. The caller
-// verifies and commits (images.ImportFiles with Staged) or discards it.
-func (r *Remote) Download(ctx context.Context, store *images.Store) (*images.Stage, *images.Files, error) {
+// checked against the tree's size and SHA-256 as it streams. The metadata
+// and signature come first and are checked before the rootfs is fetched:
+// the rootfs must have the size the manifest says, and with trust the
+// signature must be a trusted one, so an untrusted server cannot fill the
+// disk. The caller verifies and commits (images.ImportFiles with Staged)
+// or discards it.
+func (r *Remote) Download(ctx context.Context, store *images.Store, trust *signing.AllowedSigners) (*images.Stage, *images.Files, error) {
 	if err := store.CleanAbandoned(); err != nil {
 		return nil, nil, err
 	}
@@ -183,22 +188,37 @@ func (r *Remote) Download(ctx context.Context, store *images.Store) (*images.Sta
 		Meta:        filepath.Join(st.Dir, images.MetaFile),
 		Rootfs:      filepath.Join(st.Dir, images.RootfsFile(e.InstanceType)),
 	}
-	items := []struct {
-		it   *streams.Item
-		path string
-	}{{&e.Meta, f.Meta}, {&e.Rootfs, f.Rootfs}}
+	fetch := func(it streams.Item, path string) error {
+		if err := fetchTo(ctx, r.Tree, it, path); err != nil {
+			return fmt.Errorf("download %s from %s: %w", filepath.Base(it.Path), r.Where, err)
+		}
+		return nil
+	}
+	fail := func(err error) (*images.Stage, *images.Files, error) {
+		st.Discard()
+		return nil, nil, err
+	}
+	if err := fetch(e.Meta, f.Meta); err != nil {
+		return fail(err)
+	}
 	if e.Sig != nil {
 		f.Sig = filepath.Join(st.Dir, images.SigFile)
-		items = append(items, struct {
-			it   *streams.Item
-			path string
-		}{e.Sig, f.Sig})
-	}
-	for _, i := range items {
-		if err := fetchTo(ctx, r.Tree, *i.it, i.path); err != nil {
-			st.Discard()
-			return nil, nil, fmt.Errorf("download %s from %s: %w", filepath.Base(i.it.Path), r.Where, err)
+		if err := fetch(*e.Sig, f.Sig); err != nil {
+			return fail(err)
 		}
+	}
+	c, err := images.ReadContentsFile(f.Meta)
+	if err != nil {
+		return fail(err)
+	}
+	if c.Manifest.Rootfs.Size != e.Rootfs.Size {
+		return fail(fmt.Errorf("%s: the tree says the rootfs is %d bytes, the image's manifest says %d: not fetched", r.Where, e.Rootfs.Size, c.Manifest.Rootfs.Size))
+	}
+	if _, _, err := images.CheckSignature(e.Fingerprint, c, f.Sig, trust); err != nil {
+		return fail(fmt.Errorf("%s: %w (the rootfs was not fetched)", r.Where, err))
+	}
+	if err := fetch(e.Rootfs, f.Rootfs); err != nil {
+		return fail(err)
 	}
 	return st, f, nil
 }
@@ -294,7 +314,7 @@ func Import(ctx context.Context, c incus.InstanceServer, store *images.Store, s,
 	if o.Progress != nil {
 		o.Progress.Phase("download")
 	}
-	st, f, err := r.Download(ctx, store)
+	st, f, err := r.Download(ctx, store, o.Trust)
 	if err != nil {
 		return nil, err
 	}

@@ -47,7 +47,14 @@ func Publish(dir string, img Image) (added bool, err error) {
 			return false, fmt.Errorf("publish: %w", err)
 		}
 	}
-	unlock, err := lockDir(filepath.Join(dir, "streams/v1"))
+	// Files are written through these folders: a symlink among them would
+	// send them anywhere its maker chose.
+	for _, d := range []string{"", "streams", "streams/v1", "images"} {
+		if st, err := os.Lstat(filepath.Join(dir, d)); err != nil || !st.IsDir() {
+			return false, fmt.Errorf("publish: %s is not a folder (a symlink?); publish writes only into real folders", filepath.Join(dir, d))
+		}
+	}
+	unlock, err := lockTree(dir, lockWait)
 	if err != nil {
 		return false, err
 	}
@@ -283,17 +290,32 @@ func writeJSON(p string, v any) error {
 	return nil
 }
 
-// lockDir takes an exclusive flock on dir so that concurrent publishers do
-// not lose each other's images.json update; closing releases it.
-func lockDir(dir string) (func(), error) {
-	f, err := os.Open(dir)
-	if err == nil {
-		if err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-			f.Close()
-		}
-	}
+// lockWait bounds how long publish waits for another publisher.
+var lockWait = 2 * time.Minute
+
+// lockTree takes an exclusive flock on the tree's own lock file, so that
+// concurrent publishers do not lose each other's images.json update. The
+// file is the publisher's, mode 0600: a user who can only read the tree
+// cannot open it, so cannot hold the lock. It waits at most wait.
+func lockTree(dir string, wait time.Duration) (func(), error) {
+	p := filepath.Join(dir, ".vibe-publish.lock")
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("publish: lock %s: %w", dir, err)
+		return nil, fmt.Errorf("publish: lock %s: %w", p, err)
 	}
-	return func() { f.Close() }, nil
+	deadline := time.Now().Add(wait)
+	for {
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() { f.Close() }, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) || time.Now().After(deadline) {
+			f.Close()
+			if errors.Is(err, syscall.EWOULDBLOCK) {
+				return nil, fmt.Errorf("publish: another publish holds %s and did not finish within %s; try again when it has", p, wait)
+			}
+			return nil, fmt.Errorf("publish: lock %s: %w", p, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

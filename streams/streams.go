@@ -23,6 +23,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/lxc/incus/v6/shared/osarch"
@@ -38,8 +39,12 @@ const (
 	ftypeDisk = "disk-kvm.img" // a VM's qcow2 disk
 	ftypeSig  = "vibe.sshsig"  // incus ignores unknown types
 
-	maxIndex = 16 << 20 // a hostile server must not fill memory
-	maxItem  = 1 << 40  // 1 TiB: a larger image is a lie
+	maxIndex   = 16 << 20 // a hostile server must not fill memory
+	maxItem    = 1 << 40  // 1 TiB: a larger image is a lie
+	maxMeta    = 64 << 20 // a metadata tarball vibe-build reads whole
+	maxSig     = 64 << 10 // an SSH signature is well under 1 KiB
+	maxEntries = 4096     // images one tree may list
+
 )
 
 // Entry is one image listed in a tree.
@@ -234,7 +239,41 @@ func (t *Tree) open(ctx context.Context, p string, size int64) (io.ReadCloser, e
 		resp.Body.Close()
 		return nil, err
 	}
-	return resp.Body, nil
+	return newStallReader(resp.Body, stallTimeout), nil
+}
+
+// stallTimeout ends a download whose server stops sending (a variable for
+// the tests).
+var stallTimeout = time.Minute
+
+// stallReader closes a response body that has sent nothing for a while, so
+// a server that stalls mid-file ends the download instead of holding it
+// forever (the client has no overall timeout: images take long).
+type stallReader struct {
+	rc    io.ReadCloser
+	timer *time.Timer
+	after time.Duration
+	fired atomic.Bool
+}
+
+func newStallReader(rc io.ReadCloser, after time.Duration) *stallReader {
+	s := &stallReader{rc: rc, after: after}
+	s.timer = time.AfterFunc(after, func() { s.fired.Store(true); rc.Close() })
+	return s
+}
+
+func (s *stallReader) Read(p []byte) (int, error) {
+	n, err := s.rc.Read(p)
+	if s.fired.Load() {
+		return n, fmt.Errorf("the server sent nothing for %s", s.after)
+	}
+	s.timer.Reset(s.after)
+	return n, err
+}
+
+func (s *stallReader) Close() error {
+	s.timer.Stop()
+	return s.rc.Close()
 }
 
 // httpsOnly copies hc, or makes a client with connect and header timeouts
@@ -302,6 +341,13 @@ func listEntries(p *ss.Products) ([]Entry, error) {
 				sig, err = toItem(sigs[0])
 				e.Sig = &sig
 			}
+			switch {
+			case err != nil:
+			case e.Meta.Size > maxMeta:
+				err = fmt.Errorf("metadata item %s is %d bytes, more than any vibe image's (%d)", e.Meta.Path, e.Meta.Size, maxMeta)
+			case e.Sig != nil && e.Sig.Size > maxSig:
+				err = fmt.Errorf("signature item %s is %d bytes, more than any signature's (%d)", e.Sig.Path, e.Sig.Size, maxSig)
+			}
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", where, err)
 			}
@@ -321,6 +367,9 @@ func listEntries(p *ss.Products) ([]Entry, error) {
 					return nil, fmt.Errorf("fingerprint %s is listed twice with different files (%s %s and %s %s)",
 						e.Fingerprint, o.Product, o.Version, pname, vname)
 				} else if !dup {
+					if len(out) >= maxEntries {
+						return nil, fmt.Errorf("the tree lists more than %d images: not one vibe-build publishes", maxEntries)
+					}
 					byFP[e.Fingerprint] = e
 					out = append(out, e)
 				}

@@ -7,11 +7,13 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -194,7 +196,8 @@ func TestPublishRefuses(t *testing.T) {
 			}
 			var left []string
 			filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-				if err == nil && !d.IsDir() {
+				// The lock file is the publisher's own, kept between runs.
+				if err == nil && !d.IsDir() && d.Name() != ".vibe-publish.lock" {
 					left = append(left, p)
 				}
 				return nil
@@ -448,4 +451,101 @@ func TestMain(m *testing.M) {
 		flag.Set("test.fuzzminimizetime", "1s")
 	}
 	os.Exit(m.Run())
+}
+
+// Anyone who can read a tree must not be able to block publish: the lock
+// is a 0600 file of the publisher's, and a held lock times out with a clear
+// error. Symlinked folders in a tree are refused.
+func TestPublishLockAndSymlinks(t *testing.T) {
+	dir := t.TempDir()
+	unlock, err := lockTree(dir, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := os.Stat(filepath.Join(dir, ".vibe-publish.lock")); st.Mode().Perm() != 0o600 {
+		t.Errorf("lock file mode %v", st.Mode())
+	}
+	start := time.Now()
+	if _, err := lockTree(dir, 300*time.Millisecond); err == nil || !strings.Contains(err.Error(), "did not finish within") || time.Since(start) > 2*time.Second {
+		t.Errorf("a held lock: %v after %s", err, time.Since(start))
+	}
+	unlock()
+	// The old way, a lock on the folder itself, blocks this one no more.
+	f, _ := os.Open(dir)
+	syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
+	defer f.Close()
+	if u, err := lockTree(dir, time.Second); err != nil {
+		t.Errorf("a reader's flock on the folder blocks publish: %v", err)
+	} else {
+		u()
+	}
+
+	tree, elsewhere := t.TempDir(), t.TempDir()
+	os.MkdirAll(filepath.Join(tree, "streams"), 0o755)
+	os.Symlink(elsewhere, filepath.Join(tree, "images"))
+	if _, err := Publish(tree, testImage(t, "a", "container", time.Now(), "dev")); err == nil || !strings.Contains(err.Error(), "not a folder") {
+		t.Errorf("publish through a symlinked folder: %v", err)
+	}
+	if entries, _ := os.ReadDir(elsewhere); len(entries) != 0 {
+		t.Errorf("publish wrote through the symlink: %v", entries)
+	}
+}
+
+// A server that stops sending mid-file ends the download, promptly.
+func TestFetchStalledBody(t *testing.T) {
+	dir := t.TempDir()
+	img := testImage(t, "s", "container", time.Unix(1700000000, 0), "dev")
+	mustPublish(t, dir, img, true)
+	files := http.FileServer(http.Dir(dir))
+	srv := tlsServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.URL.Path, "/images/") || !strings.HasSuffix(r.URL.Path, ".tar") {
+			files.ServeHTTP(w, r)
+			return
+		}
+		st, _ := os.Stat(filepath.Join(dir, r.URL.Path))
+		w.Header().Set("Content-Length", fmt.Sprint(st.Size()))
+		w.Write([]byte("partial"))
+		w.(http.Flusher).Flush()
+		<-r.Context().Done() // stalls until the client gives up
+	}))
+	defer srv.Close()
+	old := stallTimeout
+	stallTimeout = 300 * time.Millisecond
+	defer func() { stallTimeout = old }()
+	tree := mustOpen(t, srv.URL, srv.Client())
+	e, err := tree.Find("dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	err = tree.Fetch(context.Background(), e.Rootfs, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "sent nothing for") || time.Since(start) > 3*time.Second {
+		t.Errorf("a stalled body: %v after %s", err, time.Since(start))
+	}
+}
+
+// Item sizes and the number of images are bounded before anything is
+// fetched.
+func TestOpenBoundsItems(t *testing.T) {
+	dir := t.TempDir()
+	mustPublish(t, dir, testImage(t, "b", "container", time.Unix(1700000000, 0), "dev"), true)
+	p := filepath.Join(dir, "streams", "v1", "images.json")
+	var prods ss.Products
+	b, _ := os.ReadFile(p)
+	json.Unmarshal(b, &prods)
+	for _, prod := range prods.Products {
+		for _, v := range prod.Versions {
+			for k, it := range v.Items {
+				if it.FileType == "incus.tar.xz" {
+					it.Size = 1 << 30
+					v.Items[k] = it
+				}
+			}
+		}
+	}
+	b, _ = json.Marshal(prods)
+	os.WriteFile(p, b, 0o644)
+	if _, err := Open(context.Background(), dir, nil); err == nil || !strings.Contains(err.Error(), "more than any vibe image's") {
+		t.Errorf("a 1 GiB metadata item: %v", err)
+	}
 }

@@ -178,7 +178,7 @@ func (vc *verifyCmd) verify() (*images.Verified, error) {
 		if err != nil {
 			return nil, err
 		}
-		st, f, err := r.Download(ctx, store)
+		st, f, err := r.Download(ctx, store, trust)
 		if err != nil {
 			return nil, &images.VerifyError{Kind: images.Tampered, Err: err}
 		}
