@@ -54,6 +54,7 @@ fuzz:
 	$(GO) test ./images -run '^$$' -fuzz FuzzReadMetaTarball -fuzztime $(FUZZTIME)
 	$(GO) test ./signing -run '^$$' -fuzz FuzzParseAllowedSigners -fuzztime $(FUZZTIME)
 	$(GO) test ./signing -run '^$$' -fuzz FuzzCheck -fuzztime $(FUZZTIME)
+	$(GO) test ./signing -run '^$$' -fuzz FuzzParseEnvelope -fuzztime $(FUZZTIME)
 	$(GO) test ./streams -run '^$$' -fuzz FuzzOpen -fuzztime $(FUZZTIME)
 
 bench: build

@@ -7,10 +7,16 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
+	"time"
 
 	incus "github.com/lxc/incus/v6/client"
 
@@ -91,12 +97,16 @@ func Export(src *Files, v *Verified, dir string, sig []byte) ([]string, error) {
 }
 
 // Sign signs the verified image with the SSH key at keyPath.
-func Sign(v *Verified, keyPath string) ([]byte, error) {
-	sig, err := signing.Sign(keyPath, signing.Message(v.Fingerprint, v.Contents.ManifestRaw))
+func Sign(v *Verified, keyPath, name string) ([]byte, error) {
+	if err := signing.ValidName(name); err != nil {
+		return nil, err
+	}
+	c := signing.Claim{Name: name, SignedAt: time.Now().UTC().Truncate(time.Second)}
+	sig, err := signing.Sign(keyPath, signing.MessageV2(v.Fingerprint, v.Contents.ManifestRaw, c))
 	if err != nil {
 		return nil, fmt.Errorf("sign %s: %w", short(v.Fingerprint), err)
 	}
-	return sig, nil
+	return signing.Envelope(c, sig), nil
 }
 
 // ImportOptions steer an import.
@@ -104,6 +114,14 @@ type ImportOptions struct {
 	Alias    string                  // point this alias at the image ("" for none)
 	Trust    *signing.AllowedSigners // require a signature by one of these keys
 	Progress Progress
+	// With Trust: Names, if set, are the names the image is offered as (a
+	// tree's aliases), and the signature must be for one of them;
+	// NotBefore refuses a signature older than it; and an image signed
+	// before the one last accepted under its name is refused unless
+	// AllowOlder (no silent rollback).
+	Names      []string
+	NotBefore  time.Time
+	AllowOlder bool
 	// Staged says f lies in this store stage already, under the store's
 	// names (a download): it is committed instead of copied.
 	Staged *Stage
@@ -127,6 +145,14 @@ func ImportFiles(ctx context.Context, c incus.InstanceServer, store *Store, f *F
 	v, err := VerifyContext(ctx, f, o.Trust)
 	if err != nil {
 		return nil, err
+	}
+	if o.Trust != nil {
+		if err := CheckClaim(v.Claim, o.Names); err != nil {
+			return nil, err
+		}
+		if err := store.checkRollback(v, o.NotBefore, o.AllowOlder); err != nil {
+			return nil, err
+		}
 	}
 	fp := v.Fingerprint
 	typ := v.Contents.Manifest.InstanceType
@@ -163,6 +189,11 @@ func ImportFiles(ctx context.Context, c incus.InstanceServer, store *Store, f *F
 			return nil, diskHint(err, st.Dir)
 		}
 		if err := st.Commit(fp); err != nil {
+			return nil, err
+		}
+	}
+	if o.Trust != nil {
+		if err := store.accept(v); err != nil {
 			return nil, err
 		}
 	}
@@ -290,4 +321,83 @@ func FetchFromDaemon(c incus.InstanceServer, store *Store, fp string) (*Files, e
 		return nil, err
 	}
 	return locateStored(store.Path(fp))
+}
+
+// CheckClaim checks that a trusted signature was made for one of names
+// (any name when names is empty): an image its signer published under
+// another name must not stand in for this one.
+func CheckClaim(c *signing.Claim, names []string) error {
+	if c == nil || len(names) == 0 || slices.Contains(names, c.Name) {
+		return nil
+	}
+	return failed(Untrusted, "the image was signed as %q, but is offered as %s: an image signed for another name cannot stand in for this one", c.Name, strings.Join(names, ", "))
+}
+
+// Accepted is the newest trusted signature imported under each name, so
+// an older one is not taken silently (rollback).
+type Accepted struct {
+	SignedAt    time.Time `json:"signed_at"`
+	Fingerprint string    `json:"fingerprint"`
+	Signer      string    `json:"signer"`
+}
+
+// AcceptedFile records Accepted by name, beside the store.
+func (s *Store) AcceptedFile() string {
+	return filepath.Join(filepath.Dir(s.Dir), "accepted-signatures.json")
+}
+
+func (s *Store) accepted() (map[string]Accepted, error) {
+	m := map[string]Accepted{}
+	b, err := os.ReadFile(s.AcceptedFile())
+	if errors.Is(err, fs.ErrNotExist) {
+		return m, nil
+	}
+	if err == nil {
+		err = json.Unmarshal(b, &m)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w (it records the newest signed image accepted under each name)", s.AcceptedFile(), err)
+	}
+	return m, nil
+}
+
+func (s *Store) checkRollback(v *Verified, notBefore time.Time, allowOlder bool) error {
+	c := v.Claim
+	if c == nil {
+		return nil
+	}
+	if c.SignedAt.Before(notBefore) {
+		return failed(Untrusted, "the image was signed at %s, before %s (--not-before)", c.SignedAt.Format(time.RFC3339), notBefore.Format(time.RFC3339))
+	}
+	m, err := s.accepted()
+	if err != nil {
+		return err
+	}
+	if prev, ok := m[c.Name]; ok && c.SignedAt.Before(prev.SignedAt) && prev.Fingerprint != v.Fingerprint && !allowOlder {
+		return failed(Untrusted, "the image %s signed as %q at %s is older than %s, accepted under that name before (signed at %s): refusing a rollback (--allow-older takes it)",
+			short(v.Fingerprint), c.Name, c.SignedAt.Format(time.RFC3339), short(prev.Fingerprint), prev.SignedAt.Format(time.RFC3339))
+	}
+	return nil
+}
+
+// accept records a trusted signature as the newest for its name.
+func (s *Store) accept(v *Verified) error {
+	c := v.Claim
+	if c == nil || v.Signer == nil {
+		return nil
+	}
+	m, err := s.accepted()
+	if err != nil {
+		return err
+	}
+	if prev, ok := m[c.Name]; ok && !c.SignedAt.After(prev.SignedAt) {
+		return nil
+	}
+	m[c.Name] = Accepted{SignedAt: c.SignedAt, Fingerprint: v.Fingerprint, Signer: v.Signer.Principal + " " + v.Signer.Fingerprint}
+	b, _ := json.MarshalIndent(m, "", "  ")
+	tmp := s.AcceptedFile() + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, s.AcceptedFile())
 }

@@ -195,6 +195,7 @@ type Verified struct {
 	Contents    *Contents
 	Signer      *signing.Signer // nil when unsigned
 	Trusted     bool            // the signer is in the allowed-signers file
+	Claim       *signing.Claim  // the name and signing time it was signed for (v2)
 	Signature   []byte          // the signature's bytes as checked (nil when unsigned)
 	Size        int64           // metadata plus rootfs bytes
 }
@@ -281,10 +282,17 @@ func VerifyContext(ctx context.Context, f *Files, trust *signing.AllowedSigners)
 	return v, nil
 }
 
+// SigStatus is what a signature check found.
+type SigStatus struct {
+	Signer  *signing.Signer // nil when unsigned
+	Claim   *signing.Claim  // the name and signing time a v2 signature binds; nil for v1
+	Trusted bool            // the signer is in the allowed-signers file
+}
+
 // checkSignature verifies the signature file, if any, over the fingerprint
-// and manifest; with trust it must be by a listed key.
-// It keeps the bytes it checked: what is copied on is those bytes, never
-// the file read again (which could have been swapped since).
+// and manifest; with trust it must be by a listed key. It keeps the bytes
+// it checked: what is copied on is those bytes, never the file read again
+// (which could have been swapped since).
 func (v *Verified) checkSignature(path string, trust *signing.AllowedSigners) error {
 	var sig []byte
 	if path != "" {
@@ -293,51 +301,60 @@ func (v *Verified) checkSignature(path string, trust *signing.AllowedSigners) er
 			return err
 		}
 	}
-	s, trusted, err := checkSignatureBytes(v.Fingerprint, v.Contents, path, sig, trust)
-	v.Signer, v.Trusted, v.Signature = s, trusted, sig
+	st, err := checkSignatureBytes(v.Fingerprint, v.Contents, path, sig, trust)
+	v.Signer, v.Claim, v.Trusted, v.Signature = st.Signer, st.Claim, st.Trusted, sig
 	return err
 }
 
 // CheckSignature checks the signature at path ("" for none) over
 // fingerprint fp and the manifest in c, without reading the image's files:
 // Verify calls it after hashing them; inspect calls it alone. Without trust
-// a signature need only be valid; with trust it must exist and be by a
-// listed key.
-func CheckSignature(fp string, c *Contents, path string, trust *signing.AllowedSigners) (*signing.Signer, bool, error) {
+// a signature need only be valid; with trust it must exist, be by a listed
+// key and bind a name and a signing time (v2).
+func CheckSignature(fp string, c *Contents, path string, trust *signing.AllowedSigners) (SigStatus, error) {
 	var sig []byte
 	if path != "" {
 		var err error
 		if sig, err = readBounded(path, maxSigFile); err != nil {
-			return nil, false, err
+			return SigStatus{}, err
 		}
 	}
 	return checkSignatureBytes(fp, c, path, sig, trust)
 }
 
 // checkSignatureBytes checks sig, read from path ("" for none).
-func checkSignatureBytes(fp string, c *Contents, path string, sig []byte, trust *signing.AllowedSigners) (*signing.Signer, bool, error) {
+func checkSignatureBytes(fp string, c *Contents, path string, sig []byte, trust *signing.AllowedSigners) (SigStatus, error) {
 	if path == "" {
 		if trust != nil {
-			return nil, false, failed(Untrusted, "image %s is unsigned, and a trusted signature is required (--trust): ask its baker to export or publish it with --sign", short(fp))
+			return SigStatus{}, failed(Untrusted, "image %s is unsigned, and a trusted signature is required (--trust): ask its baker to export or publish it with --sign", short(fp))
 		}
-		return nil, false, nil
+		return SigStatus{}, nil
+	}
+	claim, armor, err := signing.ParseEnvelope(sig)
+	if err != nil {
+		return SigStatus{}, failed(Tampered, "%s: %w", path, err)
 	}
 	msg := signing.Message(fp, c.ManifestRaw)
-	if trust == nil {
-		s, err := signing.Check(sig, msg)
-		if err != nil {
-			return nil, false, failed(Tampered, "%s: %w", path, err)
-		}
-		return s, false, nil
+	if claim != nil {
+		msg = signing.MessageV2(fp, c.ManifestRaw, *claim)
 	}
-	s, err := trust.Verify(sig, msg, time.Now())
+	if trust == nil {
+		s, err := signing.Check(armor, msg)
+		if err != nil {
+			return SigStatus{}, failed(Tampered, "%s: %w", path, err)
+		}
+		return SigStatus{Signer: s, Claim: claim}, nil
+	}
+	s, err := trust.Verify(armor, msg, time.Now())
 	switch {
 	case errors.Is(err, signing.ErrUntrusted):
-		return nil, false, failed(Untrusted, "%s: %w", path, err)
+		return SigStatus{}, failed(Untrusted, "%s: %w", path, err)
 	case err != nil:
-		return nil, false, failed(Tampered, "%s: %w", path, err)
+		return SigStatus{}, failed(Tampered, "%s: %w", path, err)
+	case claim == nil:
+		return SigStatus{}, failed(Untrusted, "%s: a signature by %s, but an old one (v1) that binds neither the name the image is published as nor when it was signed, so it could be an old image served as a new one; ask its baker to sign it again", path, s.Principal)
 	}
-	return s, true, nil
+	return SigStatus{Signer: s, Claim: claim, Trusted: true}, nil
 }
 
 // readBounded reads a whole file that must not exceed max bytes.

@@ -114,9 +114,7 @@ func exported(t *testing.T, key ssh.Signer) (string, *Files) {
 	}
 	var sig []byte
 	if key != nil {
-		if sig, err = signing.SignWith(key, signing.Message(v.Fingerprint, v.Contents.ManifestRaw)); err != nil {
-			t.Fatal(err)
-		}
+		sig = signV2(t, key, v, signing.Claim{Name: "vibe", SignedAt: time.Unix(1764590400, 0).UTC()})
 	}
 	dir := t.TempDir()
 	if _, err := Export(src, v, dir, sig); err != nil {
@@ -284,7 +282,7 @@ func TestVerifySignatureOfAnotherImage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sig, _ := signing.SignWith(key, signing.Message(ov.Fingerprint, ov.Contents.ManifestRaw))
+	sig := signV2(t, key, ov, signing.Claim{Name: "vibe", SignedAt: time.Unix(1764590400, 0).UTC()})
 	b.Sig = filepath.Join(filepath.Dir(b.Meta), exportSig(b.Fingerprint))
 	os.WriteFile(b.Sig, sig, 0o644)
 	trust, _ := signing.ParseAllowedSigners([]byte("t " + pub + "\n"))
@@ -463,5 +461,69 @@ func TestVerifyCannotBeMadeToHang(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("hashing ignores its context")
+	}
+}
+
+// signV2 signs v as vibe-build does: a v2 signature binding a claim.
+func signV2(t testing.TB, key ssh.Signer, v *Verified, c signing.Claim) []byte {
+	t.Helper()
+	sig, err := signing.SignWith(key, signing.MessageV2(v.Fingerprint, v.Contents.ManifestRaw, c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signing.Envelope(c, sig)
+}
+
+// A signature binds what it is for: an old v1 signature (no name, no
+// time) is not trusted; a trusted signature for another name cannot stand
+// in; an image signed before the one last accepted under its name is a
+// rollback, refused unless asked for; --not-before refuses older ones.
+func TestSignaturesBindNameAndTime(t *testing.T) {
+	key, pub := testKey(t)
+	trust, _ := signing.ParseAllowedSigners([]byte("team " + pub + "\n"))
+	_, f := exported(t, nil)
+	v, err := Verify(f, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Sig = filepath.Join(filepath.Dir(f.Meta), exportSig(f.Fingerprint))
+	old, _ := signing.SignWith(key, signing.Message(v.Fingerprint, v.Contents.ManifestRaw))
+	os.WriteFile(f.Sig, old, 0o644)
+	if _, err := Verify(f, trust); KindOf(err) != Untrusted || !strings.Contains(err.Error(), "old one (v1)") {
+		t.Errorf("a v1 signature under trust: %v", err)
+	}
+	t1, t2 := time.Unix(1764590400, 0).UTC(), time.Unix(1764676800, 0).UTC()
+	os.WriteFile(f.Sig, signV2(t, key, v, signing.Claim{Name: "vibe-old", SignedAt: t1}), 0o644)
+	tv, err := Verify(f, trust)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tv.Claim == nil || tv.Claim.Name != "vibe-old" || !tv.Claim.SignedAt.Equal(t1) {
+		t.Errorf("claim %+v", tv.Claim)
+	}
+	if err := CheckClaim(tv.Claim, []string{"vibe"}); KindOf(err) != Untrusted {
+		t.Errorf("signed as vibe-old, offered as vibe: %v", err)
+	}
+	if err := CheckClaim(tv.Claim, []string{"vibe", "vibe-old"}); err != nil {
+		t.Error(err)
+	}
+	// Rollback: the newer one accepted first, then the older one offered.
+	store := &Store{Dir: filepath.Join(t.TempDir(), "images")}
+	newer := &Verified{Fingerprint: strings.Repeat("1", 64), Signer: tv.Signer, Claim: &signing.Claim{Name: "vibe", SignedAt: t2}}
+	older := &Verified{Fingerprint: strings.Repeat("2", 64), Signer: tv.Signer, Claim: &signing.Claim{Name: "vibe", SignedAt: t1}}
+	if err := store.checkRollback(newer, time.Time{}, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.accept(newer); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.checkRollback(older, time.Time{}, false); KindOf(err) != Untrusted || !strings.Contains(err.Error(), "rollback") {
+		t.Errorf("an older image under the same name: %v", err)
+	}
+	if err := store.checkRollback(older, time.Time{}, true); err != nil {
+		t.Errorf("--allow-older: %v", err)
+	}
+	if err := store.checkRollback(newer, t2.Add(time.Hour), false); KindOf(err) != Untrusted {
+		t.Errorf("--not-before: %v", err)
 	}
 }

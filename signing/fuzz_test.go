@@ -93,3 +93,22 @@ func FuzzCheck(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseEnvelope(f *testing.F) {
+	f.Add([]byte("vibe-image-signature v2\nname: vibe\nsigned-at: 1764590400\n-----BEGIN SSH SIGNATURE-----\n"))
+	f.Add([]byte("-----BEGIN SSH SIGNATURE-----\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, armor, err := ParseEnvelope(b)
+		if err != nil {
+			return
+		}
+		if c != nil {
+			if ValidName(c.Name) != nil || c.SignedAt.Unix() <= 0 {
+				t.Fatalf("accepted a bad claim %+v", c)
+			}
+			if !bytes.Equal(Envelope(*c, armor), b) {
+				t.Fatalf("the envelope does not round-trip: %q", b)
+			}
+		}
+	})
+}

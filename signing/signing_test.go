@@ -415,3 +415,28 @@ func TestSignWithAgent(t *testing.T) {
 		t.Errorf("no agent: %v", err)
 	}
 }
+
+func TestEnvelope(t *testing.T) {
+	c := Claim{Name: "team/vibe", SignedAt: time.Unix(1764590400, 0).UTC()}
+	b := Envelope(c, []byte("-----BEGIN SSH SIGNATURE-----\nx\n-----END SSH SIGNATURE-----\n"))
+	got, armor, err := ParseEnvelope(b)
+	if err != nil || *got != c || !bytes.HasPrefix(armor, []byte("-----BEGIN SSH SIGNATURE-----")) {
+		t.Fatalf("round trip: %+v %q %v", got, armor, err)
+	}
+	if got, armor, err := ParseEnvelope([]byte("-----BEGIN SSH SIGNATURE-----\n")); got != nil || err != nil || len(armor) == 0 {
+		t.Errorf("a v1 file: %v %v", got, err)
+	}
+	for _, bad := range []string{
+		"vibe-image-signature v2\nname: a\nb\nsigned-at: 1\n",
+		"vibe-image-signature v2\nname: ../x\nsigned-at: 1\n",
+		"vibe-image-signature v2\nname: x\nsigned-at: -5\n",
+		"vibe-image-signature v2\nname: x\n",
+	} {
+		if _, _, err := ParseEnvelope([]byte(bad)); err == nil {
+			t.Errorf("accepted %q", bad)
+		}
+	}
+	if string(MessageV2("ab", nil, c)) == string(MessageV2("ab", nil, Claim{Name: "other", SignedAt: c.SignedAt})) {
+		t.Error("the name is not in the signed message")
+	}
+}

@@ -214,7 +214,11 @@ func (r *Remote) Download(ctx context.Context, store *images.Store, trust *signi
 	if c.Manifest.Rootfs.Size != e.Rootfs.Size {
 		return fail(fmt.Errorf("%s: the tree says the rootfs is %d bytes, the image's manifest says %d: not fetched", r.Where, e.Rootfs.Size, c.Manifest.Rootfs.Size))
 	}
-	if _, _, err := images.CheckSignature(e.Fingerprint, c, f.Sig, trust); err != nil {
+	st2, err := images.CheckSignature(e.Fingerprint, c, f.Sig, trust)
+	if err == nil && trust != nil {
+		err = images.CheckClaim(st2.Claim, r.names())
+	}
+	if err != nil {
 		return fail(fmt.Errorf("%s: %w (the rootfs was not fetched)", r.Where, err))
 	}
 	if err := fetch(e.Rootfs, f.Rootfs); err != nil {
@@ -306,6 +310,7 @@ func Import(ctx context.Context, c incus.InstanceServer, store *images.Store, s,
 		}
 		return images.ImportFiles(ctx, c, store, f, o)
 	}
+	o.Names = r.names()
 	if store.Has(r.Entry.Fingerprint) {
 		if _, _, err := c.GetImage(r.Entry.Fingerprint); err == nil {
 			return r.present(ctx, c, store, o)
@@ -325,6 +330,10 @@ func Import(ctx context.Context, c incus.InstanceServer, store *images.Store, s,
 
 // present checks an image the store and daemon hold already against the
 // tree's signature (if any), without downloading the image again.
+// names are the names the tree publishes the image as: a trusted
+// signature must be for one of them.
+func (r *Remote) names() []string { return r.Entry.Aliases }
+
 func (r *Remote) present(ctx context.Context, c incus.InstanceServer, store *images.Store, o images.ImportOptions) (*images.Imported, error) {
 	f, err := images.Locate(store.Path(r.Entry.Fingerprint))
 	if err != nil {

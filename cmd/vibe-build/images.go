@@ -194,11 +194,11 @@ func (in *inspectCmd) Run() error {
 	}
 	status := "unknown (no fingerprint to check it against)"
 	if fp != "" {
-		signer, trusted, err := images.CheckSignature(fp, contents, sigPath, trust)
+		st, err := images.CheckSignature(fp, contents, sigPath, trust)
 		if err != nil {
 			status = fmt.Sprintf("%s: %v", images.KindOf(err), err)
 		} else {
-			status = signatureLine(&images.Verified{Signer: signer, Trusted: trusted})
+			status = signatureLine(&images.Verified{Signer: st.Signer, Trusted: st.Trusted, Claim: st.Claim})
 		}
 	}
 	fmt.Printf("signature      %s\n", status)

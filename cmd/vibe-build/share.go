@@ -5,6 +5,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -69,6 +70,7 @@ type exportCmd struct {
 	Image string `arg:"" help:"An alias or fingerprint on this machine, or a store or exported folder." placeholder:"IMAGE"`
 	Dir   string `arg:"" help:"Folder to write the image's files into (created if missing)." type:"path"`
 	Sign  string `help:"Sign the fingerprint and manifest with this SSH private key (or a .pub key held by ssh-agent)." placeholder:"KEY" type:"path"`
+	Name  string `help:"The name the signature binds the image to (default: the alias it was baked for, else vibe)." placeholder:"NAME"`
 	JSON  bool   `help:"Print the result as JSON."`
 }
 
@@ -93,7 +95,7 @@ func (e *exportCmd) Run() error {
 	}
 	var sig []byte
 	if e.Sign != "" {
-		if sig, err = images.Sign(v, e.Sign); err != nil {
+		if sig, err = images.Sign(v, e.Sign, cmp.Or(e.Name, bakedAlias(v))); err != nil {
 			return err
 		}
 	}
@@ -195,6 +197,14 @@ func (vc *verifyCmd) verify() (*images.Verified, error) {
 	return images.VerifyContext(ctx, f, trust)
 }
 
+// bakedAlias is the alias an image was baked for, else vibe.
+func bakedAlias(v *images.Verified) string {
+	if m := v.Contents.Manifest; m.Config != nil && m.Config.Image.Alias != "" {
+		return m.Config.Image.Alias
+	}
+	return "vibe"
+}
+
 // warnTemplates flags templates other than vibe's: incus writes them into
 // every new instance as root.
 func warnTemplates(c *images.Contents) {
@@ -209,9 +219,17 @@ func signatureLine(v *images.Verified) string {
 	case v.Signer == nil:
 		return "unsigned"
 	case v.Trusted:
-		return fmt.Sprintf("signed by %s (%s %s), trusted", v.Signer.Principal, v.Signer.KeyType, v.Signer.Fingerprint)
+		return fmt.Sprintf("signed by %s (%s %s), trusted%s", v.Signer.Principal, v.Signer.KeyType, v.Signer.Fingerprint, claimText(v.Claim))
 	}
-	return fmt.Sprintf("signed by %s %s; the signature is valid, but no --trust file was given to say whether that key is trusted", v.Signer.KeyType, v.Signer.Fingerprint)
+	return fmt.Sprintf("signed by %s %s%s; the signature is valid, but no --trust file was given to say whether that key is trusted", v.Signer.KeyType, v.Signer.Fingerprint, claimText(v.Claim))
+}
+
+// claimText says what name and time a signature binds.
+func claimText(c *signing.Claim) string {
+	if c == nil {
+		return " (an old signature: no name or time)"
+	}
+	return fmt.Sprintf(", as %q at %s", c.Name, c.SignedAt.Format(time.RFC3339))
 }
 
 type importCmd struct {
@@ -219,7 +237,10 @@ type importCmd struct {
 	Image  string `help:"The image inside a simplestreams tree: an alias or fingerprint (default: the tree's only image)." placeholder:"NAME"`
 	Alias  string `help:"Point this alias at the imported image." placeholder:"NAME"`
 	Trust  string `help:"Allowed-signers file: import only an image signed by a key it lists." placeholder:"FILE" type:"existingfile"`
-	JSON   bool   `help:"Print the result as JSON."`
+	// With --trust only.
+	NotBefore  time.Time `help:"With --trust: refuse an image signed before this time (RFC 3339)." placeholder:"TIME"`
+	AllowOlder bool      `help:"With --trust: take an image signed before the one last accepted under its name (a deliberate rollback)."`
+	JSON       bool      `help:"Print the result as JSON."`
 }
 
 func (im *importCmd) Run() error {
@@ -235,7 +256,10 @@ func (im *importCmd) Run() error {
 	defer stop()
 	p := newProgress(os.Stderr)
 	start := time.Now()
-	res, err := source.Import(ctx, c, store, im.Source, im.Image, images.ImportOptions{Alias: im.Alias, Trust: trust, Progress: p})
+	if trust == nil && (im.AllowOlder || !im.NotBefore.IsZero()) {
+		return errors.New("--not-before and --allow-older judge trusted signatures: give --trust FILE too")
+	}
+	res, err := source.Import(ctx, c, store, im.Source, im.Image, images.ImportOptions{Alias: im.Alias, Trust: trust, Progress: p, NotBefore: im.NotBefore, AllowOlder: im.AllowOlder})
 	p.Done()
 	if err != nil {
 		return fmt.Errorf("import %s: nothing was imported: %w", im.Source, err)
@@ -276,7 +300,8 @@ func (pc *publishCmd) Run() error {
 		sigPath = f.Sig
 	}
 	if pc.Sign != "" {
-		sig, err := images.Sign(v, pc.Sign)
+		// The signature binds the first name it is published under.
+		sig, err := images.Sign(v, pc.Sign, cmp.Or(append(pc.Alias, bakedAlias(v))...))
 		if err != nil {
 			return err
 		}
