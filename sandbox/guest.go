@@ -56,6 +56,9 @@ func (m *Manager) Firewall(ctx context.Context, name, action string) (string, er
 // readyTimeout bounds how long a started sandbox may take to boot.
 const readyTimeout = 3 * time.Minute
 
+// settleTimeout bounds one settle exec (its boot wait is 10 s).
+const settleTimeout = 2 * time.Minute
+
 // settleScript is provision/settle: sent with every settle, never stored
 // in the image, so the host decides what is checked.
 var settleScript = mustFile("settle")
@@ -90,8 +93,12 @@ func (m *Manager) settle(ctx context.Context, s *Spec, want map[string]map[strin
 	deadline := time.Now().Add(readyTimeout)
 	last := ""
 	for {
-		argv := append([]string{"bash", "-c", settleScript, "settle", provision.Digests(), arg, strings.Join(HostRun, "\n")}, mountSpecs(s, want)...)
-		r, err := daemon.Run(ctx, m.C, s.Name, daemon.Exec{Command: argv, Stdin: strings.NewReader(list)})
+		argv := append([]string{"bash", "-c", settleScript, "settle", provision.Digests(), arg, strings.Join(HostRun, "\n"), s.User}, mountSpecs(s, want)...)
+		// Bounded: a guest that makes settle hang (a huge mount table, a
+		// stuck command) fails closed instead of holding vibe.
+		runCtx, cancel := context.WithTimeout(ctx, settleTimeout)
+		r, err := daemon.Run(runCtx, m.C, s.Name, daemon.Exec{Command: argv, Stdin: strings.NewReader(list)})
+		cancel()
 		if err != nil {
 			last = err.Error()
 		} else {

@@ -161,3 +161,27 @@ func TestSnapshotSeesChangesAndIsBounded(t *testing.T) {
 		t.Errorf("snapshot of %d files, bound %d, truncation marked: %v", n, snapshotMaxFiles, full[tooMany] != "")
 	}
 }
+
+// The host's snapshot sees a change past its read limit (the size is in
+// the digest), and never follows a symlink the agent made out of the
+// project.
+func TestSnapshotSizeAndSymlinks(t *testing.T) {
+	dir, outside := t.TempDir(), t.TempDir()
+	os.MkdirAll(filepath.Join(dir, ".git"), 0o755)
+	big := make([]byte, snapshotMaxRead+10)
+	os.WriteFile(filepath.Join(dir, ".git", "config"), big, 0o644)
+	mounts := []workspace.Mount{{Name: "p", Source: dir}}
+	before := TakeSnapshot(mounts)
+	os.WriteFile(filepath.Join(dir, ".git", "config"), append(big, []byte("\n[core]\nfsmonitor = evil\n")...), 0o644)
+	if changed := TakeSnapshot(mounts).Changed(before); len(changed) != 1 {
+		t.Errorf("a change past the read limit: %v", changed)
+	}
+	os.WriteFile(filepath.Join(outside, "config"), []byte("secret"), 0o644)
+	os.RemoveAll(filepath.Join(dir, ".git"))
+	os.Symlink(outside, filepath.Join(dir, ".git"))
+	for p := range TakeSnapshot(mounts) {
+		if p != filepath.Join(dir, ".git") {
+			t.Errorf("the snapshot followed .git out of the project: %s", p)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package sandbox
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -68,8 +69,9 @@ func Env(s *Spec, git GitIdentity, termName string) map[string]string {
 // every git submodule), and the host keeps a snapshot of them all between
 // sessions to report any change, including ones made after a session.
 var HostRun = []string{
-	".git/hooks", ".git/config", ".gitmodules", ".envrc", ".vscode", ".idea", ".husky",
-	".claude/settings.json", ".claude/settings.local.json", ".mcp.json",
+	".git/hooks", ".git/config", ".git/config.worktree", ".git/commondir", ".git/info", ".git/worktrees",
+	".gitmodules", ".envrc", ".vscode", ".idea", ".husky", ".claude", ".mcp.json",
+	".pre-commit-config.yaml", "lefthook.yml", ".lefthook.yml",
 }
 
 // Bounds of a snapshot, so that a project the agent filled with files
@@ -80,72 +82,99 @@ const (
 )
 
 // Snapshot maps each host-run file of the writable mounts to a digest of
-// its type, mode and content (a symlink's target, never followed).
+// its type, mode, size and content (a symlink's target, never followed).
 type Snapshot map[string]string
 
-// TakeSnapshot records the host-run files of the writable mounts.
+// tooMany stands in a snapshot that reached its bound, so that an agent
+// flooding a host-run folder to hide a file is reported too.
+const tooMany = "(more host-run files than vibe compares: review them all)"
+
+// TakeSnapshot records the host-run files of the writable mounts. Every
+// path is opened inside the project (os.Root): a symlink the agent made
+// cannot lead the host's vibe out of it.
 func TakeSnapshot(mounts []workspace.Mount) Snapshot {
 	snap := Snapshot{}
 	for _, m := range mounts {
 		if m.ReadOnly {
 			continue
 		}
+		root, err := os.OpenRoot(m.Source)
+		if err != nil {
+			continue
+		}
+		sn := snapper{root: root, base: m.Source, snap: snap}
+		// .git as a file ("gitdir: …") sends git elsewhere.
+		if st, err := root.Lstat(".git"); err == nil && !st.IsDir() {
+			sn.add(".git", 0)
+		}
 		for _, rel := range HostRun {
-			snap.walk(filepath.Join(m.Source, rel), 8)
+			sn.add(rel, 8)
 		}
 		// Submodules: .git/modules/NAME[/modules/...]/{config,hooks}.
-		filepath.WalkDir(filepath.Join(m.Source, ".git", "modules"), func(p string, d fs.DirEntry, err error) error {
-			if err != nil || len(snap) >= snapshotMaxFiles {
-				return filepath.SkipDir
+		visited := 0
+		fs.WalkDir(root.FS(), ".git/modules", func(p string, d fs.DirEntry, err error) error {
+			visited++
+			if err != nil || visited > snapshotMaxFiles || len(snap) >= snapshotMaxFiles {
+				if visited > snapshotMaxFiles {
+					snap[tooMany] = "truncated"
+				}
+				return fs.SkipAll
 			}
 			if name := d.Name(); name == "config" || name == "hooks" {
-				snap.walk(p, 4)
+				sn.add(p, 4)
 				if d.IsDir() {
-					return filepath.SkipDir
+					return fs.SkipDir
 				}
 			}
 			return nil
 		})
+		root.Close()
 	}
 	return snap
 }
 
-// tooMany stands in a snapshot that reached its bound, so that an agent
-// flooding a host-run folder to hide a file is reported too.
-const tooMany = "(more host-run files than vibe compares: review them all)"
+type snapper struct {
+	root *os.Root
+	base string
+	snap Snapshot
+}
 
-// walk adds path and, for a real folder, what it holds, depth levels down.
-func (s Snapshot) walk(path string, depth int) {
+// add records rel and, for a folder, what it holds, depth levels down.
+func (sn snapper) add(rel string, depth int) {
+	s := sn.snap
 	if len(s) >= snapshotMaxFiles {
 		s[tooMany] = "truncated"
 		return
 	}
-	st, err := os.Lstat(path)
+	st, err := sn.root.Lstat(rel)
 	if err != nil {
 		return
 	}
 	h := sha256.New()
-	h.Write([]byte(st.Mode().String()))
+	fmt.Fprintf(h, "%s %d\n", st.Mode(), st.Size())
 	switch {
 	case st.Mode().IsRegular():
-		if f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0); err == nil {
+		if f, err := sn.root.OpenFile(rel, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0); err == nil {
 			io.Copy(h, io.LimitReader(f, snapshotMaxRead))
 			f.Close()
 		}
 	case st.Mode()&os.ModeSymlink != 0:
-		target, _ := os.Readlink(path)
+		target, _ := sn.root.Readlink(rel)
 		h.Write([]byte(target))
 	case st.IsDir() && depth > 0:
-		entries, _ := os.ReadDir(path)
-		for _, e := range entries {
-			s.walk(filepath.Join(path, e.Name()), depth-1)
+		if d, err := sn.root.Open(rel); err == nil {
+			entries, _ := d.ReadDir(snapshotMaxFiles)
+			d.Close()
+			for _, e := range entries {
+				sn.add(rel+"/"+e.Name(), depth-1)
+			}
 		}
 	}
 	if len(s) >= snapshotMaxFiles {
 		s[tooMany] = "truncated"
 		return
 	}
-	s[path] = hex.EncodeToString(h.Sum(nil))
+	s[filepath.Join(sn.base, rel)] = hex.EncodeToString(h.Sum(nil))
 }
 
 // Changed lists files added, removed or modified since before, sorted.

@@ -292,11 +292,16 @@ func TestE2EHostileHostRunFiles(t *testing.T) {
 	}
 	exec.Command("chown", "-R", "1000:1000", w.project).Run()
 	w.must("up")
-	for _, f := range []string{".git/config", ".git/modules/sub/config", ".git/modules/sub/hooks/post-checkout", ".gitmodules", ".envrc", ".vscode/settings.json", ".vscode/tasks.json", ".husky/pre-commit", ".claude/settings.json", ".claude/settings.local.json", ".mcp.json", ".git/hooks/pre-commit", ".git/hooks/post-checkout"} {
+	for _, f := range []string{".git/config", ".git/modules/sub/config", ".git/modules/sub/hooks/post-checkout", ".gitmodules", ".envrc", ".vscode/settings.json", ".vscode/tasks.json", ".husky/pre-commit", ".claude/settings.json", ".claude/settings.local.json", ".claude/hooks.sh", ".mcp.json", ".git/hooks/pre-commit", ".git/hooks/post-checkout"} {
 		out, _ := w.sh("cd /workspace/app && (echo pwned >>" + f + ") 2>/dev/null && echo wrote")
 		if strings.Contains(out, "wrote") {
 			t.Errorf("the agent wrote %s", f)
 		}
+	}
+	// Pointing git elsewhere through .git/commondir (its config and hooks
+	// then run on the host's git status) is reported at once.
+	if _, stderr, _ := w.vibe("exec", "--", "sh", "-c", "echo ../src/.e >/workspace/app/.git/commondir"); !strings.Contains(stderr, ".git/commondir") {
+		t.Errorf("a new .git/commondir was not reported: %s", stderr)
 	}
 	// Ordinary work in the project still goes.
 	if out, code := w.sh("cd /workspace/app && echo ok >notes.txt && mkdir -p src && echo x >src/a.c && echo done"); code != 0 || !strings.Contains(out, "done") {
@@ -359,4 +364,71 @@ func lines(s string) []string {
 		}
 	}
 	return out
+}
+
+// The race against root's protection of host-run files: the agent swaps
+// .git for a symlink into root's programs as fast as it can, through slow
+// symlink chains, while the operator starts sessions. Root must never bind
+// anything onto a path outside the mounts (before the fix, a binding of
+// the agent's file over a root program won within a few sessions on two
+// cores). Settle now stops the sandbox user's processes while it works.
+func TestE2EHostileProtectRace(t *testing.T) {
+	w := newWorld(t)
+	w.must("up")
+	if op, err := w.c.UpdateInstance(w.name, func() api.InstancePut {
+		inst, _, _ := w.c.GetInstance(w.name)
+		p := inst.Writable()
+		p.Config["limits.cpu"] = "2"
+		return p
+	}(), ""); err == nil {
+		op.Wait()
+	}
+	flip := `import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+os.chdir("/workspace/app")
+os.rename(".git", ".git-old")
+os.makedirs(".git/modules")
+payload = "#!/bin/sh\ntouch /tmp/race-won\n"
+open(".git/config", "w").write(payload)
+for i in range(40):
+    os.makedirs(".git/modules/m%d" % i)
+    open(".git/modules/m%d/config" % i, "w").write(payload)
+os.makedirs("d", exist_ok=True)
+os.makedirs("Lnk/modules", exist_ok=True)
+def chain(name, target):
+    # 20 links, each reached through a path that walks ../d 600 times:
+    # slow to resolve, so the swap lands between root's two lookups.
+    prev, tag = target, name.replace("/", "_")
+    for k in range(20):
+        link = "c-%s-%d" % (tag, k)
+        os.symlink(prev, link)
+        prev = "/workspace/app/d" + "/../d" * 600 + "/../" + link
+    os.symlink(prev, name)
+chain("Lnk/config", "/usr/local/sbin/vibe-firewall")
+for i in range(40):
+    os.makedirs("Lnk/modules/m%d" % i)
+    chain("Lnk/modules/m%d/config" % i, "/usr/local/sbin/vibe-selftest")
+os.symlink("Lnk", ".gitL")
+while True:
+    libc.renameat2(-100, b".git", -100, b".gitL", 2)
+`
+	if out, code := w.sh("cat >/tmp/flip.py <<'EOF'\n" + flip + "EOF\nsetsid python3 /tmp/flip.py </dev/null >/tmp/flip.log 2>&1 &\nsleep 3; cat /tmp/flip.log"); code != 0 {
+		t.Fatalf("start the race: %s", out)
+	}
+	for i := 0; i < 6; i++ {
+		w.vibe("exec", "--", "true")
+		out, _ := w.guest("findmnt", "-rn", "-o", "TARGET")
+		for _, target := range lines(out) {
+			if strings.HasPrefix(target, "/usr") || strings.HasPrefix(target, "/etc/vibe") {
+				t.Fatalf("session %d: root bound something over %s", i+1, target)
+			}
+		}
+		if _, code := w.guest("test", "-e", "/tmp/race-won"); code == 0 {
+			t.Fatalf("session %d: the agent's file ran as root", i+1)
+		}
+	}
+	// The attack ran all along (and settle resumed it after each session).
+	if out, code := w.guest("sh", "-c", "cat /tmp/flip.log; pgrep -u vibe -f flip.py && ps -o stat= -p $(pgrep -u vibe -f flip.py)"); code != 0 || strings.Contains(out, "T") {
+		t.Errorf("the race loop is not running (or was left stopped): %s", out)
+	}
 }
