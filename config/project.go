@@ -16,6 +16,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/vibesandbox/vibe/internal/atomicfile"
 )
 
 // A project's vibe.yaml (./vibe.yaml, shipped in a repository someone else
@@ -150,11 +152,7 @@ func Trust(name string, remove bool) (*Project, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("trusted projects: %w", err)
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
-		return nil, fmt.Errorf("trusted projects: %w", err)
-	}
-	return p, os.Rename(tmp, path)
+	return p, atomicfile.Write(path, append(b, '\n'), 0o600)
 }
 
 // checkProjectKeys refuses keys a project file may not set, naming the

@@ -3,6 +3,8 @@ package images
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 
@@ -112,15 +114,10 @@ func MetadataText(c *Contents) string {
 	var b strings.Builder
 	md := c.Metadata
 	fmt.Fprintf(&b, "architecture: %s\ncreation_date: %d\n", md.Architecture, md.CreationDate)
-	for _, k := range sortedKeys(md.Properties) {
+	for _, k := range slices.Sorted(maps.Keys(md.Properties)) {
 		fmt.Fprintf(&b, "property %s: %q\n", k, md.Properties[k])
 	}
-	targets := make([]string, 0, len(md.Templates))
-	for t := range md.Templates {
-		targets = append(targets, t)
-	}
-	sort.Strings(targets)
-	for _, target := range targets {
+	for _, target := range slices.Sorted(maps.Keys(md.Templates)) {
 		t := md.Templates[target]
 		if t == nil {
 			continue
@@ -133,21 +130,12 @@ func MetadataText(c *Contents) string {
 		if t.CreateOnly || t.UID != "" || t.GID != "" || t.Mode != "" {
 			fmt.Fprintf(&b, "  create_only: %v uid: %q gid: %q mode: %q\n", t.CreateOnly, t.UID, t.GID, t.Mode)
 		}
-		for _, k := range sortedKeys(t.Properties) {
+		for _, k := range slices.Sorted(maps.Keys(t.Properties)) {
 			fmt.Fprintf(&b, "  property %s:\n%s", k, indent(t.Properties[k]))
 		}
 		fmt.Fprintf(&b, "  content:\n%s", indent(string(c.Templates[t.Template])))
 	}
 	return b.String()
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 func indent(s string) string {

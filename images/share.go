@@ -20,6 +20,7 @@ import (
 
 	incus "github.com/lxc/incus/v6/client"
 
+	"github.com/vibesandbox/vibe/internal/atomicfile"
 	"github.com/vibesandbox/vibe/signing"
 )
 
@@ -395,9 +396,5 @@ func (s *Store) accept(v *Verified) error {
 	}
 	m[c.Name] = Accepted{SignedAt: c.SignedAt, Fingerprint: v.Fingerprint, Signer: v.Signer.Principal + " " + v.Signer.Fingerprint}
 	b, _ := json.MarshalIndent(m, "", "  ")
-	tmp := s.AcceptedFile() + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, s.AcceptedFile())
+	return atomicfile.Write(s.AcceptedFile(), append(b, '\n'), 0o600)
 }

@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -377,7 +379,7 @@ func (m *Manager) verifyMounts(ctx context.Context, s *Spec, want map[string]map
 // checkMounts returns what is wrong with the guest's mounts, if anything,
 // and whether it is only a mount not there yet.
 func checkMounts(entries, hostTable []mountEntry, fromHost bool, want map[string]map[string]string) (string, bool) {
-	for _, dev := range sortedKeys(want) {
+	for _, dev := range slices.Sorted(maps.Keys(want)) {
 		d := want[dev]
 		e, ok := visible(entries, d["path"])
 		if !ok {
@@ -401,13 +403,4 @@ func checkMounts(entries, hostTable []mountEntry, fromHost bool, want map[string
 		}
 	}
 	return "", false
-}
-
-func sortedKeys(m map[string]map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -7,12 +7,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 
 	"github.com/vibesandbox/vibe/cloudinit"
 	"github.com/vibesandbox/vibe/config"
 	"github.com/vibesandbox/vibe/images"
+	"github.com/vibesandbox/vibe/internal/atomicfile"
 )
 
 // target holds the flags that choose what is rendered, shared by commands.
@@ -59,34 +59,11 @@ func (r *renderCmd) Run(root *cli) error {
 		_, err = os.Stdout.Write(doc)
 		return err
 	}
-	return writeFileAtomic(r.Output, doc, 0o644)
+	return atomicfile.Write(r.Output, doc, 0o644)
 }
 
 // writeFileAtomic writes through a temporary file in the same folder and
 // renames it into place, so readers never see a partial file.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
-}
 
 type recipeCmd struct {
 	target

@@ -16,6 +16,7 @@ import (
 	"github.com/vibesandbox/vibe/config"
 	"github.com/vibesandbox/vibe/daemon"
 	"github.com/vibesandbox/vibe/images"
+	"github.com/vibesandbox/vibe/internal/atomicfile"
 	"github.com/vibesandbox/vibe/sandbox"
 	"github.com/vibesandbox/vibe/secrets"
 	"github.com/vibesandbox/vibe/signing"
@@ -278,11 +279,7 @@ func saveSnapshot(path string, snap sandbox.Snapshot) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("host-run snapshot: %w", err)
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return fmt.Errorf("host-run snapshot: %w", err)
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.Write(path, b, 0o600)
 }
 
 func termName(terminal bool) string {
