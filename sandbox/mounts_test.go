@@ -145,18 +145,18 @@ func TestSnapshotSeesChangesAndIsBounded(t *testing.T) {
 	os.MkdirAll(filepath.Join(dir, ".git", "modules", "sub", "hooks"), 0o755)
 	os.WriteFile(filepath.Join(dir, ".git", "modules", "sub", "config"), []byte("[core]\n"), 0o644)
 	mounts := []workspace.Mount{{Name: "p", Source: dir}}
-	before := TakeSnapshot(mounts)
+	before := TakeSnapshot(mounts, "")
 	os.WriteFile(filepath.Join(dir, ".git", "modules", "sub", "config"), []byte("[core]\nfsmonitor = evil\n"), 0o644)
 	os.WriteFile(filepath.Join(dir, ".git", "hooks", "pre-commit"), []byte("#!/bin/sh\n"), 0o755)
 	os.Symlink("/etc/passwd", filepath.Join(dir, ".envrc"))
-	changed := TakeSnapshot(mounts).Changed(before)
+	changed := TakeSnapshot(mounts, "").Changed(before)
 	if len(changed) != 3 {
 		t.Errorf("changed: %v", changed)
 	}
 	for i := 0; i < snapshotMaxFiles+10; i++ {
 		os.WriteFile(filepath.Join(dir, ".git", "hooks", "h"+strconv.Itoa(i)), nil, 0o644)
 	}
-	full := TakeSnapshot(mounts)
+	full := TakeSnapshot(mounts, "")
 	if n := len(full); n > snapshotMaxFiles+1 || full[tooMany] == "" {
 		t.Errorf("snapshot of %d files, bound %d, truncation marked: %v", n, snapshotMaxFiles, full[tooMany] != "")
 	}
@@ -171,17 +171,29 @@ func TestSnapshotSizeAndSymlinks(t *testing.T) {
 	big := make([]byte, snapshotMaxRead+10)
 	os.WriteFile(filepath.Join(dir, ".git", "config"), big, 0o644)
 	mounts := []workspace.Mount{{Name: "p", Source: dir}}
-	before := TakeSnapshot(mounts)
+	before := TakeSnapshot(mounts, "")
 	os.WriteFile(filepath.Join(dir, ".git", "config"), append(big, []byte("\n[core]\nfsmonitor = evil\n")...), 0o644)
-	if changed := TakeSnapshot(mounts).Changed(before); len(changed) != 1 {
+	if changed := TakeSnapshot(mounts, "").Changed(before); len(changed) != 1 {
 		t.Errorf("a change past the read limit: %v", changed)
 	}
 	os.WriteFile(filepath.Join(outside, "config"), []byte("secret"), 0o644)
 	os.RemoveAll(filepath.Join(dir, ".git"))
 	os.Symlink(outside, filepath.Join(dir, ".git"))
-	for p := range TakeSnapshot(mounts) {
+	for p := range TakeSnapshot(mounts, "") {
 		if p != filepath.Join(dir, ".git") {
 			t.Errorf("the snapshot followed .git out of the project: %s", p)
 		}
+	}
+}
+
+// Hooks the agent writes into its persisted settings are reported too.
+func TestSnapshotCoversAgentState(t *testing.T) {
+	state := t.TempDir()
+	os.WriteFile(filepath.Join(state, ".claude.json"), []byte("{}"), 0o600)
+	before := TakeSnapshot(nil, state)
+	os.WriteFile(filepath.Join(state, ".claude.json"), []byte(`{"numStartups":2}`), 0o600)
+	os.WriteFile(filepath.Join(state, "settings.json"), []byte(`{"hooks":{}}`), 0o600)
+	if changed := TakeSnapshot(nil, state).Changed(before); len(changed) != 1 || !strings.HasSuffix(changed[0], "settings.json") {
+		t.Errorf("changed: %v", changed)
 	}
 }

@@ -89,11 +89,24 @@ type Snapshot map[string]string
 // flooding a host-run folder to hide a file is reported too.
 const tooMany = "(more host-run files than vibe compares: review them all)"
 
-// TakeSnapshot records the host-run files of the writable mounts. Every
-// path is opened inside the project (os.Root): a symlink the agent made
-// cannot lead the host's vibe out of it.
-func TakeSnapshot(mounts []workspace.Mount) Snapshot {
+// StateRun is what of the persisted agent state runs code or steers the
+// agent in every sandbox it is mounted into: its settings (hooks), hook
+// scripts, commands and agents. The snapshot covers them too.
+var StateRun = []string{"settings.json", "settings.local.json", "hooks", "commands", "agents"}
+
+// TakeSnapshot records the host-run files of the writable mounts and the
+// StateRun files of the agent's state folder (stateDir, "" for none).
+// Every path is opened inside its folder (os.Root): a symlink the agent
+// made cannot lead the host's vibe out of it.
+func TakeSnapshot(mounts []workspace.Mount, stateDir string) Snapshot {
 	snap := Snapshot{}
+	if root, err := os.OpenRoot(stateDir); stateDir != "" && err == nil {
+		sn := snapper{root: root, base: stateDir, snap: snap}
+		for _, rel := range StateRun {
+			sn.add(rel, 4)
+		}
+		root.Close()
+	}
 	for _, m := range mounts {
 		if m.ReadOnly {
 			continue

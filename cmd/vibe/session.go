@@ -234,12 +234,12 @@ func (s *session) asUser(argv []string, cwd string, terminal bool) (int, error) 
 		return -1, err
 	}
 	if last, ok := loadSnapshot(snapPath); ok {
-		warnChanged(sandbox.TakeSnapshot(s.spec.Mounts).Changed(last), "since the last session ended (something in the sandbox went on running)")
+		warnChanged(sandbox.TakeSnapshot(s.spec.Mounts, s.spec.StateDir).Changed(last), "since the last session ended (something in the sandbox went on running)")
 	}
-	before := sandbox.TakeSnapshot(s.spec.Mounts)
+	before := sandbox.TakeSnapshot(s.spec.Mounts, s.spec.StateDir)
 	env := sandbox.Env(s.spec, sandbox.HostGitIdentity(), termName(terminal))
 	code, err := s.mgr.Launch(s.ctx, s.spec, argv, cwd, env, s.secrets, terminal)
-	after := sandbox.TakeSnapshot(s.spec.Mounts)
+	after := sandbox.TakeSnapshot(s.spec.Mounts, s.spec.StateDir)
 	warnChanged(after.Changed(before), "during the session")
 	if serr := saveSnapshot(snapPath, after); serr != nil && err == nil {
 		err = serr
@@ -253,7 +253,7 @@ func warnChanged(changed []string, when string) {
 	if len(changed) == 0 {
 		return
 	}
-	fmt.Fprintf(os.Stderr, "\nvibe: WARNING: files that run or are obeyed on the host changed %s; review them before using these projects on the host:\n", when)
+	fmt.Fprintf(os.Stderr, "\nvibe: WARNING: files that run or are obeyed on the host (or, for the agent's settings and hooks, in every sandbox) changed %s; review them:\n", when)
 	for _, p := range changed {
 		fmt.Fprintf(os.Stderr, "  %s\n", sandbox.Printable(p))
 	}
