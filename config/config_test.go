@@ -177,7 +177,7 @@ func TestProjectFileNeedsTrust(t *testing.T) {
 	if _, err := Trust(FileName, false); err == nil || !strings.Contains(err.Error(), "may not set") {
 		t.Errorf("trusting a file with keys a project may not set: %v", err)
 	}
-	mustWrite(t, FileName, "toolchains:\n  go:\n    enabled: true\negress:\n  allow: [proxy.golang.org]\ninstance:\n  cpu: 4\n")
+	mustWrite(t, FileName, "toolchains:\n  go:\n    enabled: true\negress:\n  allow: [pkg.example.org]\ninstance:\n  cpu: 4\n")
 	if _, err := Trust(FileName, false); err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +188,7 @@ func TestProjectFileNeedsTrust(t *testing.T) {
 	if !strings.HasPrefix(c.Name, "mine-my-repo-") || !strings.HasPrefix(c.Image.Alias, "vibe-my-repo-") {
 		t.Errorf("a project's sandbox and image must be its own: %s, %s", c.Name, c.Image.Alias)
 	}
-	if strings.Join(c.Egress.Allow, " ") != "github.com proxy.golang.org" {
+	if strings.Join(c.Egress.Allow, " ") != "github.com pkg.example.org" {
 		t.Errorf("a project adds to the allowlist, it does not replace it: %v", c.Egress.Allow)
 	}
 	if !strings.Contains(c.Source, "(trusted project)") {
