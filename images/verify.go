@@ -294,12 +294,9 @@ type SigStatus struct {
 // it checked: what is copied on is those bytes, never the file read again
 // (which could have been swapped since).
 func (v *Verified) checkSignature(path string, trust *signing.AllowedSigners) error {
-	var sig []byte
-	if path != "" {
-		var err error
-		if sig, err = readBounded(path, maxSigFile); err != nil {
-			return err
-		}
+	sig, err := readSignature(path)
+	if err != nil {
+		return err
 	}
 	st, err := checkSignatureBytes(v.Fingerprint, v.Contents, path, sig, trust)
 	v.Signer, v.Claim, v.Trusted, v.Signature = st.Signer, st.Claim, st.Trusted, sig
@@ -312,14 +309,19 @@ func (v *Verified) checkSignature(path string, trust *signing.AllowedSigners) er
 // a signature need only be valid; with trust it must exist, be by a listed
 // key and bind a name and a signing time (v2).
 func CheckSignature(fp string, c *Contents, path string, trust *signing.AllowedSigners) (SigStatus, error) {
-	var sig []byte
-	if path != "" {
-		var err error
-		if sig, err = readBounded(path, maxSigFile); err != nil {
-			return SigStatus{}, err
-		}
+	sig, err := readSignature(path)
+	if err != nil {
+		return SigStatus{}, err
 	}
 	return checkSignatureBytes(fp, c, path, sig, trust)
+}
+
+// readSignature reads a signature file, bounded; "" is no signature.
+func readSignature(path string) ([]byte, error) {
+	if path == "" {
+		return nil, nil
+	}
+	return readBounded(path, maxSigFile)
 }
 
 // checkSignatureBytes checks sig, read from path ("" for none).
