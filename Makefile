@@ -27,7 +27,7 @@ check: lint testenv test
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 	$(GO) vet ./...
-	shellcheck scripts/test-deps scripts/testenv scripts/bench-bake scripts/bench-up scripts/bench-verify .ci/run cmd/vibe/testdata/root-writable.sh
+	shellcheck scripts/test-deps scripts/testenv scripts/bench-bake scripts/bench-up scripts/bench-verify scripts/bench-gateway .ci/run cmd/vibe/testdata/root-writable.sh
 
 # -p 1: the end-to-end packages share one incus daemon.
 test:
@@ -56,12 +56,16 @@ fuzz:
 	$(GO) test ./signing -run '^$$' -fuzz FuzzCheck -fuzztime $(FUZZTIME)
 	$(GO) test ./signing -run '^$$' -fuzz FuzzParseEnvelope -fuzztime $(FUZZTIME)
 	$(GO) test ./streams -run '^$$' -fuzz FuzzOpen -fuzztime $(FUZZTIME)
+	$(GO) test ./gateway -run '^$$' -fuzz FuzzRequest -fuzztime $(FUZZTIME)
+	$(GO) test ./gateway -run '^$$' -fuzz FuzzReadEntries -fuzztime $(FUZZTIME)
 
 bench: build
 	$(GO) test ./cloudinit -run '^$$' -bench . -benchmem
 	scripts/bench-bake
 	scripts/bench-up
 	scripts/bench-verify
+	$(GO) test ./gateway -run '^$$' -bench . -benchtime 3x
+	scripts/bench-gateway
 
 # Rewrite golden files after an intended change; review the diff.
 golden:

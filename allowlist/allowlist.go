@@ -164,6 +164,15 @@ func ParseList(raws []string) (List, error) {
 	return l, nil
 }
 
+// Strings returns the entries in their canonical written form, in order.
+func (l List) Strings() []string {
+	out := make([]string, len(l))
+	for i, e := range l {
+		out[i] = e.String()
+	}
+	return out
+}
+
 // Patterns returns the proxy patterns, one per entry, in order.
 func (l List) Patterns() []string {
 	out := make([]string, len(l))

@@ -142,7 +142,19 @@ type Agent struct {
 }
 
 type Egress struct {
-	Allow []string `yaml:"allow" json:"allow"`
+	Allow   []string `yaml:"allow" json:"allow"`
+	Gateway Gateway  `yaml:"gateway" json:"gateway"`
+}
+
+// Gateway places egress enforcement and credentials outside the guest: the
+// sandbox sits on an isolated bridge whose only way out is a gateway
+// instance running vibe's filtering proxy.
+type Gateway struct {
+	Enabled  bool   `yaml:"enabled" json:"enabled"`
+	Uplink   string `yaml:"uplink" json:"uplink"`
+	Image    string `yaml:"image" json:"image"`
+	Network  string `yaml:"network" json:"network"`
+	Instance string `yaml:"instance" json:"instance"`
 }
 
 type Mirrors struct {
@@ -153,8 +165,10 @@ type Mirrors struct {
 // Warnings are accepted choices a user should hear about.
 func (c *Config) Warnings() []string {
 	var w []string
-	if c.Toolchains.Docker.Enabled {
-		w = append(w, "toolchains.docker is on: the sandbox user joins the docker group, which is root-equivalent inside the guest, and containers' traffic bypasses the egress allowlist")
+	if c.Toolchains.Docker.Enabled && c.Egress.Gateway.Enabled {
+		w = append(w, "toolchains.docker is on: the sandbox user joins the docker group, which is root-equivalent inside the guest (egress stays enforced by the gateway, outside it)")
+	} else if c.Toolchains.Docker.Enabled {
+		w = append(w, "toolchains.docker is on: the sandbox user joins the docker group, which is root-equivalent inside the guest, and containers' traffic bypasses the egress allowlist (egress.gateway.enabled keeps it enforced)")
 	}
 	if c.Agent.Version == "latest" {
 		w = append(w, `agent.version is "latest": the baked version depends on the day of the bake and an unchanged recipe stays a cache hit; pin a version for reproducible images`)

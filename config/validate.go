@@ -288,6 +288,11 @@ func (c *Config) checkAgent(Host) error {
 	return nil
 }
 
+var (
+	incusName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]*$`)
+	imageRef  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$`)
+)
+
 func (c *Config) checkEgress(Host) error {
 	var list allowlist.List
 	seen := map[string]bool{}
@@ -320,6 +325,22 @@ func (c *Config) checkEgress(Host) error {
 	}
 	if c.Mirrors.Docker != "" && !c.Toolchains.Docker.Enabled {
 		return c.errAt("mirrors.docker", "is set but toolchains.docker is off; enable Docker or remove the mirror")
+	}
+	gw := c.Egress.Gateway
+	for _, n := range []struct {
+		path, v string
+		max     int
+		empty   bool
+	}{{"egress.gateway.network", gw.Network, 15, false}, {"egress.gateway.instance", gw.Instance, 63, false}, {"egress.gateway.uplink", gw.Uplink, 15, true}} {
+		if n.v == "" && n.empty {
+			continue
+		}
+		if !incusName.MatchString(n.v) || len(n.v) > n.max {
+			return c.errAt(n.path, "%q is not an incus name: letters, digits and -, starting with a letter, at most %d characters", n.v, n.max)
+		}
+	}
+	if gw.Image != "" && !imageRef.MatchString(gw.Image) {
+		return c.errAt("egress.gateway.image", "%q is not a local image alias or fingerprint", gw.Image)
 	}
 	c.Allowlist = list
 	return nil

@@ -13,6 +13,7 @@ import (
 	"github.com/vibesandbox/vibe/cloudinit"
 	"github.com/vibesandbox/vibe/config"
 	"github.com/vibesandbox/vibe/daemon"
+	"github.com/vibesandbox/vibe/egress"
 )
 
 // Image properties vibe sets; the recipe property is the cache key.
@@ -62,6 +63,9 @@ type Options struct {
 	Store         *Store
 	Version       string // vibe-build's version, for the manifest
 	Progress      Progress
+	// Gateway, when set, is the egress gateway the builder sits behind,
+	// as sandboxes do: it applies the recipe's allowlist, outside the guest.
+	Gateway *egress.Gateway
 }
 
 // Result is what a bake produced.

@@ -19,6 +19,8 @@ import (
 
 	"github.com/vibesandbox/vibe/config"
 	"github.com/vibesandbox/vibe/daemon"
+	"github.com/vibesandbox/vibe/egress"
+	"github.com/vibesandbox/vibe/gateway"
 )
 
 // removeLeftovers deletes builders and intermediate images of bakes whose
@@ -79,6 +81,26 @@ func (b *baker) launch(ctx context.Context, base *Base) (string, error) {
 			},
 		},
 		Start: true,
+	}
+	if g := b.o.Gateway; g != nil {
+		b.p.Status("egress gateway")
+		info, err := g.Ensure(ctx)
+		if err != nil {
+			return "", err
+		}
+		addr, err := g.Address(ctx)
+		if err != nil {
+			return "", err
+		}
+		if err := g.Forget(ctx, addr); err != nil {
+			return "", err
+		}
+		if err := g.SetPolicy(ctx, addr, gateway.Policy{Sandbox: name, Allow: cfg.Allowlist.Strings()}); err != nil {
+			return "", err
+		}
+		b.cleanups = append(b.cleanups, func() { _ = g.Forget(context.Background(), addr) })
+		post.Devices = g.Devices(addr)
+		post.Config[egress.KeyProxy] = info.HostPort()
 	}
 	op, err := b.c.CreateInstance(post)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	incus "github.com/lxc/incus/v6/client"
 
 	"github.com/vibesandbox/vibe/daemon"
+	"github.com/vibesandbox/vibe/egress"
 )
 
 // Run executes e in the sandbox, on the process's own standard streams
@@ -41,6 +42,35 @@ const Launcher = "/usr/local/lib/vibe/launch"
 // file API into the guest's /run (memory), which the launcher reads and
 // removes before the command starts.
 func (m *Manager) Launch(ctx context.Context, s *Spec, argv []string, cwd string, env, secrets map[string]string, terminal bool) (int, error) {
+	inst, err := m.Get(s.Name)
+	if err != nil {
+		return -1, err
+	}
+	addr, on, err := m.behind(inst, s)
+	if err != nil {
+		return -1, err
+	}
+	if on {
+		// Behind a gateway, the credentials it knows stay there: the
+		// guest gets placeholders and the gateway's routes. This run's
+		// --allow entries are its own, beside any other session's.
+		info, err := s.Gateway.Ensure(ctx)
+		if err != nil {
+			return -1, err
+		}
+		bound, err := egress.Bind(secrets, info)
+		if err != nil {
+			return -1, err
+		}
+		end, err := s.Gateway.StartSession(ctx, addr, s.Extra.Strings(), bound.Credentials)
+		if err != nil {
+			return -1, err
+		}
+		defer end()
+		env = maps.Clone(env)
+		maps.Copy(env, bound.Env)
+		secrets = bound.Guest
+	}
 	path := "-"
 	if len(secrets) > 0 {
 		var buf bytes.Buffer

@@ -17,10 +17,13 @@ import (
 type SelfTest struct {
 	Code   int
 	Output string
+	// GatewayOpen: the operator opened the sandbox's egress at the gateway.
+	GatewayOpen bool
 }
 
-// Off reports that the operator switched the firewall off on purpose.
-func (s *SelfTest) Off() bool { return s.Code == 3 }
+// Off reports that the operator switched the firewall off on purpose (in
+// the guest or at the gateway).
+func (s *SelfTest) Off() bool { return s.Code == 3 || s.GatewayOpen }
 
 // Err is nil when the sandbox is contained or deliberately open, and says
 // why nothing may run in it otherwise.
@@ -33,20 +36,56 @@ func (s *SelfTest) Err() error {
 
 // Firewall runs the guest's vibe-firewall (on, off or status) as root and
 // returns what it printed. on and off fail on a non-zero exit; status
-// reports whatever state there is.
-func (m *Manager) Firewall(ctx context.Context, name, action string) (string, error) {
+// reports whatever state there is. Behind a gateway, on and off also set
+// what the gateway lets through for the sandbox (the outer layer, which
+// the guest cannot change), and status reports both layers.
+func (m *Manager) Firewall(ctx context.Context, s *Spec, action string) (string, error) {
 	switch action {
 	case "on", "off", "status":
 	default:
 		return "", fmt.Errorf("firewall: %q: use on, off or status", action)
 	}
-	// Only root's own files may decide: a changed vibe-firewall or
-	// ruleset is reported, never run or believed.
-	r, err := daemon.Run(ctx, m.C, name, daemon.Exec{Command: []string{"bash", "-c", guardedScript, "guarded", provision.Digests(), "/usr/local/sbin/vibe-firewall", action}})
+	inst, etag, err := m.C.GetInstance(s.Name)
+	if err != nil {
+		return "", fmt.Errorf("sandbox %s: %w", s.Name, err)
+	}
+	_, on, err := m.behind(inst, s)
 	if err != nil {
 		return "", err
 	}
-	out := strings.TrimSpace(r.Stdout + r.Stderr)
+	gwState := ""
+	if on {
+		if action != "status" {
+			put := inst.Writable()
+			put.Config[KeyFirewall] = action
+			op, err := m.C.UpdateInstance(s.Name, put, etag)
+			if err == nil {
+				err = op.WaitContext(ctx)
+			}
+			if err != nil {
+				return "", fmt.Errorf("sandbox %s: %w", s.Name, err)
+			}
+			inst.Config[KeyFirewall] = action
+			if _, err := m.pushPolicy(ctx, s, inst); err != nil {
+				return "", err
+			}
+		}
+		gwState = "\ngateway: enforcing the allowlist"
+		if inst.Config[KeyFirewall] == "off" {
+			gwState = "\ngateway: OPEN (any host on ports 80 and 443; other protocols stay closed)"
+		}
+	}
+	if on && inst.StatusCode != api.Running {
+		// The guest's own layer is applied when it next starts.
+		return strings.TrimPrefix(gwState, "\n"), nil
+	}
+	// Only root's own files may decide: a changed vibe-firewall or
+	// ruleset is reported, never run or believed.
+	r, err := daemon.Run(ctx, m.C, s.Name, daemon.Exec{Command: []string{"bash", "-c", guardedScript, "guarded", provision.Digests(), "/usr/local/sbin/vibe-firewall", action}})
+	if err != nil {
+		return "", err
+	}
+	out := strings.TrimSpace(r.Stdout+r.Stderr) + gwState
 	if action != "status" && r.Code != 0 {
 		return out, fmt.Errorf("vibe-firewall %s exited %d: %s", action, r.Code, out)
 	}
@@ -81,8 +120,12 @@ func mustFile(name string) string {
 // proxy when it changed), re-applies the firewall unless the guest booted
 // just now, and runs the self-test. Anything that cannot be done stops
 // everything (fail closed).
-func (m *Manager) settle(ctx context.Context, s *Spec, want map[string]map[string]string, added string, fresh bool) (*SelfTest, time.Duration, error) {
-	list, err := filterFile(s, added)
+func (m *Manager) settle(ctx context.Context, s *Spec, inst *api.Instance, want map[string]map[string]string, fresh bool) (*SelfTest, time.Duration, error) {
+	list, err := filterFile(s, inst.Config[KeyAllow])
+	if err != nil {
+		return nil, 0, err
+	}
+	gw, err := m.pushPolicy(ctx, s, inst)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -93,7 +136,7 @@ func (m *Manager) settle(ctx context.Context, s *Spec, want map[string]map[strin
 	deadline := time.Now().Add(readyTimeout)
 	last := ""
 	for {
-		argv := append([]string{"bash", "-c", settleScript, "settle", provision.Digests(), arg, strings.Join(HostRun, "\n"), s.User}, mountSpecs(s, want)...)
+		argv := append([]string{"bash", "-c", settleScript, "settle", provision.Digests(), arg, strings.Join(HostRun, "\n"), s.User, gw}, mountSpecs(s, want)...)
 		// Bounded: a guest that makes settle hang (a huge mount table, a
 		// stuck command) fails closed instead of holding vibe.
 		runCtx, cancel := context.WithTimeout(ctx, settleTimeout)
@@ -115,7 +158,7 @@ func (m *Manager) settle(ctx context.Context, s *Spec, want map[string]map[strin
 			return nil, 0, fmt.Errorf("sandbox %s: a mount could not be made nosuid,nodev or protected, so nothing will start in it (fail closed): %s", s.Name, lastLines(r.Stderr))
 		case err == nil && r.Code != 101:
 			out, timing := splitTiming(r.Stderr)
-			return &SelfTest{Code: r.Code, Output: r.Stdout + out}, timing, nil
+			return &SelfTest{Code: r.Code, Output: r.Stdout + out, GatewayOpen: gw != "-" && inst.Config[KeyFirewall] == "off"}, timing, nil
 		}
 		if ctx.Err() != nil {
 			return nil, 0, ctx.Err()
@@ -200,6 +243,15 @@ func (m *Manager) Allow(ctx context.Context, s *Spec, e allowlist.Entry) error {
 	if err := op.WaitContext(ctx); err != nil {
 		return err
 	}
+	inst.Config[KeyAllow] = put.Config[KeyAllow]
+	if _, on, err := m.behind(inst, s); err != nil {
+		return err
+	} else if on {
+		// The gateway judges the next request by it: nothing in the
+		// guest restarts.
+		_, err := m.pushPolicy(ctx, s, inst)
+		return err
+	}
 	if inst.StatusCode != api.Running {
 		return nil
 	}
@@ -207,7 +259,7 @@ func (m *Manager) Allow(ctx context.Context, s *Spec, e allowlist.Entry) error {
 	if err != nil {
 		return err
 	}
-	st, _, err := m.settle(ctx, s, want, put.Config[KeyAllow], false)
+	st, _, err := m.settle(ctx, s, inst, want, false)
 	if err != nil {
 		return err
 	}

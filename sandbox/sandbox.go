@@ -19,6 +19,7 @@ import (
 
 	"github.com/vibesandbox/vibe/allowlist"
 	"github.com/vibesandbox/vibe/daemon"
+	"github.com/vibesandbox/vibe/egress"
 	"github.com/vibesandbox/vibe/workspace"
 )
 
@@ -43,6 +44,11 @@ type Spec struct {
 	Mounts       []workspace.Mount
 	StateDir     string         // host folder for the agent's state; "" for none
 	Allow        allowlist.List // the whole allowlist: configuration, --allow, gateway
+	Extra        allowlist.List // this run's own entries (--allow), part of Allow
+	// Gateway, when set, is the egress gateway the sandbox sits behind:
+	// its only way out, outside the guest (nil: the guest's own proxy
+	// and firewall alone, on the profile's network or Network).
+	Gateway *egress.Gateway
 }
 
 // Home is the sandbox user's home in the guest.
@@ -62,9 +68,12 @@ type Manager struct {
 	Local bool
 	// Progress, if set, hears about phases as they start.
 	Progress func(phase string)
-	phases   []Phase
-	last     time.Time
-	current  string
+	// Gateway is the egress gateway, when the configuration enables it
+	// (what Delete tells to forget a sandbox).
+	Gateway *egress.Gateway
+	phases  []Phase
+	last    time.Time
+	current string
 }
 
 // split divides the running phase: its first d seconds are named first,
@@ -168,7 +177,7 @@ func (m *Manager) Up(ctx context.Context, s *Spec) (*SelfTest, error) {
 	// applies the firewall and runs the self-test; the guest reports how
 	// long the boot wait and the rest took.
 	m.phase("ready")
-	st, bootWait, err := m.settle(ctx, s, want, inst.Config[KeyAllow], fresh)
+	st, bootWait, err := m.settle(ctx, s, inst, want, fresh)
 	if err != nil {
 		return nil, err
 	}
@@ -199,8 +208,29 @@ func (m *Manager) create(ctx context.Context, s *Spec) error {
 	if err != nil {
 		return err
 	}
-	for name, nic := range m.nics(s) {
-		devices[name] = nic
+	if s.Gateway != nil {
+		addr, err := s.Gateway.Address(ctx)
+		if err != nil {
+			return err
+		}
+		// Its policy is in place before it boots.
+		p, err := policy(s, &api.Instance{})
+		if err != nil {
+			return err
+		}
+		// Whatever a sandbox gone before left at this address goes first.
+		if err := s.Gateway.Forget(ctx, addr); err != nil {
+			return err
+		}
+		if err := s.Gateway.SetPolicy(ctx, addr, p); err != nil {
+			return err
+		}
+		// The gateway's bridge is the only network it has.
+		maps.Copy(devices, s.Gateway.Devices(addr))
+	} else {
+		for name, nic := range m.nics(s) {
+			devices[name] = nic
+		}
 	}
 	if s.InstanceType == "vm" && s.Disk != "" {
 		if pool := m.rootPool(); pool != "" {
@@ -341,7 +371,7 @@ func (m *Manager) Apply(ctx context.Context, s *Spec) (*SelfTest, error) {
 	if err := m.applyMounts(ctx, s, want); err != nil {
 		return nil, err
 	}
-	st, _, err := m.settle(ctx, s, want, inst.Config[KeyAllow], false)
+	st, _, err := m.settle(ctx, s, inst, want, false)
 	if err != nil {
 		return nil, err
 	}
@@ -374,9 +404,26 @@ func (m *Manager) Stop(ctx context.Context, name string) error {
 	return nil
 }
 
+// forget removes what the gateway holds for the sandbox (its policy, its
+// sessions, its credentials).
+func (m *Manager) forget(ctx context.Context, inst *api.Instance) error {
+	if m.Gateway == nil {
+		return nil
+	}
+	addr, on, _ := m.behind(inst, &Spec{Name: inst.Name, Gateway: m.Gateway})
+	if !on || !addr.IsValid() {
+		return nil
+	}
+	return m.Gateway.Forget(ctx, addr)
+}
+
 // Delete removes the sandbox (stopping it first). Host folders are untouched.
 func (m *Manager) Delete(ctx context.Context, name string) error {
-	if _, err := m.Get(name); err != nil {
+	inst, err := m.Get(name)
+	if err != nil {
+		return err
+	}
+	if err := m.forget(ctx, inst); err != nil {
 		return err
 	}
 	if err := m.Stop(ctx, name); err != nil {
@@ -395,6 +442,9 @@ func (m *Manager) Delete(ctx context.Context, name string) error {
 func (m *Manager) Discard(ctx context.Context, name string) error {
 	inst, err := m.Get(name)
 	if err != nil {
+		return err
+	}
+	if err := m.forget(ctx, inst); err != nil {
 		return err
 	}
 	if err := daemon.Kill(ctx, m.C, inst); err != nil {
@@ -490,7 +540,7 @@ func (m *Manager) Status(ctx context.Context, name string) (Info, error) {
 		if st, _, err := m.C.GetInstanceState(name); err == nil {
 			in.MemoryUsed = st.Memory.Usage
 		}
-		if fw, err := m.Firewall(ctx, name, "status"); err == nil {
+		if fw, err := m.Firewall(ctx, &Spec{Name: name, Gateway: m.Gateway}, "status"); err == nil {
 			in.Firewall = fw
 		}
 	}

@@ -2,14 +2,15 @@ package main
 
 import (
 	"context"
-
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
 	"github.com/vibesandbox/vibe/cloudinit"
+	"github.com/vibesandbox/vibe/egress"
 	"github.com/vibesandbox/vibe/images"
 	"github.com/vibesandbox/vibe/internal/version"
 )
@@ -43,12 +44,29 @@ func (b *buildCmd) Run(root *cli) error {
 	if err != nil {
 		return err
 	}
+	var gw *egress.Gateway
+	if g := c.Egress.Gateway; g.Enabled {
+		// The gateway runs vibe (its proxy), installed beside vibe-build.
+		self, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		bin := filepath.Join(filepath.Dir(self), "vibe")
+		if _, err := os.Stat(bin); err != nil {
+			return fmt.Errorf("egress.gateway is on and the gateway runs vibe's proxy, but there is no vibe beside vibe-build (%s): install both (make install)", bin)
+		}
+		img := g.Image
+		if img == "" {
+			img = c.Image.Base
+		}
+		gw = &egress.Gateway{C: srv, Network: g.Network, Instance: g.Instance, Uplink: g.Uplink, Image: img, Binary: bin}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	p := newProgress(os.Stderr)
 	res, err := images.Bake(ctx, srv, images.Options{
 		Config: c, UserData: doc, Alias: alias, Force: b.Force, KeepOnFailure: b.KeepOnFailure,
-		Timeout: b.Timeout, Store: store, Version: version.String(), Progress: p,
+		Timeout: b.Timeout, Store: store, Version: version.String(), Progress: p, Gateway: gw,
 	})
 	p.Done()
 	if err != nil {

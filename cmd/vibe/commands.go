@@ -2,12 +2,14 @@ package main
 
 import (
 	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -17,6 +19,7 @@ import (
 	"github.com/vibesandbox/vibe/allowlist"
 	"github.com/vibesandbox/vibe/config"
 	"github.com/vibesandbox/vibe/daemon"
+	"github.com/vibesandbox/vibe/egress"
 	"github.com/vibesandbox/vibe/sandbox"
 )
 
@@ -288,12 +291,12 @@ func (f *firewallCmd) Run(c *cli) error {
 		return err
 	}
 	defer s.close()
-	out, err := s.mgr.Firewall(s.ctx, s.spec.Name, f.Action)
+	out, err := s.mgr.Firewall(s.ctx, s.spec, f.Action)
 	if err != nil {
 		return err
 	}
 	if f.Action != "status" {
-		out, err = s.mgr.Firewall(s.ctx, s.spec.Name, "status")
+		out, err = s.mgr.Firewall(s.ctx, s.spec, "status")
 		if err != nil {
 			return err
 		}
@@ -427,6 +430,16 @@ func (doctorCmd) Run(c *cli) error {
 		} else {
 			report("warn", "secrets", p+" does not exist: the agent will have no API key unless you log in inside the sandbox")
 		}
+	}
+	if gw := cfg.Egress.Gateway; gw.Enabled {
+		g := &egress.Gateway{C: srv, Network: gw.Network, Instance: gw.Instance, Uplink: gw.Uplink}
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+		for _, f := range g.Check(ctx) {
+			report(map[bool]string{true: "ok", false: "FAIL"}[f.OK], f.What, f.Detail)
+		}
+		stop()
+	} else {
+		report("warn", "egress gateway", "off: egress and the API key are enforced inside the guest only, where guest root can undo them (egress.gateway.enabled: true moves them out)")
 	}
 	home, _ := os.UserHomeDir()
 	if mounts, err := resolveMounts(cfg, home); err != nil {

@@ -92,7 +92,7 @@ func setupInternet(t *testing.T, c incus.InstanceServer) string {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	w.guest("sh", "-c", "setsid python3 /root/internet.py "+addr+" >/root/internet.log 2>&1 < /dev/null &")
+	w.guest("sh", "-c", "setsid python3 /root/internet.py "+addr+" "+secretValue+" >/root/internet.log 2>&1 < /dev/null &")
 	return addr
 }
 

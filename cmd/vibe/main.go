@@ -41,6 +41,8 @@ type cli struct {
 	TrustFile  trustCmd                  `cmd:"" name:"trust" help:"Trust this project's vibe.yaml as it is now (vibe and vibe-build ignore it until then)."`
 	Version    versionCmd                `cmd:"" help:"Print the version."`
 	Completion kongcompletion.Completion `cmd:"" help:"Print shell code that enables tab completion (bash, zsh, fish)."`
+	Log        logCmd                    `cmd:"" help:"Show the sandbox's egress log: every request its gateway allowed or denied."`
+	Gateway    gatewayServeCmd           `cmd:"" name:"gateway-serve" hidden:"" help:"Run the egress gateway's proxy (inside the gateway instance; vibe starts it there)."`
 }
 
 func main() {

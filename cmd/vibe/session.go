@@ -15,6 +15,7 @@ import (
 	"github.com/vibesandbox/vibe/allowlist"
 	"github.com/vibesandbox/vibe/config"
 	"github.com/vibesandbox/vibe/daemon"
+	"github.com/vibesandbox/vibe/egress"
 	"github.com/vibesandbox/vibe/images"
 	"github.com/vibesandbox/vibe/internal/atomicfile"
 	"github.com/vibesandbox/vibe/sandbox"
@@ -95,6 +96,7 @@ func (c *cli) open() (*session, error) {
 		Name: name, Image: image, InstanceType: cfg.Instance.Type, Network: c.Network,
 		CPU: cfg.Instance.CPU, Memory: cfg.Instance.Memory, Disk: cfg.Instance.Disk,
 		User: cfg.User.Name, UID: cfg.User.UID, GID: cfg.User.GID, Mounts: mounts, Allow: allow,
+		Extra: allow[len(cfg.Allowlist):],
 	}
 	if cfg.Sandbox.Persist {
 		dir, err := dataPath(filepath.Join("state", name, "claude"))
@@ -107,8 +109,22 @@ func (c *cli) open() (*session, error) {
 	if err != nil {
 		return nil, err
 	}
+	if gw := cfg.Egress.Gateway; gw.Enabled {
+		if c.Network != "" {
+			return nil, fmt.Errorf("--network picks the sandbox's network, and behind the egress gateway the sandbox is on the gateway's own (%s); set egress.gateway.uplink to choose how the gateway reaches the outside", gw.Network)
+		}
+		bin, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("find this vibe to hand it to the gateway: %w", err)
+		}
+		img := gw.Image
+		if img == "" {
+			img = cfg.Image.Base
+		}
+		spec.Gateway = &egress.Gateway{C: srv, Network: gw.Network, Instance: gw.Instance, Uplink: gw.Uplink, Image: img, Binary: bin}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	mgr := &sandbox.Manager{C: srv, Local: c.Remote == ""}
+	mgr := &sandbox.Manager{C: srv, Local: c.Remote == "", Gateway: spec.Gateway}
 	return &session{cfg: cfg, spec: spec, secrets: sec, mgr: mgr, ctx: ctx, stop: stop, trust: c.Trust}, nil
 }
 
@@ -176,7 +192,7 @@ func (s *session) up() error {
 		}
 	}
 	if st.Off() {
-		fmt.Fprintf(os.Stderr, "\n  WARNING: the egress firewall of %s is OFF (switched off by the operator).\n  Everything in it can reach the network. `vibe firewall on` closes it again.\n\n", s.spec.Name)
+		fmt.Fprintf(os.Stderr, "\n  WARNING: the egress firewall of %s is OFF (switched off by the operator).\n  Everything in it can reach the network%s. `vibe firewall on` closes it again.\n\n", s.spec.Name, map[bool]string{true: " (through the gateway: any host, on ports 80 and 443)", false: ""}[s.spec.Gateway != nil])
 	}
 	return nil
 }

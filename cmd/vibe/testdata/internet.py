@@ -8,8 +8,14 @@ incus bridge (no host address, no NAT) and answers only there.
   UDP  udp/5353  echo
   DHCP udp/67    leases PREFIX.10 upwards, with this instance as router and
                  name server (the sandbox learns its resolver the real way)
+  API  api.model.test (any port): POST/GET /v1/... answers 200 only when
+                 x-api-key is KEY, else 401 (a fake model API)
 
-Usage: internet.py ADDRESS
+Every DNS query is logged to /root/dns.log (one name a line), every HTTP
+request to /root/http.log, and every IPv4 packet arriving on eth0 to
+/root/packets.log ("SRC DST PROTO"), so a test can prove what never arrived.
+
+Usage: internet.py ADDRESS [KEY]
 """
 import http.server
 import socket
@@ -19,6 +25,25 @@ import sys
 import threading
 
 ADDR = sys.argv[1]
+KEY = sys.argv[2] if len(sys.argv) > 2 else ""
+LOCK = threading.Lock()
+
+
+def log(path, line):
+    with LOCK:
+        with open(path, "a") as f:
+            f.write(line + "\n")
+
+
+def packets():
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.ntohs(0x0800))
+    s.bind(("eth0", 0))
+    while True:
+        p = s.recv(65535)
+        ip = p[14:]
+        if len(ip) < 20:
+            continue
+        log("/root/packets.log", "%s %s %d" % (socket.inet_ntoa(ip[12:16]), socket.inet_ntoa(ip[16:20]), ip[9]))
 
 
 def dns():
@@ -35,6 +60,7 @@ def dns():
             qtype = struct.unpack(">H", q[i + 1:i + 3])[0]
             question = q[12:i + 5]
             name = ".".join(labels).lower()
+            log("/root/dns.log", name)
             answers = b""
             if name.endswith(".test") and qtype == 1:
                 answers = b"\xc0\x0c" + struct.pack(">HHIH", 1, 1, 60, 4) + socket.inet_aton(ADDR)
@@ -94,8 +120,24 @@ def udp_echo():
 
 
 class Hello(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.do_GET()
+
     def do_GET(self):
-        body = ("hello from %s:%d\n" % (self.headers.get("Host", "?"), self.server.server_address[1])).encode()
+        host = self.headers.get("Host", "?")
+        log("/root/http.log", "%s %s %s" % (host, self.path, self.headers.get("x-api-key", "-")))
+        if host.split(":")[0] == "api.model.test":
+            n = int(self.headers.get("Content-Length") or 0)
+            if n:
+                self.rfile.read(n)
+            ok = KEY != "" and self.headers.get("x-api-key") == KEY
+            body = b'{"model":"fake","reply":"hello from the model"}\n' if ok else b'{"error":"bad key"}\n'
+            self.send_response(200 if ok else 401)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        body = ("hello from %s:%d\n" % (host, self.server.server_address[1])).encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -114,4 +156,5 @@ for port in (80, 443, 8443):
     threading.Thread(target=Server((ADDR, port), Hello).serve_forever, daemon=True).start()
 threading.Thread(target=udp_echo, daemon=True).start()
 threading.Thread(target=dhcp, daemon=True).start()
+threading.Thread(target=packets, daemon=True).start()
 dns()

@@ -1,0 +1,503 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fixture is a gateway in front of one upstream web server. Every test name
+// resolves to the upstream; lookups are recorded, so a test can prove that a
+// denied name was never looked up. The client is 127.0.0.1, whose policy
+// lives in state/sandboxes/127.0.0.1.
+type fixture struct {
+	t        *testing.T
+	state    string
+	proxy    *httptest.Server
+	upstream *httptest.Server
+	upPort   string
+	log      string
+
+	mu      sync.Mutex
+	lookups []string
+	seen    []*http.Request
+}
+
+func newFixture(t *testing.T) *fixture {
+	f := &fixture{t: t, state: t.TempDir()}
+	f.upstream = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		f.seen = append(f.seen, r.Clone(context.Background()))
+		f.mu.Unlock()
+		fmt.Fprintf(w, "hello from %s%s key=%s", r.Host, r.URL.Path, r.Header.Get("X-Api-Key"))
+	}))
+	t.Cleanup(f.upstream.Close)
+	_, f.upPort, _ = net.SplitHostPort(f.upstream.Listener.Addr().String())
+	f.log = filepath.Join(t.TempDir(), "egress.jsonl")
+	s := &Server{
+		Store: &Store{Dir: filepath.Join(f.state, "sandboxes")},
+		Log:   &Logger{Path: f.log},
+		Self:  netip.MustParseAddr("192.0.2.1"),
+		Ports: map[string]bool{f.upPort: true, "443": true},
+		Lookup: func(_ context.Context, host string) ([]netip.Addr, error) {
+			f.mu.Lock()
+			f.lookups = append(f.lookups, host)
+			f.mu.Unlock()
+			return []netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil
+		},
+	}
+	f.proxy = httptest.NewServer(s.Handler())
+	t.Cleanup(f.proxy.Close)
+	return f
+}
+
+// write puts a policy file of the sandbox at 127.0.0.1.
+func (f *fixture) write(name string, v any) {
+	f.t.Helper()
+	dir := filepath.Join(f.state, "sandboxes", "127.0.0.1")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		f.t.Fatal(err)
+	}
+	b, _ := json.Marshal(v)
+	if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+func (f *fixture) client() *http.Client {
+	u, _ := url.Parse(f.proxy.URL)
+	return &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(u)}}
+}
+
+// get fetches http://HOST:UPSTREAMPORT/PATH through the gateway.
+func (f *fixture) get(host, path string) (int, string) {
+	f.t.Helper()
+	resp, err := f.client().Get("http://" + host + ":" + f.upPort + path)
+	if err != nil {
+		f.t.Fatalf("GET %s: %v", host, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// connect sends CONNECT host:port and returns the status line's code.
+func (f *fixture) connect(hostport string) (int, net.Conn) {
+	f.t.Helper()
+	c, err := net.Dial("tcp", f.proxy.Listener.Addr().String())
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", hostport, hostport)
+	resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: http.MethodConnect})
+	if err != nil {
+		c.Close()
+		f.t.Fatalf("CONNECT %s: %v", hostport, err)
+	}
+	return resp.StatusCode, c
+}
+
+func (f *fixture) lookedUp(host string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, h := range f.lookups {
+		if h == host {
+			return true
+		}
+	}
+	return false
+}
+
+func TestAllowedAndDenied(t *testing.T) {
+	f := newFixture(t)
+	f.write(PolicyFile, Policy{Sandbox: "sb", Allow: []string{"allowed.test", "=exact.example.com"}})
+	for _, host := range []string{"allowed.test", "www.allowed.test", "EXACT.example.com"} {
+		if code, body := f.get(host, "/x"); code != 200 || !strings.Contains(body, "hello from") {
+			t.Errorf("%s: HTTP %d %q, want 200 from the upstream", host, code, body)
+		}
+	}
+	for _, host := range []string{"denied.test", "allowed.test.evil.test", "evilallowed.test", "www.exact.example.com", "127.0.0.1"} {
+		code, body := f.get(host, "/")
+		if code != 403 {
+			t.Errorf("%s: HTTP %d, want 403", host, code)
+		}
+		if !strings.Contains(body, host) || !strings.Contains(body, "vibe --name sb allow") {
+			t.Errorf("%s: the 403 does not name the host and how to allow it: %q", host, body)
+		}
+		if f.lookedUp(host) {
+			t.Errorf("%s was looked up although it is denied", host)
+		}
+	}
+}
+
+func TestConnect(t *testing.T) {
+	f := newFixture(t)
+	f.write(PolicyFile, Policy{Sandbox: "sb", Allow: []string{"allowed.test"}})
+	// Allowed: the tunnel reaches the upstream.
+	code, c := f.connect("api.allowed.test:" + f.upPort)
+	if code != 200 {
+		t.Fatalf("CONNECT to an allowed host: %d", code)
+	}
+	fmt.Fprintf(c, "GET /tunnel HTTP/1.1\r\nHost: api.allowed.test\r\nConnection: close\r\n\r\n")
+	b, _ := io.ReadAll(c)
+	c.Close()
+	if !strings.Contains(string(b), "hello from api.allowed.test/tunnel") {
+		t.Errorf("through the tunnel: %q", b)
+	}
+	for _, target := range []string{"evil.test:" + f.upPort, "allowed.test:8443", "allowed.test:22"} {
+		code, c := f.connect(target)
+		c.Close()
+		if code != 403 {
+			t.Errorf("CONNECT %s: %d, want 403", target, code)
+		}
+	}
+	if f.lookedUp("evil.test") {
+		t.Error("a denied CONNECT target was looked up")
+	}
+}
+
+func TestUnknownAndBrokenPolicies(t *testing.T) {
+	f := newFixture(t)
+	if code, _ := f.get("allowed.test", "/"); code != 403 {
+		t.Errorf("no policy for the address: HTTP %d, want 403", code)
+	}
+	// A half-written policy file denies; it never means "fewer entries".
+	dir := filepath.Join(f.state, "sandboxes", "127.0.0.1")
+	os.MkdirAll(dir, 0o700)
+	os.WriteFile(filepath.Join(dir, PolicyFile), []byte(`{"sandbox":"sb","allow":["allowed.test"`), 0o600)
+	if code, body := f.get("allowed.test", "/"); code != 403 || !strings.Contains(body, "cannot be read") {
+		t.Errorf("a truncated policy: HTTP %d %q, want 403", code, body)
+	}
+	// An entry the allowlist refuses (a bare suffix) denies everything.
+	f.write(PolicyFile, Policy{Sandbox: "sb", Allow: []string{"allowed.test", "com"}})
+	if code, _ := f.get("allowed.test", "/"); code != 403 {
+		t.Errorf("a policy with an invalid entry: HTTP %d, want 403", code)
+	}
+}
+
+func TestPolicyChangesApplyAtOnce(t *testing.T) {
+	f := newFixture(t)
+	f.write(PolicyFile, Policy{Sandbox: "sb", Allow: []string{"allowed.test"}})
+	if code, _ := f.get("later.test", "/"); code != 403 {
+		t.Fatalf("before: %d", code)
+	}
+	f.write(PolicyFile, Policy{Sandbox: "sb", Allow: []string{"allowed.test", "later.test"}})
+	if code, _ := f.get("later.test", "/"); code != 200 {
+		t.Errorf("after the policy changed: %d, want 200", code)
+	}
+	// Two sessions each add their own entry; one ending keeps the other's.
+	f.write(SessionPrefix+"a.json", Session{Allow: []string{"one.test"}})
+	f.write(SessionPrefix+"b.json", Session{Allow: []string{"two.test"}})
+	for _, h := range []string{"one.test", "two.test"} {
+		if code, _ := f.get(h, "/"); code != 200 {
+			t.Errorf("session entry %s: %d, want 200", h, code)
+		}
+	}
+	os.Remove(filepath.Join(f.state, "sandboxes", "127.0.0.1", SessionPrefix+"a.json"))
+	if code, _ := f.get("one.test", "/"); code != 403 {
+		t.Errorf("an ended session's entry: %d, want 403", code)
+	}
+	if code, _ := f.get("two.test", "/"); code != 200 {
+		t.Errorf("the other session's entry after one ended: %d, want 200", code)
+	}
+	// Firewall off: any host on the web ports; other ports stay closed.
+	f.write(PolicyFile, Policy{Sandbox: "sb", Open: true})
+	if code, _ := f.get("anything.example.org", "/"); code != 200 {
+		t.Errorf("open: %d, want 200", code)
+	}
+	code, c := f.connect("anything.example.org:22")
+	c.Close()
+	if code != 403 {
+		t.Errorf("open, port 22: %d, want 403", code)
+	}
+}
+
+func TestNeverDialsInside(t *testing.T) {
+	f := newFixture(t)
+	f.write(PolicyFile, Policy{Sandbox: "sb", Allow: []string{"allowed.test"}})
+	// The fixture's names all resolve to 127.0.0.1, which a real gateway
+	// never connects to (its own loopback, where nothing of a sandbox's
+	// belongs): with the default ranges, an allowed name is refused.
+	s := &Server{Store: &Store{Dir: filepath.Join(f.state, "sandboxes")}, Self: netip.MustParseAddr("192.0.2.1"),
+		Never: DefaultNever, Ports: map[string]bool{f.upPort: true},
+		Lookup: func(context.Context, string) ([]netip.Addr, error) {
+			return []netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil
+		}}
+	p := httptest.NewServer(s.Handler())
+	defer p.Close()
+	u, _ := url.Parse(p.URL)
+	resp, err := (&http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(u)}}).Get("http://allowed.test:" + f.upPort + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == 200 {
+		t.Error("an allowed name resolving to loopback was fetched")
+	}
+}
+
+func TestCredentialRoute(t *testing.T) {
+	f := newFixture(t)
+	f.write(PolicyFile, Policy{Sandbox: "sb"})
+	f.write(CredentialsFile, Credentials{Credentials: []Credential{{
+		Name: "ANTHROPIC_API_KEY", Upstream: f.upstream.URL + "/base", Header: "X-Api-Key", Value: "sk-real",
+	}}})
+	// Direct (origin form) and through the proxy (absolute form): both
+	// reach the upstream with the real key in place of the placeholder.
+	direct, err := http.NewRequest("POST", f.proxy.URL+CredentialPath+"ANTHROPIC_API_KEY/v1/messages", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	direct.Header.Set("X-Api-Key", "vibe-placeholder")
+	resp, err := http.DefaultClient.Do(direct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), "/base/v1/messages key=sk-real") {
+		t.Errorf("direct: %d %q", resp.StatusCode, b)
+	}
+	proxied, _ := http.NewRequest("GET", "http://192.0.2.1:3128"+CredentialPath+"ANTHROPIC_API_KEY/v1/models", nil)
+	proxied.Header.Set("X-Api-Key", "vibe-placeholder")
+	resp, err = f.client().Do(proxied)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), "/base/v1/models key=sk-real") {
+		t.Errorf("through the proxy: %d %q", resp.StatusCode, b)
+	}
+	f.mu.Lock()
+	for _, r := range f.seen {
+		if v := r.Header.Values("X-Api-Key"); len(v) != 1 || v[0] != "sk-real" {
+			t.Errorf("the upstream saw key headers %q", v)
+		}
+	}
+	f.mu.Unlock()
+	// A credential the sandbox does not hold is refused.
+	resp, err = http.Get(f.proxy.URL + CredentialPath + "OTHER_KEY/v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 403 {
+		t.Errorf("an unknown credential: %d, want 403", resp.StatusCode)
+	}
+}
+
+func TestLog(t *testing.T) {
+	f := newFixture(t)
+	f.write(PolicyFile, Policy{Sandbox: "sb", Allow: []string{"allowed.test"}})
+	f.get("allowed.test", "/")
+	f.get("denied.test", "/")
+	lf, err := os.Open(f.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lf.Close()
+	var got []string
+	ReadEntries(lf, func(e Entry) error {
+		got = append(got, fmt.Sprintf("%s %s %s %v", e.Sandbox, e.Client, e.Host, e.Allowed))
+		return nil
+	})
+	want := []string{"sb 127.0.0.1 allowed.test true", "sb 127.0.0.1 denied.test false"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("log:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// FuzzRequest sends arbitrary request heads to the gateway: it must never
+// panic, never reach a host its policy does not allow, and never look up
+// a name the policy denies.
+func FuzzRequest(f *testing.F) {
+	for _, s := range []string{
+		"GET http://allowed.test/ HTTP/1.1\r\nHost: allowed.test\r\n\r\n",
+		"CONNECT allowed.test:443 HTTP/1.1\r\nHost: allowed.test:443\r\n\r\n",
+		"CONNECT evil.test:443 HTTP/1.1\r\n\r\n",
+		"GET http://evil.test@allowed.test/ HTTP/1.1\r\nHost: evil.test\r\n\r\n",
+		"GET http://allowed.test%2eevil.test/ HTTP/1.1\r\n\r\n",
+		"GET /vibe-credential/K/x HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET http://[::1]:80/ HTTP/1.1\r\n\r\n",
+		"CONNECT allowed.test.:443 HTTP/1.1\r\n\r\n",
+	} {
+		f.Add(s)
+	}
+	state := f.TempDir()
+	dir := filepath.Join(state, "sandboxes", "127.0.0.1")
+	os.MkdirAll(dir, 0o700)
+	b, _ := json.Marshal(Policy{Sandbox: "sb", Allow: []string{"allowed.test"}})
+	os.WriteFile(filepath.Join(dir, PolicyFile), b, 0o600)
+	var mu sync.Mutex
+	var bad []string
+	s := &Server{Store: &Store{Dir: filepath.Join(state, "sandboxes")}, Self: netip.MustParseAddr("192.0.2.1"),
+		Never: DefaultNever,
+		Lookup: func(_ context.Context, host string) ([]netip.Addr, error) {
+			if host != "allowed.test" && !strings.HasSuffix(host, ".allowed.test") {
+				mu.Lock()
+				bad = append(bad, host)
+				mu.Unlock()
+			}
+			return nil, fmt.Errorf("no network in the fuzz test")
+		}}
+	h := s.Handler()
+	f.Fuzz(func(t *testing.T, head string) {
+		req, err := http.ReadRequest(bufio.NewReader(strings.NewReader(head)))
+		if err != nil {
+			return
+		}
+		req.RemoteAddr = "127.0.0.1:40000"
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		mu.Lock()
+		defer mu.Unlock()
+		if len(bad) > 0 {
+			got := bad
+			bad = nil
+			t.Fatalf("looked up %q for %q", got, head)
+		}
+	})
+}
+
+// FuzzReadEntries: the host reads the log a gateway wrote, and a gateway
+// may be compromised; no line may make the reader fail or panic.
+func FuzzReadEntries(f *testing.F) {
+	f.Add(`{"time":"2026-12-01T00:00:00Z","sandbox":"sb","client":"10.0.0.9","method":"GET","host":"a.test","allowed":true}` + "\n{bad\n")
+	f.Add(strings.Repeat("x", MaxLine+10) + "\n" + `{"host":"after.test"}` + "\n")
+	f.Fuzz(func(t *testing.T, in string) {
+		n := 0
+		err := ReadEntries(strings.NewReader(in), func(Entry) error { n++; return nil })
+		if err != nil {
+			t.Fatalf("ReadEntries: %v", err)
+		}
+	})
+}
+
+func TestReadEntriesSkipsLongLines(t *testing.T) {
+	in := `{"host":"a.test"}` + "\n" + strings.Repeat("x", 3*MaxLine) + "\n" + `{"host":"b.test"}`
+	var hosts []string
+	if err := ReadEntries(strings.NewReader(in), func(e Entry) error { hosts = append(hosts, e.Host); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(hosts, " ") != "a.test b.test" {
+		t.Errorf("entries around an overlong line: %q", hosts)
+	}
+}
+
+// Hosts the allowlist could be fooled by: an IPv6 zone that looks like an
+// allowed name (Go's URL parser takes "%25..." in brackets as a zone), a
+// zone on loopback, names that are no DNS names. All are refused, and none
+// reaches the upstream.
+func TestOddHostsRefused(t *testing.T) {
+	f := newFixture(t)
+	f.write(PolicyFile, Policy{Sandbox: "sb", Allow: []string{"allowed.test"}})
+	for _, target := range []string{
+		"[::ffff:127.0.0.1%25x.allowed.test]:" + f.upPort,
+		"[::1%25x.allowed.test]:" + f.upPort,
+		"[fe80::1%252.allowed.test]:" + f.upPort,
+		"x_y.allowed.test:" + f.upPort,
+		strings.Repeat("a", 250) + ".allowed.test:" + f.upPort,
+	} {
+		code, c := f.connect(target)
+		c.Close()
+		if code == 200 {
+			t.Errorf("CONNECT %s: 200, want a refusal", target)
+		}
+		resp, err := f.client().Get("http://" + target + "/")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				t.Errorf("GET %s: 200, want a refusal", target)
+			}
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.seen) > 0 {
+		t.Errorf("the upstream was reached %d times", len(f.seen))
+	}
+}
+
+// A credential route stays under its upstream's base path.
+func TestCredentialRouteStaysUnderBase(t *testing.T) {
+	f := newFixture(t)
+	f.write(PolicyFile, Policy{Sandbox: "sb"})
+	f.write(CredentialsFile, Credentials{Credentials: []Credential{{Name: "K", Upstream: f.upstream.URL + "/v1", Header: "X-Api-Key", Value: "sk-real"}}})
+	for _, p := range []string{"/vibe-credential/K/../../admin/x", "/vibe-credential/K/%2e%2e/admin"} {
+		req, _ := http.NewRequest("GET", f.proxy.URL+p, nil)
+		req.URL.Opaque = p // sent as written
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, r := range f.seen {
+		if !strings.HasPrefix(path.Clean(r.URL.Path), "/v1/") {
+			t.Errorf("the key went to %s, outside /v1/", r.URL.Path)
+		}
+	}
+}
+
+func TestConnectionLimitPerAddress(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &limitListener{Listener: inner, max: 2, n: map[netip.Addr]int{}}
+	defer l.Close()
+	accepted := make(chan net.Conn, 8)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	var clients []net.Conn
+	for i := 0; i < 3; i++ {
+		c, err := net.Dial("tcp", inner.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		clients = append(clients, c)
+	}
+	first, second := <-accepted, <-accepted
+	// The third was closed by the limit: its read ends at once.
+	clients[2].SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := clients[2].Read(make([]byte, 1)); err == nil || strings.Contains(err.Error(), "timeout") {
+		t.Errorf("a third connection from one address was kept: %v", err)
+	}
+	// Closing one makes room again.
+	first.Close()
+	c, err := net.Dial("tcp", inner.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	select {
+	case <-accepted:
+	case <-time.After(2 * time.Second):
+		t.Error("no room after a connection closed")
+	}
+	second.Close()
+}

@@ -1,0 +1,342 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"net/url"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/elazarl/goproxy"
+)
+
+// Server is the gateway's proxy.
+type Server struct {
+	Store *Store
+	Log   *Logger
+	// Self is the gateway's address on the sandbox bridge: a proxy request
+	// for it is a credential route, never a connection.
+	Self netip.Addr
+	// Never are destinations the gateway never dials, whatever a name
+	// resolves to: loopback, link-local and the sandbox bridge itself.
+	Never []netip.Prefix
+	// Lookup resolves a name, only after the allowlist admitted it (nil:
+	// the system's resolver).
+	Lookup func(ctx context.Context, host string) ([]netip.Addr, error)
+	// Ports are the destination ports requests may go to (nil: 80 and 443).
+	Ports map[string]bool
+	// Upstream is the transport of credential routes (TLS verified).
+	Upstream http.RoundTripper
+	once     sync.Once
+}
+
+// DefaultNever are the ranges no request is ever sent to.
+var DefaultNever = []netip.Prefix{
+	netip.MustParsePrefix("127.0.0.0/8"),
+	netip.MustParsePrefix("0.0.0.0/8"),
+	netip.MustParsePrefix("169.254.0.0/16"),
+	netip.MustParsePrefix("224.0.0.0/4"),
+	netip.MustParsePrefix("255.255.255.255/32"),
+	netip.MustParsePrefix("::1/128"),
+	netip.MustParsePrefix("::/128"),
+	netip.MustParsePrefix("fe80::/10"),
+	netip.MustParsePrefix("ff00::/8"),
+}
+
+// Handler returns the proxy's HTTP handler.
+func (s *Server) Handler() http.Handler {
+	p := goproxy.NewProxyHttpServer()
+	p.Logger = log.New(io.Discard, "", 0)
+	p.Tr = &http.Transport{
+		Proxy:                 nil, // never another proxy
+		DialContext:           s.dial,
+		MaxIdleConnsPerHost:   16,
+		IdleConnTimeout:       90 * time.Second,
+		ResponseHeaderTimeout: 10 * time.Minute,
+	}
+	p.ConnectDialWithReq = func(req *http.Request, network, addr string) (net.Conn, error) {
+		return s.dial(req.Context(), network, addr)
+	}
+	p.NonproxyHandler = http.HandlerFunc(s.credential)
+	p.OnRequest().HandleConnectFunc(s.connect)
+	p.OnRequest().DoFunc(s.request)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// A credential route reached through a proxy (the guest's
+		// HTTP_PROXY) is served here, streamed, never forwarded.
+		if r.Method != http.MethodConnect && r.URL.IsAbs() {
+			if a, err := netip.ParseAddr(r.URL.Hostname()); err == nil && a.Unmap() == s.Self {
+				s.credential(w, r)
+				return
+			}
+		}
+		p.ServeHTTP(w, r)
+	})
+}
+
+// client is the sandbox address a request came from.
+func client(r *http.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+// splitTarget returns the host and the port of host[:port], the host in
+// canonical form (see canonical) or, when it has none, a shortened form for
+// messages and "" as the port.
+func splitTarget(hostport, defPort string) (string, string) {
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		host, port = hostport, defPort
+	}
+	if c, ok := canonical(host); ok {
+		return c, port
+	}
+	if len(host) > 64 {
+		host = host[:64] + "..."
+	}
+	return host, ""
+}
+
+// canonical returns host as the gateway checks and dials it: an IPv4
+// address in dotted form, or a lower-case DNS name without its trailing
+// dot. Anything else is refused: an IPv6 literal (the allowlist names IPv4
+// addresses only), an address with a zone ("[::1%25x.allowed.test]" parses
+// as an IPv6 address whose zone looks like an allowed name), a name with
+// other characters or longer than DNS allows.
+func canonical(host string) (string, bool) {
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	if a, err := netip.ParseAddr(host); err == nil {
+		a = a.Unmap()
+		if a.Zone() != "" || !a.Is4() {
+			return "", false
+		}
+		return a.String(), true
+	}
+	if host == "" || len(host) > 253 {
+		return "", false
+	}
+	for _, label := range strings.Split(host, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return "", false
+		}
+		for i := 0; i < len(label); i++ {
+			if c := label[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+				return "", false
+			}
+		}
+	}
+	return host, true
+}
+
+// decide looks up the sandbox and applies its policy to host:port. It
+// never resolves a name: a denied name is never looked up.
+func (s *Server) decide(r *http.Request, host, port string) (*View, string) {
+	v, err := s.Store.Lookup(client(r))
+	switch {
+	case errors.Is(err, ErrUnknown):
+		return nil, "this address is not a vibe sandbox known to the gateway"
+	case err != nil:
+		return nil, "the sandbox's policy cannot be read (" + err.Error() + "); denying everything until it can"
+	case port == "":
+		return v, "not a host name or an IPv4 address"
+	case !s.port(port):
+		return v, "only ports 80 and 443 leave the sandbox"
+	case !v.Allows(host):
+		return v, "not in the sandbox's allowlist"
+	}
+	return v, ""
+}
+
+func (s *Server) connect(hostport string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
+	host, port := splitTarget(hostport, "443")
+	v, reason := s.decide(ctx.Req, host, port)
+	s.record(ctx.Req, v, "CONNECT", host, port, reason)
+	if reason != "" {
+		ctx.Resp = denial(ctx.Req, v, host, port, reason)
+		return goproxy.RejectConnect, hostport
+	}
+	return goproxy.OkConnect, net.JoinHostPort(host, port)
+}
+
+func (s *Server) request(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
+	if r.URL.Scheme != "http" {
+		return r, textResponse(r, http.StatusBadRequest, "vibe gateway: only http:// URLs are proxied as requests; https goes through CONNECT\n")
+	}
+	host, port := splitTarget(r.URL.Host, "80")
+	v, reason := s.decide(r, host, port)
+	s.record(r, v, r.Method, host, port, reason)
+	if reason != "" {
+		return r, denial(r, v, host, port, reason)
+	}
+	r.Header.Del("Proxy-Authorization")
+	// What is dialled and named is exactly what was checked: a Host
+	// header naming another site (fronting through an allowed server)
+	// is replaced by the checked name.
+	r.URL.Host = net.JoinHostPort(host, port)
+	r.Host = ""
+	return r, nil
+}
+
+// dial connects to an allowed host:port: it resolves the name (the only
+// place the gateway does) and never connects to a Never address.
+func (s *Server) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	var addrs []netip.Addr
+	if a, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
+		addrs = []netip.Addr{a}
+	} else {
+		lookup := s.Lookup
+		if lookup == nil {
+			lookup = func(ctx context.Context, host string) ([]netip.Addr, error) {
+				return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+			}
+		}
+		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		addrs, err = lookup(lctx, host)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("resolve %s: %w", host, err)
+		}
+	}
+	d := net.Dialer{Timeout: 15 * time.Second}
+	var last error = fmt.Errorf("%s resolves only to addresses the gateway never connects to", host)
+	for _, a := range addrs {
+		if s.never(a) {
+			continue
+		}
+		c, err := d.DialContext(ctx, network, net.JoinHostPort(a.Unmap().String(), port))
+		if err == nil {
+			return c, nil
+		}
+		last = err
+	}
+	return nil, last
+}
+
+func (s *Server) port(p string) bool {
+	if s.Ports == nil {
+		return p == "80" || p == "443"
+	}
+	return s.Ports[p]
+}
+
+func (s *Server) never(a netip.Addr) bool {
+	if a.Zone() != "" {
+		return true
+	}
+	a = a.Unmap()
+	if a == s.Self {
+		return true
+	}
+	for _, p := range s.Never {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// credential serves /vibe-credential/NAME/REST for the sandbox the request
+// came from: REST goes to NAME's upstream with the real credential in its
+// header, replacing whatever placeholder the client sent.
+func (s *Server) credential(w http.ResponseWriter, r *http.Request) {
+	name, rest, ok := strings.Cut(strings.TrimPrefix(r.URL.Path, CredentialPath), "/")
+	if !strings.HasPrefix(r.URL.Path, CredentialPath) || !ok || name == "" {
+		http.Error(w, "vibe gateway: not a credential route (/vibe-credential/NAME/...)", http.StatusNotFound)
+		return
+	}
+	v, err := s.Store.Lookup(client(r))
+	if err != nil {
+		s.record(r, nil, r.Method, "credential:"+name, "", "unknown sandbox")
+		http.Error(w, "vibe gateway: this address is not a vibe sandbox known to the gateway", http.StatusForbidden)
+		return
+	}
+	c, ok := v.Credentials[name]
+	if !ok {
+		s.record(r, v, r.Method, "credential:"+name, "", "no such credential")
+		http.Error(w, fmt.Sprintf("vibe gateway: sandbox %s holds no credential %s (add it to secrets.env)", v.Sandbox, name), http.StatusForbidden)
+		return
+	}
+	target, err := url.Parse(c.Upstream)
+	if err != nil || (target.Scheme != "https" && target.Scheme != "http") || target.Host == "" {
+		http.Error(w, "vibe gateway: credential "+name+" has no valid upstream", http.StatusBadGateway)
+		return
+	}
+	host, port := splitTarget(target.Host, map[string]string{"https": "443", "http": "80"}[target.Scheme])
+	s.record(r, v, r.Method, host, port, "")
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.Out.URL.Scheme, pr.Out.URL.Host = target.Scheme, target.Host
+			// Cleaned as an absolute path first, so that ".." cannot
+			// climb out of the upstream's base path with the key.
+			pr.Out.URL.Path = strings.TrimSuffix(target.Path, "/") + path.Clean("/"+rest)
+			pr.Out.URL.RawPath = ""
+			pr.Out.Host = target.Host
+			pr.Out.Header.Del("Proxy-Authorization")
+			pr.Out.Header.Del(c.Header)
+			pr.Out.Header.Set(c.Header, c.Prefix+c.Value)
+		},
+		Transport:     s.upstream(),
+		FlushInterval: -1, // streamed answers (server-sent events) pass at once
+		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
+			http.Error(w, "vibe gateway: upstream "+target.Host+": "+err.Error(), http.StatusBadGateway)
+		},
+	}
+	rp.ServeHTTP(w, r)
+}
+
+// upstream is the one transport of credential routes: connections to the
+// API are reused, not made anew for every request.
+func (s *Server) upstream() http.RoundTripper {
+	s.once.Do(func() {
+		if s.Upstream == nil {
+			s.Upstream = &http.Transport{Proxy: nil, DialContext: s.dial, ForceAttemptHTTP2: true,
+				TLSHandshakeTimeout: 15 * time.Second, IdleConnTimeout: 90 * time.Second, MaxIdleConnsPerHost: 16}
+		}
+	})
+	return s.Upstream
+}
+
+func (s *Server) record(r *http.Request, v *View, method, host, port, reason string) {
+	if s.Log == nil {
+		return
+	}
+	if len(method) > 16 {
+		method = method[:16] // a request line's method is the client's text
+	}
+	e := Entry{Time: time.Now().UTC(), Client: client(r).String(), Method: method, Host: host, Port: port, Allowed: reason == "", Reason: reason}
+	if v != nil {
+		e.Sandbox = v.Sandbox
+	}
+	s.Log.Write(e)
+}
+
+// denial is the 403 a denied request gets: it names the host and says how
+// to allow it.
+func denial(r *http.Request, v *View, host, port, reason string) *http.Response {
+	body := fmt.Sprintf("vibe gateway: %s:%s refused: %s.\n", host, port, reason)
+	if v != nil && reason == "not in the sandbox's allowlist" {
+		body += fmt.Sprintf("To allow it, on the host: vibe --name %s allow %s   (or vibe log --denied to review)\n", v.Sandbox, host)
+	}
+	return textResponse(r, http.StatusForbidden, body)
+}
+
+func textResponse(r *http.Request, code int, body string) *http.Response {
+	resp := goproxy.NewResponse(r, goproxy.ContentTypeText, code, body)
+	resp.Header.Set("X-Vibe-Gateway", "denied")
+	return resp
+}
