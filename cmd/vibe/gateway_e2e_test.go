@@ -166,6 +166,19 @@ func TestE2EGateway(t *testing.T) {
 		t.Errorf("vibe status does not show the gateway:\n%s", out)
 	}
 
+	// A changed vibe (an upgrade) replaces the gateway's running copy.
+	changed := filepath.Join(t.TempDir(), "vibe")
+	bin, _ := os.ReadFile(vibeBin)
+	os.WriteFile(changed, append(bin, 0), 0o755)
+	up := exec.Command(changed, "--config", filepath.Join(w.dir, "vibe.yaml"), "--allow", "allowed.test", "exec", "--", "curl", "-sS", "--max-time", "10", "http://www.allowed.test/")
+	up.Env = append(os.Environ(), "XDG_CONFIG_HOME="+filepath.Join(w.dir, "config"), "XDG_DATA_HOME="+filepath.Join(w.dir, "data"), "HOME="+w.dir)
+	if out, errOut, code := e2e.Run(t, up); code != 0 || !strings.Contains(out, "hello from") {
+		t.Errorf("after an upgrade of vibe: exit %d %s%s", code, out, errOut)
+	}
+	if inst, _, _ := w.c.GetInstance(gwInstance); inst == nil || inst.Config["user.vibe.gateway.binary"] == "" {
+		t.Error("the gateway does not record the vibe it runs")
+	}
+
 	sh := func(script string) (string, int) {
 		out, errOut, code := w.vibe("--allow", "allowed.test", "exec", "--", "sh", "-c", script)
 		return out + errOut, code
