@@ -142,8 +142,19 @@ type Agent struct {
 }
 
 type Egress struct {
-	Allow   []string `yaml:"allow" json:"allow"`
-	Gateway Gateway  `yaml:"gateway" json:"gateway"`
+	Allow       []string     `yaml:"allow" json:"allow"`
+	Gateway     Gateway      `yaml:"gateway" json:"gateway"`
+	Credentials []Credential `yaml:"credentials" json:"credentials"`
+}
+
+// Credential binds one secrets.env key to the API it is for: behind the
+// gateway, the key stays there and is added to requests for Upstream only.
+type Credential struct {
+	Key        string `yaml:"key" json:"key"`
+	Upstream   string `yaml:"upstream" json:"upstream"`
+	Header     string `yaml:"header" json:"header"`
+	Prefix     string `yaml:"prefix" json:"prefix"`
+	BaseURLEnv string `yaml:"base_url_env" json:"base_url_env"`
 }
 
 // Gateway places egress enforcement and credentials outside the guest: the

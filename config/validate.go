@@ -289,8 +289,10 @@ func (c *Config) checkAgent(Host) error {
 }
 
 var (
-	incusName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]*$`)
-	imageRef  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$`)
+	envName    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
+	headerName = regexp.MustCompile("^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")
+	incusName  = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]*$`)
+	imageRef   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$`)
 )
 
 func (c *Config) checkEgress(Host) error {
@@ -341,6 +343,24 @@ func (c *Config) checkEgress(Host) error {
 	}
 	if gw.Image != "" && !imageRef.MatchString(gw.Image) {
 		return c.errAt("egress.gateway.image", "%q is not a local image alias or fingerprint", gw.Image)
+	}
+	for i, cr := range c.Egress.Credentials {
+		at := func(f string) string { return fmt.Sprintf("egress.credentials[%d].%s", i, f) }
+		if !envName.MatchString(cr.Key) {
+			return c.errAt(at("key"), "%q is not a variable name (letters, digits and _)", cr.Key)
+		}
+		if _, err := checkMirrorURL(cr.Upstream); err != nil {
+			return c.errAt(at("upstream"), "%v", err)
+		}
+		if !headerName.MatchString(cr.Header) {
+			return c.errAt(at("header"), "%q is not an HTTP header name", cr.Header)
+		}
+		if strings.ContainsAny(cr.Prefix, "\r\n") || len(cr.Prefix) > 64 {
+			return c.errAt(at("prefix"), "must be one short line")
+		}
+		if !envName.MatchString(cr.BaseURLEnv) {
+			return c.errAt(at("base_url_env"), "%q is not a variable name (letters, digits and _)", cr.BaseURLEnv)
+		}
 	}
 	c.Allowlist = list
 	return nil

@@ -43,17 +43,21 @@ type Bound struct {
 // binding's), and the guest gets a placeholder and a base URL naming the
 // gateway's route. When two credentials share one base URL variable, the
 // first in Bindings takes it and the other stays with the gateway unused.
-func Bind(secrets map[string]string, info *Info) (Bound, error) {
+//
+// extra are the user's own bindings (egress.credentials), after the
+// built-in ones; a key bound twice takes its first binding.
+func Bind(secrets map[string]string, info *Info, extra ...Binding) (Bound, error) {
 	b := Bound{Guest: map[string]string{}, Env: map[string]string{}}
 	for k, v := range secrets {
 		b.Guest[k] = v
 	}
-	claimed := map[string]bool{}
-	for _, bd := range Bindings {
+	claimed, bound := map[string]bool{}, map[string]bool{}
+	for _, bd := range append(append([]Binding(nil), Bindings...), extra...) {
 		val, ok := secrets[bd.Key]
-		if !ok || val == "" {
+		if !ok || val == "" || bound[bd.Key] {
 			continue
 		}
+		bound[bd.Key] = true
 		upstream := bd.Upstream
 		if u := secrets[bd.BaseURLEnv]; u != "" {
 			p, err := url.Parse(u)

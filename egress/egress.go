@@ -44,7 +44,7 @@ const (
 // Paths in the gateway instance.
 const (
 	stateDir    = "/run/vibe-gateway"
-	logFile     = "/var/log/vibe-gateway/egress.jsonl"
+	logDir      = "/var/log/vibe-gateway"
 	binPath     = "/usr/local/lib/vibe-gateway/vibe"
 	unitPath    = "/etc/systemd/system/vibe-gateway.service"
 	serviceUser = "vibe-gateway"
@@ -733,9 +733,10 @@ func (g *Gateway) Forget(ctx context.Context, addr netip.Addr) error {
 	return err
 }
 
-// Log streams the egress log's entries to fn, oldest first; with follow it
-// goes on until ctx ends.
-func (g *Gateway) Log(ctx context.Context, follow bool, fn func(gateway.Entry) error) error {
+// Log streams the egress log of the client at addr to fn, oldest first;
+// with follow it goes on until ctx ends.
+func (g *Gateway) Log(ctx context.Context, addr netip.Addr, follow bool, fn func(gateway.Entry) error) error {
+	logFile := logDir + "/" + gateway.LogName(addr.String())
 	g.names()
 	if _, _, err := g.C.GetInstance(g.Instance); err != nil {
 		return fmt.Errorf("gateway %s: %w (vibe up makes it)", g.Instance, err)

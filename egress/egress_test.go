@@ -22,8 +22,17 @@ func TestBind(t *testing.T) {
 		creds   []string // name upstream header prefix+value
 		guest   []string // keys left for the guest
 		env     map[string]string
+		extra   []Binding
 		err     string
 	}{
+		{
+			name:    "a binding of the user's own",
+			secrets: map[string]string{"MISTRAL_API_KEY": "m-1"},
+			extra:   []Binding{{Key: "MISTRAL_API_KEY", Upstream: "https://api.mistral.ai", Header: "Authorization", Prefix: "Bearer ", BaseURLEnv: "MISTRAL_BASE_URL"}},
+			creds:   []string{"MISTRAL_API_KEY https://api.mistral.ai Authorization Bearer m-1"},
+			env: map[string]string{"MISTRAL_API_KEY": Placeholder,
+				"MISTRAL_BASE_URL": "http://10.77.0.2:3128/vibe-credential/MISTRAL_API_KEY"},
+		},
 		{
 			name:    "the API key stays in the gateway",
 			secrets: map[string]string{"ANTHROPIC_API_KEY": "sk-1", "GH_TOKEN": "gh-1"},
@@ -59,7 +68,7 @@ func TestBind(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b, err := Bind(tc.secrets, info())
+			b, err := Bind(tc.secrets, info(), tc.extra...)
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("err %v, want one naming %s", err, tc.err)

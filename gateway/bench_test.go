@@ -49,7 +49,7 @@ func benchProxy(b *testing.B, port string) *http.Client {
 	os.MkdirAll(dir, 0o700)
 	os.WriteFile(filepath.Join(dir, PolicyFile), []byte(`{"sandbox":"bench","allow":["bench.test"]}`), 0o600)
 	s := &Server{Store: &Store{Dir: state}, Self: netip.MustParseAddr("192.0.2.1"), Ports: map[string]bool{port: true},
-		Log: &Logger{Path: filepath.Join(b.TempDir(), "log")},
+		Log: &Logger{Dir: b.TempDir()},
 		Lookup: func(context.Context, string) ([]netip.Addr, error) {
 			return []netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil
 		}}

@@ -47,10 +47,11 @@ func newFixture(t *testing.T) *fixture {
 	}))
 	t.Cleanup(f.upstream.Close)
 	_, f.upPort, _ = net.SplitHostPort(f.upstream.Listener.Addr().String())
-	f.log = filepath.Join(t.TempDir(), "egress.jsonl")
+	logDir := t.TempDir()
+	f.log = filepath.Join(logDir, LogName("127.0.0.1"))
 	s := &Server{
 		Store: &Store{Dir: filepath.Join(f.state, "sandboxes")},
-		Log:   &Logger{Path: f.log},
+		Log:   &Logger{Dir: logDir},
 		Self:  netip.MustParseAddr("192.0.2.1"),
 		Ports: map[string]bool{f.upPort: true, "443": true},
 		Lookup: func(_ context.Context, host string) ([]netip.Addr, error) {
@@ -386,6 +387,30 @@ func FuzzReadEntries(f *testing.F) {
 			t.Fatalf("ReadEntries: %v", err)
 		}
 	})
+}
+
+// Each client has a log of its own: one that floods the gateway rotates
+// away only its own entries.
+func TestLogPerClient(t *testing.T) {
+	l := &Logger{Dir: t.TempDir()}
+	l.Write(Entry{Client: "10.0.0.10", Host: "victim.test"})
+	big := strings.Repeat("x", 200)
+	for i := 0; i < 2*MaxLog/250; i++ {
+		l.Write(Entry{Client: "10.0.0.11", Host: big})
+	}
+	f, err := os.Open(filepath.Join(l.Dir, LogName("10.0.0.10")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	n := 0
+	ReadEntries(f, func(e Entry) error { n++; return nil })
+	if n != 1 {
+		t.Errorf("the quiet client's log has %d entries, want 1", n)
+	}
+	if st, err := os.Stat(filepath.Join(l.Dir, LogName("10.0.0.11"))); err != nil || st.Size() > MaxLog {
+		t.Errorf("the flooding client's log: %v %v", st, err)
+	}
 }
 
 func TestReadEntriesSkipsLongLines(t *testing.T) {

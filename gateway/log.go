@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 )
@@ -24,16 +26,25 @@ type Entry struct {
 	Reason  string    `json:"reason,omitempty"`
 }
 
-// MaxLog is the size at which the log moves to PATH.1 and starts again.
+// MaxLog is the size at which a log moves to NAME.1 and starts again.
 const MaxLog = 8 << 20
 
-// Logger appends entries as JSON lines.
+// Logger appends entries as JSON lines, one file per client address
+// (DIR/ADDRESS.jsonl), so that a sandbox flooding the gateway with requests
+// rotates away only its own log, never another's.
 type Logger struct {
-	Path string
-	mu   sync.Mutex
+	Dir   string
+	mu    sync.Mutex
+	files map[string]*logFile
+}
+
+type logFile struct {
 	f    *os.File
 	size int64
 }
+
+// LogName is the log file of the client at addr, in the logger's folder.
+func LogName(addr string) string { return addr + ".jsonl" }
 
 // Write appends e; a log that cannot be written is reported on stderr
 // (the service's journal) and never stops the proxy.
@@ -43,40 +54,48 @@ func (l *Logger) Write(e Entry) {
 		return
 	}
 	b = append(b, '\n')
+	name := LogName(e.Client)
+	if _, err := netip.ParseAddr(e.Client); err != nil {
+		name = LogName("unknown")
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.f == nil || l.size+int64(len(b)) > MaxLog {
-		if err := l.open(l.f != nil); err != nil {
+	if l.files == nil {
+		l.files = map[string]*logFile{}
+	}
+	lf := l.files[name]
+	if lf == nil || lf.size+int64(len(b)) > MaxLog {
+		if lf, err = l.open(name, lf); err != nil {
 			fmt.Fprintln(os.Stderr, "vibe gateway: log:", err)
 			return
 		}
 	}
-	n, err := l.f.Write(b)
-	l.size += int64(n)
+	n, err := lf.f.Write(b)
+	lf.size += int64(n)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "vibe gateway: log:", err)
 	}
 }
 
-func (l *Logger) open(rotate bool) error {
-	if l.f != nil {
-		l.f.Close()
-		l.f = nil
+func (l *Logger) open(name string, old *logFile) (*logFile, error) {
+	path := filepath.Join(l.Dir, name)
+	if old != nil {
+		old.f.Close()
+		delete(l.files, name)
+		_ = os.Rename(path, path+".1")
 	}
-	if rotate {
-		_ = os.Rename(l.Path, l.Path+".1")
-	}
-	f, err := os.OpenFile(l.Path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	st, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return err
+		return nil, err
 	}
-	l.f, l.size = f, st.Size()
-	return nil
+	lf := &logFile{f: f, size: st.Size()}
+	l.files[name] = lf
+	return lf, nil
 }
 
 // MaxLine bounds one log line when it is read back.

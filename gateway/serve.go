@@ -19,7 +19,7 @@ type Options struct {
 	Bridge netip.Prefix   // the sandbox bridge: never a destination
 	Never  []netip.Prefix // more destinations never dialled (the host's addresses)
 	State  string         // STATE: sandboxes/ADDRESS/*.json
-	Log    string         // the egress log (JSON lines)
+	Log    string         // the egress logs' folder (ADDRESS.jsonl)
 }
 
 // MaxConnsPerSandbox bounds the connections one address holds open, so
@@ -108,7 +108,7 @@ func Serve(ctx context.Context, o Options) error {
 	never = append(never, o.Never...)
 	s := &Server{
 		Store: &Store{Dir: filepath.Join(o.State, "sandboxes")},
-		Log:   &Logger{Path: o.Log},
+		Log:   &Logger{Dir: o.Log},
 		Self:  o.Listen.Addr(),
 		Never: never,
 	}

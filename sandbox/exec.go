@@ -58,7 +58,7 @@ func (m *Manager) Launch(ctx context.Context, s *Spec, argv []string, cwd string
 		if err != nil {
 			return -1, err
 		}
-		bound, err := egress.Bind(secrets, info)
+		bound, err := egress.Bind(secrets, info, s.Credentials...)
 		if err != nil {
 			return -1, err
 		}

@@ -82,3 +82,19 @@ func (m *Manager) pushPolicy(ctx context.Context, s *Spec, inst *api.Instance) (
 	}
 	return info.HostPort(), nil
 }
+
+// EgressLog streams the sandbox's egress log, kept by its gateway, to fn.
+func (m *Manager) EgressLog(ctx context.Context, s *Spec, follow bool, fn func(gateway.Entry) error) error {
+	inst, err := m.Get(s.Name)
+	if err != nil {
+		return err
+	}
+	addr, on, err := m.behind(inst, s)
+	if err != nil {
+		return err
+	}
+	if !on {
+		return fmt.Errorf("sandbox %s is not behind the egress gateway, which keeps the log", s.Name)
+	}
+	return s.Gateway.Log(ctx, addr, follow, fn)
+}

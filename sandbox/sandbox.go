@@ -49,6 +49,9 @@ type Spec struct {
 	// its only way out, outside the guest (nil: the guest's own proxy
 	// and firewall alone, on the profile's network or Network).
 	Gateway *egress.Gateway
+	// Credentials are the user's own credential bindings, besides the ones
+	// the gateway knows (egress.Bindings).
+	Credentials []egress.Binding
 }
 
 // Home is the sandbox user's home in the guest.

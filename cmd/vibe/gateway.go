@@ -20,7 +20,7 @@ type gatewayServeCmd struct {
 	Listen string   `required:"" help:"Address and port on the sandbox bridge." placeholder:"ADDR:PORT"`
 	Bridge string   `help:"The sandbox bridge's prefix: never a destination." placeholder:"PREFIX"`
 	State  string   `required:"" help:"State folder (memory-backed): sandboxes/ADDRESS/*.json." placeholder:"DIR"`
-	Log    string   `required:"" help:"Egress log file (JSON lines)." placeholder:"FILE"`
+	Log    string   `required:"" help:"Folder of the egress logs (ADDRESS.jsonl, JSON lines)." placeholder:"DIR"`
 	Never  []string `help:"A prefix requests never go to (repeatable): the host's own addresses." placeholder:"PREFIX"`
 }
 
@@ -65,7 +65,7 @@ func (l *logCmd) Run(c *cli) error {
 		return fmt.Errorf("the egress log is kept by the egress gateway, which is off: set egress.gateway.enabled: true (sandboxes are then made behind it)")
 	}
 	enc := json.NewEncoder(os.Stdout)
-	return s.spec.Gateway.Log(s.ctx, l.Follow, func(e gateway.Entry) error {
+	return s.mgr.EgressLog(s.ctx, s.spec, l.Follow, func(e gateway.Entry) error {
 		if e.Sandbox != s.spec.Name || (l.Denied && e.Allowed) {
 			return nil
 		}

@@ -99,7 +99,7 @@ func bakeBehindGateway(t *testing.T, w *world) {
 		t.Fatalf("bake behind the gateway: exit %d\n%s%s", code, out, errOut)
 	}
 	// The builder's self-test asked the gateway for a name no recipe lists.
-	log, _ := e2e.Exec(t, w.c, gwInstance, "cat", "/var/log/vibe-gateway/egress.jsonl")
+	log, _ := e2e.Exec(t, w.c, gwInstance, "sh", "-c", "cat /var/log/vibe-gateway/*.jsonl")
 	if !strings.Contains(log, `"sandbox":"vibe-builder-`) || !strings.Contains(log, "vibe-selftest.invalid") {
 		t.Errorf("the gateway never judged the builder's requests:\n%s", log)
 	}

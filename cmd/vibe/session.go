@@ -122,6 +122,9 @@ func (c *cli) open() (*session, error) {
 			img = cfg.Image.Base
 		}
 		spec.Gateway = &egress.Gateway{C: srv, Network: gw.Network, Instance: gw.Instance, Uplink: gw.Uplink, Image: img, Binary: bin}
+		for _, c := range cfg.Egress.Credentials {
+			spec.Credentials = append(spec.Credentials, egress.Binding{Key: c.Key, Upstream: c.Upstream, Header: c.Header, Prefix: c.Prefix, BaseURLEnv: c.BaseURLEnv})
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	mgr := &sandbox.Manager{C: srv, Local: c.Remote == "", Gateway: spec.Gateway}
