@@ -9,6 +9,7 @@ package egress
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -22,6 +23,7 @@ import (
 	"net/netip"
 	"os"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -81,6 +83,7 @@ type Gateway struct {
 	Progress func(string)
 
 	info *Info
+	made map[netip.Addr]bool // sandbox folders made in the gateway by this run
 }
 
 // Info is where the gateway is.
@@ -97,9 +100,7 @@ type Info struct {
 }
 
 // Proxy is the gateway's proxy URL, as sandboxes reach it.
-func (i *Info) Proxy() string {
-	return fmt.Sprintf("http://%s", netip.AddrPortFrom(i.Addr, uint16(i.Port)))
-}
+func (i *Info) Proxy() string { return "http://" + i.HostPort() }
 
 // CredentialURL is the base URL a sandbox uses for credential route name.
 func (i *Info) CredentialURL(name string) string {
@@ -123,7 +124,8 @@ func (g *Gateway) progress(msg string) {
 
 // Ensure makes the network, its ACL and the gateway exist, run and carry
 // this vibe's proxy, and returns where the gateway is. It is cheap when all
-// is in place: three reads and a digest of this binary.
+// is in place: a few reads, and this binary is hashed only when its size or
+// time changed.
 func (g *Gateway) Ensure(ctx context.Context) (*Info, error) {
 	if g.info != nil {
 		return g.info, nil
@@ -180,21 +182,15 @@ func (g *Gateway) ensureNetwork() (*Info, error) {
 	if n.Type != "bridge" || !n.Managed || n.Config[keyNetwork] != "true" {
 		return nil, fmt.Errorf("network %s exists but is not vibe's sandbox network; remove it or set egress.gateway.network to another name", g.Network)
 	}
-	ip, err := netip.ParsePrefix(n.Config["ipv4.address"])
-	if err != nil || !ip.Addr().Is4() || ip.Bits() > 28 {
-		return nil, fmt.Errorf("sandbox network %s has no usable IPv4 subnet (%q); delete it and vibe makes it again", g.Network, n.Config["ipv4.address"])
-	}
-	info := &Info{Network: g.Network, Prefix: ip.Masked(), Host: ip.Addr(), Port: gateway.Port}
-	info.Addr = info.Prefix.Addr().Next().Next()
-	if info.Addr == info.Host {
-		info.Addr = info.Addr.Next()
+	info, err := infoFor(n)
+	if err != nil {
+		return nil, err
 	}
 	if err := g.ensureACL(info); err != nil {
 		return nil, err
 	}
 	// The configuration vibe owns is put back if anything changed it.
-	want := networkConfig()
-	want["security.acls"] = g.Network
+	want := wantNetwork(g.Network)
 	put := n.Writable()
 	changed := false
 	for k, v := range want {
@@ -209,6 +205,30 @@ func (g *Gateway) ensureNetwork() (*Info, error) {
 		if err := g.C.UpdateNetwork(g.Network, put, etag); err != nil {
 			return nil, fmt.Errorf("set up the sandbox network %s: %w", g.Network, err)
 		}
+	}
+	return info, nil
+}
+
+// wantNetwork is the configuration vibe owns on its bridge: networkConfig
+// and the bridge's own ACL.
+func wantNetwork(name string) map[string]string {
+	want := networkConfig()
+	want["security.acls"] = name
+	return want
+}
+
+// infoFor says where the gateway is on vibe's bridge n: the host has the
+// bridge's address, the gateway the second of the subnet (the third when
+// the host holds the second).
+func infoFor(n *api.Network) (*Info, error) {
+	ip, err := netip.ParsePrefix(n.Config["ipv4.address"])
+	if err != nil || !ip.Addr().Is4() || ip.Bits() > 28 {
+		return nil, fmt.Errorf("sandbox network %s has no usable IPv4 subnet (%q); delete it and vibe makes it again", n.Name, n.Config["ipv4.address"])
+	}
+	info := &Info{Network: n.Name, Prefix: ip.Masked(), Host: ip.Addr(), Port: gateway.Port}
+	info.Addr = info.Prefix.Addr().Next().Next()
+	if info.Addr == info.Host {
+		info.Addr = info.Addr.Next()
 	}
 	return info, nil
 }
@@ -274,16 +294,7 @@ func hostRoutes() []netip.Prefix {
 // ensureACL: the only traffic the bridge carries between instances is TCP
 // to the gateway's proxy port (replies follow by connection tracking).
 func (g *Gateway) ensureACL(info *Info) error {
-	rule := api.NetworkACLRule{
-		Action: "allow", Protocol: "tcp", State: "enabled",
-		Destination: info.Addr.String() + "/32", DestinationPort: strconv.Itoa(info.Port),
-		Description: "to the vibe egress gateway's proxy",
-	}
-	want := api.NetworkACLPut{
-		Description: "vibe sandboxes: only the egress gateway's proxy (managed by vibe)",
-		Egress:      []api.NetworkACLRule{rule},
-		Ingress:     []api.NetworkACLRule{rule},
-	}
+	want := wantACL(info)
 	acl, etag, err := g.C.GetNetworkACL(g.Network)
 	if api.StatusErrorCheck(err, 404) {
 		if err := g.C.CreateNetworkACL(api.NetworkACLsPost{NetworkACLPost: api.NetworkACLPost{Name: g.Network}, NetworkACLPut: want}); err != nil {
@@ -294,13 +305,32 @@ func (g *Gateway) ensureACL(info *Info) error {
 	if err != nil {
 		return fmt.Errorf("network ACL %s: %w", g.Network, err)
 	}
-	if !reflect.DeepEqual(acl.Egress, want.Egress) || !reflect.DeepEqual(acl.Ingress, want.Ingress) {
+	if !aclIs(acl, want) {
 		want.Config = acl.Config
 		if err := g.C.UpdateNetworkACL(g.Network, want, etag); err != nil {
 			return fmt.Errorf("set the network ACL %s: %w", g.Network, err)
 		}
 	}
 	return nil
+}
+
+// wantACL is the ACL vibe sets on its bridge.
+func wantACL(info *Info) api.NetworkACLPut {
+	rule := api.NetworkACLRule{
+		Action: "allow", Protocol: "tcp", State: "enabled",
+		Destination: info.Addr.String() + "/32", DestinationPort: strconv.Itoa(info.Port),
+		Description: "to the vibe egress gateway's proxy",
+	}
+	return api.NetworkACLPut{
+		Description: "vibe sandboxes: only the egress gateway's proxy (managed by vibe)",
+		Egress:      []api.NetworkACLRule{rule},
+		Ingress:     []api.NetworkACLRule{rule},
+	}
+}
+
+// aclIs reports whether acl has exactly the rules of want.
+func aclIs(acl *api.NetworkACL, want api.NetworkACLPut) bool {
+	return reflect.DeepEqual(acl.Egress, want.Egress) && reflect.DeepEqual(acl.Ingress, want.Ingress)
 }
 
 // unit renders the gateway's systemd unit and its ruleset (one text, the
@@ -636,11 +666,18 @@ func (g *Gateway) putJSON(ctx context.Context, addr netip.Addr, name string, v a
 	if err != nil {
 		return err
 	}
-	for _, d := range []string{stateDir + "/sandboxes", dir(addr)} {
-		err := g.C.CreateInstanceFile(g.Instance, d, incus.InstanceFileArgs{UID: info.uid, GID: info.gid, Mode: 0o700, Type: "directory", WriteMode: "overwrite"})
-		if err != nil {
-			return fmt.Errorf("gateway %s: make %s: %w", g.Instance, d, err)
+	// The folders are made once per run of vibe, not before every file.
+	if !g.made[addr] {
+		for _, d := range []string{stateDir + "/sandboxes", dir(addr)} {
+			err := g.C.CreateInstanceFile(g.Instance, d, incus.InstanceFileArgs{UID: info.uid, GID: info.gid, Mode: 0o700, Type: "directory", WriteMode: "overwrite"})
+			if err != nil {
+				return fmt.Errorf("gateway %s: make %s: %w", g.Instance, d, err)
+			}
 		}
+		if g.made == nil {
+			g.made = map[netip.Addr]bool{}
+		}
+		g.made[addr] = true
 	}
 	return g.push(dir(addr)+"/"+name, b, info.uid, info.gid, mode)
 }
@@ -729,6 +766,7 @@ func (g *Gateway) Forget(ctx context.Context, addr netip.Addr) error {
 	if _, _, err := g.C.GetInstance(g.Instance); api.StatusErrorCheck(err, 404) {
 		return nil
 	}
+	delete(g.made, addr)
 	_, err := g.run(ctx, "rm", "-rf", "--", dir(addr))
 	return err
 }
@@ -782,9 +820,8 @@ func (g *Gateway) Check(ctx context.Context) []Finding {
 		return out
 	}
 	bad := []string{}
-	want := networkConfig()
-	want["security.acls"] = g.Network
-	for _, k := range []string{"ipv4.nat", "ipv6.address", "raw.dnsmasq", "security.acls", "security.acls.default.egress.action", "security.acls.default.ingress.action", keyNetwork} {
+	want := wantNetwork(g.Network)
+	for _, k := range slices.Sorted(maps.Keys(want)) {
 		if n.Config[k] != want[k] {
 			bad = append(bad, fmt.Sprintf("%s=%q", k, n.Config[k]))
 		}
@@ -794,16 +831,14 @@ func (g *Gateway) Check(ctx context.Context) []Finding {
 	} else {
 		add(true, "sandbox network", g.Network+" "+n.Config["ipv4.address"]+": no NAT, default-drop ACL, no DNS forwarding")
 	}
-	ip, err := netip.ParsePrefix(n.Config["ipv4.address"])
+	info, err := infoFor(n)
 	if err != nil {
-		add(false, "sandbox network", "no IPv4 subnet")
+		add(false, "sandbox network", err.Error())
 		return out
 	}
-	info := &Info{Network: g.Network, Prefix: ip.Masked(), Host: ip.Addr(), Port: gateway.Port}
-	info.Addr = info.Prefix.Addr().Next().Next()
 	if acl, _, err := g.C.GetNetworkACL(g.Network); err != nil {
 		add(false, "network ACL", g.Network+" is missing (vibe up makes it)")
-	} else if len(acl.Egress) != 1 || acl.Egress[0].Action != "allow" || acl.Egress[0].Destination != info.Addr.String()+"/32" || acl.Egress[0].DestinationPort != strconv.Itoa(info.Port) {
+	} else if !aclIs(acl, wantACL(info)) {
 		add(false, "network ACL", "its rules are not vibe's (vibe up puts them back)")
 	} else {
 		add(true, "network ACL", fmt.Sprintf("only TCP to %s:%d", info.Addr, info.Port))
@@ -824,7 +859,7 @@ func (g *Gateway) Check(ctx context.Context) []Finding {
 	}
 	r, err := daemon.Run(ctx, g.C, g.Instance, daemon.Exec{Command: []string{"ip", "-4", "route", "show", "default"}})
 	if err != nil || strings.TrimSpace(r.Stdout) == "" {
-		add(false, "gateway uplink", "the gateway has no default route: its uplink ("+cmpOr(g.Uplink, "the default profile's network")+") gives it no way out")
+		add(false, "gateway uplink", "the gateway has no default route: its uplink ("+cmp.Or(g.Uplink, "the default profile's network")+") gives it no way out")
 	} else {
 		add(true, "gateway uplink", strings.TrimSpace(r.Stdout))
 	}
@@ -841,13 +876,6 @@ func (g *Gateway) listening(ctx context.Context, info *Info) error {
 		return fmt.Errorf("the gateway's proxy does not listen on %s:%d (vibe up restarts it)", info.Addr, info.Port)
 	}
 	return nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // NIC is the one network device of an instance behind the gateway: on the

@@ -19,6 +19,9 @@ import (
 	"github.com/elazarl/goproxy"
 )
 
+// ReasonNotAllowed is the reason of a denial that `vibe allow` can lift.
+const ReasonNotAllowed = "not in the sandbox's allowlist"
+
 // Server is the gateway's proxy.
 type Server struct {
 	Store *Store
@@ -153,7 +156,7 @@ func (s *Server) decide(r *http.Request, host, port string) (*View, string) {
 	case !s.port(port):
 		return v, "only ports 80 and 443 leave the sandbox"
 	case !v.Allows(host):
-		return v, "not in the sandbox's allowlist"
+		return v, ReasonNotAllowed
 	}
 	return v, ""
 }
@@ -329,7 +332,7 @@ func (s *Server) record(r *http.Request, v *View, method, host, port, reason str
 // to allow it.
 func denial(r *http.Request, v *View, host, port, reason string) *http.Response {
 	body := fmt.Sprintf("vibe gateway: %s:%s refused: %s.\n", host, port, reason)
-	if v != nil && reason == "not in the sandbox's allowlist" {
+	if v != nil && reason == ReasonNotAllowed {
 		body += fmt.Sprintf("To allow it, on the host: vibe --name %s allow %s   (or vibe log --denied to review)\n", v.Sandbox, host)
 	}
 	return textResponse(r, http.StatusForbidden, body)

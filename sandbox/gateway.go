@@ -4,11 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"strings"
 
 	"github.com/lxc/incus/v6/shared/api"
 
-	"github.com/vibesandbox/vibe/allowlist"
 	"github.com/vibesandbox/vibe/egress"
 	"github.com/vibesandbox/vibe/gateway"
 )
@@ -47,19 +45,11 @@ func (m *Manager) behind(inst *api.Instance, s *Spec) (netip.Addr, bool, error) 
 // policy is what the gateway enforces for the sandbox: the configured
 // allowlist with this run's entries, plus the sandbox's own added entries.
 func policy(s *Spec, inst *api.Instance) (gateway.Policy, error) {
-	list := append(allowlist.List{}, s.Allow...)
-	if added := inst.Config[KeyAllow]; added != "" {
-		extra, err := allowlist.ParseList(strings.Split(added, "\n"))
-		if err != nil {
-			return gateway.Policy{}, fmt.Errorf("sandbox %s: its added allowlist entries: %w", s.Name, err)
-		}
-		list = merge(list, extra)
+	list, err := allowed(s, inst.Config[KeyAllow])
+	if err != nil {
+		return gateway.Policy{}, err
 	}
-	p := gateway.Policy{Sandbox: s.Name, Allow: make([]string, len(list)), Open: inst.Config[KeyFirewall] == "off"}
-	for i, e := range list {
-		p.Allow[i] = e.String()
-	}
-	return p, nil
+	return gateway.Policy{Sandbox: s.Name, Allow: list.Strings(), Open: inst.Config[KeyFirewall] == "off"}, nil
 }
 
 // pushPolicy hands the gateway the sandbox's policy and returns the

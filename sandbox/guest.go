@@ -192,15 +192,25 @@ func lastLines(s string) string {
 // filterFile is the proxy's filter file for the sandbox: the spec's
 // allowlist plus the sandbox's own added entries (its KeyAllow value).
 func filterFile(s *Spec, added string) (string, error) {
+	list, err := allowed(s, added)
+	if err != nil {
+		return "", err
+	}
+	return list.FilterFile(), nil
+}
+
+// allowed is the sandbox's whole allowlist: the spec's (configuration and
+// this run's) plus the sandbox's own added entries (its KeyAllow value).
+func allowed(s *Spec, added string) (allowlist.List, error) {
 	list := append(allowlist.List{}, s.Allow...)
 	if added != "" {
 		extra, err := allowlist.ParseList(strings.Split(added, "\n"))
 		if err != nil {
-			return "", fmt.Errorf("sandbox %s: its added allowlist entries: %w", s.Name, err)
+			return nil, fmt.Errorf("sandbox %s: its added allowlist entries: %w", s.Name, err)
 		}
 		list = merge(list, extra)
 	}
-	return list.FilterFile(), nil
+	return list, nil
 }
 
 // merge appends the entries of b that a does not have yet.

@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"github.com/vibesandbox/vibe/gateway"
@@ -76,7 +75,7 @@ func (l *logCmd) Run(c *cli) error {
 		if !e.Allowed {
 			verdict = "DENY "
 			hint = "  (" + safetext.Line(e.Reason) + ")"
-			if strings.Contains(e.Reason, "allowlist") {
+			if e.Reason == gateway.ReasonNotAllowed {
 				hint += "  vibe allow =" + safetext.Line(e.Host)
 			}
 		}
