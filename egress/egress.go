@@ -700,7 +700,7 @@ func (g *Gateway) StartSession(ctx context.Context, addr netip.Addr, allow []str
 		return nil, err
 	}
 	host, _ := os.Hostname()
-	g.pruneSessions(ctx, addr, host)
+	g.pruneSessions(addr, host)
 	name := gateway.SessionPrefix + hex.EncodeToString(id) + ".json"
 	if err := g.putJSON(ctx, addr, name, gateway.Session{Allow: allow, Host: host, PID: os.Getpid()}, 0o600); err != nil {
 		return nil, err
@@ -738,9 +738,21 @@ func (g *Gateway) sessions(addr netip.Addr) []string {
 	return out
 }
 
+// Prune removes the sessions of the sandbox at addr that this host started
+// and whose vibe process is gone (killed before it could end them), and the
+// credentials when no session is left: a process the agent left behind
+// cannot go on using the key once vibe next talks to the gateway.
+func (g *Gateway) Prune(addr netip.Addr) {
+	host, _ := os.Hostname()
+	g.pruneSessions(addr, host)
+	if len(g.sessions(addr)) == 0 {
+		_ = g.C.DeleteInstanceFile(g.Instance, dir(addr)+"/"+gateway.CredentialsFile)
+	}
+}
+
 // pruneSessions removes the sessions this host started whose vibe process
-// no longer runs (killed before it could end them).
-func (g *Gateway) pruneSessions(ctx context.Context, addr netip.Addr, host string) {
+// no longer runs.
+func (g *Gateway) pruneSessions(addr netip.Addr, host string) {
 	for _, name := range g.sessions(addr) {
 		rc, _, err := g.C.GetInstanceFile(g.Instance, dir(addr)+"/"+name)
 		if err != nil {
@@ -749,13 +761,18 @@ func (g *Gateway) pruneSessions(ctx context.Context, addr netip.Addr, host strin
 		var ses gateway.Session
 		err = json.NewDecoder(io.LimitReader(rc, 64<<10)).Decode(&ses)
 		rc.Close()
-		if err == nil && ses.Host == host && ses.PID > 0 && !alive(ses.PID) {
+		if err == nil && ses.Host == host && !alive(ses.PID) {
 			_ = g.C.DeleteInstanceFile(g.Instance, dir(addr)+"/"+name)
 		}
 	}
 }
 
+// alive: a PID the kernel cannot have (a gateway wrote it) is not alive;
+// the session goes, never a signal to a process group.
 func alive(pid int) bool {
+	if pid <= 0 || pid > 1<<22 {
+		return false
+	}
 	err := syscall.Kill(pid, 0)
 	return err == nil || errors.Is(err, syscall.EPERM)
 }

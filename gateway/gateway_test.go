@@ -526,3 +526,27 @@ func TestConnectionLimitPerAddress(t *testing.T) {
 	}
 	second.Close()
 }
+
+// A refused host is logged and echoed as ASCII: the agent's bytes (a C1
+// control such as CSI, a bidi override) never reach the host's terminal
+// through `vibe log --json` or a 403 body.
+func TestRefusedHostIsLoggedAsASCII(t *testing.T) {
+	f := newFixture(t)
+	f.write(PolicyFile, Policy{Sandbox: "sb", Allow: []string{"allowed.test"}})
+	code, c := f.connect("%C2%9B31mx%E2%80%AE.test:443")
+	c.Close()
+	if code != 403 {
+		t.Fatalf("CONNECT of an odd host: %d", code)
+	}
+	b, err := os.ReadFile(f.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e Entry
+	ReadEntries(strings.NewReader(string(b)), func(x Entry) error { e = x; return nil })
+	for _, r := range e.Host {
+		if r < 0x20 || r > 0x7e {
+			t.Fatalf("the logged host holds %U: %q", r, e.Host)
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"net/url"
 	"path"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -95,8 +96,9 @@ func client(r *http.Request) netip.Addr {
 }
 
 // splitTarget returns the host and the port of host[:port], the host in
-// canonical form (see canonical) or, when it has none, a shortened form for
-// messages and "" as the port.
+// canonical form (see canonical) or, when it has none, a shortened, quoted
+// ASCII form for messages and the log (the agent's bytes never reach a
+// terminal on the host) and "" as the port.
 func splitTarget(hostport, defPort string) (string, string) {
 	host, port, err := net.SplitHostPort(hostport)
 	if err != nil {
@@ -108,7 +110,7 @@ func splitTarget(hostport, defPort string) (string, string) {
 	if len(host) > 64 {
 		host = host[:64] + "..."
 	}
-	return host, ""
+	return strconv.QuoteToASCII(host), ""
 }
 
 // canonical returns host as the gateway checks and dials it: an IPv4

@@ -70,6 +70,7 @@ func (m *Manager) pushPolicy(ctx context.Context, s *Spec, inst *api.Instance) (
 	if err := s.Gateway.SetPolicy(ctx, addr, p); err != nil {
 		return "", err
 	}
+	s.Gateway.Prune(addr)
 	return info.HostPort(), nil
 }
 

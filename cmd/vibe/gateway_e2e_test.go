@@ -220,6 +220,36 @@ func TestE2EGateway(t *testing.T) {
 	if late, _ := w.guest("cat", "/tmp/late-code"); strings.TrimSpace(late) != "403" {
 		t.Errorf("a process left behind used the credential after its session ended: HTTP %q", late)
 	}
+	// A vibe killed mid-session cannot end it: the next command it runs
+	// against the sandbox prunes the session and the credentials with it.
+	killed := exec.Command(vibeBin, "--config", filepath.Join(w.dir, "vibe.yaml"), "exec", "--", "sleep", "120")
+	killed.Env = append(os.Environ(), "XDG_CONFIG_HOME="+filepath.Join(w.dir, "config"), "XDG_DATA_HOME="+filepath.Join(w.dir, "data"), "HOME="+w.dir)
+	if err := killed.Start(); err != nil {
+		t.Fatal(err)
+	}
+	leftover := "curl -s -o /dev/null -w '%{http_code}' -H 'x-api-key: x' -d '{}' \"$ANTHROPIC_BASE_URL/v1/messages\""
+	for i := 0; i < 100; i++ {
+		if o, _ := e2e.Exec(t, w.c, gwInstance, "sh", "-c", "ls /run/vibe-gateway/sandboxes/"+sandboxAddr+" | grep -c session-"); strings.TrimSpace(o) == "1" {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	killed.Process.Kill()
+	killed.Wait()
+	// The base URL from the agent's environment, as a leftover has it.
+	base := "http://" + strings.TrimSuffix(bridgeHost(t, w), "1") + "2:3128/vibe-credential/ANTHROPIC_API_KEY"
+	try := func() string {
+		o, _ := w.guest("runuser", "-u", "vibe", "--", "env", "ANTHROPIC_BASE_URL="+base, "http_proxy=http://127.0.0.1:8888", "sh", "-c", leftover)
+		return strings.TrimSpace(o)
+	}
+	if got := try(); got != "200" {
+		t.Fatalf("control: with the killed session's credentials still held, HTTP %s", got)
+	}
+	w.must("up")
+	if got := try(); got != "403" {
+		t.Errorf("after vibe up, a killed session's credentials still work: HTTP %s", got)
+	}
+
 	// The key is nowhere in the guest: no process environment, no file.
 	// (The search gets it in two halves, so that its own argv does not
 	// hold it whole.)
@@ -360,7 +390,7 @@ in_nest timeout 2 bash -c 'exec 3<>/dev/tcp/172.31.99.1/9' 2>&1 | grep -q refuse
 in_nest curl -s --max-time 3 http://"$2"/ && echo NESTED-THROUGH
 kill "$nest"
 true`
-	host := strings.SplitN(mustNetwork(t, w, gwNet).Config["ipv4.address"], "/", 2)[0]
+	host := bridgeHost(t, w)
 	gwAddr := strings.TrimSuffix(host, "1") + "2"
 	// Something listens on the gateway's port 22, so that an open port
 	// would show.
@@ -419,6 +449,11 @@ true`
 	if _, code := e2e.Exec(t, w.c, gwInstance, "test", "-e", "/run/vibe-gateway/sandboxes/"+sandboxAddr); code == 0 {
 		t.Error("the gateway still holds the policy of a removed sandbox")
 	}
+}
+
+// bridgeHost is the host's address on the gateway's bridge.
+func bridgeHost(t *testing.T, w *world) string {
+	return strings.SplitN(mustNetwork(t, w, gwNet).Config["ipv4.address"], "/", 2)[0]
 }
 
 func mustNetwork(t *testing.T, w *world, name string) *api.Network {
