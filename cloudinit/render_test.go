@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"text/template"
@@ -496,6 +497,38 @@ func BenchmarkRender(b *testing.B) {
 	for b.Loop() {
 		if _, err := Render(c); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// Every client's proxy setting names the proxy by the name settle points
+// at the guest's proxy or the gateway: no address, so that an image baked
+// on one host runs on another.
+func TestProxySettingsNameNoAddress(t *testing.T) {
+	doc, err := Render(load(t, "testdata/all-toolchains.yaml", "vm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := decode(t, doc)
+	withPort := regexp.MustCompile(`\b\d{1,3}(\.\d{1,3}){3}:\d+`)
+	for _, f := range d.WriteFiles {
+		if m := withPort.FindString(f.Content); m != "" {
+			t.Errorf("%s names an address: %s", f.Path, m)
+		}
+	}
+	for path, want := range map[string]string{
+		"/etc/apt/apt.conf.d/90vibe-proxy":                     `Acquire::https::Proxy "http://vibe-proxy:3128";`,
+		"/etc/profile.d/vibe-proxy.sh":                         "https_proxy=http://vibe-proxy:3128",
+		"/etc/pip.conf":                                        "proxy = http://vibe-proxy:3128",
+		"/etc/gitconfig":                                       "proxy = http://vibe-proxy:3128",
+		"/etc/skel/.npmrc":                                     "https-proxy=http://vibe-proxy:3128",
+		"/etc/skel/.m2/settings.xml":                           "<host>vibe-proxy</host>",
+		"/etc/skel/.gradle/gradle.properties":                  "systemProp.https.proxyHost=vibe-proxy",
+		"/etc/systemd/system/docker.service.d/http-proxy.conf": "HTTPS_PROXY=http://vibe-proxy:3128",
+		"/etc/tinyproxy/tinyproxy.conf":                        "Port 3128",
+	} {
+		if got := d.file(t, path); !strings.Contains(got, want) {
+			t.Errorf("%s lacks %q:\n%s", path, want, got)
 		}
 	}
 }

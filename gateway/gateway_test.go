@@ -32,6 +32,8 @@ type fixture struct {
 	upPort   string
 	log      string
 
+	release chan struct{} // lets /stream send its second event
+
 	mu      sync.Mutex
 	lookups []string
 	seen    []*http.Request
@@ -39,7 +41,16 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	f := &fixture{t: t, state: t.TempDir()}
+	f.release = make(chan struct{})
 	f.upstream = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/stream" {
+			w.Header().Set("Content-Type", "text/event-stream")
+			fmt.Fprint(w, "data: first\n\n")
+			w.(http.Flusher).Flush()
+			<-f.release
+			fmt.Fprint(w, "data: second\n\n")
+			return
+		}
 		f.mu.Lock()
 		f.seen = append(f.seen, r.Clone(context.Background()))
 		f.mu.Unlock()
@@ -548,5 +559,76 @@ func TestRefusedHostIsLoggedAsASCII(t *testing.T) {
 		if r < 0x20 || r > 0x7e {
 			t.Fatalf("the logged host holds %U: %q", r, e.Host)
 		}
+	}
+}
+
+// A stream (the model API's server-sent events) reaches the client as it
+// comes: an event is not held back until the copy's block fills.
+func TestStreamIsNotHeldBack(t *testing.T) {
+	f := newFixture(t)
+	f.write(PolicyFile, Policy{Sandbox: "s", Allow: []string{"stream.test"}})
+	resp, err := f.client().Get("http://stream.test:" + f.upPort + "/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	first := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(resp.Body).ReadString('\n')
+		first <- line
+	}()
+	select {
+	case line := <-first:
+		if line != "data: first\n" {
+			t.Errorf("first event: %q", line)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("the first event was held back while the stream stayed open")
+	}
+	close(f.release)
+}
+
+// A tunnel opened while the policy allowed its host is closed when the
+// policy stops allowing it (vibe allow narrowed, vibe firewall on after
+// off): an agent cannot keep a channel the operator has since shut.
+func TestTunnelsCloseWhenThePolicyNarrows(t *testing.T) {
+	f := newFixture(t)
+	f.write(PolicyFile, Policy{Sandbox: "sb", Open: true})
+	alive := func(c net.Conn) bool {
+		fmt.Fprintf(c, "GET /alive HTTP/1.1\r\nHost: x\r\n\r\n")
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			return false
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	}
+	code, kept := f.connect("kept.test:" + f.upPort)
+	if code != 200 {
+		t.Fatalf("CONNECT with the firewall off: %d", code)
+	}
+	defer kept.Close()
+	code, shut := f.connect("anything.test:" + f.upPort)
+	if code != 200 {
+		t.Fatalf("CONNECT with the firewall off: %d", code)
+	}
+	defer shut.Close()
+	// The operator turns the firewall on; kept.test is on the list.
+	f.write(PolicyFile, Policy{Sandbox: "sb", Allow: []string{"kept.test"}})
+	time.Sleep(3 * TunnelCheck)
+	if !alive(kept) {
+		t.Error("a tunnel the policy still allows was closed")
+	}
+	shut.SetReadDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(shut, "GET /after HTTP/1.1\r\nHost: x\r\n\r\n")
+	if b, err := io.ReadAll(shut); err != nil || len(b) != 0 {
+		t.Errorf("a tunnel the policy no longer allows stayed open: %q %v", b, err)
+	}
+	// The closing is in the sandbox's log, as a denial.
+	b, _ := os.ReadFile(f.log)
+	if !strings.Contains(string(b), `"host":"anything.test"`) || !strings.Contains(string(b), "closed") {
+		t.Errorf("the log does not say the tunnel was closed:\n%s", b)
 	}
 }

@@ -23,6 +23,10 @@ import (
 // ReasonNotAllowed is the reason of a denial that `vibe allow` can lift.
 const ReasonNotAllowed = "not in the sandbox's allowlist"
 
+// ReasonClosed is the reason logged when an open tunnel is closed because
+// the sandbox's policy no longer allows its host.
+const ReasonClosed = "tunnel closed: the sandbox's policy no longer allows this host"
+
 // Server is the gateway's proxy.
 type Server struct {
 	Store *Store
@@ -41,6 +45,10 @@ type Server struct {
 	// Upstream is the transport of credential routes (TLS verified).
 	Upstream http.RoundTripper
 	once     sync.Once
+
+	mu       sync.Mutex
+	tunnels  map[*tunnel]bool // open CONNECT tunnels, judged again every TunnelCheck
+	watching bool
 }
 
 // DefaultNever are the ranges no request is ever sent to.
@@ -68,11 +76,21 @@ func (s *Server) Handler() http.Handler {
 		ResponseHeaderTimeout: 10 * time.Minute,
 	}
 	p.ConnectDialWithReq = func(req *http.Request, network, addr string) (net.Conn, error) {
-		return s.dial(req.Context(), network, addr)
+		c, err := s.dial(req.Context(), network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return s.watch(req, addr, c), nil
 	}
 	p.NonproxyHandler = http.HandlerFunc(s.credential)
 	p.OnRequest().HandleConnectFunc(s.connect)
 	p.OnRequest().DoFunc(s.request)
+	p.OnResponse().DoFunc(func(resp *http.Response, _ *goproxy.ProxyCtx) *http.Response {
+		if resp != nil && resp.Body != nil {
+			resp.Body = bulkBody{resp.Body}
+		}
+		return resp
+	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// A credential route reached through a proxy (the guest's
 		// HTTP_PROXY) is served here, streamed, never forwarded.
@@ -344,4 +362,100 @@ func textResponse(r *http.Request, code int, body string) *http.Response {
 	resp := goproxy.NewResponse(r, goproxy.ContentTypeText, code, body)
 	resp.Header.Set("X-Vibe-Gateway", "denied")
 	return resp
+}
+
+// bulkBody copies a response body to the client in large blocks. The
+// standard copy moves 32 KiB at a time, waking the proxy for each; a read
+// still returns as soon as any data is there, so streams are not held back.
+type bulkBody struct{ io.ReadCloser }
+
+var bulkBuffers = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+
+func (b bulkBody) WriteTo(w io.Writer) (int64, error) {
+	buf := bulkBuffers.Get().(*[]byte)
+	defer bulkBuffers.Put(buf)
+	return io.CopyBuffer(writerOnly{w}, b.ReadCloser, *buf)
+}
+
+// writerOnly hides a writer's ReadFrom, which would copy in small blocks.
+type writerOnly struct{ io.Writer }
+
+// TunnelCheck is how often open tunnels are judged again by their
+// sandbox's current policy.
+var TunnelCheck = time.Second
+
+// tunnel is the upstream side of an open CONNECT tunnel. It embeds the TCP
+// connection, so that copies still splice in the kernel and half-closes
+// pass through; Close also forgets it.
+type tunnel struct {
+	*net.TCPConn
+	req  *http.Request
+	host string
+	port string
+	gone func(*tunnel)
+}
+
+func (t *tunnel) Close() error {
+	t.gone(t)
+	return t.TCPConn.Close()
+}
+
+// watch registers the upstream connection of a tunnel to addr that req
+// opened, until it closes.
+func (s *Server) watch(req *http.Request, addr string, c net.Conn) net.Conn {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return c
+	}
+	host, port := splitTarget(addr, "443")
+	t := &tunnel{TCPConn: tc, req: req, host: host, port: port, gone: func(t *tunnel) {
+		s.mu.Lock()
+		delete(s.tunnels, t)
+		s.mu.Unlock()
+	}}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tunnels == nil {
+		s.tunnels = map[*tunnel]bool{}
+	}
+	s.tunnels[t] = true
+	if !s.watching {
+		s.watching = true
+		go s.judgeTunnels()
+	}
+	return t
+}
+
+// judgeTunnels closes every open tunnel whose sandbox's policy no longer
+// allows its host (an entry removed, the firewall back on, the policy
+// gone), every TunnelCheck, while any is open.
+func (s *Server) judgeTunnels() {
+	for {
+		time.Sleep(TunnelCheck)
+		s.mu.Lock()
+		open := make([]*tunnel, 0, len(s.tunnels))
+		for t := range s.tunnels {
+			open = append(open, t)
+		}
+		if len(open) == 0 {
+			s.watching = false
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+		views := map[netip.Addr]*View{}
+		for _, t := range open {
+			a := client(t.req)
+			v, seen := views[a]
+			if !seen {
+				v, _ = s.Store.Lookup(a) // unreadable or gone: nil, closed
+				views[a] = v
+			}
+			if v != nil && (v.Open || v.Allows(t.host)) {
+				continue
+			}
+			s.record(t.req, v, "CONNECT", t.host, t.port, ReasonClosed)
+			t.Close()
+		}
+	}
 }

@@ -4,7 +4,7 @@
 # into a script, so no configuration value is ever parsed by the shell.
 
 VIBE_BUILD_JSON=${VIBE_BUILD_JSON:-/etc/vibe/build.json}
-VIBE_PROXY=http://127.0.0.1:8888
+VIBE_PROXY=http://vibe-proxy:3128
 
 log() { printf 'vibe: %s\n' "$*" >&2; }
 die() { printf 'vibe: error: %s\n' "$*" >&2; exit 1; }

@@ -17,7 +17,7 @@ import (
 	"strings"
 )
 
-//go:embed lib.sh run seal settle guarded launch proxy-env.sh vibe-firewall vibe-selftest *.nft *.service steps/*.sh
+//go:embed lib.sh run seal settle guarded launch proxy-env.sh vibe-egress vibe-firewall vibe-selftest *.nft *.service steps/*.sh
 var FS embed.FS
 
 // File returns an embedded file's content.
@@ -38,7 +38,7 @@ func StepName(p string) string { return strings.TrimSuffix(path.Base(p), ".sh") 
 
 // Scripts returns every embedded shell script, for linting.
 func Scripts() []string {
-	out := []string{"lib.sh", "run", "seal", "settle", "guarded", "launch", "proxy-env.sh", "vibe-firewall", "vibe-selftest"}
+	out := []string{"lib.sh", "run", "seal", "settle", "guarded", "launch", "proxy-env.sh", "vibe-egress", "vibe-firewall", "vibe-selftest"}
 	return append(out, Steps()...)
 }
 
@@ -51,6 +51,7 @@ var Guarded = map[string]string{
 	"/usr/local/lib/vibe/firewall-off.nft":    "firewall-off.nft",
 	"/usr/local/lib/vibe/firewall-closed.nft": "firewall-closed.nft",
 	"/usr/local/lib/vibe/launch":              "launch",
+	"/usr/local/sbin/vibe-egress":             "vibe-egress",
 	"/usr/local/sbin/vibe-firewall":           "vibe-firewall",
 	"/usr/local/sbin/vibe-selftest":           "vibe-selftest",
 }

@@ -1,7 +1,7 @@
 # shellcheck shell=sh
 # vibe: all egress goes through the guest's filtering proxy.
-export http_proxy=http://127.0.0.1:8888 https_proxy=http://127.0.0.1:8888
-export HTTP_PROXY=http://127.0.0.1:8888 HTTPS_PROXY=http://127.0.0.1:8888
+export http_proxy=http://vibe-proxy:3128 https_proxy=http://vibe-proxy:3128
+export HTTP_PROXY=http://vibe-proxy:3128 HTTPS_PROXY=http://vibe-proxy:3128
 export no_proxy=localhost,127.0.0.1 NO_PROXY=localhost,127.0.0.1
 export NODE_USE_ENV_PROXY=1
 # The sandbox user's own tools (its nvm's node) go on its PATH only: root's

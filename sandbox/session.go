@@ -17,8 +17,10 @@ import (
 	"github.com/vibesandbox/vibe/workspace"
 )
 
-// Proxy is the guest's filtering proxy.
-const Proxy = "http://127.0.0.1:8888"
+// Proxy is where the guest's web traffic goes: a name that settle points
+// at the guest's own proxy or at the egress gateway, on a port both use
+// (gateway.Port), so that the image names no address of one host.
+const Proxy = "http://vibe-proxy:3128"
 
 // GitIdentity is the host user's git name and email.
 type GitIdentity struct{ Name, Email string }

@@ -61,6 +61,28 @@ check "off: other user to 443 leaves" 124 "$(connect "$other_user" 443)"
 bash "$dir/vibe-firewall" on
 check "on again: other user refused" 1 "$(connect "$other_user" 443)"
 
+# Behind the egress gateway there is no proxy in the guest: every user may
+# reach the gateway's proxy port and nothing else, not even the proxy user
+# its web ports, and no resolver is reachable.
+printf '198.51.100.2:3128\n' >"$dir/etc/gateway"
+bash "$dir/vibe-firewall" apply
+check "gateway: apply" 0 $?
+bash "$dir/vibe-firewall" status >/dev/null
+check "gateway: status" 0 $?
+check "gateway: other user to the gateway's port" 124 "$(connect "$other_user" 3128)"
+check "gateway: other user to 443 refused" 1 "$(connect "$other_user" 443)"
+check "gateway: proxy user to 443 refused" 1 "$(connect "$proxy_user" 443)"
+check "gateway: proxy user to 80 refused" 1 "$(connect "$proxy_user" 80)"
+check "gateway: no resolver" 0 "$(nft list set inet vibe resolvers | grep -c 198.51.100.53)"
+check "gateway: dns to the old resolver refused" 1 "$(as "$other_user" timeout 1 bash -c 'exec 3<>/dev/tcp/198.51.100.53/53' 2>/dev/null; echo $?)"
+printf '198.51.100.2:31280000\n' >"$dir/etc/gateway"
+bash "$dir/vibe-firewall" apply 2>/dev/null
+check "malformed gateway: apply fails" 1 $?
+check "malformed gateway: egress closed" 1 "$(connect "$proxy_user" 443)"
+rm "$dir/etc/gateway"
+bash "$dir/vibe-firewall" apply
+check "no gateway again: other user to 3128 refused" 1 "$(connect "$other_user" 3128)"
+
 # Fail closed: no proxy user, or a proxy user that is root.
 VIBE_PROXY_USER=vibe-no-such-user bash "$dir/vibe-firewall" apply 2>/dev/null
 check "missing proxy user: apply fails" 1 $?

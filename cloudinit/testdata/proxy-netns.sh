@@ -12,7 +12,7 @@ tinyproxy -d -c "$dir/tinyproxy.conf" >"$dir/tinyproxy.out" 2>&1 &
 pid=$!
 trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null' EXIT
 for _ in $(seq 1 50); do
-	curl -s -o /dev/null --max-time 1 http://127.0.0.1:8888/ && break
+	curl -s -o /dev/null --max-time 1 http://127.0.0.1:3128/ && break
 	sleep 0.1
 done
 if ! kill -0 "$pid" 2>/dev/null; then
@@ -20,8 +20,8 @@ if ! kill -0 "$pid" 2>/dev/null; then
 	cat "$dir/tinyproxy.out"
 	exit 1
 fi
-get() { curl -s -o /dev/null -w '%{http_code}' --max-time 5 --proxy http://127.0.0.1:8888 "http://$1/"; }
-tunnel() { curl -s -o /dev/null -w '%{http_connect}' --max-time 5 --proxytunnel --proxy http://127.0.0.1:8888 "https://$1/"; }
+get() { curl -s -o /dev/null -w '%{http_code}' --max-time 5 --proxy http://127.0.0.1:3128 "http://$1/"; }
+tunnel() { curl -s -o /dev/null -w '%{http_connect}' --max-time 5 --proxytunnel --proxy http://127.0.0.1:3128 "https://$1/"; }
 expect() { # expect NAME admitted|refused CODE
 	local got=refused
 	[ "$3" != 403 ] && got=admitted

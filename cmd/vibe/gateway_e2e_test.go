@@ -237,9 +237,9 @@ func TestE2EGateway(t *testing.T) {
 	killed.Process.Kill()
 	killed.Wait()
 	// The base URL from the agent's environment, as a leftover has it.
-	base := "http://" + strings.TrimSuffix(bridgeHost(t, w), "1") + "2:3128/vibe-credential/ANTHROPIC_API_KEY"
+	base := fmt.Sprintf("http://%s:%d/vibe-credential/ANTHROPIC_API_KEY", gwAddrOf(t, w), gateway.Port)
 	try := func() string {
-		o, _ := w.guest("runuser", "-u", "vibe", "--", "env", "ANTHROPIC_BASE_URL="+base, "http_proxy=http://127.0.0.1:8888", "sh", "-c", leftover)
+		o, _ := w.guest("runuser", "-u", "vibe", "--", "env", "ANTHROPIC_BASE_URL="+base, "http_proxy=http://vibe-proxy:3128", "sh", "-c", leftover)
 		return strings.TrimSpace(o)
 	}
 	if got := try(); got != "200" {
@@ -277,9 +277,17 @@ func TestE2EGateway(t *testing.T) {
 		t.Errorf("vibe log --denied:\n%s", out)
 	}
 
+	// No proxy runs in the guest: its clients talk to the gateway, which
+	// their settings name.
+	if o, code := w.guest("pgrep", "-a", "tinyproxy"); code == 0 {
+		t.Errorf("the guest's own proxy runs behind the gateway: %s", o)
+	}
+	if o, _ := w.guest("getent", "hosts", "vibe-proxy"); !strings.HasPrefix(o, gwAddrOf(t, w)+" ") {
+		t.Errorf("vibe-proxy does not name the gateway: %q", o)
+	}
 	// vibe allow applies at once, with no restart in the guest.
-	pid := func() string { o, _ := w.guest("pgrep", "-o", "-x", "tinyproxy"); return strings.TrimSpace(o) }
-	before := pid()
+	boot := func() string { o, _ := w.guest("cat", "/proc/sys/kernel/random/boot_id"); return o }
+	before := boot()
 	if got := status("http://later.test/"); got != "403" {
 		t.Fatalf("later.test before vibe allow: %s", got)
 	}
@@ -287,8 +295,8 @@ func TestE2EGateway(t *testing.T) {
 	if got := status("http://later.test/"); got != "200" {
 		t.Errorf("later.test after vibe allow: %s, want 200", got)
 	}
-	if after := pid(); after != before {
-		t.Errorf("the guest's proxy restarted for vibe allow (%s, then %s)", before, after)
+	if after := boot(); after != before {
+		t.Error("the guest restarted for vibe allow")
 	}
 
 	// The operator opens the gateway for the sandbox and closes it again.
@@ -391,7 +399,7 @@ in_nest curl -s --max-time 3 http://"$2"/ && echo NESTED-THROUGH
 kill "$nest"
 true`
 	host := bridgeHost(t, w)
-	gwAddr := strings.TrimSuffix(host, "1") + "2"
+	gwAddr := gwAddrOf(t, w)
 	// Something listens on the gateway's port 22, so that an open port
 	// would show.
 	e2e.Exec(t, w.c, gwInstance, "sh", "-c", "setsid python3 -m http.server 22 </dev/null >/dev/null 2>&1 &")
@@ -454,6 +462,11 @@ true`
 // bridgeHost is the host's address on the gateway's bridge.
 func bridgeHost(t *testing.T, w *world) string {
 	return strings.SplitN(mustNetwork(t, w, gwNet).Config["ipv4.address"], "/", 2)[0]
+}
+
+// gwAddrOf is the gateway's address on its bridge.
+func gwAddrOf(t *testing.T, w *world) string {
+	return strings.TrimSuffix(bridgeHost(t, w), "1") + "2"
 }
 
 func mustNetwork(t *testing.T, w *world, name string) *api.Network {

@@ -271,7 +271,7 @@ import http.server
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self): self.send_response(403); self.end_headers()
     do_CONNECT = do_GET
-http.server.HTTPServer(("127.0.0.1", 8888), H).serve_forever()' </dev/null >/dev/null 2>&1 &
+http.server.HTTPServer(("127.0.0.1", 3128), H).serve_forever()' </dev/null >/dev/null 2>&1 &
 sleep 1`)
 	out, _ := w.guest("/usr/local/sbin/vibe-selftest")
 	if !strings.Contains(out, "FAIL") || !strings.Contains(out, "proxy") {

@@ -1,5 +1,10 @@
 #!/bin/bash
-# The egress proxy: tinyproxy on 127.0.0.1:8888, deny by default.
+# Where the bake's web traffic goes. Every proxy setting in the image names
+# http://vibe-proxy:3128; vibe-egress points that name at the guest's own
+# filtering proxy (tinyproxy on 127.0.0.1, deny by default) or, for a bake
+# behind vibe's egress gateway, at the gateway, which then applies the
+# recipe's allowlist outside the guest. Sandboxes point it again at every
+# launch (settle), so the image keeps neither.
 set -euo pipefail
 # shellcheck source=../lib.sh
 . /usr/local/lib/vibe/lib.sh
@@ -7,10 +12,13 @@ set -euo pipefail
 getent passwd tinyproxy >/dev/null || die "the proxy user tinyproxy does not exist; is tinyproxy installed?"
 [ "$(id -u tinyproxy)" != 0 ] || die "the proxy user has uid 0"
 install -d -o tinyproxy -g tinyproxy -m 0750 /var/log/tinyproxy
-# A bake behind vibe's egress gateway: the host names the gateway's proxy
-# through the guest API (never in the user-data, so the image stays the
-# same); the proxy forwards everything to it, and the gateway applies the
-# recipe's allowlist. seal puts the filtering configuration back.
+# The guest's proxy starts only where a launch wants it (vibe-egress), not
+# at every boot: behind the gateway it has no job. Stopped too, since the
+# package's install may have started it with the package's configuration.
+systemctl disable tinyproxy >/dev/null 2>&1 || true
+systemctl stop tinyproxy
+# The host names the gateway through the guest API (never in the
+# user-data, so the image stays the same wherever it is baked).
 gateway=
 for _ in $(seq 1 50); do
 	[ -S /dev/incus/sock ] && break
@@ -20,23 +28,12 @@ if [ -S /dev/incus/sock ]; then
 	gateway=$(curl -sf --max-time 5 --unix-socket /dev/incus/sock http://incus/1.0/config/user.vibe.gateway-proxy || true)
 fi
 if [ -n "$gateway" ]; then
-	[[ $gateway =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}:[0-9]{1,5}$ ]] || die "the gateway the host names is malformed"
-	conf=/etc/tinyproxy/tinyproxy.conf
-	cp -p "$conf" "$conf.vibe-filtering"
-	{ grep -v -e '^Filter' -e '^Upstream' "$conf.vibe-filtering" && printf 'Upstream http %s\n' "$gateway"; } >"$conf"
-	install -d -m 0755 /etc/vibe
-	printf '%s\n' "$gateway" >/etc/vibe/gateway
+	/usr/local/sbin/vibe-egress gateway "$gateway"
 	log "baking behind the egress gateway at $gateway"
-fi
-systemctl enable tinyproxy >/dev/null 2>&1 || true
-systemctl restart tinyproxy
-for _ in $(seq 1 50); do
-	if curl -s -o /dev/null --max-time 2 http://127.0.0.1:8888/; then
-		break
+else
+	/usr/local/sbin/vibe-egress local </etc/vibe/allowlist
+	if pgrep -u root -x tinyproxy >/dev/null; then
+		die "tinyproxy runs as root; it must drop to the tinyproxy user"
 	fi
-	sleep 0.2
-done
-if pgrep -u root -x tinyproxy >/dev/null; then
-	die "tinyproxy runs as root; it must drop to the tinyproxy user"
 fi
 record tinyproxy "$(dpkg-query -W -f '${Version}' tinyproxy)"
