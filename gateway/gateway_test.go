@@ -34,15 +34,45 @@ type fixture struct {
 
 	release chan struct{} // lets /stream send its second event
 
-	mu      sync.Mutex
-	lookups []string
-	seen    []*http.Request
+	mu       sync.Mutex
+	uploaded []string
+	lookups  []string
+	seen     []*http.Request
 }
 
 func newFixture(t *testing.T) *fixture {
 	f := &fixture{t: t, state: t.TempDir()}
 	f.release = make(chan struct{})
 	f.upstream = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/short": // promises more than it sends, then hangs up
+			c, bw, _ := w.(http.Hijacker).Hijack()
+			bw.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + strings.Repeat("x", 500))
+			bw.Flush()
+			c.Close()
+			return
+		case "/ws": // a websocket-style upgrade that echoes lines
+			c, bw, _ := w.(http.Hijacker).Hijack()
+			defer c.Close()
+			bw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+			bw.Flush()
+			for {
+				line, err := bw.ReadString('\n')
+				if err != nil {
+					return
+				}
+				bw.WriteString("echo " + line)
+				bw.Flush()
+			}
+		case "/upload": // reads a streamed body, line by line, as it comes
+			sc := bufio.NewScanner(r.Body)
+			for sc.Scan() {
+				f.mu.Lock()
+				f.uploaded = append(f.uploaded, sc.Text())
+				f.mu.Unlock()
+			}
+			return
+		}
 		if r.URL.Path == "/stream" {
 			w.Header().Set("Content-Type", "text/event-stream")
 			fmt.Fprint(w, "data: first\n\n")
@@ -628,7 +658,103 @@ func TestTunnelsCloseWhenThePolicyNarrows(t *testing.T) {
 	}
 	// The closing is in the sandbox's log, as a denial.
 	b, _ := os.ReadFile(f.log)
-	if !strings.Contains(string(b), `"host":"anything.test"`) || !strings.Contains(string(b), "closed") {
+	if !strings.Contains(string(b), `"host":"anything.test"`) || !strings.Contains(string(b), ReasonClosed) {
 		t.Errorf("the log does not say the tunnel was closed:\n%s", b)
 	}
+}
+
+// The gateway passes on what the upstream said about the body: a body cut
+// short is an error for the client (never a complete-looking half of a
+// script), and HEAD keeps its Content-Length.
+func TestBodiesKeepTheirLength(t *testing.T) {
+	f := newFixture(t)
+	f.write(PolicyFile, Policy{Sandbox: "s", Allow: []string{"len.test"}})
+	resp, err := f.client().Get("http://len.test:" + f.upPort + "/short")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err == nil {
+		t.Errorf("a body cut short reached the client as complete (%d bytes, Content-Length %q)", len(b), resp.Header.Get("Content-Length"))
+	}
+	resp, err = f.client().Head("http://len.test:" + f.upPort + "/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.ContentLength <= 0 {
+		t.Errorf("HEAD lost its Content-Length: %v", resp.Header)
+	}
+}
+
+// An upgraded connection (a websocket over http://) works through the
+// gateway, both ways.
+func TestUpgradeWorks(t *testing.T) {
+	f := newFixture(t)
+	f.write(PolicyFile, Policy{Sandbox: "s", Allow: []string{"ws.test"}})
+	c, err := net.Dial("tcp", f.proxy.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(c, "GET http://ws.test:%s/ws HTTP/1.1\r\nHost: ws.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n", f.upPort)
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 101 {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	fmt.Fprintf(c, "hi\n")
+	if line, err := br.ReadString('\n'); err != nil || line != "echo hi\n" {
+		t.Errorf("through the upgraded connection: %q %v", line, err)
+	}
+	// It ends, as a tunnel does, when the policy stops allowing its host.
+	f.write(PolicyFile, Policy{Sandbox: "s", Allow: []string{"other.test"}})
+	time.Sleep(3 * TunnelCheck)
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	fmt.Fprintf(c, "again\n")
+	if line, err := br.ReadString('\n'); err == nil {
+		t.Errorf("the upgraded connection outlived the policy: %q", line)
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Error("the upgraded connection stayed open after the policy narrowed")
+	}
+}
+
+// A plain-HTTP exchange in flight (a streamed upload here) is cut when the
+// policy stops allowing its host, as a tunnel is.
+func TestRequestsInFlightEndWhenThePolicyNarrows(t *testing.T) {
+	f := newFixture(t)
+	f.write(PolicyFile, Policy{Sandbox: "s", Allow: []string{"up.test"}})
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		req, _ := http.NewRequest("POST", "http://up.test:"+f.upPort+"/upload", pr)
+		resp, err := f.client().Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		done <- err
+	}()
+	got := func() []string {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return append([]string(nil), f.uploaded...)
+	}
+	fmt.Fprintln(pw, "before")
+	for i := 0; i < 50 && len(got()) == 0; i++ {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(got()) != 1 {
+		t.Fatalf("control: the upload did not start: %v", got())
+	}
+	f.write(PolicyFile, Policy{Sandbox: "s", Allow: []string{"other.test"}})
+	time.Sleep(3 * TunnelCheck)
+	fmt.Fprintln(pw, "after narrowing")
+	time.Sleep(500 * time.Millisecond)
+	pw.Close()
+	if g := got(); len(g) != 1 {
+		t.Errorf("the upload went on after the policy stopped allowing its host: %v", g)
+	}
+	<-done
 }

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -23,9 +24,9 @@ import (
 // ReasonNotAllowed is the reason of a denial that `vibe allow` can lift.
 const ReasonNotAllowed = "not in the sandbox's allowlist"
 
-// ReasonClosed is the reason logged when an open tunnel is closed because
-// the sandbox's policy no longer allows its host.
-const ReasonClosed = "tunnel closed: the sandbox's policy no longer allows this host"
+// ReasonClosed is the reason logged when an open tunnel or a request in
+// flight is ended because the sandbox's policy no longer allows its host.
+const ReasonClosed = "ended: the sandbox's policy no longer allows this host"
 
 // Server is the gateway's proxy.
 type Server struct {
@@ -47,7 +48,7 @@ type Server struct {
 	once     sync.Once
 
 	mu       sync.Mutex
-	tunnels  map[*tunnel]bool // open CONNECT tunnels, judged again every TunnelCheck
+	channels map[*channel]bool // open tunnels and requests in flight, judged again every TunnelCheck
 	watching bool
 }
 
@@ -80,17 +81,11 @@ func (s *Server) Handler() http.Handler {
 		if err != nil {
 			return nil, err
 		}
-		return s.watch(req, addr, c), nil
+		return s.tunnel(req, addr, c), nil
 	}
 	p.NonproxyHandler = http.HandlerFunc(s.credential)
 	p.OnRequest().HandleConnectFunc(s.connect)
 	p.OnRequest().DoFunc(s.request)
-	p.OnResponse().DoFunc(func(resp *http.Response, _ *goproxy.ProxyCtx) *http.Response {
-		if resp != nil && resp.Body != nil {
-			resp.Body = bulkBody{resp.Body}
-		}
-		return resp
-	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// A credential route reached through a proxy (the guest's
 		// HTTP_PROXY) is served here, streamed, never forwarded.
@@ -100,7 +95,25 @@ func (s *Server) Handler() http.Handler {
 				return
 			}
 		}
-		p.ServeHTTP(w, r)
+		if r.Method == http.MethodConnect {
+			p.ServeHTTP(w, r)
+			return
+		}
+		// A request in flight is a channel too (a streamed upload, a long
+		// download, an upgraded connection): it ends when the policy stops
+		// allowing its host.
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		bw := &bulkWriter{ResponseWriter: w}
+		if host, port := splitTarget(r.URL.Host, "80"); host != "" {
+			ch := &channel{req: r, host: host, port: port, end: func() { cancel(); bw.closeHijacked() }}
+			s.open(ch)
+			defer s.forget(ch)
+		}
+		p.ServeHTTP(bw, r.WithContext(ctx))
+		// goproxy leaves an upgraded client connection open when the
+		// upstream ends it.
+		bw.closeHijacked()
 	})
 }
 
@@ -364,18 +377,64 @@ func textResponse(r *http.Request, code int, body string) *http.Response {
 	return resp
 }
 
-// bulkBody copies a response body to the client in large blocks. The
-// standard copy moves 32 KiB at a time, waking the proxy for each; a read
-// still returns as soon as any data is there, so streams are not held back.
-type bulkBody struct{ io.ReadCloser }
+// bulkWriter copies response bodies to the client in large blocks: the
+// standard copy moves 32 KiB at a time, waking the proxy for each. A read
+// returns as soon as any data is there, so streams are not held back; the
+// body and its headers are the upstream's, untouched (a body cut short
+// stays an error for the client). At most bulkSlots copies hold a large
+// block at once, so that stalled readers cannot make the gateway's memory
+// grow; the others copy as usual.
+type bulkWriter struct {
+	http.ResponseWriter
+	mu       sync.Mutex
+	hijacked net.Conn
+}
 
-var bulkBuffers = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+const bulkBlock = 256 << 10
 
-func (b bulkBody) WriteTo(w io.Writer) (int64, error) {
+var (
+	bulkSlots   = make(chan struct{}, 32)
+	bulkBuffers = sync.Pool{New: func() any { b := make([]byte, bulkBlock); return &b }}
+)
+
+func (b *bulkWriter) ReadFrom(r io.Reader) (int64, error) {
+	select {
+	case bulkSlots <- struct{}{}:
+		defer func() { <-bulkSlots }()
+	default:
+		if rf, ok := b.ResponseWriter.(io.ReaderFrom); ok {
+			return rf.ReadFrom(r)
+		}
+		return io.Copy(writerOnly{b.ResponseWriter}, r)
+	}
 	buf := bulkBuffers.Get().(*[]byte)
 	defer bulkBuffers.Put(buf)
-	return io.CopyBuffer(writerOnly{w}, b.ReadCloser, *buf)
+	return io.CopyBuffer(writerOnly{b.ResponseWriter}, r, *buf)
 }
+
+func (b *bulkWriter) Flush() { _ = http.NewResponseController(b.ResponseWriter).Flush() }
+
+// Hijack hands over the client's connection (an upgrade), and remembers it
+// so that it can be closed.
+func (b *bulkWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, rw, err := http.NewResponseController(b.ResponseWriter).Hijack()
+	if err == nil {
+		b.mu.Lock()
+		b.hijacked = c
+		b.mu.Unlock()
+	}
+	return c, rw, err
+}
+
+func (b *bulkWriter) closeHijacked() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.hijacked != nil {
+		b.hijacked.Close()
+	}
+}
+
+func (b *bulkWriter) Unwrap() http.ResponseWriter { return b.ResponseWriter }
 
 // writerOnly hides a writer's ReadFrom, which would copy in small blocks.
 type writerOnly struct{ io.Writer }
@@ -384,58 +443,72 @@ type writerOnly struct{ io.Writer }
 // sandbox's current policy.
 var TunnelCheck = time.Second
 
+// channel is something open through the gateway for a sandbox: a CONNECT
+// tunnel or a request in flight. Every TunnelCheck, each is judged again by
+// its sandbox's current policy and ended when that no longer allows it.
+type channel struct {
+	req        *http.Request
+	host, port string
+	end        func()
+}
+
 // tunnel is the upstream side of an open CONNECT tunnel. It embeds the TCP
 // connection, so that copies still splice in the kernel and half-closes
-// pass through; Close also forgets it.
+// pass through; Close also forgets its channel.
 type tunnel struct {
 	*net.TCPConn
-	req  *http.Request
-	host string
-	port string
-	gone func(*tunnel)
+	s  *Server
+	ch *channel
 }
 
 func (t *tunnel) Close() error {
-	t.gone(t)
+	t.s.forget(t.ch)
 	return t.TCPConn.Close()
 }
 
-// watch registers the upstream connection of a tunnel to addr that req
+// tunnel registers the upstream connection of a tunnel to addr that req
 // opened, until it closes.
-func (s *Server) watch(req *http.Request, addr string, c net.Conn) net.Conn {
+func (s *Server) tunnel(req *http.Request, addr string, c net.Conn) net.Conn {
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
 		return c
 	}
 	host, port := splitTarget(addr, "443")
-	t := &tunnel{TCPConn: tc, req: req, host: host, port: port, gone: func(t *tunnel) {
-		s.mu.Lock()
-		delete(s.tunnels, t)
-		s.mu.Unlock()
-	}}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.tunnels == nil {
-		s.tunnels = map[*tunnel]bool{}
-	}
-	s.tunnels[t] = true
-	if !s.watching {
-		s.watching = true
-		go s.judgeTunnels()
-	}
+	t := &tunnel{TCPConn: tc, s: s}
+	t.ch = &channel{req: req, host: host, port: port, end: func() { t.Close() }}
+	s.open(t.ch)
 	return t
 }
 
-// judgeTunnels closes every open tunnel whose sandbox's policy no longer
-// allows its host (an entry removed, the firewall back on, the policy
-// gone), every TunnelCheck, while any is open.
-func (s *Server) judgeTunnels() {
+func (s *Server) open(ch *channel) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.channels == nil {
+		s.channels = map[*channel]bool{}
+	}
+	s.channels[ch] = true
+	if !s.watching {
+		s.watching = true
+		go s.judge()
+	}
+}
+
+func (s *Server) forget(ch *channel) {
+	s.mu.Lock()
+	delete(s.channels, ch)
+	s.mu.Unlock()
+}
+
+// judge ends every open channel whose sandbox's policy no longer allows
+// its host (an entry removed, the firewall back on, the policy gone),
+// every TunnelCheck, while any is open.
+func (s *Server) judge() {
 	for {
 		time.Sleep(TunnelCheck)
 		s.mu.Lock()
-		open := make([]*tunnel, 0, len(s.tunnels))
-		for t := range s.tunnels {
-			open = append(open, t)
+		open := make([]*channel, 0, len(s.channels))
+		for ch := range s.channels {
+			open = append(open, ch)
 		}
 		if len(open) == 0 {
 			s.watching = false
@@ -444,18 +517,20 @@ func (s *Server) judgeTunnels() {
 		}
 		s.mu.Unlock()
 		views := map[netip.Addr]*View{}
-		for _, t := range open {
-			a := client(t.req)
+		for _, ch := range open {
+			a := client(ch.req)
 			v, seen := views[a]
 			if !seen {
-				v, _ = s.Store.Lookup(a) // unreadable or gone: nil, closed
+				v, _ = s.Store.Lookup(a) // unreadable or gone: nil, ended
 				views[a] = v
 			}
-			if v != nil && (v.Open || v.Allows(t.host)) {
+			if v != nil && (v.Open || v.Allows(ch.host)) {
 				continue
 			}
-			s.record(t.req, v, "CONNECT", t.host, t.port, ReasonClosed)
-			t.Close()
+			s.forget(ch)
+			method := ch.req.Method
+			s.record(ch.req, v, method, ch.host, ch.port, ReasonClosed)
+			ch.end()
 		}
 	}
 }

@@ -185,7 +185,8 @@ func TestE2EBakeOffline(t *testing.T) {
 	}
 
 	// A plain incus launch boots with the sandbox user, the default-drop
-	// table and a fresh machine-id.
+	// table and a fresh machine-id, and, pointed at its own proxy as every
+	// launch of vibe's does (vibe-egress), passes its self-test.
 	name := "vibe-e2e-launch"
 	e2e.ForceDelete(c, name)
 	op, err := c.CreateInstance(api.InstancesPost{Name: name, Source: api.InstanceSource{Type: "image", Fingerprint: res.Fingerprint}, Start: true})
@@ -201,7 +202,7 @@ cloud-init status --wait >/dev/null || true
 id -u vibe
 nft list chain inet vibe output | grep -c 'policy drop'
 cat /etc/machine-id
-/usr/local/sbin/vibe-selftest >/dev/null && echo selftest-ok`
+/usr/local/sbin/vibe-egress local </etc/vibe/allowlist && /usr/local/sbin/vibe-selftest >/dev/null && echo selftest-ok`
 	var got string
 	for i := 0; i < 30; i++ {
 		got, _ = e2e.Exec(t, c, name, "bash", "-c", check)

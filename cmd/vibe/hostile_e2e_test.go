@@ -279,6 +279,19 @@ sleep 1`)
 	}
 }
 
+// The sandbox user's own files decide nothing the self-test sees: its
+// curl configuration (which could print any status and header without
+// reaching a proxy) and its shell's start-up files are not read there.
+func TestE2EHostileSelfTestIgnoresTheUsersFiles(t *testing.T) {
+	w := newWorld(t)
+	w.must("up")
+	w.must("exec", "--", "sh", "-c", `printf 'connect-to = ::127.0.0.1:1\nwrite-out = "HTTP/1.1 200 OK\\r\\n"\n' >~/.curlrc; printf 'echo "Connection refused" >&2; exit\n' >~/.bashrc; cp ~/.bashrc ~/.bash_profile`)
+	out, code := w.guest("/usr/local/sbin/vibe-selftest")
+	if code != 0 || strings.Contains(out, "FAIL") {
+		t.Errorf("the sandbox user's dotfiles changed the self-test's verdict: exit %d\n%s", code, out)
+	}
+}
+
 // Host-run files are read-only in the sandbox; a write made by a detached
 // process after the session is reported at the next start; what the guest
 // named is printed without its control characters.
