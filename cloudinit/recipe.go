@@ -17,12 +17,19 @@ type Recipe struct {
 	Base         string `json:"base"`
 	InstanceType string `json:"instance_type"`
 	UserDataHash string `json:"user_data_sha256"`
+	Disk         string `json:"disk,omitempty"` // a VM's root disk size, when set
 }
 
 // NewRecipe describes the image baked from userData on base.
-func NewRecipe(base, instanceType string, userData []byte) Recipe {
+// A VM's disk size is part of it (its builder runs at that size); a
+// container's is not (its root takes the pool's space).
+func NewRecipe(base, instanceType, disk string, userData []byte) Recipe {
 	sum := sha256.Sum256(userData)
-	return Recipe{Format: RecipeFormat, Base: base, InstanceType: instanceType, UserDataHash: hex.EncodeToString(sum[:])}
+	r := Recipe{Format: RecipeFormat, Base: base, InstanceType: instanceType, UserDataHash: hex.EncodeToString(sum[:])}
+	if instanceType == "vm" {
+		r.Disk = disk
+	}
+	return r
 }
 
 // Canonical is the exact text hashed: one "key: value" line per input, in a
@@ -33,6 +40,9 @@ func (r Recipe) Canonical() string {
 	fmt.Fprintf(&b, "base: %s\n", r.Base)
 	fmt.Fprintf(&b, "instance-type: %s\n", r.InstanceType)
 	fmt.Fprintf(&b, "user-data-sha256: %s\n", r.UserDataHash)
+	if r.Disk != "" {
+		fmt.Fprintf(&b, "disk: %s\n", r.Disk)
+	}
 	return b.String()
 }
 

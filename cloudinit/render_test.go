@@ -450,18 +450,27 @@ func TestCheckRefuses(t *testing.T) {
 
 func TestRecipeHash(t *testing.T) {
 	ud := []byte("#cloud-config\n")
-	a := NewRecipe("images:ubuntu/26.04/cloud", "vm", ud)
-	if a.Hash() != NewRecipe("images:ubuntu/26.04/cloud", "vm", ud).Hash() {
+	a := NewRecipe("images:ubuntu/26.04/cloud", "vm", "", ud)
+	if a.Hash() != NewRecipe("images:ubuntu/26.04/cloud", "vm", "", ud).Hash() {
 		t.Error("recipe hash is not stable")
 	}
 	for _, b := range []Recipe{
-		NewRecipe("images:debian/13/cloud", "vm", ud),
-		NewRecipe("images:ubuntu/26.04/cloud", "container", ud),
-		NewRecipe("images:ubuntu/26.04/cloud", "vm", []byte("#cloud-config\n\n")),
+		NewRecipe("images:debian/13/cloud", "vm", "", ud),
+		NewRecipe("images:ubuntu/26.04/cloud", "container", "", ud),
+		NewRecipe("images:ubuntu/26.04/cloud", "vm", "", []byte("#cloud-config\n\n")),
+		NewRecipe("images:ubuntu/26.04/cloud", "vm", "40GiB", ud),
 	} {
 		if a.Hash() == b.Hash() {
 			t.Errorf("recipes %+v and %+v share a hash", a, b)
 		}
+	}
+	// A VM's disk size is its builder's, so it is in the recipe; a
+	// container's root has no size of its own, so it is not.
+	if NewRecipe("b", "container", "40GiB", ud).Hash() != NewRecipe("b", "container", "", ud).Hash() {
+		t.Error("a container's recipe depends on a disk size")
+	}
+	if got := NewRecipe("b", "vm", "40GiB", ud).Canonical(); !strings.HasSuffix(got, "disk: 40GiB\n") {
+		t.Errorf("a VM's canonical recipe lacks its disk:\n%s", got)
 	}
 	// Pinned: the canonical text, and so the hash, is a compatibility promise.
 	if got, want := a.Canonical(), "vibe-recipe-format: 1\nbase: images:ubuntu/26.04/cloud\ninstance-type: vm\nuser-data-sha256: 88c95955b024402aa9572b663f7eeb134f01343bb92af27b50e97e72b22c565f\n"; got != want {

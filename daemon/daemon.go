@@ -167,3 +167,17 @@ func ForceDelete(c incus.InstanceServer, name string) error {
 	}
 	return nil
 }
+
+// VMRootDisk is the root disk device of a VM of size disk, on the default
+// profile's root pool; nil for a container, no size, or no such pool (the
+// profile's own device then serves).
+func VMRootDisk(c incus.InstanceServer, instanceType, disk string) map[string]string {
+	if instanceType != "vm" || disk == "" {
+		return nil
+	}
+	p, _, err := c.GetProfile("default")
+	if err != nil || p.Devices["root"]["pool"] == "" {
+		return nil
+	}
+	return map[string]string{"type": "disk", "path": "/", "pool": p.Devices["root"]["pool"], "size": disk}
+}

@@ -175,7 +175,7 @@ func Bake(ctx context.Context, c incus.InstanceServer, o Options) (res *Result, 
 	if err != nil {
 		return nil, err
 	}
-	recipe := cloudinit.NewRecipe(cfg.Image.Base+"@"+base.Fingerprint, cfg.Instance.Type, o.UserData)
+	recipe := cloudinit.NewRecipe(cfg.Image.Base+"@"+base.Fingerprint, cfg.Instance.Type, cfg.Instance.Disk, o.UserData)
 	b.res.Recipe = recipe.Hash()
 
 	if !o.Force {

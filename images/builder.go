@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"sort"
 	"strconv"
@@ -82,6 +83,11 @@ func (b *baker) launch(ctx context.Context, base *Base) (string, error) {
 		},
 		Start: true,
 	}
+	// A VM builder's disk is the sandboxes' size (in the recipe): what is
+	// installed must fit there, and the image is made at that size.
+	if root := daemon.VMRootDisk(b.c, cfg.Instance.Type, cfg.Instance.Disk); root != nil {
+		post.Devices = map[string]map[string]string{"root": root}
+	}
 	if g := b.o.Gateway; g != nil {
 		b.p.Status("egress gateway")
 		info, err := g.Ensure(ctx)
@@ -99,7 +105,10 @@ func (b *baker) launch(ctx context.Context, base *Base) (string, error) {
 			return "", err
 		}
 		b.cleanups = append(b.cleanups, func() { _ = g.Forget(context.Background(), addr) })
-		post.Devices = g.Devices(addr)
+		if post.Devices == nil {
+			post.Devices = map[string]map[string]string{}
+		}
+		maps.Copy(post.Devices, g.Devices(addr))
 		post.Config[egress.KeyProxy] = info.HostPort()
 	}
 	op, err := b.c.CreateInstance(post)

@@ -5,11 +5,14 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/lxc/incus/v6/shared/api"
 	"github.com/ulikunitz/xz"
 )
 
@@ -267,5 +270,49 @@ func TestStoreStagesAndCommits(t *testing.T) {
 	}
 	if _, err := os.Stat(dead); !os.IsNotExist(err) {
 		t.Error("abandoned staging folder kept")
+	}
+}
+
+// A sandbox image keeps the base's hostname and hosts templates and drops
+// the NoCloud seed: on a VM, incus-agent rewrites a changed seed at first
+// boot and reboots the guest (every launch would boot twice), and a
+// sandbox runs no cloud-init.
+func TestSandboxTemplatesDropTheSeed(t *testing.T) {
+	md := api.ImageMetadata{Templates: map[string]*api.ImageMetadataTemplate{
+		"/etc/hostname": {Template: "hostname.tpl", When: []string{"create", "copy"}},
+		"/etc/hosts":    {Template: "hosts.tpl", When: []string{"create", "copy"}},
+		"/var/lib/cloud/seed/nocloud-net/meta-data":      {Template: "cloud-init-meta.tpl", When: []string{"create", "copy"}},
+		"/var/lib/cloud/seed/nocloud-net/user-data":      {Template: "cloud-init-user.tpl", When: []string{"create", "copy"}},
+		"/var/lib/cloud/seed/nocloud-net/vendor-data":    {Template: "cloud-init-vendor.tpl", When: []string{"create", "copy"}},
+		"/var/lib/cloud/seed/nocloud-net/network-config": {Template: "cloud-init-network.tpl", When: []string{"create", "copy"}},
+	}}
+	files := map[string][]byte{"metadata.yaml": nil, "templates/hostname.tpl": []byte("h"), "templates/hosts.tpl": []byte("x"),
+		"templates/cloud-init-meta.tpl": nil, "templates/cloud-init-user.tpl": nil, "templates/cloud-init-vendor.tpl": nil, "templates/cloud-init-network.tpl": nil}
+	kept := sandboxTemplates(&md, files)
+	if len(md.Templates) != 2 || md.Templates["/etc/hostname"] == nil || md.Templates["/etc/hosts"] == nil {
+		t.Errorf("templates left: %v", slices.Sorted(maps.Keys(md.Templates)))
+	}
+	var names []string
+	for _, e := range kept {
+		names = append(names, e.Name)
+	}
+	slices.Sort(names)
+	if strings.Join(names, " ") != "templates/hostname.tpl templates/hosts.tpl" {
+		t.Errorf("template files kept: %v", names)
+	}
+}
+
+// What the base requires of a VM (secure boot off, the agent from a
+// CD-ROM) is what the baked image requires: without it incus boots it in a
+// way the base cannot run.
+func TestImagePropertiesCarryRequirements(t *testing.T) {
+	m := &Manifest{InstanceType: "vm", Recipe: strings.Repeat("a", 64), Architecture: "x86_64"}
+	props := ImageProperties(m, &Base{Properties: map[string]string{"os": "ubuntu",
+		"requirements.secureboot": "false", "requirements.cdrom_agent": "true", "requirements.other": "x", "user.note": "n"}})
+	if props["requirements.secureboot"] != "false" || props["requirements.cdrom_agent"] != "true" || props["requirements.other"] != "x" {
+		t.Errorf("requirements not carried: %v", props)
+	}
+	if _, ok := props["user.note"]; ok {
+		t.Error("a base property that is no requirement was carried")
 	}
 }

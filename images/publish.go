@@ -11,8 +11,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -158,6 +160,7 @@ func (b *baker) pack(dir string, published map[string][]byte, rootfs FileDigest,
 	md.CreationDate = now.Unix()
 	md.ExpiryDate = 0
 	md.Properties = ImageProperties(m, base)
+	templates := sandboxTemplates(&md, published)
 	metaYAML, err := yaml.Marshal(&md)
 	if err != nil {
 		return "", 0, fmt.Errorf("metadata.yaml: %w", err)
@@ -167,11 +170,7 @@ func (b *baker) pack(dir string, published map[string][]byte, rootfs FileDigest,
 		{Name: "vibe/manifest.json", Data: manifest},
 		{Name: "vibe/user-data", Data: b.o.UserData},
 	}
-	for n, data := range published {
-		if strings.HasPrefix(n, "templates/") {
-			entries = append(entries, MetaEntry{Name: n, Data: data})
-		}
-	}
+	entries = append(entries, templates...)
 	metaPath := filepath.Join(dir, MetaFile)
 	f, err := os.Create(metaPath)
 	if err != nil {
@@ -215,6 +214,13 @@ func ImageProperties(m *Manifest, base *Base) map[string]string {
 		PropType:       m.InstanceType,
 		PropUserData:   m.UserDataSHA256,
 		PropFormat:     strconv.Itoa(ManifestFormat),
+	}
+	// What the base requires of an instance (secure boot off, the agent
+	// from a CD-ROM) holds for the image made from it.
+	for k, v := range base.Properties {
+		if strings.HasPrefix(k, "requirements.") {
+			props[k] = v
+		}
 	}
 	for k, v := range props {
 		if v == "" {
@@ -292,4 +298,29 @@ func diskHint(err error, dir string) error {
 		return fmt.Errorf("%w: the disk holding %s is full; free space (vibe-build gc removes old images) and bake again", err, dir)
 	}
 	return err
+}
+
+// seedDir is where incus writes cloud-init's NoCloud seed.
+const seedDir = "/var/lib/cloud/seed/"
+
+// sandboxTemplates drops the NoCloud seed from md's templates and returns
+// the template files of those left (the base's hostname and hosts). A
+// sandbox runs no cloud-init, and on a VM incus-agent writes a changed
+// seed at first boot and reboots the guest: every launch would boot twice.
+func sandboxTemplates(md *api.ImageMetadata, files map[string][]byte) []MetaEntry {
+	used := map[string]bool{}
+	for target, t := range md.Templates {
+		if strings.HasPrefix(target, seedDir) {
+			delete(md.Templates, target)
+			continue
+		}
+		used["templates/"+t.Template] = true
+	}
+	var out []MetaEntry
+	for _, n := range slices.Sorted(maps.Keys(files)) {
+		if used[n] {
+			out = append(out, MetaEntry{Name: n, Data: files[n]})
+		}
+	}
+	return out
 }

@@ -117,10 +117,9 @@ func mustFile(name string) string {
 // against the digests this vibe knows, remounts vibe's mounts nosuid,nodev
 // and makes the host-run files of writable projects read-only, installs
 // the spec's allowlist plus the sandbox's added entries (restarting the
-// proxy when it changed), re-applies the firewall unless the guest booted
-// just now, and runs the self-test. Anything that cannot be done stops
+// proxy when it changed), applies the firewall and runs the self-test. Anything that cannot be done stops
 // everything (fail closed).
-func (m *Manager) settle(ctx context.Context, s *Spec, inst *api.Instance, want map[string]map[string]string, fresh bool) (*SelfTest, time.Duration, error) {
+func (m *Manager) settle(ctx context.Context, s *Spec, inst *api.Instance, want map[string]map[string]string) (*SelfTest, time.Duration, error) {
 	list, err := filterFile(s, inst.Config[KeyAllow])
 	if err != nil {
 		return nil, 0, err
@@ -129,14 +128,10 @@ func (m *Manager) settle(ctx context.Context, s *Spec, inst *api.Instance, want 
 	if err != nil {
 		return nil, 0, err
 	}
-	arg := "running"
-	if fresh {
-		arg = "fresh"
-	}
 	deadline := time.Now().Add(readyTimeout)
 	last := ""
 	for {
-		argv := append([]string{"bash", "-c", settleScript, "settle", provision.Digests(), arg, strings.Join(HostRun, "\n"), s.User, gw}, mountSpecs(s, want)...)
+		argv := append([]string{"bash", "-c", settleScript, "settle", provision.Digests(), strings.Join(HostRun, "\n"), s.User, gw}, mountSpecs(s, want)...)
 		// Bounded: a guest that makes settle hang (a huge mount table, a
 		// stuck command) fails closed instead of holding vibe.
 		runCtx, cancel := context.WithTimeout(ctx, settleTimeout)
@@ -269,7 +264,7 @@ func (m *Manager) Allow(ctx context.Context, s *Spec, e allowlist.Entry) error {
 	if err != nil {
 		return err
 	}
-	st, _, err := m.settle(ctx, s, inst, want, false)
+	st, _, err := m.settle(ctx, s, inst, want)
 	if err != nil {
 		return err
 	}

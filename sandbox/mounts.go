@@ -3,6 +3,8 @@ package sandbox
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"maps"
 	"os"
@@ -35,6 +37,15 @@ const (
 // ProjectPath is where project name is mounted in the guest.
 func ProjectPath(name string) string { return MountRoot + "/" + name }
 
+// mountDevice is the device name of the mount of project name: short and
+// fixed-length, distinct for distinct names. A VM's virtiofs tag is made
+// from it: incus 6.0 refuses a long one, and from 6.21 hashes it while the
+// agent's hot-plug mount still looks for the name.
+func mountDevice(name string) string {
+	sum := sha256.Sum256([]byte(name))
+	return wsPrefix + hex.EncodeToString(sum[:6])
+}
+
 func isProjectDevice(name string) bool {
 	return strings.HasPrefix(name, wsPrefix) || name == stateDevice
 }
@@ -53,7 +64,8 @@ func (m *Manager) needIdmap(s *Spec) error {
 	if s.UID <= 0 || s.GID <= 0 {
 		return fmt.Errorf("sandbox user %s has uid %d gid %d; a sandbox user must not be root", s.User, s.UID, s.GID)
 	}
-	if !m.Local {
+	// A VM's mounts translate ids in virtiofsd, which needs no delegation.
+	if !m.Local || s.InstanceType == "vm" {
 		return nil
 	}
 	return CheckDelegation(s.UID, s.GID)
@@ -97,10 +109,10 @@ func delegated(path string, id int) (bool, error) {
 	return false, nil
 }
 
-// checkIdmap refuses a container sandbox made before ids were mapped (its
-// mounts would be shifted: guest root as host root).
+// checkIdmap refuses a sandbox made before ids were mapped (a container's
+// mounts would be shifted, a VM's passed through: guest root as host root).
 func (m *Manager) checkIdmap(inst *api.Instance, s *Spec) error {
-	if inst.Type == string(api.InstanceTypeVM) || inst.Config["raw.idmap"] == idmap(s) {
+	if inst.Config["raw.idmap"] == idmap(s) {
 		return nil
 	}
 	return fmt.Errorf("sandbox %s was made without vibe's id map (guest root could own files on the host); vibe restore makes it again from the image", s.Name)
@@ -116,7 +128,7 @@ func (m *Manager) mountDevices(s *Spec) (map[string]map[string]string, error) {
 		if mt.ReadOnly {
 			d["readonly"] = "true"
 		}
-		want[wsPrefix+mt.Name] = d
+		want[mountDevice(mt.Name)] = d
 	}
 	if s.StateDir != "" {
 		if err := os.MkdirAll(s.StateDir, 0o700); err != nil {
@@ -143,6 +155,24 @@ func (m *Manager) applyMounts(ctx context.Context, s *Spec, want map[string]map[
 // detachMounts removes every vibe mount from a stopped sandbox.
 func (m *Manager) detachMounts(ctx context.Context, name string) error {
 	return m.updateDevices(ctx, name, nil)
+}
+
+// mountsDiffer reports whether the project devices in have are not exactly
+// want.
+func mountsDiffer(have, want map[string]map[string]string) bool {
+	for dev, d := range have {
+		if isProjectDevice(dev) {
+			if w, ok := want[dev]; !ok || !sameDevice(w, d) {
+				return true
+			}
+		}
+	}
+	for dev := range want {
+		if _, ok := have[dev]; !ok {
+			return true
+		}
+	}
+	return false
 }
 
 func (m *Manager) updateDevices(ctx context.Context, name string, want map[string]map[string]string) error {
@@ -197,7 +227,7 @@ func sameDevice(a, b map[string]string) bool {
 func mountSpecs(s *Spec, want map[string]map[string]string) []string {
 	open := map[string]bool{}
 	for _, mt := range s.Mounts {
-		open[wsPrefix+mt.Name] = mt.HostRunWritable
+		open[mountDevice(mt.Name)] = mt.HostRunWritable
 	}
 	var out []string
 	for dev, d := range want {

@@ -3,9 +3,13 @@ package sandbox
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/lxc/incus/v6/shared/api"
 
 	"github.com/vibesandbox/vibe/workspace"
 )
@@ -129,10 +133,10 @@ func TestIdmapMapsOnlyTheUser(t *testing.T) {
 func TestMountSpecs(t *testing.T) {
 	s := &Spec{Mounts: []workspace.Mount{{Name: "app"}, {Name: "doc", ReadOnly: true}, {Name: "hooks", HostRunWritable: true}}}
 	got := mountSpecs(s, map[string]map[string]string{
-		wsPrefix + "app":   {"path": "/workspace/app"},
-		wsPrefix + "doc":   {"path": "/workspace/doc", "readonly": "true"},
-		wsPrefix + "hooks": {"path": "/workspace/hooks"},
-		stateDevice:        {"path": StatePath},
+		mountDevice("app"):   {"path": "/workspace/app"},
+		mountDevice("doc"):   {"path": "/workspace/doc", "readonly": "true"},
+		mountDevice("hooks"): {"path": "/workspace/hooks"},
+		stateDevice:          {"path": StatePath},
 	})
 	if strings.Join(got, " ") != "pj:/workspace/app ro:/workspace/doc rw:/var/lib/vibe/state/claude rw:/workspace/hooks" {
 		t.Errorf("mountSpecs: %v", got)
@@ -195,5 +199,100 @@ func TestSnapshotCoversAgentState(t *testing.T) {
 	os.WriteFile(filepath.Join(state, "settings.json"), []byte(`{"hooks":{}}`), 0o600)
 	if changed := TakeSnapshot(nil, state).Changed(before); len(changed) != 1 || !strings.HasSuffix(changed[0], "settings.json") {
 		t.Errorf("changed: %v", changed)
+	}
+}
+
+// A mount's device name is short whatever the project's name (on a VM it
+// becomes the virtiofs tag, which incus limits), and distinct projects get
+// distinct devices.
+func TestMountDeviceNamesAreShort(t *testing.T) {
+	long := strings.Repeat("a", 64)
+	seen := map[string]string{}
+	for _, name := range []string{"app", long, long[:63] + "b", "x.y-z_1"} {
+		dev := mountDevice(name)
+		if len(dev) > 20 || !isProjectDevice(dev) {
+			t.Errorf("device of %q: %q", name, dev)
+		}
+		if other, dup := seen[dev]; dup {
+			t.Errorf("%q and %q share device %s", name, other, dev)
+		}
+		seen[dev] = name
+	}
+	if len(stateDevice) > 20 {
+		t.Errorf("state device name %q is too long", stateDevice)
+	}
+}
+
+// The request that makes a sandbox, as incus's API types carry it: both
+// kinds map only the sandbox user's ids (a VM's virtiofs mounts would
+// otherwise pass guest root through as host root); a container's cloud-init
+// is off from its kernel command line; neither starts with the daemon.
+func TestCreateRequest(t *testing.T) {
+	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	for _, typ := range []string{"container", "vm"} {
+		s := &Spec{Name: "vibe", Image: "vibe-img", InstanceType: typ, CPU: 2, Memory: "4GiB", UID: 1000, GID: 1000}
+		devices := map[string]map[string]string{mountDevice("app"): {"type": "disk", "source": "/src/app", "path": "/workspace/app"}}
+		post := createRequest(s, "abc", devices, now)
+		want := api.InstancesPost{
+			Name:   "vibe",
+			Type:   api.InstanceType(map[string]string{"container": "container", "vm": "virtual-machine"}[typ]),
+			Source: api.InstanceSource{Type: "image", Fingerprint: "abc"},
+			InstancePut: api.InstancePut{
+				Config: map[string]string{
+					KeySandbox: "true", KeyImage: "vibe-img", KeyStarted: "2026-12-01T00:00:00Z",
+					"limits.cpu": "2", "limits.memory": "4GiB", "boot.autostart": "false",
+					"raw.idmap": "uid 1000 1000\ngid 1000 1000",
+				},
+				Devices: devices,
+			},
+			Start: true,
+		}
+		if typ == "container" {
+			want.Config["environment.KERNEL_CMDLINE"] = "cloud-init=disabled"
+		}
+		if !reflect.DeepEqual(post, want) {
+			t.Errorf("%s: create request\n got %+v\nwant %+v", typ, post, want)
+		}
+	}
+}
+
+// A VM made before its ids were mapped is refused, as a container is.
+func TestCheckIdmapRefusesUnmappedVMs(t *testing.T) {
+	s := &Spec{Name: "vibe", UID: 1000, GID: 1000}
+	m := &Manager{}
+	if err := m.checkIdmap(&api.Instance{Type: "virtual-machine", InstancePut: api.InstancePut{Config: map[string]string{}}}, s); err == nil {
+		t.Error("a VM without vibe's id map was accepted")
+	}
+	if err := m.checkIdmap(&api.Instance{Type: "virtual-machine", InstancePut: api.InstancePut{Config: map[string]string{"raw.idmap": idmap(s)}}}, s); err != nil {
+		t.Error(err)
+	}
+}
+
+// How each kind of sandbox gets its mounts: a container never starts with
+// them (LXC would follow the guest's symlinks on the host's side); a VM
+// never has one hot-plugged (incus allows 8 per boot), so it takes them
+// while stopped and restarts when they change.
+func TestPlanMounts(t *testing.T) {
+	app := map[string]map[string]string{mountDevice("app"): {"type": "disk", "source": "/a", "path": "/workspace/app"}}
+	doc := map[string]map[string]string{mountDevice("doc"): {"type": "disk", "source": "/d", "path": "/workspace/doc"}}
+	withNIC := map[string]map[string]string{"eth0": {"type": "nic"}, mountDevice("app"): app[mountDevice("app")]}
+	for _, c := range []struct {
+		name        string
+		vm, running bool
+		have, want  map[string]map[string]string
+		step        mountStep
+	}{
+		{"stopped container", false, false, app, app, detachStartPlug},
+		{"running container, same mounts", false, true, withNIC, app, mountsInPlace},
+		{"running container, other mounts", false, true, app, doc, plugRunning},
+		{"stopped VM", true, false, app, doc, attachStart},
+		{"stopped VM, same mounts", true, false, app, app, attachStart},
+		{"running VM, same mounts", true, true, withNIC, app, mountsInPlace},
+		{"running VM, other mounts", true, true, app, doc, restartVM},
+		{"running VM, a mount fewer", true, true, app, nil, restartVM},
+	} {
+		if got := planMounts(c.vm, c.running, c.have, c.want); got != c.step {
+			t.Errorf("%s: step %d, want %d", c.name, got, c.step)
+		}
 	}
 }

@@ -140,30 +140,11 @@ func (m *Manager) Up(ctx context.Context, s *Spec) (*SelfTest, error) {
 			return nil, err
 		}
 		inst, err = m.Get(s.Name)
-	} else if err == nil && inst.StatusCode != api.Running {
-		m.phase("start")
-		// Never start with the mounts attached: LXC creates a missing
-		// mount point before it checks for symlinks, following whatever
-		// the guest left at that path on the host's side. They are
-		// plugged in once it runs, where incus mounts inside the guest.
-		if err := m.detachMounts(ctx, s.Name); err != nil {
-			return nil, err
-		}
-		if err := m.start(ctx, s.Name); err != nil {
-			return nil, err
-		}
 	}
 	if err != nil {
 		return nil, err
 	}
 	vm := inst.Type == string(api.InstanceTypeVM)
-	if vm {
-		m.phase("agent")
-		if err := daemon.WaitAgent(ctx, m.C, s.Name, readyTimeout); err != nil {
-			return nil, err
-		}
-	}
-	m.phase("mounts")
 	if err := m.checkIdmap(inst, s); err != nil {
 		return nil, err
 	}
@@ -171,7 +152,42 @@ func (m *Manager) Up(ctx context.Context, s *Spec) (*SelfTest, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !fresh {
+	step := planMounts(vm, inst.StatusCode == api.Running, inst.Devices, want)
+	switch step {
+	case detachStartPlug:
+		m.phase("start")
+		if err := m.detachMounts(ctx, s.Name); err != nil {
+			return nil, err
+		}
+		if err := m.start(ctx, s.Name); err != nil {
+			return nil, err
+		}
+	case restartVM:
+		if err := m.idle(ctx, s); err != nil {
+			return nil, err
+		}
+		m.phase("stop")
+		if err := m.Stop(ctx, s.Name); err != nil {
+			return nil, err
+		}
+		fallthrough
+	case attachStart:
+		m.phase("start")
+		if err := m.applyMounts(ctx, s, want); err != nil {
+			return nil, err
+		}
+		if err := m.start(ctx, s.Name); err != nil {
+			return nil, err
+		}
+	}
+	if vm {
+		m.phase("agent")
+		if err := daemon.WaitAgent(ctx, m.C, s.Name, readyTimeout); err != nil {
+			return nil, err
+		}
+	}
+	if step == detachStartPlug || step == plugRunning {
+		m.phase("mounts")
 		if err := m.applyMounts(ctx, s, want); err != nil {
 			return nil, err
 		}
@@ -180,7 +196,7 @@ func (m *Manager) Up(ctx context.Context, s *Spec) (*SelfTest, error) {
 	// applies the firewall and runs the self-test; the guest reports how
 	// long the boot wait and the rest took.
 	m.phase("ready")
-	st, bootWait, err := m.settle(ctx, s, inst, want, fresh)
+	st, bootWait, err := m.settle(ctx, s, inst, want)
 	if err != nil {
 		return nil, err
 	}
@@ -192,6 +208,51 @@ func (m *Manager) Up(ctx context.Context, s *Spec) (*SelfTest, error) {
 	}
 	m.phase("")
 	return st, st.Err()
+}
+
+// mountStep is how a sandbox gets the mounts it wants, by kind and state.
+type mountStep int
+
+const (
+	mountsInPlace mountStep = iota
+	// A stopped container starts without them and has them plugged in once
+	// it runs: LXC creates a missing mount point before it checks for
+	// symlinks, following whatever the guest left at that path on the
+	// host's side, while a running container's are mounted inside it.
+	detachStartPlug
+	plugRunning // a running container whose mounts differ
+	// A VM has them attached while stopped and mounts them as it boots:
+	// incus hot-plugs at most 8 devices into a VM per boot.
+	attachStart
+	restartVM // a running VM whose mounts differ: stopped, then as attachStart
+)
+
+func planMounts(vm, running bool, have, want map[string]map[string]string) mountStep {
+	differ := mountsDiffer(have, want)
+	switch {
+	case !vm && !running:
+		return detachStartPlug
+	case !vm && differ:
+		return plugRunning
+	case vm && !running:
+		return attachStart
+	case vm && differ:
+		return restartVM
+	}
+	return mountsInPlace
+}
+
+// idle refuses to restart a VM while anything of the sandbox user's runs
+// in it (a session, or what one left behind): that would end it.
+func (m *Manager) idle(ctx context.Context, s *Spec) error {
+	r, err := daemon.Run(ctx, m.C, s.Name, daemon.Exec{Command: []string{"pgrep", "-u", strconv.Itoa(s.UID)}})
+	if err != nil {
+		return fmt.Errorf("sandbox %s: %w", s.Name, err)
+	}
+	if r.Code == 0 {
+		return fmt.Errorf("sandbox %s is a VM running with other mounts, and processes of %s run in it: a VM takes new mounts as it boots, so end those sessions (or vibe stop) and run this again", s.Name, s.User)
+	}
+	return nil
 }
 
 // create makes the instance from the image and starts it.
@@ -235,42 +296,13 @@ func (m *Manager) create(ctx context.Context, s *Spec) error {
 			devices[name] = nic
 		}
 	}
-	if s.InstanceType == "vm" && s.Disk != "" {
-		if pool := m.rootPool(); pool != "" {
-			devices["root"] = map[string]string{"type": "disk", "path": "/", "pool": pool, "size": s.Disk}
-		}
+	if root := daemon.VMRootDisk(m.C, s.InstanceType, s.Disk); root != nil {
+		devices["root"] = root
 	}
-	post := api.InstancesPost{
-		Name:   s.Name,
-		Type:   daemon.APIType(s.InstanceType),
-		Source: api.InstanceSource{Type: "image", Fingerprint: img.Fingerprint},
-		InstancePut: api.InstancePut{
-			Config: map[string]string{
-				KeySandbox:      "true",
-				KeyImage:        s.Image,
-				KeyStarted:      time.Now().UTC().Format(time.RFC3339),
-				"limits.cpu":    strconv.Itoa(s.CPU),
-				"limits.memory": s.Memory,
-				// vibe starts it, with its mounts detached (see Up): the
-				// daemon must not start it with them when it restarts.
-				"boot.autostart": "false",
-			},
-			Devices: devices,
-		},
-		Start: true,
+	if err := m.needIdmap(s); err != nil {
+		return err
 	}
-	if s.InstanceType == "container" {
-		if err := m.needIdmap(s); err != nil {
-			return err
-		}
-		post.Config["raw.idmap"] = idmap(s)
-		// The image is provisioned already: cloud-init has nothing left to
-		// do in a sandbox but cost seconds of every boot, and a profile's
-		// cloud-init.user-data must not run code in one. Its systemd
-		// generator reads the kernel command line of a container from
-		// this variable. (VMs keep it: it grows their root disk.)
-		post.Config["environment.KERNEL_CMDLINE"] = "cloud-init=disabled"
-	}
+	post := createRequest(s, img.Fingerprint, devices, time.Now())
 	op, err := m.C.CreateInstance(post)
 	if err != nil {
 		return fmt.Errorf("create sandbox %s: %w", s.Name, err)
@@ -279,6 +311,44 @@ func (m *Manager) create(ctx context.Context, s *Spec) error {
 		return fmt.Errorf("create sandbox %s: %w", s.Name, err)
 	}
 	return nil
+}
+
+// createRequest is the request that creates and starts the sandbox from
+// image fp with devices.
+func createRequest(s *Spec, fp string, devices map[string]map[string]string, now time.Time) api.InstancesPost {
+	post := api.InstancesPost{
+		Name:   s.Name,
+		Type:   daemon.APIType(s.InstanceType),
+		Source: api.InstanceSource{Type: "image", Fingerprint: fp},
+		InstancePut: api.InstancePut{
+			Config: map[string]string{
+				KeySandbox:      "true",
+				KeyImage:        s.Image,
+				KeyStarted:      now.UTC().Format(time.RFC3339),
+				"limits.cpu":    strconv.Itoa(s.CPU),
+				"limits.memory": s.Memory,
+				// vibe starts it, with its mounts detached (see Up): the
+				// daemon must not start it with them when it restarts.
+				"boot.autostart": "false",
+				// Only the sandbox user's ids reach the host through a
+				// mount: guest root is an unprivileged host id in a
+				// container; on a VM, virtiofsd refuses every other id
+				// instead of passing guest root through as host root.
+				"raw.idmap": idmap(s),
+			},
+			Devices: devices,
+		},
+		Start: true,
+	}
+	if s.InstanceType == "container" {
+		// The image is provisioned already: cloud-init has nothing left to
+		// do in a sandbox but cost seconds of every boot, and a profile's
+		// cloud-init.user-data must not run code in one. Its systemd
+		// generator reads the kernel command line of a container from
+		// this variable. (VMs keep it: it grows their root disk.)
+		post.Config["environment.KERNEL_CMDLINE"] = "cloud-init=disabled"
+	}
+	return post
 }
 
 // nics are the sandbox's network devices: eth0 on --network, or the
@@ -325,15 +395,6 @@ func (m *Manager) image(ref string) (*api.Image, error) {
 	return img, nil
 }
 
-// rootPool is the default profile's root disk pool.
-func (m *Manager) rootPool() string {
-	p, _, err := m.C.GetProfile("default")
-	if err != nil {
-		return ""
-	}
-	return p.Devices["root"]["pool"]
-}
-
 // start starts a stopped sandbox and records when.
 func (m *Manager) start(ctx context.Context, name string) error {
 	op, err := m.C.UpdateInstanceState(name, api.InstanceStatePut{Action: "start", Timeout: -1}, "")
@@ -374,7 +435,7 @@ func (m *Manager) Apply(ctx context.Context, s *Spec) (*SelfTest, error) {
 	if err := m.applyMounts(ctx, s, want); err != nil {
 		return nil, err
 	}
-	st, _, err := m.settle(ctx, s, inst, want, false)
+	st, _, err := m.settle(ctx, s, inst, want)
 	if err != nil {
 		return nil, err
 	}

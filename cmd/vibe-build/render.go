@@ -79,7 +79,7 @@ func (r *recipeCmd) Run(root *cli) error {
 	if err != nil {
 		return err
 	}
-	rec := cloudinit.NewRecipe(c.Image.Base, c.Instance.Type, doc)
+	rec := cloudinit.NewRecipe(c.Image.Base, c.Instance.Type, c.Instance.Disk, doc)
 	if !r.JSON {
 		fmt.Println(rec.Hash())
 		return nil
@@ -134,7 +134,7 @@ func (v *validateCmd) Run(root *cli) error {
 			c.Source, c.Instance.Type, c.User.Name, c.User.UID, c.User.GID, c.UIDSource, len(c.Allowlist))
 		doc, err := cloudinit.Render(c)
 		if add("render", err, fmt.Sprintf("%d bytes, structure and secret checks passed", len(doc))) {
-			res.Recipe = cloudinit.NewRecipe(c.Image.Base, c.Instance.Type, doc).Hash()
+			res.Recipe = cloudinit.NewRecipe(c.Image.Base, c.Instance.Type, c.Instance.Disk, doc).Hash()
 			detail, err := cloudInitSchema(doc)
 			add("cloud-init schema", err, detail)
 		}

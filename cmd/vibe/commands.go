@@ -2,6 +2,7 @@ package main
 
 import (
 	"cmp"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -414,10 +415,13 @@ func (doctorCmd) Run(c *cli) error {
 		report("FAIL", "image", image+" not found: bake it with vibe-build build")
 	}
 	if cfg.Instance.Type == config.VM {
-		if path := findVirtiofsd(); path != "" {
-			report("ok", "virtiofsd", path)
-		} else {
-			report("warn", "virtiofsd", "not found: VM mounts fall back to 9p, which is slower (install virtiofsd)")
+		switch path := findVirtiofsd(); {
+		case path == "":
+			report("FAIL", "virtiofsd", "not found: VM mounts would fall back to 9p, which incus cannot plug into a VM and which maps no ids (install virtiofsd)")
+		case !virtiofsdMapsIDs(path):
+			report("FAIL", "virtiofsd", path+" cannot translate ids (it knows neither --translate-uid nor --uid-map): guest root would write into your projects as your host's root; install a newer virtiofsd")
+		default:
+			report("ok", "virtiofsd", path+" (translates ids)")
 		}
 	}
 	if p, err := configPath("secrets.env"); err == nil {
@@ -458,6 +462,15 @@ func errText(err error) string {
 		return "present"
 	}
 	return "missing"
+}
+
+// virtiofsdMapsIDs reports whether the virtiofsd at path can translate
+// ids (incus passes the sandbox's id map to it), from its own help text.
+func virtiofsdMapsIDs(path string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	out, _ := exec.CommandContext(ctx, path, "--help").CombinedOutput()
+	return bytes.Contains(out, []byte("--translate-uid")) || bytes.Contains(out, []byte("--uid-map"))
 }
 
 func findVirtiofsd() string {

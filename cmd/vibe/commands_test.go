@@ -1,6 +1,10 @@
 package main
 
-import "testing"
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
 
 func TestCount(t *testing.T) {
 	for _, c := range []struct {
@@ -17,5 +21,24 @@ func TestCount(t *testing.T) {
 		if got := count(c.n, c.noun); got != c.want {
 			t.Errorf("count(%d, %q) = %q, want %q", c.n, c.noun, got, c.want)
 		}
+	}
+}
+
+// doctor trusts a virtiofsd only when it says it translates ids.
+func TestVirtiofsdMapsIDs(t *testing.T) {
+	dir := t.TempDir()
+	for name, help := range map[string]string{
+		"new":  "Usage: virtiofsd [OPTIONS]\n      --translate-uid <TRANSLATE_UID>\n",
+		"old":  "Usage: virtiofsd [OPTIONS]\n      --uid-map <UID_MAP>\n",
+		"none": "Usage: virtiofsd [OPTIONS]\n      --shared-dir <SHARED_DIR>\n",
+	} {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte("#!/bin/sh\nprintf '%s' '"+help+"'\n"), 0o755)
+		if got, want := virtiofsdMapsIDs(p), name != "none"; got != want {
+			t.Errorf("%s: maps ids %v, want %v", name, got, want)
+		}
+	}
+	if virtiofsdMapsIDs(filepath.Join(dir, "missing")) {
+		t.Error("a missing virtiofsd maps ids")
 	}
 }
