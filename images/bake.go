@@ -175,6 +175,9 @@ func Bake(ctx context.Context, c incus.InstanceServer, o Options) (res *Result, 
 	if err != nil {
 		return nil, err
 	}
+	if err := base.Bakeable(); err != nil {
+		return nil, err
+	}
 	recipe := cloudinit.NewRecipe(cfg.Image.Base+"@"+base.Fingerprint, cfg.Instance.Type, cfg.Instance.Disk, o.UserData)
 	b.res.Recipe = recipe.Hash()
 

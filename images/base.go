@@ -24,6 +24,15 @@ type Base struct {
 	Properties   map[string]string
 }
 
+// Bakeable refuses a base that is itself a vibe image: it keeps no NoCloud
+// seed, so the builder's cloud-init would never see the recipe.
+func (b *Base) Bakeable() error {
+	if b.Properties[PropRecipe] != "" {
+		return fmt.Errorf("base image %q is a vibe sandbox image (recipe %s), which runs no cloud-init and cannot be baked again; set image.base to a distribution image", b.Source, short(b.Properties[PropRecipe]))
+	}
+	return nil
+}
+
 // resolveBase finds the base image, copying it in from a remote when needed.
 func (b *baker) resolveBase(ctx context.Context, ref, instanceType string) (*Base, error) {
 	remote, name, found := strings.Cut(ref, ":")

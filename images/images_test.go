@@ -316,3 +316,14 @@ func TestImagePropertiesCarryRequirements(t *testing.T) {
 		t.Error("a base property that is no requirement was carried")
 	}
 }
+
+// A vibe image is no base: it has no NoCloud seed for the recipe to arrive
+// through.
+func TestVibeImagesAreNoBase(t *testing.T) {
+	if err := (&Base{Source: "vibe-offline", Properties: map[string]string{PropRecipe: strings.Repeat("a", 64)}}).Bakeable(); err == nil || !strings.Contains(err.Error(), "image.base") {
+		t.Errorf("a vibe image was accepted as a base: %v", err)
+	}
+	if err := (&Base{Source: "images:debian/12/cloud", Properties: map[string]string{"os": "debian"}}).Bakeable(); err != nil {
+		t.Error(err)
+	}
+}

@@ -152,6 +152,9 @@ func (m *Manager) Up(ctx context.Context, s *Spec) (*SelfTest, error) {
 	if err != nil {
 		return nil, err
 	}
+	if inst.StatusCode != api.Running && inst.StatusCode != api.Stopped {
+		return nil, fmt.Errorf("sandbox %s is %s; vibe stop, then vibe up", s.Name, strings.ToLower(inst.Status))
+	}
 	step := planMounts(vm, inst.StatusCode == api.Running, inst.Devices, want)
 	switch step {
 	case detachStartPlug:
@@ -163,6 +166,9 @@ func (m *Manager) Up(ctx context.Context, s *Spec) (*SelfTest, error) {
 			return nil, err
 		}
 	case restartVM:
+		if err := daemon.WaitAgent(ctx, m.C, s.Name, readyTimeout); err != nil {
+			return nil, err
+		}
 		if err := m.idle(ctx, s); err != nil {
 			return nil, err
 		}
@@ -245,14 +251,17 @@ func planMounts(vm, running bool, have, want map[string]map[string]string) mount
 // idle refuses to restart a VM while anything of the sandbox user's runs
 // in it (a session, or what one left behind): that would end it.
 func (m *Manager) idle(ctx context.Context, s *Spec) error {
-	r, err := daemon.Run(ctx, m.C, s.Name, daemon.Exec{Command: []string{"pgrep", "-u", strconv.Itoa(s.UID)}})
+	r, err := daemon.Run(ctx, m.C, s.Name, daemon.Exec{Command: []string{"pgrep", "-U", strconv.Itoa(s.UID)}})
 	if err != nil {
 		return fmt.Errorf("sandbox %s: %w", s.Name, err)
 	}
-	if r.Code == 0 {
+	switch r.Code {
+	case 1: // none
+		return nil
+	case 0:
 		return fmt.Errorf("sandbox %s is a VM running with other mounts, and processes of %s run in it: a VM takes new mounts as it boots, so end those sessions (or vibe stop) and run this again", s.Name, s.User)
 	}
-	return nil
+	return fmt.Errorf("sandbox %s: cannot tell whether processes of %s run in it (pgrep exit %d); vibe stop, then run this again", s.Name, s.User, r.Code)
 }
 
 // create makes the instance from the image and starts it.
@@ -345,7 +354,8 @@ func createRequest(s *Spec, fp string, devices map[string]map[string]string, now
 		// do in a sandbox but cost seconds of every boot, and a profile's
 		// cloud-init.user-data must not run code in one. Its systemd
 		// generator reads the kernel command line of a container from
-		// this variable. (VMs keep it: it grows their root disk.)
+		// this variable. (A VM's image has no NoCloud seed, so its
+		// cloud-init finds nothing to do; its root was baked at its size.)
 		post.Config["environment.KERNEL_CMDLINE"] = "cloud-init=disabled"
 	}
 	return post
@@ -431,6 +441,9 @@ func (m *Manager) Apply(ctx context.Context, s *Spec) (*SelfTest, error) {
 	want, err := m.mountDevices(s)
 	if err != nil {
 		return nil, err
+	}
+	if inst.Type == string(api.InstanceTypeVM) && mountsDiffer(inst.Devices, want) {
+		return nil, fmt.Errorf("sandbox %s is a VM, which takes new mounts only as it boots (incus hot-plugs at most 8 per boot): vibe stop, then vibe up applies them", s.Name)
 	}
 	if err := m.applyMounts(ctx, s, want); err != nil {
 		return nil, err

@@ -414,12 +414,14 @@ func (doctorCmd) Run(c *cli) error {
 	} else {
 		report("FAIL", "image", image+" not found: bake it with vibe-build build")
 	}
-	if cfg.Instance.Type == config.VM {
+	if cfg.Instance.Type == config.VM && c.Remote != "" {
+		report("warn", "virtiofsd", "the daemon is remote: check there that virtiofsd knows --translate-uid (VM mounts need it)")
+	} else if cfg.Instance.Type == config.VM {
 		switch path := findVirtiofsd(); {
 		case path == "":
 			report("FAIL", "virtiofsd", "not found: VM mounts would fall back to 9p, which incus cannot plug into a VM and which maps no ids (install virtiofsd)")
 		case !virtiofsdMapsIDs(path):
-			report("FAIL", "virtiofsd", path+" cannot translate ids (it knows neither --translate-uid nor --uid-map): guest root would write into your projects as your host's root; install a newer virtiofsd")
+			report("FAIL", "virtiofsd", path+" cannot translate ids (no --translate-uid): incus cannot give a VM its id map, so VM mounts fail; install a newer virtiofsd")
 		default:
 			report("ok", "virtiofsd", path+" (translates ids)")
 		}
@@ -465,19 +467,21 @@ func errText(err error) string {
 }
 
 // virtiofsdMapsIDs reports whether the virtiofsd at path can translate
-// ids (incus passes the sandbox's id map to it), from its own help text.
+// ids, from its own help text: incus hands it the sandbox's id map as
+// --translate-uid and --translate-gid.
 func virtiofsdMapsIDs(path string) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	out, _ := exec.CommandContext(ctx, path, "--help").CombinedOutput()
-	return bytes.Contains(out, []byte("--translate-uid")) || bytes.Contains(out, []byte("--uid-map"))
+	return bytes.Contains(out, []byte("--translate-uid"))
 }
 
 func findVirtiofsd() string {
 	if p, err := exec.LookPath("virtiofsd"); err == nil {
 		return p
 	}
-	for _, p := range []string{"/usr/libexec/virtiofsd", "/usr/lib/qemu/virtiofsd", "/usr/lib/virtiofsd"} {
+	// incus's own order.
+	for _, p := range []string{"/usr/lib/qemu/virtiofsd", "/usr/libexec/virtiofsd", "/usr/lib/virtiofsd"} {
 		if _, err := os.Stat(p); err == nil {
 			return filepath.Clean(p)
 		}
