@@ -17,6 +17,12 @@ install -d -o tinyproxy -g tinyproxy -m 0750 /var/log/tinyproxy
 # package's install may have started it with the package's configuration.
 systemctl disable tinyproxy >/dev/null 2>&1 || true
 systemctl stop tinyproxy
+# Where the distribution confines tinyproxy (Ubuntu), its profile takes the
+# local addition that lets it read the allowlist. (Where the profile cannot
+# be loaded, it is not enforced either.)
+if [ -r /etc/apparmor.d/usr.bin.tinyproxy ] && command -v apparmor_parser >/dev/null; then
+	apparmor_parser -r /etc/apparmor.d/usr.bin.tinyproxy || log "warning: the tinyproxy AppArmor profile could not be reloaded"
+fi
 # The host names the gateway through the guest API (never in the
 # user-data, so the image stays the same wherever it is baked).
 gateway=

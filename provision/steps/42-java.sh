@@ -17,7 +17,7 @@ sed -i 's/^sdkman_auto_answer=.*/sdkman_auto_answer=true/; s/^sdkman_selfupdate_
 resolve_java() {
 	local v=$1 id
 	if [[ $v =~ ^[0-9]+$ ]]; then
-		id=$(sdk list java | grep -oE "(^|[[:space:]|])${v}(\.[0-9]+)*-tem([[:space:]|]|$)" | tr -d ' |' | sort -V | tail -n 1)
+		id=$(sdk list java | grep -oE "(^|[[:space:]|])${v}(\.[0-9]+)*-tem([[:space:]|]|$)" | tr -d ' |' | sort -t. -k1,1n -k2,2n -k3,3n | tail -n 1)
 		[ -n "$id" ] || die "SDKMAN lists no Temurin build for Java $v"
 		printf '%s\n' "$id"
 	elif [[ $v =~ ^[0-9][0-9.]*[0-9]-[a-z]+$ ]]; then
