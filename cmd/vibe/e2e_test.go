@@ -146,8 +146,8 @@ func TestE2ELifecycle(t *testing.T) {
 		names = append(names, p.Name)
 	}
 	// A fresh container: created with its mounts, booted, self-tested.
-	if got := strings.Join(names, " "); got != "create mounts ready selftest" {
-		t.Errorf("up phases: %s, want create mounts ready selftest", got)
+	if got := strings.Join(names, " "); got != "create ready selftest" {
+		t.Errorf("up phases: %s, want create ready selftest", got)
 	}
 	t.Logf("up from the image: %.1fs %+v", up.Seconds, up.Phases)
 	// The provisioned image needs no cloud-init: it stays off in a

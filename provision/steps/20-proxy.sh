@@ -12,10 +12,10 @@ set -euo pipefail
 getent passwd tinyproxy >/dev/null || die "the proxy user tinyproxy does not exist; is tinyproxy installed?"
 [ "$(id -u tinyproxy)" != 0 ] || die "the proxy user has uid 0"
 install -d -o tinyproxy -g tinyproxy -m 0750 /var/log/tinyproxy
-# The guest's proxy starts only where a launch wants it (vibe-egress), not
-# at every boot: behind the gateway it has no job. Stopped too, since the
+# The guest's proxy starts at boot, so that it is up when a launch wants it
+# (behind the gateway, the launch stops it: vibe-egress). Stopped now: the
 # package's install may have started it with the package's configuration.
-systemctl disable tinyproxy >/dev/null 2>&1 || true
+systemctl enable tinyproxy >/dev/null 2>&1 || true
 systemctl stop tinyproxy
 # Where the distribution confines tinyproxy (Ubuntu), its profile takes the
 # local addition that lets it read the allowlist. (Where the profile cannot
