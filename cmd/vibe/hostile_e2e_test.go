@@ -279,6 +279,24 @@ sleep 1`)
 	}
 }
 
+// Guest root turns IPv6 back on for a link and gives it a global address
+// (as a network manager might): the self-test fails, and the next launch's
+// settle turns it off again.
+func TestE2EHostileIPv6(t *testing.T) {
+	w := newWorld(t)
+	w.must("up")
+	w.guest("sh", "-c", "ip link add vibe6 type dummy && sysctl -q -w net.ipv6.conf.vibe6.disable_ipv6=0 && ip link set vibe6 up && ip -6 addr add 2001:db8::5/64 dev vibe6")
+	if out, _ := w.guest("ip", "-6", "-o", "addr", "show", "scope", "global"); !strings.Contains(out, "2001:db8::5") {
+		t.Fatalf("the address could not be added, so this proves nothing: %q", out)
+	}
+	if out, code := w.guest("/usr/local/sbin/vibe-selftest"); code == 0 || !strings.Contains(out, "global IPv6") {
+		t.Errorf("the self-test passed with a global IPv6 address: exit %d\n%s", code, out)
+	}
+	if out, errOut, code := w.vibe("exec", "--", "true"); code != 0 {
+		t.Errorf("the next launch did not turn IPv6 off again: exit %d %s%s", code, out, errOut)
+	}
+}
+
 // The sandbox user's own files decide nothing the self-test sees: its
 // curl configuration (which could print any status and header without
 // reaching a proxy) and its shell's start-up files are not read there.
