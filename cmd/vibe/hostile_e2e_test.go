@@ -285,7 +285,7 @@ sleep 1`)
 func TestE2EHostileIPv6(t *testing.T) {
 	w := newWorld(t)
 	w.must("up")
-	w.guest("sh", "-c", "ip link add vibe6 type dummy && sysctl -q -w net.ipv6.conf.vibe6.disable_ipv6=0 && ip link set vibe6 up && ip -6 addr add 2001:db8::5/64 dev vibe6")
+	w.guest("sh", "-c", "ip link add vibe6 type veth peer name vibe6p && sysctl -q -w net.ipv6.conf.vibe6.disable_ipv6=0 && ip link set vibe6 up && ip -6 addr add 2001:db8::5/64 dev vibe6")
 	if out, _ := w.guest("ip", "-6", "-o", "addr", "show", "scope", "global"); !strings.Contains(out, "2001:db8::5") {
 		t.Fatalf("the address could not be added, so this proves nothing: %q", out)
 	}
