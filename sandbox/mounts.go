@@ -181,24 +181,12 @@ func (m *Manager) updateDevices(ctx context.Context, name string, want map[strin
 		return fmt.Errorf("sandbox %s: %w", name, err)
 	}
 	put := inst.Writable()
-	changed := false
-	for dev, d := range put.Devices {
-		if isProjectDevice(dev) {
-			if w, ok := want[dev]; !ok || !sameDevice(w, d) {
-				delete(put.Devices, dev)
-				changed = true
-			}
-		}
-	}
-	for dev, d := range want {
-		if _, ok := put.Devices[dev]; !ok {
-			put.Devices[dev] = d
-			changed = true
-		}
-	}
-	if !changed {
+	if !mountsDiffer(put.Devices, want) {
 		return nil
 	}
+	// The project devices become exactly want.
+	maps.DeleteFunc(put.Devices, func(dev string, _ map[string]string) bool { return isProjectDevice(dev) })
+	maps.Copy(put.Devices, want)
 	op, err := m.C.UpdateInstance(name, put, etag)
 	if err == nil {
 		err = op.WaitContext(ctx)
