@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -179,5 +181,34 @@ func VMRootDisk(c incus.InstanceServer, instanceType, disk string) map[string]st
 	if err != nil || p.Devices["root"]["pool"] == "" {
 		return nil
 	}
-	return map[string]string{"type": "disk", "path": "/", "pool": p.Devices["root"]["pool"], "size": disk}
+	return vmRootDisk(p.Devices["root"]["pool"], disk)
+}
+
+// vmRootDisk caches writes in the host's page cache (io.cache writeback)
+// instead of incus's default of none (O_DIRECT): QEMU still passes the
+// guest's flushes through, what a host crash can lose is a disposable
+// sandbox's, and sandboxes cloned from one image share the cached blocks
+// of its files. (Project mounts keep virtiofs's default of no cache: see
+// sandbox's mount devices.)
+func vmRootDisk(pool, disk string) map[string]string {
+	return map[string]string{"type": "disk", "path": "/", "pool": pool, "size": disk, "io.cache": "writeback"}
+}
+
+// imageTooBig is incus's refusal of a root disk smaller than the image
+// (internal/server/storage/drivers/volume.go).
+var imageTooBig = regexp.MustCompile(`Source image size \((\d+)\) exceeds specified volume size \((\d+)\)`)
+
+// ExplainDiskSize turns incus's refusal of a root disk smaller than the
+// image into what to change; other errors pass through.
+func ExplainDiskSize(err error, disk string) error {
+	if err == nil {
+		return nil
+	}
+	m := imageTooBig.FindStringSubmatch(err.Error())
+	if m == nil {
+		return err
+	}
+	img, _ := strconv.ParseInt(m[1], 10, 64)
+	gib := (img + 1<<30 - 1) >> 30
+	return fmt.Errorf("instance.disk %s is smaller than the image's disk (%d bytes): set instance.disk to at least %dGiB in vibe.yaml: %w", disk, img, gib, err)
 }

@@ -113,7 +113,7 @@ func (b *baker) launch(ctx context.Context, base *Base) (string, error) {
 	}
 	op, err := b.c.CreateInstance(post)
 	if err != nil {
-		return "", fmt.Errorf("create builder: %w", err)
+		return "", daemon.ExplainDiskSize(fmt.Errorf("create builder: %w", err), cfg.Instance.Disk)
 	}
 	b.res.Builder = name
 	b.cleanups = append(b.cleanups, func() {
@@ -126,7 +126,7 @@ func (b *baker) launch(ctx context.Context, base *Base) (string, error) {
 		_ = daemon.ForceDelete(b.c, name)
 	})
 	if err := waitOp(ctx, op, "create builder "+name); err != nil {
-		return "", err
+		return "", daemon.ExplainDiskSize(err, cfg.Instance.Disk)
 	}
 	if cfg.Instance.Type == config.VM {
 		b.p.Status("waiting for the VM agent")

@@ -120,7 +120,11 @@ func (m *Manager) checkIdmap(inst *api.Instance, s *Spec) error {
 
 // mountDevices are the disk devices for the spec's mounts and the agent's
 // state folder (created on the host if missing). Containers see the host
-// ids through the sandbox's id map, never shifted.
+// ids through the sandbox's id map, never shifted. A VM's mounts keep
+// virtiofsd's default of no cache: the io.cache modes incus offers for them
+// (metadata, unsafe) keep attributes for a long time, so a file the user
+// changes on the host while the agent works would be read stale (even cut
+// short) in the guest.
 func (m *Manager) mountDevices(s *Spec) (map[string]map[string]string, error) {
 	want := map[string]map[string]string{}
 	for _, mt := range s.Mounts {

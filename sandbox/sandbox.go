@@ -314,10 +314,10 @@ func (m *Manager) create(ctx context.Context, s *Spec) error {
 	post := createRequest(s, img.Fingerprint, devices, time.Now())
 	op, err := m.C.CreateInstance(post)
 	if err != nil {
-		return fmt.Errorf("create sandbox %s: %w", s.Name, err)
+		return daemon.ExplainDiskSize(fmt.Errorf("create sandbox %s: %w", s.Name, err), s.Disk)
 	}
 	if err := op.WaitContext(ctx); err != nil {
-		return fmt.Errorf("create sandbox %s: %w", s.Name, err)
+		return daemon.ExplainDiskSize(fmt.Errorf("create sandbox %s: %w", s.Name, err), s.Disk)
 	}
 	return nil
 }
