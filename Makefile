@@ -58,6 +58,7 @@ fuzz:
 	$(GO) test ./streams -run '^$$' -fuzz FuzzOpen -fuzztime $(FUZZTIME)
 	$(GO) test ./gateway -run '^$$' -fuzz FuzzRequest -fuzztime $(FUZZTIME)
 	$(GO) test ./gateway -run '^$$' -fuzz FuzzReadEntries -fuzztime $(FUZZTIME)
+	$(GO) test ./distro -run '^$$' -fuzz FuzzParseSources -fuzztime $(FUZZTIME)
 
 bench: build
 	$(GO) test ./cloudinit -run '^$$' -bench . -benchmem

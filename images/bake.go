@@ -185,7 +185,7 @@ func Bake(ctx context.Context, c incus.InstanceServer, o Options) (res *Result, 
 		if img, err := FindByRecipe(c, o.Store, b.res.Recipe); err != nil {
 			return nil, err
 		} else if img != nil {
-			if err := setAlias(c, o.Alias, img.Fingerprint, "vibe sandbox image"); err != nil {
+			if err := SetAlias(c, o.Alias, img.Fingerprint, "vibe sandbox image"); err != nil {
 				return nil, err
 			}
 			b.res.Fingerprint, b.res.Cached, b.res.Size = img.Fingerprint, true, img.Size
@@ -251,7 +251,7 @@ func Bake(ctx context.Context, c incus.InstanceServer, o Options) (res *Result, 
 	if err := tagAlias(c, fp, o.Alias); err != nil {
 		return nil, err
 	}
-	if err := setAlias(c, o.Alias, fp, "vibe sandbox image"); err != nil {
+	if err := SetAlias(c, o.Alias, fp, "vibe sandbox image"); err != nil {
 		return nil, err
 	}
 	b.res.Fingerprint, b.res.Size = fp, size

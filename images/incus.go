@@ -38,8 +38,8 @@ func deleteImage(c incus.InstanceServer, fp string) error {
 	return op.Wait()
 }
 
-// setAlias points alias at fp, creating or moving it.
-func setAlias(c incus.InstanceServer, alias, fp, description string) error {
+// SetAlias points alias at fp, creating or moving it.
+func SetAlias(c incus.InstanceServer, alias, fp, description string) error {
 	if _, _, err := c.GetImageAlias(alias); err == nil {
 		if err := c.UpdateImageAlias(alias, api.ImageAliasesEntryPut{Target: fp, Description: description}, ""); err != nil {
 			return fmt.Errorf("move alias %s: %w", alias, err)

@@ -202,7 +202,7 @@ func ImportFiles(ctx context.Context, c incus.InstanceServer, store *Store, f *F
 		if err := tagAlias(c, fp, o.Alias); err != nil {
 			return nil, err
 		}
-		if err := setAlias(c, o.Alias, fp, "vibe sandbox image"); err != nil {
+		if err := SetAlias(c, o.Alias, fp, "vibe sandbox image"); err != nil {
 			return nil, err
 		}
 	}

@@ -18,6 +18,7 @@ type cli struct {
 	Render     renderCmd                 `cmd:"" help:"Print the cloud-init user-data for the sandbox guest."`
 	Validate   validateCmd               `cmd:"" help:"Check the configuration and the rendered user-data."`
 	Recipe     recipeCmd                 `cmd:"" help:"Print the recipe hash that identifies the image this configuration bakes."`
+	Base       baseCmd                   `cmd:"" help:"Build a base image from the distribution's signed packages with mmdebstrap (no image server needed)."`
 	Build      buildCmd                  `cmd:"" help:"Bake the configuration into a content-addressed incus image (a cache hit when the recipe is unchanged)."`
 	List       listCmd                   `cmd:"" help:"List vibe images."`
 	Inspect    inspectCmd                `cmd:"" help:"Show an image's manifest, signature status, or the exact user-data it was baked from."`
