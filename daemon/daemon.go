@@ -29,7 +29,7 @@ func Connect(remote string) (incus.InstanceServer, error) {
 	if remote == "" || remote == "local" {
 		c, err := incus.ConnectIncusUnix("", nil)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %v; is incus installed and incusd running? (as root, `make testenv` sets one up)", ErrUnreachable, err)
+			return nil, fmt.Errorf("%w: %v; is incus installed and incusd running? (sudo vibe setup installs and starts it)", ErrUnreachable, err)
 		}
 		if _, _, err := c.GetServer(); err != nil {
 			return nil, fmt.Errorf("%w: %v; is incusd running, and are you root or in the incus-admin group?", ErrUnreachable, err)

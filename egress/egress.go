@@ -233,12 +233,21 @@ func infoFor(n *api.Network) (*Info, error) {
 	return info, nil
 }
 
-// pickSubnet finds a /24 for the bridge that no incus network and no
-// route of this host uses (incus's own "auto" needs tools and answers this
-// machine does not always have).
+// pickSubnet finds a /24 for the bridge in 10.77.0.0/16.
 func (g *Gateway) pickSubnet() (string, error) {
+	s, err := FreeSubnet(g.C, 77)
+	if err != nil {
+		return "", errors.New("no free /24 in 10.77.0.0/16 for the sandbox network; create it by hand (incus network create " + g.Network + " ipv4.address=ADDR/24) with user.vibe.network=true")
+	}
+	return s, nil
+}
+
+// FreeSubnet finds a /24 in 10.OCTET.0.0/16 that no incus network and no
+// route of this host uses (incus's own "auto" needs tools and answers this
+// machine does not always have), as the bridge's address: 10.OCTET.N.1/24.
+func FreeSubnet(c incus.InstanceServer, octet byte) (string, error) {
 	var taken []netip.Prefix
-	if nets, err := g.C.GetNetworks(); err == nil {
+	if nets, err := c.GetNetworks(); err == nil {
 		for _, n := range nets {
 			if p, err := netip.ParsePrefix(n.Config["ipv4.address"]); err == nil {
 				taken = append(taken, p.Masked())
@@ -247,7 +256,7 @@ func (g *Gateway) pickSubnet() (string, error) {
 	}
 	taken = append(taken, hostRoutes()...)
 	for i := 0; i < 256; i++ {
-		cand := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 77, byte(i), 0}), 24)
+		cand := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, octet, byte(i), 0}), 24)
 		free := true
 		for _, t := range taken {
 			if t.Overlaps(cand) && t.Bits() > 0 {
@@ -259,7 +268,7 @@ func (g *Gateway) pickSubnet() (string, error) {
 			return netip.PrefixFrom(cand.Addr().Next(), 24).String(), nil
 		}
 	}
-	return "", errors.New("no free /24 in 10.77.0.0/16 for the sandbox network; create it by hand (incus network create " + g.Network + " ipv4.address=ADDR/24) with user.vibe.network=true")
+	return "", fmt.Errorf("no free /24 in 10.%d.0.0/16", octet)
 }
 
 // hostRoutes are the IPv4 routes of this host (/proc/net/route), so the

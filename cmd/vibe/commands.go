@@ -367,7 +367,7 @@ func (doctorCmd) Run(c *cli) error {
 	report("ok", "configuration", cfg.Source)
 	srv, err := daemon.Connect(c.Remote)
 	if err != nil {
-		report("FAIL", "incus daemon", err.Error())
+		report("FAIL", "incus daemon", err.Error()+" (sudo vibe setup installs and starts it)")
 		return exitCode(1)
 	}
 	info, _, err := srv.GetServer()
@@ -382,13 +382,13 @@ func (doctorCmd) Run(c *cli) error {
 	case vms:
 		report("ok", "virtual machines", "KVM available")
 	case cfg.Instance.Type == config.VM:
-		report("FAIL", "virtual machines", "the configuration asks for VMs but the server cannot run them (/dev/kvm: "+errText(kvmErr)+"); set instance.type: container or use a machine with KVM")
+		report("FAIL", "virtual machines", "the configuration asks for VMs but the server cannot run them (/dev/kvm: "+errText(kvmErr)+"); set instance.type: container (sudo vibe setup writes it) or use a machine with KVM")
 	default:
 		report("warn", "virtual machines", "not available (no KVM); containers share the host's kernel, a weaker boundary")
 	}
 	if cfg.Instance.Type == config.Container && c.Remote == "" {
 		if err := sandbox.CheckDelegation(cfg.User.UID, cfg.User.GID); err != nil {
-			report("FAIL", "id map", err.Error())
+			report("FAIL", "id map", err.Error()+" (sudo vibe setup delegates them)")
 		} else {
 			report("ok", "id map", fmt.Sprintf("uid %d and gid %d map to the same host ids; guest root to an unprivileged one", cfg.User.UID, cfg.User.GID))
 		}
@@ -397,12 +397,12 @@ func (doctorCmd) Run(c *cli) error {
 		pool := p.Devices["root"]["pool"]
 		if sp, _, err := srv.GetStoragePool(pool); err == nil {
 			if sp.Driver == "dir" {
-				report("warn", "storage", "pool "+pool+" uses the dir driver: every launch unpacks the whole image; zfs or btrfs clone it in an instant")
+				report("warn", "storage", "pool "+pool+" uses the dir driver: every launch unpacks the whole image; zfs or btrfs clone it in an instant (on a new machine, sudo vibe setup makes one)")
 			} else {
 				report("ok", "storage", "pool "+pool+" ("+sp.Driver+")")
 			}
 		} else {
-			report("FAIL", "storage", "the default profile has no root disk pool; create one (incus storage create default dir) and add a root device")
+			report("FAIL", "storage", "the default profile has no root disk pool: sudo vibe setup creates one")
 		}
 	}
 	image := cfg.Image.Alias
@@ -412,7 +412,7 @@ func (doctorCmd) Run(c *cli) error {
 	if a, _, err := srv.GetImageAlias(image); err == nil {
 		report("ok", "image", image+" -> "+short(a.Target))
 	} else {
-		report("FAIL", "image", image+" not found: bake it with vibe-build build")
+		report("FAIL", "image", image+" not found: bake it with vibe-build build (no image server here? sudo vibe setup builds a local base first)")
 	}
 	if cfg.Instance.Type == config.VM && c.Remote != "" {
 		report("warn", "virtiofsd", "the daemon is remote: check there that virtiofsd knows --translate-uid (VM mounts need it)")
@@ -445,7 +445,7 @@ func (doctorCmd) Run(c *cli) error {
 		}
 		stop()
 	} else {
-		report("warn", "egress gateway", "off: egress and the API key are enforced inside the guest only, where guest root can undo them (egress.gateway.enabled: true moves them out)")
+		report("warn", "egress gateway", "off: egress and the API key are enforced inside the guest only, where guest root can undo them (egress.gateway.enabled: true moves them out; the vibe.yaml sudo vibe setup writes has it on)")
 	}
 	home, _ := os.UserHomeDir()
 	if mounts, err := resolveMounts(cfg, home); err != nil {

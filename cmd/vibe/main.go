@@ -36,6 +36,7 @@ type cli struct {
 	Firewall   firewallCmd               `cmd:"" help:"Switch the sandbox's egress firewall on or off (host operator only), or show it."`
 	Configure  configCmd                 `cmd:"" name:"config" help:"Re-apply mounts and the allowlist to the running sandbox."`
 	AllowHost  allowCmd                  `cmd:"" name:"allow" help:"Add an allowlist entry to this sandbox."`
+	Setup      setupCmd                  `cmd:"" help:"Set this machine up for vibe (as root): incus, storage, networks, a local base image when needed, your group, completions and vibe.yaml. Idempotent; --dry-run shows the plan."`
 	Doctor     doctorCmd                 `cmd:"" help:"Check the host and say what to fix."`
 	Check      checkCmd                  `cmd:"" help:"Check an allowlist entry the way the sandbox's proxy will apply it."`
 	TrustFile  trustCmd                  `cmd:"" name:"trust" help:"Trust this project's vibe.yaml as it is now (vibe and vibe-build ignore it until then)."`

@@ -1,0 +1,224 @@
+package setup
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/vibesandbox/vibe/config"
+	"github.com/vibesandbox/vibe/distro"
+)
+
+var bookwormHost = []distro.Source{
+	{URI: "http://mirror.test/debian", Suites: []string{"bookworm", "bookworm-updates"}, SignedBy: "/usr/share/keyrings/debian-archive-keyring.gpg"},
+	{URI: "http://mirror.test/debian-security", Suites: []string{"bookworm-security"}},
+}
+
+func TestPlanInstall(t *testing.T) {
+	withBackports := append(slices.Clone(bookwormHost), distro.Source{URI: "http://mirror.test/debian", Suites: []string{"bookworm-backports"}})
+	for _, tc := range []struct {
+		name   string
+		os     OSRelease
+		host   []distro.Source
+		kvm    bool
+		source string // the apt source added; "" none
+		target string
+		pkgs   []string
+		err    string
+	}{
+		{"debian 12 adds backports from the host's archive", OSRelease{"debian", "bookworm", "12"}, bookwormHost, false,
+			"Types: deb\nURIs: http://mirror.test/debian\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n",
+			"bookworm-backports", []string{"incus"}, ""},
+		{"debian 12 with backports already", OSRelease{"debian", "bookworm", "12"}, withBackports, true, "", "bookworm-backports", []string{"incus", "virtiofsd"}, ""},
+		{"debian 12 without a Debian archive", OSRelease{"debian", "bookworm", "12"}, nil, false, "", "", nil, "no Debian archive"},
+		{"debian 13 from the archive", OSRelease{"debian", "trixie", "13"}, nil, false, "", "", []string{"incus"}, ""},
+		{"ubuntu 24.04 from the archive", OSRelease{"ubuntu", "noble", "24.04"}, nil, false, "", "", []string{"incus"}, ""},
+		{"ubuntu 22.04 has none", OSRelease{"ubuntu", "jammy", "22.04"}, nil, false, "", "", nil, "not packaged"},
+		{"debian 11 has none", OSRelease{"debian", "bullseye", "11"}, nil, false, "", "", nil, "no incus package"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := PlanInstall(tc.os, tc.host, tc.kvm)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Source != tc.source || p.Target != tc.target || !slices.Equal(p.Packages, tc.pkgs) {
+				t.Errorf("plan %+v", p)
+			}
+			if p.Source != "" && p.SourcePath != backportsFile {
+				t.Errorf("source written to %q", p.SourcePath)
+			}
+		})
+	}
+}
+
+func TestChooseDriver(t *testing.T) {
+	all := poolFacts{ZFS: true, BtrfsKernel: true, MkfsBtrfs: true}
+	for _, tc := range []struct {
+		want   string
+		facts  poolFacts
+		driver string
+		pkgs   []string
+		err    string
+	}{
+		{"auto", all, "zfs", nil, ""},
+		{"auto", poolFacts{BtrfsKernel: true}, "btrfs", []string{"btrfs-progs"}, ""},
+		{"auto", poolFacts{BtrfsKernel: true, MkfsBtrfs: true}, "btrfs", nil, ""},
+		{"auto", poolFacts{}, "dir", nil, ""},
+		{"dir", all, "dir", nil, ""},
+		{"btrfs", all, "btrfs", nil, ""},
+		{"btrfs", poolFacts{}, "", nil, "no btrfs"},
+		{"zfs", poolFacts{BtrfsKernel: true}, "", nil, "zfs is not usable"},
+		{"lvm", all, "", nil, "want auto"},
+	} {
+		d, why, pkgs, err := chooseDriver(tc.want, tc.facts)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s %+v: error %v, want %q", tc.want, tc.facts, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || d != tc.driver || !slices.Equal(pkgs, tc.pkgs) || why == "" {
+			t.Errorf("%s %+v: %s %v %v (%q)", tc.want, tc.facts, d, pkgs, err, why)
+		}
+	}
+}
+
+func TestDelegate(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
+	os.WriteFile(filepath.Join(root, "etc/subuid"), []byte("root:100000:65536"), 0o644) // no final newline
+	if delegated(root, 1000, 1001) {
+		t.Fatal("delegated before")
+	}
+	for range 2 {
+		if err := delegate(root, 1000, 1001); err != nil {
+			t.Fatal(err)
+		}
+	}
+	uid, _ := os.ReadFile(filepath.Join(root, "etc/subuid"))
+	gid, _ := os.ReadFile(filepath.Join(root, "etc/subgid"))
+	if string(uid) != "root:100000:65536\nroot:1000:1\n" || string(gid) != "root:1001:1\n" {
+		t.Errorf("subuid %q subgid %q", uid, gid)
+	}
+	if !delegated(root, 1000, 1001) {
+		t.Error("not delegated after")
+	}
+}
+
+// The vibe.yaml setup writes is valid and says what it found, and why.
+func TestUserConfig(t *testing.T) {
+	d := Decisions{InstanceType: "container", TypeWhy: "no usable /dev/kvm here", Base: "vibe-base-bookworm", Uplink: Uplink}
+	b := UserConfig(d)
+	c, err := config.Parse("vibe.yaml", b, config.Host{UID: 1000, GID: 1000})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, b)
+	}
+	if c.Instance.Type != "container" || c.Image.Base != "vibe-base-bookworm" || !c.Egress.Gateway.Enabled || c.Egress.Gateway.Uplink != Uplink {
+		t.Errorf("parsed %+v %+v %+v", c.Instance, c.Image, c.Egress.Gateway)
+	}
+	for _, want := range []string{"# no usable /dev/kvm here", "vibe-build base", "never\n# overwrites it"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("no %q in\n%s", want, b)
+		}
+	}
+	// A VM host with a reachable base: only what differs from the defaults.
+	b = UserConfig(Decisions{InstanceType: "vm", TypeWhy: "KVM works here"})
+	if strings.Contains(string(b), "base:") || strings.Contains(string(b), "uplink:") {
+		t.Errorf("wrote a base or an uplink it did not decide:\n%s", b)
+	}
+}
+
+// Run checks every step, does only what is not done, and a dry run does
+// nothing; the first failure stops the run and names its step.
+func TestRun(t *testing.T) {
+	var did []string
+	step := func(name string, done bool, fail error) Step {
+		return Step{
+			Name:  name,
+			Check: func(context.Context) (State, error) { return State{Done: done, Detail: name}, nil },
+			Do:    func(context.Context) error { did = append(did, name); return fail },
+		}
+	}
+	steps := []Step{step("a", true, nil), step("b", false, nil), step("c", false, errors.New("boom")), step("d", false, nil)}
+	r, err := Run(context.Background(), steps, true, nil)
+	if err != nil || len(did) != 0 || len(r) != 4 || r[1].Done || r[1].Changed {
+		t.Fatalf("dry run: %v did %v reports %+v", err, did, r)
+	}
+	r, err = Run(context.Background(), steps, false, nil)
+	if err == nil || !strings.HasPrefix(err.Error(), "c: boom") {
+		t.Errorf("error %v, want c: boom", err)
+	}
+	if !slices.Equal(did, []string{"b", "c"}) || len(r) != 2 || !r[0].Done || !r[1].Changed {
+		t.Errorf("did %v reports %+v", did, r)
+	}
+}
+
+// The user's vibe.yaml is written with the user's own file-system
+// identity: a folder the user cannot write (such as one a symlink in the
+// user's home points to) refuses it, and what is made is the user's.
+func TestWriteAsUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to take another identity")
+	}
+	home := t.TempDir()
+	os.Chmod(filepath.Dir(home), 0o755) // the test's own folder: traversable
+	os.Chown(home, 1000, 1000)
+	p := filepath.Join(home, ".config", "vibe", "vibe.yaml")
+	if err := writeAsUser(p, []byte("x: 1\n"), 1000, 1000); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{p, filepath.Dir(p), filepath.Dir(filepath.Dir(p))} {
+		st, _ := os.Stat(q)
+		if s := st.Sys().(*syscall.Stat_t); s.Uid != 1000 || s.Gid != 1000 {
+			t.Errorf("%s belongs to %d:%d", q, s.Uid, s.Gid)
+		}
+	}
+	// The attack: ~/.config/vibe points at a folder only root may write.
+	rootOnly := t.TempDir()
+	os.Chmod(rootOnly, 0o755)
+	home2 := t.TempDir()
+	os.Chown(home2, 1000, 1000)
+	os.MkdirAll(filepath.Join(home2, ".config"), 0o755)
+	os.Symlink(rootOnly, filepath.Join(home2, ".config", "vibe"))
+	if err := writeAsUser(filepath.Join(home2, ".config", "vibe", "vibe.yaml"), []byte("x: 1\n"), 1000, 1000); err == nil {
+		t.Error("wrote through a symlink into a folder the user cannot write")
+	}
+	if _, err := os.Stat(filepath.Join(rootOnly, "vibe.yaml")); err == nil {
+		t.Error("the file is in the root-only folder")
+	}
+	// Nor is an existing file replaced.
+	if err := writeAsUser(p, []byte("y: 2\n"), 1000, 1000); err == nil {
+		t.Error("an existing vibe.yaml was replaced")
+	}
+}
+
+func TestStepsOnly(t *testing.T) {
+	s := New(Options{Type: "container"})
+	all, _ := s.Steps()
+	var names []string
+	for _, st := range all {
+		names = append(names, st.Name)
+	}
+	if want := []string{"incus", "ids", "daemon", "storage", "uplink", "base", "group", "completion", "vibe.yaml"}; !slices.Equal(names, want) {
+		t.Errorf("steps %v, want %v", names, want)
+	}
+	// Chosen steps keep the set-up's order, whatever order they are named in.
+	some, err := s.Steps("storage", "incus")
+	if err != nil || len(some) != 2 || some[0].Name != "incus" || some[1].Name != "storage" {
+		t.Errorf("only storage, incus: %v %v", some, err)
+	}
+	if _, err := s.Steps("incus", "kernel"); err == nil || !strings.Contains(err.Error(), `no step "kernel"`) {
+		t.Errorf("an unknown step: %v", err)
+	}
+}

@@ -1,0 +1,114 @@
+package setup
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+
+	"golang.org/x/sys/unix"
+	"gopkg.in/yaml.v3"
+
+	"github.com/vibesandbox/vibe/config"
+)
+
+// UserConfig is the vibe.yaml setup writes: only what it found on this
+// host, each with why; the rest stays the built-in defaults.
+func UserConfig(d Decisions) []byte {
+	doc := &yaml.Node{Kind: yaml.MappingNode}
+	doc.HeadComment = "Written by `vibe setup` for this machine. Edit freely: vibe setup never\n" +
+		"overwrites it. Everything else is the built-in default (vibe-build defaults\n" +
+		"prints it with comments)."
+	put := func(m *yaml.Node, key, value, comment string) {
+		k := &yaml.Node{Kind: yaml.ScalarNode, Value: key, HeadComment: comment}
+		m.Content = append(m.Content, k, &yaml.Node{Kind: yaml.ScalarNode, Value: value})
+	}
+	section := func(m *yaml.Node, key string) *yaml.Node {
+		v := &yaml.Node{Kind: yaml.MappingNode}
+		m.Content = append(m.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: key}, v)
+		return v
+	}
+	put(section(doc, "instance"), "type", d.InstanceType, d.TypeWhy)
+	if d.Base != "" {
+		put(section(doc, "image"), "base", d.Base, "The configured base image could not be reached from here: this one was\nbuilt on this machine from the distribution's signed packages\n(vibe-build base).")
+	}
+	gw := section(section(doc, "egress"), "gateway")
+	put(gw, "enabled", "true", "Egress filtering and API keys live in a gateway outside the guest, where\neven root in the guest cannot reach them.")
+	if d.Uplink != "" {
+		put(gw, "uplink", d.Uplink, "The gateway's way out: the default profile has no network here.")
+	}
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	_ = enc.Encode(doc)
+	return buf.Bytes()
+}
+
+func (s *Setup) configStep(path string) Step {
+	uid, gid := s.owner()
+	return Step{
+		Name: "vibe.yaml",
+		Check: func(context.Context) (State, error) {
+			if _, err := os.Stat(path); err == nil {
+				return State{Done: true, Detail: path + " exists and is left as it is; setup would write:\n" + string(UserConfig(s.Decided))}, nil
+			}
+			return State{Detail: "write " + path + ": instance.type " + s.Decided.InstanceType + ", the egress gateway on" + baseNote(s.Decided)}, nil
+		},
+		Do: func(context.Context) error {
+			data := UserConfig(s.Decided)
+			if _, err := config.Parse(path, data, config.Host{UID: uid, GID: gid}); err != nil {
+				return fmt.Errorf("the configuration setup made does not validate (a bug): %w", err)
+			}
+			return writeAsUser(path, data, uid, gid)
+		},
+	}
+}
+
+func baseNote(d Decisions) string {
+	if d.Base == "" {
+		return ""
+	}
+	return ", image.base " + d.Base
+}
+
+// writeAsUser creates path (and its folders) with the user's file-system
+// identity: the kernel then applies the user's own permissions to every
+// component of the path (a symlink the user planted leads nowhere the user
+// could not write anyway) and the files are the user's. Setfsuid acts on
+// one thread, which is locked and never unlocked, so it ends with the
+// goroutine.
+func writeAsUser(path string, data []byte, uid, gid int) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		if os.Geteuid() == 0 && uid > 0 {
+			if err := unix.Setfsgid(gid); err != nil {
+				errc <- err
+				return
+			}
+			if err := unix.Setfsuid(uid); err != nil {
+				errc <- err
+				return
+			}
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			errc <- err
+			return
+		}
+		// O_EXCL: a file that appeared since the check is not replaced.
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o644)
+		if err != nil {
+			errc <- err
+			return
+		}
+		if _, err := f.Write(data); err != nil {
+			f.Close()
+			errc <- err
+			return
+		}
+		errc <- f.Close()
+	}()
+	return <-errc
+}
