@@ -3,6 +3,7 @@ package cloudinit
 import (
 	"bytes"
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -11,10 +12,12 @@ import (
 	"github.com/vibesandbox/vibe/config"
 )
 
+var base64Line = regexp.MustCompile(`^[A-Za-z0-9+/]+={0,2}$`)
+
 // KnownKeys are the top-level cloud-config keys vibe emits. cloud-init's own
 // schema check does not flag unknown top-level keys, so this one does.
 var KnownKeys = map[string]bool{
-	"bootcmd": true, "disable_root": true, "package_update": true, "package_upgrade": true,
+	"bootcmd": true, "ca_certs": true, "disable_root": true, "package_update": true, "package_upgrade": true,
 	"packages": true, "runcmd": true, "ssh_pwauth": true, "users": true, "write_files": true,
 }
 
@@ -39,7 +42,20 @@ func Check(doc []byte) error {
 		return fmt.Errorf("user-data has unknown top-level keys: %s", strings.Join(unknown, ", "))
 	}
 	// Line by line: short inputs keep Go's regexp on its fast backtracker.
+	// The base64 lines of a certificate (tls.ca: public, and re-encoded
+	// from parsed certificates) are the one random-looking text allowed.
+	inCert := false
 	for i, line := range strings.Split(string(doc), "\n") {
+		switch t := strings.TrimSpace(line); {
+		case t == "-----BEGIN CERTIFICATE-----":
+			inCert = true
+			continue
+		case t == "-----END CERTIFICATE-----":
+			inCert = false
+			continue
+		case inCert && base64Line.MatchString(t):
+			continue
+		}
 		if kind := config.LooksSecret(line); kind != "" {
 			return fmt.Errorf("user-data line %d looks like %s; secrets must never be baked into an image", i+1, kind)
 		}

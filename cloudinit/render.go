@@ -10,6 +10,7 @@ package cloudinit
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path"
@@ -134,6 +135,9 @@ func newView(c *config.Config) (*view, error) {
 
 // Render returns the #cloud-config user-data for c.
 func Render(c *config.Config) ([]byte, error) {
+	if len(c.TLS.CA) > 0 && len(c.TLS.Certs) == 0 {
+		return nil, errors.New("render: tls.ca is set but its files were not read (Config.ReadCAs)")
+	}
 	v, err := newView(c)
 	if err != nil {
 		return nil, fmt.Errorf("render: %w", err)

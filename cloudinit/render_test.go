@@ -38,6 +38,11 @@ func load(t testing.TB, file, instanceType string) *config.Config {
 	if err := c.Override(config.Overrides{InstanceType: instanceType}); err != nil {
 		t.Fatal(err)
 	}
+	// tls.ca's "~/" is the testdata folder here.
+	home, _ := filepath.Abs(filepath.Dir(file))
+	if err := c.ReadCAs(home); err != nil {
+		t.Fatal(err)
+	}
 	return c
 }
 
@@ -441,10 +446,24 @@ func TestCheckRefuses(t *testing.T) {
 		"#cloud-config\nfoo: 1\n": "unknown top-level keys: foo",
 		"#cloud-config\nruncmd: [echo sk-ant-api03-abcdefghijklmnop]\n": "looks like an Anthropic API key",
 		"#cloud-config\n: [\n": "not valid YAML",
+		// A certificate block passes only its base64 lines.
+		"#cloud-config\nca_certs:\n  trusted:\n    - |\n      -----BEGIN CERTIFICATE-----\n      token sk-ant-api03-abcdefghijklmnop\n      -----END CERTIFICATE-----\n": "looks like an Anthropic API key",
+		"#cloud-config\nruncmd: [echo Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MEFCQ0RFRkdISUo=]\n": "looks like a random token",
 	} {
 		if err := Check([]byte(doc)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Check(%q) = %v, want %q", doc, err, want)
 		}
+	}
+}
+
+// A certificate's base64 lines (tls.ca) are not taken for a secret.
+func TestCheckPassesCertificates(t *testing.T) {
+	c := load(t, "testdata/all-toolchains.yaml", "vm")
+	if len(c.TLS.Certs) == 0 {
+		t.Fatal("the test configuration has no tls.ca")
+	}
+	if _, err := Render(c); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -39,6 +39,7 @@ type Config struct {
 	Agent      Agent      `yaml:"agent" json:"agent"`
 	Egress     Egress     `yaml:"egress" json:"egress"`
 	Mirrors    Mirrors    `yaml:"mirrors" json:"mirrors"`
+	TLS        TLS        `yaml:"tls" json:"tls"`
 	Sandbox    Sandbox    `yaml:"sandbox" json:"sandbox"`
 
 	// Source names where the configuration came from ("(defaults)" or a path).

@@ -78,7 +78,7 @@ func (c *Config) has(path string) bool { _, ok := c.pos[path]; return ok }
 func (c *Config) PosOf(path string) (Pos, bool) { p, ok := c.pos[path]; return p, ok }
 
 func (c *Config) validate(h Host) error {
-	for _, check := range []func(Host) error{c.checkIdentity, c.checkInstance, c.checkUser, c.checkPackages, c.checkToolchains, c.checkAgent, c.checkEgress, c.checkSecrets} {
+	for _, check := range []func(Host) error{c.checkIdentity, c.checkInstance, c.checkUser, c.checkPackages, c.checkToolchains, c.checkAgent, c.checkEgress, c.checkSecrets, c.checkTLS} {
 		if err := check(h); err != nil {
 			return err
 		}

@@ -5,6 +5,9 @@
 
 VIBE_BUILD_JSON=${VIBE_BUILD_JSON:-/etc/vibe/build.json}
 VIBE_PROXY=http://vibe-proxy:3128
+# The system trust store, which holds tls.ca's extra authorities: Node and
+# Python's requests keep bundles of their own unless told.
+VIBE_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
 
 log() { printf 'vibe: %s\n' "$*" >&2; }
 die() { printf 'vibe: error: %s\n' "$*" >&2; exit 1; }
@@ -30,6 +33,7 @@ as_user() {
 		PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
 		http_proxy="$VIBE_PROXY" https_proxy="$VIBE_PROXY" HTTP_PROXY="$VIBE_PROXY" HTTPS_PROXY="$VIBE_PROXY" \
 		no_proxy=localhost,127.0.0.1 NO_PROXY=localhost,127.0.0.1 NODE_USE_ENV_PROXY=1 \
+		NODE_EXTRA_CA_CERTS="$VIBE_CA_BUNDLE" REQUESTS_CA_BUNDLE="$VIBE_CA_BUNDLE" SSL_CERT_FILE="$VIBE_CA_BUNDLE" \
 		"$@")
 }
 

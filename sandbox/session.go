@@ -22,6 +22,10 @@ import (
 // (gateway.Port), so that the image names no address of one host.
 const Proxy = "http://vibe-proxy:3128"
 
+// CABundle is the guest's system trust store, where tls.ca's extra
+// certificate authorities are installed.
+const CABundle = "/etc/ssl/certs/ca-certificates.crt"
+
 // GitIdentity is the host user's git name and email.
 type GitIdentity struct{ Name, Email string }
 
@@ -48,6 +52,9 @@ func Env(s *Spec, git GitIdentity, termName string) map[string]string {
 		"PATH":       home + "/.vibe/node-bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 		"http_proxy": Proxy, "https_proxy": Proxy, "HTTP_PROXY": Proxy, "HTTPS_PROXY": Proxy,
 		"no_proxy": "localhost,127.0.0.1", "NO_PROXY": "localhost,127.0.0.1", "NODE_USE_ENV_PROXY": "1",
+		// The system trust store, which holds tls.ca's authorities: Node
+		// and Python's requests keep bundles of their own unless told.
+		"NODE_EXTRA_CA_CERTS": CABundle, "REQUESTS_CA_BUNDLE": CABundle, "SSL_CERT_FILE": CABundle,
 	}
 	if termName != "" {
 		env["TERM"] = termName

@@ -33,6 +33,10 @@ func (t target) load(root *cli) (*config.Config, error) {
 	if err := c.Override(config.Overrides{InstanceType: t.InstanceType, Base: t.Base}); err != nil {
 		return nil, err
 	}
+	home, _ := os.UserHomeDir()
+	if err := c.ReadCAs(home); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 
