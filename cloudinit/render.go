@@ -80,6 +80,9 @@ func packages(c *config.Config) []string {
 		list = append(list, "chrony")
 	}
 	t := c.Toolchains
+	if t.Node.Enabled && t.Node.Source == config.NodeDistro {
+		list = append(list, "nodejs", "npm")
+	}
 	if t.Java.Enabled {
 		list = append(list, "zip", "unzip")
 	}

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"text/template"
@@ -558,5 +559,27 @@ func TestProxySettingsNameNoAddress(t *testing.T) {
 		if got := d.file(t, path); !strings.Contains(got, want) {
 			t.Errorf("%s lacks %q:\n%s", path, want, got)
 		}
+	}
+}
+
+// Node from the distribution comes with the packages (and npm with it);
+// through nvm it does not.
+func TestNodeSource(t *testing.T) {
+	for source, want := range map[string]bool{"distro": true, "nvm": false} {
+		c, err := config.Parse("vibe.yaml", []byte("toolchains:\n  node:\n    source: "+source+"\n"), host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := packages(c)
+		if slices.Contains(p, "nodejs") != want || slices.Contains(p, "npm") != want {
+			t.Errorf("source %s: packages %v", source, p)
+		}
+		out, _ := Render(c)
+		if !strings.Contains(string(out), `"source": "`+source+`"`) {
+			t.Errorf("build.json does not carry the source %s", source)
+		}
+	}
+	if _, err := config.Parse("vibe.yaml", []byte("toolchains:\n  node:\n    source: brew\n"), host); err == nil || !strings.Contains(err.Error(), "toolchains.node.source") {
+		t.Errorf("an unknown source: %v", err)
 	}
 }

@@ -97,10 +97,19 @@ type Tool struct {
 }
 
 type Node struct {
-	Enabled bool   `yaml:"enabled" json:"enabled"`
+	Enabled bool `yaml:"enabled" json:"enabled"`
+	// Source is nvm (Node.js's own builds, from its download site) or
+	// distro (the distribution's nodejs and npm packages, from its mirror).
+	Source  string `yaml:"source" json:"source"`
 	Version string `yaml:"version" json:"version"`
 	NVM     string `yaml:"nvm" json:"nvm"`
 }
+
+// Node sources.
+const (
+	NodeNVM    = "nvm"
+	NodeDistro = "distro"
+)
 
 type Java struct {
 	Enabled bool     `yaml:"enabled" json:"enabled"`

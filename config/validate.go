@@ -207,6 +207,9 @@ func (c *Config) checkPackages(Host) error {
 
 func (c *Config) checkToolchains(Host) error {
 	t := &c.Toolchains
+	if t.Node.Source != NodeNVM && t.Node.Source != NodeDistro {
+		return c.errAt("toolchains.node.source", "%q: use %q (Node.js's own builds) or %q (the distribution's packages)", t.Node.Source, NodeNVM, NodeDistro)
+	}
 	checks := []struct {
 		on   bool
 		path string

@@ -1,15 +1,32 @@
 #!/bin/bash
-# Node.js through nvm, for the sandbox user, and the agent CLI.
+# Node.js for the sandbox user, through nvm or from the distribution, and
+# the agent CLI. Global npm packages always live in the user's home: npm
+# never installs (nor runs package scripts) as root.
 set -euo pipefail
 # shellcheck source=../lib.sh
 . /usr/local/lib/vibe/lib.sh
 
-nvm_version=$(cfg .toolchains.node.nvm)
-node_version=$(cfg .toolchains.node.version)
+source=$(cfg .toolchains.node.source)
 agent_package=$(jq -r .agent.package "$VIBE_BUILD_JSON")
 agent_version=$(jq -r .agent.version "$VIBE_BUILD_JSON")
 home=$(cfg .user.home)
 
+if [ "$source" = distro ]; then
+	# nodejs and npm came with the packages; npm's global folder is the user's.
+	command -v node >/dev/null || die "toolchains.node.source is distro but the distribution's nodejs is not installed"
+	as_user npm config set prefix "$home/.npm-global"
+	record node "$(as_user node --version)"
+	if [ "$(jq -r .agent.enabled "$VIBE_BUILD_JSON")" = true ]; then
+		as_user npm install -g "${agent_package}@${agent_version}"
+		record agent "$(as_user npm ls -g --depth=0 --json | jq -r --arg p "$agent_package" '.dependencies[$p].version')"
+	fi
+	as_user mkdir -p "$home/.npm-global/bin"
+	link_node_bin "$home/.npm-global/bin"
+	exit 0
+fi
+
+nvm_version=$(cfg .toolchains.node.nvm)
+node_version=$(cfg .toolchains.node.version)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 download "https://raw.githubusercontent.com/nvm-sh/nvm/v${nvm_version}/install.sh" "$tmp/install-nvm.sh"

@@ -15,6 +15,10 @@ apt_install google-chrome-stable
 record chrome "$(dpkg-query -W -f '${Version}' google-chrome-stable)"
 
 lighthouse=$(cfg .toolchains.chrome.lighthouse)
-# shellcheck disable=SC2016
-as_user bash -c '. "$HOME/.nvm/nvm.sh" && npm install -g "lighthouse@$1"' nvm "$lighthouse"
+if [ "$(cfg .toolchains.node.source)" = distro ]; then
+	as_user npm install -g "lighthouse@$lighthouse"
+else
+	# shellcheck disable=SC2016
+	as_user bash -c '. "$HOME/.nvm/nvm.sh" && npm install -g "lighthouse@$1"' nvm "$lighthouse"
+fi
 record lighthouse "$lighthouse"
