@@ -17,7 +17,7 @@ var base64Line = regexp.MustCompile(`^[A-Za-z0-9+/]+={0,2}$`)
 // KnownKeys are the top-level cloud-config keys vibe emits. cloud-init's own
 // schema check does not flag unknown top-level keys, so this one does.
 var KnownKeys = map[string]bool{
-	"bootcmd": true, "ca_certs": true, "disable_root": true, "package_update": true, "package_upgrade": true,
+	"apt": true, "bootcmd": true, "ca_certs": true, "disable_root": true, "package_update": true, "package_upgrade": true,
 	"packages": true, "runcmd": true, "ssh_pwauth": true, "users": true, "write_files": true,
 }
 

@@ -34,3 +34,16 @@ func xmlEscape(s string) (string, error) {
 	}
 	return b.String(), nil
 }
+
+// iniValue passes a value into an INI-style file (npmrc, pip.conf, Go's
+// env file) where no quoting exists: it refuses anything that could end
+// the value or start another line, a comment or a section.
+func iniValue(s string) (string, error) {
+	if s == "" || strings.ContainsAny(s, "\r\n;#[]\"'\\") || strings.TrimSpace(s) != s {
+		return "", fmt.Errorf("ini: %q cannot be written as a plain value", s)
+	}
+	return s, nil
+}
+
+// tomlQuote writes a TOML basic string: JSON's escapes are TOML's.
+func tomlQuote(s string) (string, error) { return yamlQuote(s) }

@@ -211,12 +211,14 @@ func execute(name string, v *view, w *bytes.Buffer) error {
 
 // Escapers are the template functions allowed to end an output action; a
 // test walks every template and fails on any action that ends otherwise.
-var Escapers = map[string]bool{"yaml": true, "xml": true}
+var Escapers = map[string]bool{"yaml": true, "xml": true, "ini": true, "toml": true}
 
 func funcs(v *view) template.FuncMap {
 	return template.FuncMap{
 		"yaml": yamlQuote,
 		"xml":  xmlEscape,
+		"ini":  iniValue,
+		"toml": tomlQuote,
 		"provision": func(name string) (string, error) {
 			return provision.File(name)
 		},

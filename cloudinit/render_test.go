@@ -583,3 +583,16 @@ func TestNodeSource(t *testing.T) {
 		t.Errorf("an unknown source: %v", err)
 	}
 }
+
+// A value in a file without quoting (npmrc, pip.conf, Go's env) cannot
+// start another line, a comment or a section.
+func TestIniValue(t *testing.T) {
+	if v, err := iniValue("https://npm.test/"); err != nil || v != "https://npm.test/" {
+		t.Errorf("a plain URL: %q %v", v, err)
+	}
+	for _, bad := range []string{"", "a\nproxy=http://evil", "a;b", "a#b", " a", "[global]", `a"b`} {
+		if _, err := iniValue(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

@@ -178,9 +178,17 @@ type Gateway struct {
 	Instance string `yaml:"instance" json:"instance"`
 }
 
+// Mirrors are where the guest's package managers fetch from instead of
+// their public servers; each host joins the allowlist.
 type Mirrors struct {
-	Maven  string `yaml:"maven" json:"maven"`
-	Docker string `yaml:"docker" json:"docker"`
+	Apt         string `yaml:"apt" json:"apt"`
+	AptSecurity string `yaml:"apt_security" json:"apt_security"`
+	NPM         string `yaml:"npm" json:"npm"`
+	PyPI        string `yaml:"pypi" json:"pypi"`
+	Go          string `yaml:"go" json:"go"`
+	Node        string `yaml:"node" json:"node"`
+	Maven       string `yaml:"maven" json:"maven"`
+	Docker      string `yaml:"docker" json:"docker"`
 }
 
 // Warnings are accepted choices a user should hear about.

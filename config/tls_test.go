@@ -80,3 +80,30 @@ func TestProjectCannotSetTLS(t *testing.T) {
 		t.Error("a project file set tls.ca")
 	}
 }
+
+// Every mirror is a URL without credentials whose host joins the
+// allowlist; plain http only for apt, which checks signatures itself.
+func TestMirrors(t *testing.T) {
+	c, err := Parse("vibe.yaml", []byte("mirrors:\n  apt: http://apt.test/debian\n  npm: https://npm.test/\n  pypi: https://pypi.test/simple/\n  go: https://go.test\n  node: https://node.test/dist\n"), Host{UID: 1000, GID: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []string{"apt.test", "npm.test", "pypi.test", "go.test", "node.test"} {
+		if !c.Allowlist.Allows(h) {
+			t.Errorf("%s is not allowed", h)
+		}
+	}
+	for _, tc := range []struct{ yaml, want string }{
+		{"mirrors:\n  npm: http://npm.test/\n", "not an https URL"},
+		{"mirrors:\n  apt: ftp://apt.test/debian\n", "not an http or https URL"},
+		{"mirrors:\n  apt: http://apt.test:8080/debian\n", "port other than 80"},
+		{"mirrors:\n  npm: https://user:pw@npm.test/\n", "credentials"},
+		// A value that would end the line in npmrc or pip.conf.
+		{"mirrors:\n  pypi: \"https://pypi.test/simple;x\"\n", "not allowed"},
+		{"mirrors:\n  go: \"https://go.test/#x\"\n", "no query, fragment"},
+	} {
+		if _, err := Parse("vibe.yaml", []byte(tc.yaml), Host{UID: 1000, GID: 1000}); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want %q", tc.yaml, err, tc.want)
+		}
+	}
+}

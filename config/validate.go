@@ -311,11 +311,19 @@ func (c *Config) checkEgress(Host) error {
 			list = append(list, e)
 		}
 	}
-	for _, m := range []struct{ path, v string }{{"mirrors.maven", c.Mirrors.Maven}, {"mirrors.docker", c.Mirrors.Docker}} {
+	mi := c.Mirrors
+	for _, m := range []struct {
+		path, v string
+		http    bool // apt checks signatures: plain http is fine
+	}{
+		{"mirrors.apt", mi.Apt, true}, {"mirrors.apt_security", mi.AptSecurity, true},
+		{"mirrors.npm", mi.NPM, false}, {"mirrors.pypi", mi.PyPI, false}, {"mirrors.go", mi.Go, false},
+		{"mirrors.node", mi.Node, false}, {"mirrors.maven", mi.Maven, false}, {"mirrors.docker", mi.Docker, false},
+	} {
 		if m.v == "" {
 			continue
 		}
-		host, err := checkMirrorURL(m.v)
+		host, err := checkMirrorURL(m.v, m.http)
 		if err != nil {
 			return c.errAt(m.path, "%v", err)
 		}
@@ -352,7 +360,7 @@ func (c *Config) checkEgress(Host) error {
 		if !envName.MatchString(cr.Key) {
 			return c.errAt(at("key"), "%q is not a variable name (letters, digits and _)", cr.Key)
 		}
-		if _, err := checkMirrorURL(cr.Upstream); err != nil {
+		if _, err := checkMirrorURL(cr.Upstream, false); err != nil {
 			return c.errAt(at("upstream"), "%v", err)
 		}
 		if !headerName.MatchString(cr.Header) {
@@ -371,9 +379,19 @@ func (c *Config) checkEgress(Host) error {
 
 // checkMirrorURL accepts an https URL without credentials, query or fragment
 // and returns its host.
-func checkMirrorURL(s string) (string, error) {
+func checkMirrorURL(s string, http bool) (string, error) {
 	u, err := url.Parse(s)
+	if http && err == nil && u.Scheme == "http" {
+		if u.Port() != "" && u.Port() != "80" {
+			return "", fmt.Errorf("%q: no port other than 80 (the proxy allows 80 only for http)", s)
+		}
+		u.Scheme = "https" // the remaining checks are the same
+		u.Host = u.Hostname()
+	}
 	if err != nil || u.Scheme != "https" || u.Host == "" || u.Opaque != "" {
+		if http {
+			return "", fmt.Errorf("%q is not an http or https URL (http://host/path)", s)
+		}
 		return "", fmt.Errorf("%q is not an https URL (https://host/path)", s)
 	}
 	if u.User != nil {
@@ -382,7 +400,7 @@ func checkMirrorURL(s string) (string, error) {
 	if u.RawQuery != "" || u.Fragment != "" || u.Port() != "" && u.Port() != "443" {
 		return "", fmt.Errorf("%q: no query, fragment or port other than 443 (the proxy allows 443 only for https)", s)
 	}
-	if strings.ContainsAny(u.Path, "\"'<>&\\ \t\n") {
+	if strings.ContainsAny(u.Path, "\"'<>&\\ \t\n;#,") {
 		return "", fmt.Errorf("%q: path has characters that are not allowed", s)
 	}
 	return strings.ToLower(u.Hostname()), nil

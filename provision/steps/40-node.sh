@@ -27,6 +27,8 @@ fi
 
 nvm_version=$(cfg .toolchains.node.nvm)
 node_version=$(cfg .toolchains.node.version)
+# nvm downloads Node.js from this mirror when one is configured.
+node_mirror=$(jq -r '.mirrors.node // ""' "$VIBE_BUILD_JSON")
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 download "https://raw.githubusercontent.com/nvm-sh/nvm/v${nvm_version}/install.sh" "$tmp/install-nvm.sh"
@@ -36,7 +38,11 @@ as_user env PROFILE=/dev/null NVM_DIR="$home/.nvm" bash "$tmp/install-nvm.sh"
 # $1 etc. are expanded by the inner shell, from its arguments: values stay data.
 # shellcheck disable=SC2016
 nvm_run='. "$HOME/.nvm/nvm.sh" && "$@"'
-as_user bash -c "$nvm_run" nvm nvm install "$node_version"
+if [ -n "$node_mirror" ]; then
+	as_user env NVM_NODEJS_ORG_MIRROR="$node_mirror" bash -c "$nvm_run" nvm nvm install "$node_version"
+else
+	as_user bash -c "$nvm_run" nvm nvm install "$node_version"
+fi
 as_user bash -c "$nvm_run" nvm nvm alias default "$node_version"
 record node "$(as_user bash -c "$nvm_run" nvm node --version)"
 if [ "$(jq -r .agent.enabled "$VIBE_BUILD_JSON")" = true ]; then
