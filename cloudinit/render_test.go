@@ -449,7 +449,7 @@ func TestCheckRefuses(t *testing.T) {
 		"#cloud-config\n: [\n": "not valid YAML",
 		// A certificate block passes only its base64 lines.
 		"#cloud-config\nca_certs:\n  trusted:\n    - |\n      -----BEGIN CERTIFICATE-----\n      token sk-ant-api03-abcdefghijklmnop\n      -----END CERTIFICATE-----\n": "looks like an Anthropic API key",
-		"#cloud-config\nruncmd: [echo Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MEFCQ0RFRkdISUo=]\n": "looks like a random token",
+		"#cloud-config\nruncmd: [echo Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MEFCQ0RFRkdISUo=]\n":                                                                                   "looks like a random token",
 	} {
 		if err := Check([]byte(doc)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Check(%q) = %v, want %q", doc, err, want)
