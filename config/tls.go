@@ -110,3 +110,10 @@ func ParseCAs(name string, data []byte) ([]CACert, error) {
 	}
 	return out, nil
 }
+
+// CheckMirror checks a mirror URL as vibe.yaml does (http only where
+// allowHTTP: apt).
+func CheckMirror(u string, allowHTTP bool) error {
+	_, err := checkMirrorURL(u, allowHTTP)
+	return err
+}

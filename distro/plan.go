@@ -106,6 +106,10 @@ func Plan(req Request, host []Source) (Spec, error) {
 	return s, nil
 }
 
+// HostArchives finds the host's archive for the distribution and its
+// security archive in its apt sources (nil when absent).
+func HostArchives(dist string, host []Source) (main, sec *Source) { return hostArchives(dist, host) }
+
 // hostArchives finds the host's archive for dist (a source serving one of
 // its codenames, not a security, updates or backports suite) and its
 // security archive.

@@ -222,3 +222,45 @@ func TestStepsOnly(t *testing.T) {
 		t.Errorf("an unknown step: %v", err)
 	}
 }
+
+// --mirrors-from-host: the host's servers and added authorities land in
+// the vibe.yaml, which validates and points every client at them.
+func TestUserConfigHostMirrors(t *testing.T) {
+	home := t.TempDir()
+	ca, _ := os.ReadFile("../cloudinit/testdata/ca.pem")
+	caFile := filepath.Join(home, "corp.crt")
+	os.WriteFile(caFile, ca, 0o644)
+	d := Decisions{InstanceType: "container", TypeWhy: "x", Host: &HostMirrors{
+		Mirrors: config.Mirrors{Apt: "http://apt.test/debian", AptSecurity: "http://apt.test/debian-security", NPM: "https://npm.test/", Go: "https://go.test"},
+		CA:      []string{caFile},
+	}}
+	b := UserConfig(d)
+	c, err := config.Parse("vibe.yaml", b, config.Host{UID: 1000, GID: 1000})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, b)
+	}
+	if c.Mirrors != d.Host.Mirrors || !slices.Equal(c.TLS.CA, []string{caFile}) {
+		t.Errorf("mirrors %+v ca %v\n%s", c.Mirrors, c.TLS.CA, b)
+	}
+	if err := c.ReadCAs(home); err != nil || len(c.TLS.Certs) != 1 {
+		t.Errorf("the CA does not read back: %v", err)
+	}
+}
+
+func TestHostConfigReaders(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://goproxy.test,direct": "https://goproxy.test",
+		"off":                         "",
+		"direct|https://b.test":       "https://b.test",
+		"https://registry.test/\n":    "https://registry.test/",
+	} {
+		if got := firstURL(in); got != want {
+			t.Errorf("firstURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+	p := filepath.Join(t.TempDir(), "pip.conf")
+	os.WriteFile(p, []byte("[install]\nindex-url = https://wrong.test\n# c\n[global]\ncert = /x\nindex-url = https://pypi.test/simple/\n"), 0o644)
+	if got := iniGet(p, "global", "index-url"); got != "https://pypi.test/simple/" {
+		t.Errorf("iniGet = %q", got)
+	}
+}

@@ -30,6 +30,9 @@ type Options struct {
 	Self    string // this vibe binary (for completions)
 	// ConfigPath is the invoking user's vibe.yaml, written when missing.
 	ConfigPath string
+	// MirrorsFromHost copies the host's package servers and added
+	// certificate authorities into the vibe.yaml setup writes.
+	MirrorsFromHost bool
 	// Where bash completions and built base trees go ("": the system's).
 	CompletionDir, CacheDir string
 	Log                     func(string)
@@ -54,6 +57,8 @@ type Decisions struct {
 	Base         string `json:"base,omitempty"`   // set when setup built a local base
 	Uplink       string `json:"uplink,omitempty"` // set when setup made the uplink
 	Pool         string `json:"pool"`
+	// Host is what --mirrors-from-host found.
+	Host *HostMirrors `json:"host,omitempty"`
 }
 
 // New prepares the steps for this host.
@@ -71,6 +76,16 @@ func New(o Options) *Setup {
 		o.CacheDir = "/var/cache/vibe/base"
 	}
 	s := &Setup{o: o, os: ReadOSRelease("/")}
+	if o.MirrorsFromHost {
+		home := "/root"
+		if o.User != nil {
+			home = o.User.HomeDir
+		} else if h, err := os.UserHomeDir(); err == nil {
+			home = h
+		}
+		h := ReadHostMirrors(context.Background(), s.os, home)
+		s.Decided.Host = &h
+	}
 	switch {
 	case o.Type != "":
 		s.Decided.InstanceType, s.Decided.TypeWhy = o.Type, "as configured"

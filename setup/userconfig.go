@@ -39,6 +39,29 @@ func UserConfig(d Decisions) []byte {
 	if d.Uplink != "" {
 		put(gw, "uplink", d.Uplink, "The gateway's way out: the default profile has no network here.")
 	}
+	if h := d.Host; h != nil {
+		m := h.Mirrors
+		var mirrors *yaml.Node
+		for _, kv := range [][2]string{{"apt", m.Apt}, {"apt_security", m.AptSecurity}, {"npm", m.NPM}, {"pypi", m.PyPI}, {"go", m.Go}} {
+			if kv[1] == "" {
+				continue
+			}
+			comment := ""
+			if mirrors == nil {
+				mirrors = section(doc, "mirrors")
+				comment = "This machine's own package servers (vibe setup --mirrors-from-host)."
+			}
+			put(mirrors, kv[0], kv[1], comment)
+		}
+		if len(h.CA) > 0 {
+			tls := section(doc, "tls")
+			list := &yaml.Node{Kind: yaml.SequenceNode}
+			for _, p := range h.CA {
+				list.Content = append(list.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: p})
+			}
+			tls.Content = append(tls.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: "ca", HeadComment: "The certificate authorities added to this machine's trust store."}, list)
+		}
+	}
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
@@ -67,10 +90,20 @@ func (s *Setup) configStep(path string) Step {
 }
 
 func baseNote(d Decisions) string {
-	if d.Base == "" {
-		return ""
+	note := ""
+	if d.Base != "" {
+		note += ", image.base " + d.Base
 	}
-	return ", image.base " + d.Base
+	if h := d.Host; h != nil {
+		n := 0
+		for _, v := range []string{h.Mirrors.Apt, h.Mirrors.AptSecurity, h.Mirrors.NPM, h.Mirrors.PyPI, h.Mirrors.Go} {
+			if v != "" {
+				n++
+			}
+		}
+		note += fmt.Sprintf(", %d package servers and %d certificate authorities of this machine", n, len(h.CA))
+	}
+	return note
 }
 
 // writeAsUser creates path (and its folders) with the user's file-system

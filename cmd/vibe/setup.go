@@ -18,10 +18,11 @@ import (
 )
 
 type setupCmd struct {
-	DryRun  bool     `help:"Check each step and print the plan; change nothing (no root needed)."`
-	JSON    bool     `help:"Print the steps as JSON."`
-	Only    []string `help:"Run only these steps (incus, ids, daemon, storage, uplink, base, group, completion, vibe.yaml)." placeholder:"STEP"`
-	Storage string   `help:"Driver of the storage pool setup creates when there is none: auto (zfs, else btrfs, else dir), btrfs, zfs or dir." default:"auto" enum:"auto,btrfs,zfs,dir"`
+	DryRun          bool     `help:"Check each step and print the plan; change nothing (no root needed)."`
+	JSON            bool     `help:"Print the steps as JSON."`
+	MirrorsFromHost bool     `help:"Copy this machine's package servers (apt archives, npm registry, pip index, GOPROXY) and the certificate authorities added to its trust store into the vibe.yaml setup writes."`
+	Only            []string `help:"Run only these steps (incus, ids, daemon, storage, uplink, base, group, completion, vibe.yaml)." placeholder:"STEP"`
+	Storage         string   `help:"Driver of the storage pool setup creates when there is none: auto (zfs, else btrfs, else dir), btrfs, zfs or dir." default:"auto" enum:"auto,btrfs,zfs,dir"`
 }
 
 func (s *setupCmd) Run(c *cli) error {
@@ -85,7 +86,7 @@ func (s *setupCmd) Run(c *cli) error {
 	}
 	st := setup.New(setup.Options{
 		Storage: s.Storage, User: invoker, UID: cfg.User.UID, GID: cfg.User.GID,
-		Base: cfg.Image.Base, Type: typ, Self: self, ConfigPath: path, Log: logf,
+		Base: cfg.Image.Base, Type: typ, Self: self, ConfigPath: path, Log: logf, MirrorsFromHost: s.MirrorsFromHost,
 	})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -1,0 +1,120 @@
+package setup
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/vibesandbox/vibe/config"
+	"github.com/vibesandbox/vibe/distro"
+)
+
+// HostMirrors are the package servers and certificate authorities this
+// machine is set up with, for a guest that must use the same (a company
+// that mandates its mirrors and inspects TLS).
+type HostMirrors struct {
+	Mirrors config.Mirrors `json:"mirrors"`
+	CA      []string       `json:"ca,omitempty"`
+}
+
+// public are the default servers: nothing to copy when the host uses them.
+var public = []string{"https://registry.npmjs.org/", "https://registry.npmjs.org", "https://pypi.org/simple", "https://pypi.org/simple/", "https://proxy.golang.org"}
+
+// ReadHostMirrors reads the host's apt archives, npm registry, pip index
+// and Go module proxy, as seen by the user whose home is home, and the
+// certificate authorities added to the host's trust store. Whatever is
+// missing stays empty; each value must pass vibe.yaml's own checks.
+func ReadHostMirrors(ctx context.Context, osr OSRelease, home string) HostMirrors {
+	var h HostMirrors
+	if host, err := distro.HostSources("/"); err == nil {
+		main, sec := distro.HostArchives(osr.ID, host)
+		if main != nil {
+			h.Mirrors.Apt = main.URI
+		}
+		if sec != nil {
+			h.Mirrors.AptSecurity = sec.URI
+		}
+	}
+	h.Mirrors.NPM = firstURL(command(ctx, home, "npm", "config", "get", "registry"))
+	h.Mirrors.Go = firstURL(command(ctx, home, "go", "env", "GOPROXY"))
+	for _, p := range []string{filepath.Join(home, ".config/pip/pip.conf"), filepath.Join(home, ".pip/pip.conf"), "/etc/pip.conf"} {
+		if v := iniGet(p, "global", "index-url"); v != "" {
+			h.Mirrors.PyPI = v
+			break
+		}
+	}
+	for _, v := range []*string{&h.Mirrors.NPM, &h.Mirrors.Go, &h.Mirrors.PyPI} {
+		if slices.Contains(public, *v) {
+			*v = ""
+		}
+	}
+	// Each value must be one vibe.yaml accepts, or it is left out.
+	for _, m := range []struct {
+		v    *string
+		http bool
+	}{{&h.Mirrors.Apt, true}, {&h.Mirrors.AptSecurity, true}, {&h.Mirrors.NPM, false}, {&h.Mirrors.Go, false}, {&h.Mirrors.PyPI, false}} {
+		if *m.v != "" && config.CheckMirror(*m.v, m.http) != nil {
+			*m.v = ""
+		}
+	}
+	cas, _ := filepath.Glob("/usr/local/share/ca-certificates/*.crt")
+	more, _ := filepath.Glob("/usr/local/share/ca-certificates/*/*.crt")
+	h.CA = append(cas, more...)
+	slices.Sort(h.CA)
+	return h
+}
+
+// command runs a host tool with the user's home, briefly; "" on failure.
+func command(ctx context.Context, home, name string, args ...string) string {
+	if _, err := exec.LookPath(name); err != nil {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = append(os.Environ(), "HOME="+home)
+	out, err := cmd.Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// firstURL is the first http(s) URL of a GOPROXY-style list.
+func firstURL(s string) string {
+	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == '|' }) {
+		if f = strings.TrimSpace(f); strings.HasPrefix(f, "https://") || strings.HasPrefix(f, "http://") {
+			return f
+		}
+	}
+	return ""
+}
+
+// iniGet reads one key of one section of an INI file (pip.conf).
+func iniGet(path, section, key string) string {
+	b, err := os.ReadFile(path)
+	if err != nil || len(b) > 1<<20 {
+		return ""
+	}
+	cur := ""
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		switch {
+		case line == "" || line[0] == '#' || line[0] == ';':
+		case line[0] == '[' && strings.HasSuffix(line, "]"):
+			cur = strings.TrimSpace(line[1 : len(line)-1])
+		case cur == section:
+			if k, v, ok := strings.Cut(line, "="); ok && strings.TrimSpace(k) == key {
+				return strings.TrimSpace(v)
+			}
+		}
+	}
+	return ""
+}
