@@ -101,6 +101,9 @@ func TestMirrors(t *testing.T) {
 		// A value that would end the line in npmrc or pip.conf.
 		{"mirrors:\n  pypi: \"https://pypi.test/simple;x\"\n", "not allowed"},
 		{"mirrors:\n  go: \"https://go.test/#x\"\n", "no query, fragment"},
+		// npm expands ${VAR} in .npmrc: the guest's environment would go to the mirror.
+		{"mirrors:\n  npm: \"https://npm.test/${HOME}/\"\n", "not allowed"},
+		{"mirrors:\n  apt_security: http://apt.test/debian-security\n", "without mirrors.apt"},
 	} {
 		if _, err := Parse("vibe.yaml", []byte(tc.yaml), Host{UID: 1000, GID: 1000}); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: %v, want %q", tc.yaml, err, tc.want)

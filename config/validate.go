@@ -336,6 +336,9 @@ func (c *Config) checkEgress(Host) error {
 			list = append(list, e)
 		}
 	}
+	if mi.AptSecurity != "" && mi.Apt == "" {
+		return c.errAt("mirrors.apt_security", "is set without mirrors.apt; set both (cloud-init writes the sources anew, and the archive would otherwise be the distribution's public one)")
+	}
 	if c.Mirrors.Docker != "" && !c.Toolchains.Docker.Enabled {
 		return c.errAt("mirrors.docker", "is set but toolchains.docker is off; enable Docker or remove the mirror")
 	}
@@ -400,7 +403,7 @@ func checkMirrorURL(s string, http bool) (string, error) {
 	if u.RawQuery != "" || u.Fragment != "" || u.Port() != "" && u.Port() != "443" {
 		return "", fmt.Errorf("%q: no query, fragment or port other than 443 (the proxy allows 443 only for https)", s)
 	}
-	if strings.ContainsAny(u.Path, "\"'<>&\\ \t\n;#,") {
+	if strings.ContainsAny(u.Path, "\"'<>&\\ \t\n;#,${}") {
 		return "", fmt.Errorf("%q: path has characters that are not allowed", s)
 	}
 	return strings.ToLower(u.Hostname()), nil

@@ -112,10 +112,16 @@ func HostArchives(dist string, host []Source) (main, sec *Source) { return hostA
 
 // hostArchives finds the host's archive for dist (a source serving one of
 // its codenames, not a security, updates or backports suite) and its
-// security archive.
+// security archive. Only the distribution's own archives count: component
+// main, and signed by the distribution's keyring (or apt's default), so a
+// third-party repository for the same codename (Docker's, say) is never
+// taken for the archive.
 func hostArchives(dist string, host []Source) (main, sec *Source) {
 	for i := range host {
 		s := &host[i]
+		if !official(dist, s) {
+			continue
+		}
 		for _, suite := range s.Suites {
 			base, kind, _ := strings.Cut(suite, "-")
 			if releases[base] != dist {
@@ -130,6 +136,16 @@ func hostArchives(dist string, host []Source) (main, sec *Source) {
 		}
 	}
 	return main, sec
+}
+
+// keyrings are the distributions' archive keyrings.
+var keyrings = map[string]string{
+	"debian": "/usr/share/keyrings/debian-archive-keyring.gpg",
+	"ubuntu": "/usr/share/keyrings/ubuntu-archive-keyring.gpg",
+}
+
+func official(dist string, s *Source) bool {
+	return slices.Contains(s.Components, "main") && (s.SignedBy == "" || s.SignedBy == keyrings[dist])
 }
 
 func checkURI(u string) error {

@@ -15,9 +15,9 @@ import (
 )
 
 var bookwormHost = []Source{
-	{URI: "http://mirror.test/debian", Suites: []string{"bookworm", "bookworm-updates"}, SignedBy: "/usr/share/keyrings/debian-archive-keyring.gpg"},
-	{URI: "http://mirror.test/debian-security", Suites: []string{"bookworm-security"}},
-	{URI: "http://mirror.test/debian", Suites: []string{"bookworm-backports"}},
+	{URI: "http://mirror.test/debian", Suites: []string{"bookworm", "bookworm-updates"}, Components: []string{"main"}, SignedBy: "/usr/share/keyrings/debian-archive-keyring.gpg"},
+	{URI: "http://mirror.test/debian-security", Suites: []string{"bookworm-security"}, Components: []string{"main"}},
+	{URI: "http://mirror.test/debian", Suites: []string{"bookworm-backports"}, Components: []string{"main"}},
 }
 
 func TestPlan(t *testing.T) {
@@ -49,6 +49,16 @@ func TestPlan(t *testing.T) {
 			"deb http://ubuntu.test/ubuntu noble-updates main universe",
 			"deb http://ubuntu.test/ubuntu noble-security main universe",
 		}, "/k.gpg", ""},
+		// A third-party repository for the same codename comes first in
+		// the host's sources: it is not the archive.
+		{"docker's repository first", Request{Release: "bookworm"}, append([]Source{
+			{URI: "https://download.docker.test/linux/debian", Suites: []string{"bookworm"}, Components: []string{"stable"}, SignedBy: "/etc/apt/keyrings/docker.asc"},
+			{URI: "https://other.test/debian", Suites: []string{"bookworm"}, Components: []string{"main"}, SignedBy: "/etc/apt/keyrings/other.gpg"},
+		}, bookwormHost...), []string{
+			"deb http://mirror.test/debian bookworm main",
+			"deb http://mirror.test/debian bookworm-updates main",
+			"deb http://mirror.test/debian-security bookworm-security main",
+		}, "/usr/share/keyrings/debian-archive-keyring.gpg", ""},
 		{"unknown release", Request{Release: "hamm"}, bookwormHost, nil, "", "unknown release"},
 		{"no archive at all", Request{Release: "bookworm"}, nil, nil, "", "pass --mirror"},
 		{"mirror that is an option", Request{Release: "bookworm", Mirror: "--hook=x"}, nil, nil, "", "want an http"},

@@ -43,15 +43,22 @@ func delegate(root string, uid, gid int) error {
 		if hasLine(path, subIDLine(id)) {
 			continue
 		}
-		b, err := os.ReadFile(path)
-		if err != nil && !os.IsNotExist(err) {
+		// Appended, never rewritten: the other users' ranges stay as
+		// they are whatever happens to this write.
+		b, _ := os.ReadFile(path)
+		line := subIDLine(id) + "\n"
+		if len(b) > 0 && b[len(b)-1] != '\n' {
+			line = "\n" + line
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
 			return err
 		}
-		if len(b) > 0 && b[len(b)-1] != '\n' {
-			b = append(b, '\n')
+		if _, err := f.WriteString(line); err != nil {
+			f.Close()
+			return err
 		}
-		b = append(b, subIDLine(id)+"\n"...)
-		if err := os.WriteFile(path, b, 0o644); err != nil {
+		if err := f.Close(); err != nil {
 			return err
 		}
 	}

@@ -35,15 +35,12 @@ func PlanInstall(o OSRelease, host []distro.Source, kvm bool) (InstallPlan, erro
 	switch {
 	case o.ID == "debian" && o.Codename == "bookworm":
 		p.Target = "bookworm-backports"
-		var archive *distro.Source
-		for i, s := range host {
-			if slices.Contains(s.Suites, "bookworm-backports") {
+		for _, s := range host {
+			if slices.Contains(s.Suites, "bookworm-backports") && slices.Contains(s.Components, "main") {
 				return p, nil // the host has backports already
 			}
-			if archive == nil && slices.Contains(s.Suites, "bookworm") {
-				archive = &host[i]
-			}
 		}
+		archive, _ := distro.HostArchives("debian", host)
 		if archive == nil {
 			return p, fmt.Errorf("no Debian archive for bookworm in the host's apt sources to take bookworm-backports from; add bookworm-backports and run vibe setup again")
 		}
@@ -107,6 +104,11 @@ func aptInstall(ctx context.Context, p InstallPlan, log func(string)) error {
 		log("added " + p.SourcePath)
 	}
 	if err := run(ctx, log, "apt-get", "update", "-q"); err != nil {
+		if p.SourcePath != "" {
+			// A source that does not work would break the host's apt.
+			_ = os.Remove(p.SourcePath)
+			log("removed " + p.SourcePath + " again")
+		}
 		return err
 	}
 	args := []string{"install", "-y", "-q"}

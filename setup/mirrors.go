@@ -4,11 +4,16 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/vibesandbox/vibe/config"
@@ -30,7 +35,7 @@ var public = []string{"https://registry.npmjs.org/", "https://registry.npmjs.org
 // and Go module proxy, as seen by the user whose home is home, and the
 // certificate authorities added to the host's trust store. Whatever is
 // missing stays empty; each value must pass vibe.yaml's own checks.
-func ReadHostMirrors(ctx context.Context, osr OSRelease, home string) HostMirrors {
+func ReadHostMirrors(ctx context.Context, osr OSRelease, u *user.User, home string) HostMirrors {
 	var h HostMirrors
 	if host, err := distro.HostSources("/"); err == nil {
 		main, sec := distro.HostArchives(osr.ID, host)
@@ -41,8 +46,8 @@ func ReadHostMirrors(ctx context.Context, osr OSRelease, home string) HostMirror
 			h.Mirrors.AptSecurity = sec.URI
 		}
 	}
-	h.Mirrors.NPM = firstURL(command(ctx, home, "npm", "config", "get", "registry"))
-	h.Mirrors.Go = firstURL(command(ctx, home, "go", "env", "GOPROXY"))
+	h.Mirrors.NPM = firstURL(command(ctx, u, home, "npm", "config", "get", "registry"))
+	h.Mirrors.Go = firstURL(command(ctx, u, home, "go", "env", "GOPROXY"))
 	for _, p := range []string{filepath.Join(home, ".config/pip/pip.conf"), filepath.Join(home, ".pip/pip.conf"), "/etc/pip.conf"} {
 		if v := iniGet(p, "global", "index-url"); v != "" {
 			h.Mirrors.PyPI = v
@@ -70,20 +75,49 @@ func ReadHostMirrors(ctx context.Context, osr OSRelease, home string) HostMirror
 	return h
 }
 
-// command runs a host tool with the user's home, briefly; "" on failure.
-func command(ctx context.Context, home, name string, args ...string) string {
-	if _, err := exec.LookPath(name); err != nil {
+// command runs a host tool to read the user's setting, as that user (never
+// root: the tool reads files the user controls, and Go or npm can be told
+// there to fetch and run programs), from /, with a minimal environment and
+// Go's toolchain switching off; briefly; "" on failure.
+func command(ctx context.Context, u *user.User, home, name string, args ...string) string {
+	bin, err := exec.LookPath(name)
+	if err != nil {
 		return ""
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Env = append(os.Environ(), "HOME="+home)
-	out, err := cmd.Output()
-	if err != nil {
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Dir = "/"
+	cmd.Env = []string{"HOME=" + home, "PATH=/usr/local/go/bin:/usr/local/bin:/usr/bin:/bin", "GOTOOLCHAIN=local", "LC_ALL=C"}
+	if u != nil && os.Geteuid() == 0 {
+		uid, err1 := strconv.Atoi(u.Uid)
+		gid, err2 := strconv.Atoi(u.Gid)
+		if err1 != nil || err2 != nil {
+			return ""
+		}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}}
+	}
+	var out bytes.Buffer
+	cmd.Stdout = &limitWriter{w: &out, n: 64 << 10}
+	if err := cmd.Run(); err != nil {
 		return ""
 	}
-	return strings.TrimSpace(string(out))
+	return strings.TrimSpace(out.String())
+}
+
+// limitWriter keeps the first n bytes.
+type limitWriter struct {
+	w io.Writer
+	n int
+}
+
+func (l *limitWriter) Write(p []byte) (int, error) {
+	if l.n > 0 {
+		k := min(len(p), l.n)
+		l.w.Write(p[:k])
+		l.n -= k
+	}
+	return len(p), nil
 }
 
 // firstURL is the first http(s) URL of a GOPROXY-style list.
@@ -98,8 +132,8 @@ func firstURL(s string) string {
 
 // iniGet reads one key of one section of an INI file (pip.conf).
 func iniGet(path, section, key string) string {
-	b, err := os.ReadFile(path)
-	if err != nil || len(b) > 1<<20 {
+	b, err := ReadSmall(path)
+	if err != nil {
 		return ""
 	}
 	cur := ""
@@ -117,4 +151,30 @@ func iniGet(path, section, key string) string {
 		}
 	}
 	return ""
+}
+
+// ReadSmall reads a regular file of at most 1 MiB without following a
+// final symlink and without blocking on a FIFO: files in a user's home are
+// the user's to shape.
+func ReadSmall(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 1<<20+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > 1<<20 {
+		return nil, fmt.Errorf("%s is larger than 1 MiB", path)
+	}
+	return b, nil
 }

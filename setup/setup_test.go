@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -15,12 +16,12 @@ import (
 )
 
 var bookwormHost = []distro.Source{
-	{URI: "http://mirror.test/debian", Suites: []string{"bookworm", "bookworm-updates"}, SignedBy: "/usr/share/keyrings/debian-archive-keyring.gpg"},
-	{URI: "http://mirror.test/debian-security", Suites: []string{"bookworm-security"}},
+	{URI: "http://mirror.test/debian", Suites: []string{"bookworm", "bookworm-updates"}, Components: []string{"main"}, SignedBy: "/usr/share/keyrings/debian-archive-keyring.gpg"},
+	{URI: "http://mirror.test/debian-security", Suites: []string{"bookworm-security"}, Components: []string{"main"}},
 }
 
 func TestPlanInstall(t *testing.T) {
-	withBackports := append(slices.Clone(bookwormHost), distro.Source{URI: "http://mirror.test/debian", Suites: []string{"bookworm-backports"}})
+	withBackports := append(slices.Clone(bookwormHost), distro.Source{URI: "http://mirror.test/debian", Suites: []string{"bookworm-backports"}, Components: []string{"main"}})
 	for _, tc := range []struct {
 		name   string
 		os     OSRelease
@@ -262,5 +263,62 @@ func TestHostConfigReaders(t *testing.T) {
 	os.WriteFile(p, []byte("[install]\nindex-url = https://wrong.test\n# c\n[global]\ncert = /x\nindex-url = https://pypi.test/simple/\n"), 0o644)
 	if got := iniGet(p, "global", "index-url"); got != "https://pypi.test/simple/" {
 		t.Errorf("iniGet = %q", got)
+	}
+}
+
+// The attack: a Go env file in the user's home names a toolchain, which a
+// go command would download and run. Reading the user's GOPROXY must not
+// switch toolchains (nor run from a project folder's go.mod).
+func TestReadGoProxyRunsNoToolchain(t *testing.T) {
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("no go here")
+	}
+	home := t.TempDir()
+	os.MkdirAll(filepath.Join(home, ".config", "go"), 0o755)
+	os.WriteFile(filepath.Join(home, ".config", "go", "env"), []byte("GOTOOLCHAIN=go1.99.0\nGOPROXY=https://goproxy.test\nGOSUMDB=off\n"), 0o644)
+	if got := command(context.Background(), nil, home, "go", "env", "GOPROXY"); got != "https://goproxy.test" {
+		t.Errorf("go env GOPROXY = %q: the toolchain switch was attempted", got)
+	}
+}
+
+// Completion files make root's shells run the binary they name: only a
+// binary root alone can change is named.
+func TestRootOnly(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root-owned files")
+	}
+	dir := t.TempDir()
+	os.Chmod(filepath.Dir(dir), 0o755)
+	os.Chmod(dir, 0o755)
+	bin := filepath.Join(dir, "vibe")
+	os.WriteFile(bin, []byte("#!/bin/sh\n"), 0o755)
+	if why := rootOnly(bin); why != "" {
+		t.Errorf("a root-owned binary in root's folders: %s", why)
+	}
+	// The attack: a folder others can write, or a binary a user owns.
+	os.Chmod(dir, 0o777)
+	if rootOnly(bin) == "" {
+		t.Error("a binary in a world-writable folder was accepted")
+	}
+	os.Chmod(dir, 0o755)
+	os.Chown(bin, 1000, 1000)
+	if rootOnly(bin) == "" {
+		t.Error("a user's binary was accepted")
+	}
+	if rootOnly("/usr/bin/a b") == "" || rootOnly("/usr/bin/a;b") == "" {
+		t.Error("a path that needs quoting was accepted")
+	}
+}
+
+// A local base keeps the archive it was built from: its hosts must be in
+// the allowlist, so setup writes them as mirrors.apt.
+func TestUserConfigLocalBaseArchive(t *testing.T) {
+	d := Decisions{InstanceType: "container", TypeWhy: "x", Base: "vibe-base-bookworm", Archive: "http://mirror.test/debian", Security: "http://mirror.test/debian-security"}
+	c, err := config.Parse("vibe.yaml", UserConfig(d), config.Host{UID: 1000, GID: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Mirrors.Apt != d.Archive || c.Mirrors.AptSecurity != d.Security || !c.Allowlist.Allows("mirror.test") {
+		t.Errorf("mirrors %+v", c.Mirrors)
 	}
 }

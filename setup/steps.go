@@ -7,9 +7,11 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/lxc/incus/v6/shared/api"
@@ -48,6 +50,9 @@ type Setup struct {
 	o       Options
 	os      OSRelease
 	Decided Decisions
+	// Whether the uplink and base checks ran (and decided), for a run of
+	// only some steps.
+	decidedUplink, decidedBase bool
 }
 
 // Decisions are what setup writes into the user's vibe.yaml.
@@ -57,6 +62,9 @@ type Decisions struct {
 	Base         string `json:"base,omitempty"`   // set when setup built a local base
 	Uplink       string `json:"uplink,omitempty"` // set when setup made the uplink
 	Pool         string `json:"pool"`
+	// Archive and Security are the local base's archives (set with Base).
+	Archive  string `json:"archive,omitempty"`
+	Security string `json:"security,omitempty"`
 	// Host is what --mirrors-from-host found.
 	Host *HostMirrors `json:"host,omitempty"`
 }
@@ -83,7 +91,7 @@ func New(o Options) *Setup {
 		} else if h, err := os.UserHomeDir(); err == nil {
 			home = h
 		}
-		h := ReadHostMirrors(context.Background(), s.os, home)
+		h := ReadHostMirrors(context.Background(), s.os, o.User, home)
 		s.Decided.Host = &h
 	}
 	switch {
@@ -333,6 +341,7 @@ func profileNIC(p *api.Profile) string {
 }
 
 func (s *Setup) checkUplink(context.Context) (State, error) {
+	s.decidedUplink = true
 	c := connect()
 	if c == nil {
 		return State{Detail: "after incus starts: the default profile's network, or a NAT bridge " + Uplink}, nil
@@ -377,6 +386,7 @@ func (s *Setup) hostRelease() string {
 }
 
 func (s *Setup) checkBase(ctx context.Context) (State, error) {
+	s.decidedBase = true
 	c := connect()
 	if c == nil {
 		return State{Detail: "after incus starts: check that " + s.o.Base + " can be reached"}, nil
@@ -389,6 +399,13 @@ func (s *Setup) checkBase(ctx context.Context) (State, error) {
 	}
 	local := s.localBase()
 	s.Decided.Base = local
+	// The base keeps the archive it is built from, whose hosts the
+	// allowlist then needs: setup writes them as mirrors.apt.
+	if host, err := distro.HostSources("/"); err == nil {
+		if spec, err := distro.Plan(distro.Request{Release: s.hostRelease()}, host); err == nil {
+			s.Decided.Archive, s.Decided.Security = spec.Mirror, spec.Security
+		}
+	}
 	if _, _, err := c.GetImageAlias(local); err == nil {
 		return State{Done: true, Detail: fmt.Sprintf("%s cannot be reached; using %s, built here before", s.o.Base, local)}, nil
 	}
@@ -493,24 +510,58 @@ func (s *Setup) addGroup(ctx context.Context) error {
 }
 
 // completions are the bash completion files for vibe and vibe-build:
-// each `complete -C BINARY NAME`, which the binaries print.
-func (s *Setup) completions() map[string][]byte {
+// each `complete -C BINARY NAME`, which the binaries print. Root's shells
+// and every user's load these files and run BINARY on a tab, so it is
+// written only for a binary that root alone can change (it and every
+// folder above it root's, writable by no one else) at a path that needs no
+// quoting.
+func (s *Setup) completions() (map[string][]byte, string) {
 	out := map[string][]byte{}
 	for _, name := range []string{"vibe", "vibe-build"} {
 		bin := filepath.Join(filepath.Dir(s.o.Self), name)
+		if why := rootOnly(bin); why != "" {
+			return nil, why
+		}
 		b, err := exec.Command(bin, "completion", "-c", "bash").Output()
 		if err == nil && len(b) > 0 {
 			out[filepath.Join(s.o.CompletionDir, name)] = b
 		}
 	}
-	return out
+	return out, ""
 }
+
+// rootOnly says why path is not a program only root can change ("" when
+// it is).
+func rootOnly(path string) string {
+	if !safePath.MatchString(path) {
+		return path + " needs quoting in a shell"
+	}
+	for p := path; ; p = filepath.Dir(p) {
+		st, err := os.Lstat(p)
+		if err != nil {
+			return err.Error()
+		}
+		sys, ok := st.Sys().(*syscall.Stat_t)
+		if !ok || sys.Uid != 0 || st.Mode()&0o022 != 0 && st.Mode()&os.ModeSticky == 0 || st.Mode()&os.ModeSymlink != 0 {
+			return p + " is not root's alone"
+		}
+		if p == "/" {
+			return ""
+		}
+	}
+}
+
+var safePath = regexp.MustCompile(`^/[A-Za-z0-9._/+-]+$`)
 
 func (s *Setup) checkCompletion(context.Context) (State, error) {
 	if st, err := os.Stat(s.o.CompletionDir); err != nil || !st.IsDir() {
 		return State{Done: true, Detail: "no bash-completion here; for zsh or fish, add `source <(vibe completion -c zsh)` to your shell's init file"}, nil
 	}
-	for p, want := range s.completions() {
+	files, why := s.completions()
+	if why != "" {
+		return State{Done: true, Detail: "not installed for everyone: " + why + " (root's shells would run it); add `source <(vibe completion -c bash)` to your own ~/.bashrc"}, nil
+	}
+	for p, want := range files {
 		if got, err := os.ReadFile(p); err != nil || string(got) != string(want) {
 			return State{Detail: "install bash completion for vibe and vibe-build in " + s.o.CompletionDir}, nil
 		}
@@ -519,7 +570,8 @@ func (s *Setup) checkCompletion(context.Context) (State, error) {
 }
 
 func (s *Setup) writeCompletion(context.Context) error {
-	for p, b := range s.completions() {
+	files, _ := s.completions()
+	for p, b := range files {
 		if err := os.WriteFile(p, b, 0o644); err != nil {
 			return err
 		}

@@ -39,8 +39,18 @@ func UserConfig(d Decisions) []byte {
 	if d.Uplink != "" {
 		put(gw, "uplink", d.Uplink, "The gateway's way out: the default profile has no network here.")
 	}
+	if d.Host == nil && d.Archive != "" {
+		mirrors := section(doc, "mirrors")
+		put(mirrors, "apt", d.Archive, "The archive the local base was built from (its host joins the allowlist).")
+		if d.Security != "" {
+			put(mirrors, "apt_security", d.Security, "")
+		}
+	}
 	if h := d.Host; h != nil {
 		m := h.Mirrors
+		if m.Apt == "" && d.Archive != "" {
+			m.Apt, m.AptSecurity = d.Archive, d.Security
+		}
 		var mirrors *yaml.Node
 		for _, kv := range [][2]string{{"apt", m.Apt}, {"apt_security", m.AptSecurity}, {"npm", m.NPM}, {"pypi", m.PyPI}, {"go", m.Go}} {
 			if kv[1] == "" {
@@ -73,8 +83,19 @@ func (s *Setup) configStep(path string) Step {
 	uid, gid := s.owner()
 	return Step{
 		Name: "vibe.yaml",
-		Check: func(context.Context) (State, error) {
-			if _, err := os.Stat(path); err == nil {
+		Check: func(ctx context.Context) (State, error) {
+			// Run alone (--only vibe.yaml), it decides what those steps would.
+			if !s.decidedUplink {
+				if _, err := s.checkUplink(ctx); err != nil {
+					return State{}, err
+				}
+			}
+			if !s.decidedBase {
+				if _, err := s.checkBase(ctx); err != nil {
+					return State{}, err
+				}
+			}
+			if _, err := os.Lstat(path); err == nil {
 				return State{Done: true, Detail: path + " exists and is left as it is; setup would write:\n" + string(UserConfig(s.Decided))}, nil
 			}
 			return State{Detail: "write " + path + ": instance.type " + s.Decided.InstanceType + ", the egress gateway on" + baseNote(s.Decided)}, nil
@@ -117,6 +138,12 @@ func writeAsUser(path string, data []byte, uid, gid int) error {
 	go func() {
 		runtime.LockOSThread()
 		if os.Geteuid() == 0 && uid > 0 {
+			// No supplementary group of root's either (x/sys's call acts
+			// on this thread only).
+			if err := unix.Setgroups([]int{gid}); err != nil {
+				errc <- err
+				return
+			}
 			if err := unix.Setfsgid(gid); err != nil {
 				errc <- err
 				return

@@ -51,10 +51,11 @@ func (s *setupCmd) Run(c *cli) error {
 		}
 	}
 	host := config.CurrentHost()
-	data, err := os.ReadFile(path)
+	// The user's file, read by root: bounded, no FIFO, no final symlink.
+	data, err := setup.ReadSmall(path)
 	exists := err == nil
 	if err != nil && !os.IsNotExist(err) {
-		return err
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	var cfg *config.Config
 	if exists {

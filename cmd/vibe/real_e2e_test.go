@@ -1,0 +1,118 @@
+package main
+
+import (
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/lxc/incus/v6/shared/api"
+
+	"github.com/vibesandbox/vibe/distro"
+	"github.com/vibesandbox/vibe/egress"
+	"github.com/vibesandbox/vibe/internal/e2e"
+)
+
+// Real package servers through the real egress path: the builder, behind
+// the gateway (whose uplink is a NAT bridge to the registries this machine
+// reaches), installs Node.js and npm from the distribution's mirror
+// (toolchains.node.source: distro) and the real agent CLI from the npm
+// registry, trusting the machine's own certificate authorities (tls.ca).
+// A sandbox from that image then runs the agent CLI. Every host name is
+// read from the machine at run time.
+func TestE2ERealAgentFromRegistries(t *testing.T) {
+	w := newWorld(t)
+	const (
+		alias = "vibe-e2e-real"
+		net   = "vibe-e2e-rsb"
+		gw    = "vibe-e2e-rgw"
+		nat   = "vibe-e2e-nat"
+	)
+	removeGateway := func() {
+		e2e.ForceDelete(w.c, gw)
+		_ = w.c.DeleteNetwork(net)
+		_ = w.c.DeleteNetworkACL(net)
+	}
+	removeGateway()
+	_ = w.c.DeleteNetwork(nat)
+	subnet, err := egress.FreeSubnet(w.c, 79)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.c.CreateNetwork(api.NetworksPost{Name: nat, Type: "bridge", NetworkPut: api.NetworkPut{
+		Config: map[string]string{"ipv4.address": subnet, "ipv4.nat": "true", "ipv6.address": "none"},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.c.DeleteNetwork(nat) })
+	t.Cleanup(removeGateway)
+	t.Cleanup(func() { w.vibe("rm") })
+
+	// The machine's own Debian mirror and certificate authorities.
+	host, err := distro.HostSources("/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	archive, security := distro.HostArchives("debian", host)
+	if archive == nil {
+		t.Fatal("no Debian archive in this machine's apt sources")
+	}
+	allow := []string{"npmjs.org", "npmjs.com"}
+	for _, s := range []*distro.Source{archive, security} {
+		if s != nil {
+			u, err := url.Parse(s.URI)
+			if err != nil {
+				t.Fatal(err)
+			}
+			allow = append(allow, "="+u.Hostname())
+		}
+	}
+	cas, _ := filepath.Glob("/usr/local/share/ca-certificates/*.crt")
+	gateway := fmt.Sprintf("egress:\n  allow: [%s]\n  gateway:\n    enabled: true\n    uplink: %s\n    image: vibe-test-base\n    network: %s\n    instance: %s\n",
+		strings.Join(allow, ", "), nat, net, gw)
+	if len(cas) > 0 {
+		gateway += "tls:\n  ca: [" + strings.Join(cas, ", ") + "]\n"
+	}
+	offline, err := os.ReadFile("../../examples/offline.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := string(offline)
+	for old, repl := range map[string]string{
+		"alias: vibe-offline":      "alias: " + alias,
+		"node: {enabled: false}":   "node: {enabled: true, source: distro}",
+		"agent:\n  enabled: false": "agent:\n  enabled: true",
+	} {
+		if !strings.Contains(cfg, old) {
+			t.Fatalf("examples/offline.yaml has no %q", old)
+		}
+		cfg = strings.Replace(cfg, old, repl, 1)
+	}
+	path := filepath.Join(w.dir, "real.yaml")
+	os.WriteFile(path, []byte(cfg+gateway), 0o644)
+	cmd := exec.Command(vibeBuildBin, "build", "--config", path, "--json")
+	cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+filepath.Join(w.dir, "data"))
+	out, errOut, code := e2e.Run(t, cmd)
+	if code != 0 {
+		log, _ := e2e.Exec(t, w.c, gw, "sh", "-c", "tail -n 40 /var/log/vibe-gateway/*.jsonl")
+		t.Fatalf("bake from the real registries: exit %d\n%s%s\ngateway log:\n%s", code, out, errOut, log)
+	}
+	t.Logf("bake: %s", out)
+	man, _, _ := e2e.Run(t, exec.Command(vibeBuildBin, "inspect", alias, "--manifest"))
+	if !strings.Contains(man, `"agent": "2.`) || !strings.Contains(man, `"node": "v`) {
+		t.Errorf("the manifest does not record the agent and node versions:\n%s", man)
+	}
+
+	// A sandbox from it, behind the same gateway, runs the real agent CLI.
+	mine, _ := os.ReadFile(filepath.Join(w.dir, "vibe.yaml"))
+	my := strings.Replace(string(mine), "alias: vibe-offline\n", "alias: "+alias+"\n", 1) + gateway
+	os.WriteFile(filepath.Join(w.dir, "vibe.yaml"), []byte(my), 0o644)
+	w.must("up")
+	stdout, stderr, code := w.vibe("exec", "--", "claude", "--version")
+	if code != 0 || !strings.Contains(stdout, "Claude Code") {
+		t.Errorf("claude --version in the sandbox: exit %d %q %s", code, stdout, stderr)
+	}
+}
