@@ -342,7 +342,7 @@ func TestE2EClearErrors(t *testing.T) {
 	cmd := e.cmd("build", "--config", offline(t))
 	cmd.Env = append(cmd.Env, "INCUS_SOCKET=/nonexistent/unix.socket")
 	out, err := cmd.CombinedOutput()
-	if err == nil || !strings.Contains(string(out), "incus daemon unreachable") || !strings.Contains(string(out), "make testenv") {
+	if err == nil || !strings.Contains(string(out), "incus daemon unreachable") || !strings.Contains(string(out), "sudo vibe setup") {
 		t.Errorf("no daemon: %v, %s", err, out)
 	}
 	e.assertNothingLeft()
