@@ -113,39 +113,52 @@ func HostArchives(dist string, host []Source) (main, sec *Source) { return hostA
 // hostArchives finds the host's archive for dist (a source serving one of
 // its codenames, not a security, updates or backports suite) and its
 // security archive. Only the distribution's own archives count: component
-// main, and signed by the distribution's keyring (or apt's default), so a
-// third-party repository for the same codename (Docker's, say) is never
-// taken for the archive.
+// main, signed by the distribution's keyring; a source with no Signed-By
+// (apt's default keyrings) counts only when no source names the keyring.
+// So a third-party repository for the same codename (Docker's, a PPA with
+// its key inline) is never taken for the archive.
 func hostArchives(dist string, host []Source) (main, sec *Source) {
-	for i := range host {
-		s := &host[i]
-		if !official(dist, s) {
-			continue
-		}
-		for _, suite := range s.Suites {
-			base, kind, _ := strings.Cut(suite, "-")
-			if releases[base] != dist {
+	for _, strong := range []bool{true, false} {
+		for i := range host {
+			s := &host[i]
+			if !official(dist, s, strong) {
 				continue
 			}
-			switch {
-			case kind == "security" && sec == nil:
-				sec = s
-			case kind == "" && main == nil && !strings.Contains(s.URI, "security"):
-				main = s
+			for _, suite := range s.Suites {
+				base, kind, _ := strings.Cut(suite, "-")
+				if releases[base] != dist {
+					continue
+				}
+				switch {
+				case kind == "security" && sec == nil:
+					sec = s
+				case kind == "" && main == nil && !strings.Contains(s.URI, "security"):
+					main = s
+				}
 			}
 		}
 	}
 	return main, sec
 }
 
-// keyrings are the distributions' archive keyrings.
-var keyrings = map[string]string{
-	"debian": "/usr/share/keyrings/debian-archive-keyring.gpg",
-	"ubuntu": "/usr/share/keyrings/ubuntu-archive-keyring.gpg",
+// keyrings are the distributions' archive keyrings (Debian 13 names its
+// .pgp).
+var keyrings = map[string][]string{
+	"debian": {"/usr/share/keyrings/debian-archive-keyring.gpg", "/usr/share/keyrings/debian-archive-keyring.pgp"},
+	"ubuntu": {"/usr/share/keyrings/ubuntu-archive-keyring.gpg", "/usr/share/keyrings/ubuntu-archive-keyring.pgp"},
 }
 
-func official(dist string, s *Source) bool {
-	return slices.Contains(s.Components, "main") && (s.SignedBy == "" || s.SignedBy == keyrings[dist])
+// official: component main and, when strong, the distribution's keyring
+// named; otherwise no Signed-By at all (never an inline key or another
+// keyring).
+func official(dist string, s *Source, strong bool) bool {
+	if !slices.Contains(s.Components, "main") || s.InlineKey {
+		return false
+	}
+	if strong {
+		return slices.Contains(keyrings[dist], s.SignedBy)
+	}
+	return s.SignedBy == ""
 }
 
 func checkURI(u string) error {
@@ -228,18 +241,19 @@ func (s Spec) Args(target, hook string) []string {
 	return append(args, s.Sources()...)
 }
 
-// Sources are the deb lines the tree's apt keeps.
+// Sources are the deb lines the tree's apt keeps: the release, its updates
+// (not for sid) and its security suite where there is a security archive.
 func (s Spec) Sources() []string {
 	comps := strings.Join(s.Components, " ")
 	line := func(uri, suite string) string { return fmt.Sprintf("deb %s %s %s", uri, suite, comps) }
-	if s.Security == "" {
-		return []string{line(s.Mirror, s.Release)}
+	out := []string{line(s.Mirror, s.Release)}
+	if s.Release != "sid" && s.Release != "unstable" {
+		out = append(out, line(s.Mirror, s.Release+"-updates"))
 	}
-	return []string{
-		line(s.Mirror, s.Release),
-		line(s.Mirror, s.Release+"-updates"),
-		line(s.Security, s.Release+"-security"),
+	if s.Security != "" {
+		out = append(out, line(s.Security, s.Release+"-security"))
 	}
+	return out
 }
 
 // Known reports whether vibe can build the codename.

@@ -54,11 +54,27 @@ func TestPlan(t *testing.T) {
 		{"docker's repository first", Request{Release: "bookworm"}, append([]Source{
 			{URI: "https://download.docker.test/linux/debian", Suites: []string{"bookworm"}, Components: []string{"stable"}, SignedBy: "/etc/apt/keyrings/docker.asc"},
 			{URI: "https://other.test/debian", Suites: []string{"bookworm"}, Components: []string{"main"}, SignedBy: "/etc/apt/keyrings/other.gpg"},
+			{URI: "https://ppa.test/debian", Suites: []string{"bookworm"}, Components: []string{"main"}, InlineKey: true},
+			{URI: "https://unsigned.test/debian", Suites: []string{"bookworm"}, Components: []string{"main"}},
 		}, bookwormHost...), []string{
 			"deb http://mirror.test/debian bookworm main",
 			"deb http://mirror.test/debian bookworm-updates main",
 			"deb http://mirror.test/debian-security bookworm-security main",
 		}, "/usr/share/keyrings/debian-archive-keyring.gpg", ""},
+		// Debian 13's own sources name the keyring .pgp.
+		{"trixie host", Request{Release: "trixie"}, []Source{
+			{URI: "http://mirror.test/debian", Suites: []string{"trixie", "trixie-updates"}, Components: []string{"main"}, SignedBy: "/usr/share/keyrings/debian-archive-keyring.pgp"},
+		}, []string{
+			"deb http://mirror.test/debian trixie main",
+			"deb http://mirror.test/debian trixie-updates main",
+		}, "/usr/share/keyrings/debian-archive-keyring.pgp", ""},
+		// Apt's default keyrings, with no Signed-By, when nothing names the keyring.
+		{"one-line sources without signed-by", Request{Release: "bookworm"}, []Source{
+			{URI: "http://plain.test/debian", Suites: []string{"bookworm"}, Components: []string{"main", "contrib"}},
+		}, []string{
+			"deb http://plain.test/debian bookworm main",
+			"deb http://plain.test/debian bookworm-updates main",
+		}, "", ""},
 		{"unknown release", Request{Release: "hamm"}, bookwormHost, nil, "", "unknown release"},
 		{"no archive at all", Request{Release: "bookworm"}, nil, nil, "", "pass --mirror"},
 		{"mirror that is an option", Request{Release: "bookworm", Mirror: "--hook=x"}, nil, nil, "", "want an http"},

@@ -23,6 +23,9 @@ type Source struct {
 	Suites     []string
 	Components []string
 	SignedBy   string
+	// InlineKey: Signed-By holds a key (or anything but a keyring path),
+	// as third-party sources (Ubuntu PPAs) write it.
+	InlineKey bool
 }
 
 // maxSources bounds what is read of one sources file.
@@ -42,9 +45,11 @@ func ParseDeb822(r io.Reader) ([]Source, error) {
 			return
 		}
 		for _, uri := range strings.Fields(fields["uris"]) {
+			sb := fields["signed-by"]
 			out = append(out, Source{
 				URI: uri, Suites: strings.Fields(fields["suites"]),
-				Components: strings.Fields(fields["components"]), SignedBy: signedByPath(fields["signed-by"]),
+				Components: strings.Fields(fields["components"]), SignedBy: signedByPath(sb),
+				InlineKey: sb != "" && signedByPath(sb) == "",
 			})
 		}
 	}
@@ -114,6 +119,7 @@ func ParseOneLine(r io.Reader) ([]Source, error) {
 		for _, o := range opts {
 			if k, v, ok := strings.Cut(o, "="); ok && k == "signed-by" {
 				s.SignedBy = signedByPath(v)
+				s.InlineKey = signedByPath(v) == ""
 			}
 		}
 		out = append(out, s)

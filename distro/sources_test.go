@@ -48,7 +48,7 @@ func TestParseDeb822(t *testing.T) {
 		{URI: "http://mirror.test/debian", Suites: []string{"bookworm", "bookworm-updates"}, Components: []string{"main"}, SignedBy: "/usr/share/keyrings/debian-archive-keyring.gpg"},
 		{URI: "http://mirror.test/debian-security", Suites: []string{"bookworm-security"}, Components: []string{"main"}, SignedBy: "/usr/share/keyrings/debian-archive-keyring.gpg"},
 		// An inline key is no file to hand mmdebstrap.
-		{URI: "http://inline.test/debian", Suites: []string{"sid"}, Components: []string{}},
+		{URI: "http://inline.test/debian", Suites: []string{"sid"}, Components: []string{}, InlineKey: true},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got  %+v\nwant %+v", got, want)

@@ -49,7 +49,11 @@ func ReadHostMirrors(ctx context.Context, osr OSRelease, u *user.User, home stri
 	h.Mirrors.NPM = firstURL(command(ctx, u, home, "npm", "config", "get", "registry"))
 	h.Mirrors.Go = firstURL(command(ctx, u, home, "go", "env", "GOPROXY"))
 	for _, p := range []string{filepath.Join(home, ".config/pip/pip.conf"), filepath.Join(home, ".pip/pip.conf"), "/etc/pip.conf"} {
-		if v := iniGet(p, "global", "index-url"); v != "" {
+		b, err := ReadAsUser(p, u)
+		if err != nil {
+			continue
+		}
+		if v := iniValueOf(b, "global", "index-url"); v != "" {
 			h.Mirrors.PyPI = v
 			break
 		}
@@ -80,22 +84,34 @@ func ReadHostMirrors(ctx context.Context, osr OSRelease, u *user.User, home stri
 // there to fetch and run programs), from /, with a minimal environment and
 // Go's toolchain switching off; briefly; "" on failure.
 func command(ctx context.Context, u *user.User, home, name string, args ...string) string {
-	bin, err := exec.LookPath(name)
-	if err != nil {
+	// Looked up in the same fixed PATH it runs with (sudo's secure_path
+	// may lack Go's folder).
+	bin := ""
+	for _, d := range filepath.SplitList(toolPath) {
+		if st, err := os.Stat(filepath.Join(d, name)); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
+			bin = filepath.Join(d, name)
+			break
+		}
+	}
+	if bin == "" {
 		return ""
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Dir = "/"
-	cmd.Env = []string{"HOME=" + home, "PATH=/usr/local/go/bin:/usr/local/bin:/usr/bin:/bin", "GOTOOLCHAIN=local", "LC_ALL=C"}
+	cmd.Env = []string{"HOME=" + home, "PATH=" + toolPath, "GOTOOLCHAIN=local", "LC_ALL=C"}
+	// Its own session (no terminal of root's to push input into), and
+	// no wait on a descendant that keeps its output open.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.WaitDelay = 2 * time.Second
 	if u != nil && os.Geteuid() == 0 {
 		uid, err1 := strconv.Atoi(u.Uid)
 		gid, err2 := strconv.Atoi(u.Gid)
 		if err1 != nil || err2 != nil {
 			return ""
 		}
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}}
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}
 	}
 	var out bytes.Buffer
 	cmd.Stdout = &limitWriter{w: &out, n: 64 << 10}
@@ -104,6 +120,8 @@ func command(ctx context.Context, u *user.User, home, name string, args ...strin
 	}
 	return strings.TrimSpace(out.String())
 }
+
+const toolPath = "/usr/local/go/bin:/usr/local/bin:/usr/bin:/bin"
 
 // limitWriter keeps the first n bytes.
 type limitWriter struct {
@@ -136,6 +154,10 @@ func iniGet(path, section, key string) string {
 	if err != nil {
 		return ""
 	}
+	return iniValueOf(b, section, key)
+}
+
+func iniValueOf(b []byte, section, key string) string {
 	cur := ""
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {
@@ -154,10 +176,11 @@ func iniGet(path, section, key string) string {
 }
 
 // ReadSmall reads a regular file of at most 1 MiB without following a
-// final symlink and without blocking on a FIFO: files in a user's home are
-// the user's to shape.
-func ReadSmall(path string) ([]byte, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+// final symlink and without blocking on a FIFO.
+func ReadSmall(path string) ([]byte, error) { return readBounded(path, syscall.O_NOFOLLOW) }
+
+func readBounded(path string, flags int) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|flags, 0)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -320,5 +321,29 @@ func TestUserConfigLocalBaseArchive(t *testing.T) {
 	}
 	if c.Mirrors.Apt != d.Archive || c.Mirrors.AptSecurity != d.Security || !c.Allowlist.Allows("mirror.test") {
 		t.Errorf("mirrors %+v", c.Mirrors)
+	}
+}
+
+// Root reads the user's files with the user's permissions: a symlink to a
+// file only root may read yields nothing.
+func TestReadAsUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to take another identity")
+	}
+	u := &user.User{Uid: "1000", Gid: "1000"}
+	secret := filepath.Join(t.TempDir(), "root-only")
+	os.WriteFile(secret, []byte("index-url = https://internal.test/\n"), 0o600)
+	home := t.TempDir()
+	os.Chmod(filepath.Dir(home), 0o755)
+	os.Chmod(home, 0o755)
+	link := filepath.Join(home, "pip.conf")
+	os.Symlink(secret, link)
+	if b, err := ReadAsUser(link, u); err == nil {
+		t.Errorf("read a root-only file through the user's symlink: %q", b)
+	}
+	mine := filepath.Join(home, "mine.yaml")
+	os.WriteFile(mine, []byte("name: x\n"), 0o644)
+	if b, err := ReadAsUser(mine, u); err != nil || string(b) != "name: x\n" {
+		t.Errorf("the user's own file: %q %v", b, err)
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/lxc/incus/v6/shared/api"
 
+	"github.com/vibesandbox/vibe/config"
 	"github.com/vibesandbox/vibe/daemon"
 	"github.com/vibesandbox/vibe/distro"
 	"github.com/vibesandbox/vibe/egress"
@@ -403,7 +404,15 @@ func (s *Setup) checkBase(ctx context.Context) (State, error) {
 	// allowlist then needs: setup writes them as mirrors.apt.
 	if host, err := distro.HostSources("/"); err == nil {
 		if spec, err := distro.Plan(distro.Request{Release: s.hostRelease()}, host); err == nil {
-			s.Decided.Archive, s.Decided.Security = spec.Mirror, spec.Security
+			// Only what vibe.yaml accepts (no other port, no file: URI).
+			if config.CheckMirror(spec.Mirror, true) == nil {
+				s.Decided.Archive = spec.Mirror
+				if spec.Security != "" && config.CheckMirror(spec.Security, true) == nil {
+					s.Decided.Security = spec.Security
+				}
+			} else {
+				s.o.Log("the base's archive " + spec.Mirror + " cannot be a vibe.yaml mirror; add its host to egress.allow yourself")
+			}
 		}
 	}
 	if _, _, err := c.GetImageAlias(local); err == nil {
@@ -542,7 +551,8 @@ func rootOnly(path string) string {
 			return err.Error()
 		}
 		sys, ok := st.Sys().(*syscall.Stat_t)
-		if !ok || sys.Uid != 0 || st.Mode()&0o022 != 0 && st.Mode()&os.ModeSticky == 0 || st.Mode()&os.ModeSymlink != 0 {
+		sticky := st.IsDir() && st.Mode()&os.ModeSticky != 0 // others cannot replace root's entries
+		if !ok || sys.Uid != 0 || st.Mode()&0o022 != 0 && !sticky || st.Mode()&os.ModeSymlink != 0 {
 			return p + " is not root's alone"
 		}
 		if p == "/" {
@@ -559,6 +569,9 @@ func (s *Setup) checkCompletion(context.Context) (State, error) {
 	}
 	files, why := s.completions()
 	if why != "" {
+		if len(s.staleCompletions()) > 0 {
+			return State{Detail: "remove the bash completion files an earlier setup wrote: " + why + " (root's shells would run it)"}, nil
+		}
 		return State{Done: true, Detail: "not installed for everyone: " + why + " (root's shells would run it); add `source <(vibe completion -c bash)` to your own ~/.bashrc"}, nil
 	}
 	for p, want := range files {
@@ -569,8 +582,29 @@ func (s *Setup) checkCompletion(context.Context) (State, error) {
 	return State{Done: true, Detail: "bash completion installed"}, nil
 }
 
+// staleCompletions are completion files for vibe that name a binary to
+// run (complete -C), found where setup would write them.
+func (s *Setup) staleCompletions() []string {
+	var out []string
+	for _, name := range []string{"vibe", "vibe-build"} {
+		p := filepath.Join(s.o.CompletionDir, name)
+		if b, err := ReadSmall(p); err == nil && strings.Contains(string(b), "complete ") && strings.Contains(string(b), " -C ") {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 func (s *Setup) writeCompletion(context.Context) error {
-	files, _ := s.completions()
+	files, why := s.completions()
+	if why != "" {
+		for _, p := range s.staleCompletions() {
+			if err := os.Remove(p); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	for p, b := range files {
 		if err := os.WriteFile(p, b, 0o644); err != nil {
 			return err

@@ -5,8 +5,10 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
 	"runtime"
+	"strconv"
 
 	"golang.org/x/sys/unix"
 	"gopkg.in/yaml.v3"
@@ -127,48 +129,66 @@ func baseNote(d Decisions) string {
 	return note
 }
 
-// writeAsUser creates path (and its folders) with the user's file-system
-// identity: the kernel then applies the user's own permissions to every
-// component of the path (a symlink the user planted leads nowhere the user
-// could not write anyway) and the files are the user's. Setfsuid acts on
-// one thread, which is locked and never unlocked, so it ends with the
-// goroutine.
-func writeAsUser(path string, data []byte, uid, gid int) error {
+// asUser runs fn with the user's file-system identity (fsuid, fsgid and
+// no supplementary group of root's): the kernel then applies the user's
+// own permissions to every path fn opens, so a symlink the user planted
+// leads nowhere the user could not reach anyway, and what fn makes is the
+// user's. The calls act on one thread, which is locked and never
+// unlocked, so it ends with the goroutine.
+func asUser(uid, gid int, fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
 		if os.Geteuid() == 0 && uid > 0 {
-			// No supplementary group of root's either (x/sys's call acts
-			// on this thread only).
-			if err := unix.Setgroups([]int{gid}); err != nil {
-				errc <- err
-				return
-			}
-			if err := unix.Setfsgid(gid); err != nil {
-				errc <- err
-				return
-			}
-			if err := unix.Setfsuid(uid); err != nil {
-				errc <- err
-				return
+			for _, set := range []func() error{
+				func() error { return unix.Setgroups([]int{gid}) },
+				func() error { return unix.Setfsgid(gid) },
+				func() error { return unix.Setfsuid(uid) },
+			} {
+				if err := set(); err != nil {
+					errc <- err
+					return
+				}
 			}
 		}
+		errc <- fn()
+	}()
+	return <-errc
+}
+
+// writeAsUser creates path (and its folders) as the user; an existing
+// file is never replaced (O_EXCL), a final symlink never followed.
+func writeAsUser(path string, data []byte, uid, gid int) error {
+	return asUser(uid, gid, func() error {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			errc <- err
-			return
+			return err
 		}
-		// O_EXCL: a file that appeared since the check is not replaced.
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW, 0o644)
 		if err != nil {
-			errc <- err
-			return
+			return err
 		}
 		if _, err := f.Write(data); err != nil {
 			f.Close()
-			errc <- err
-			return
+			return err
 		}
-		errc <- f.Close()
-	}()
-	return <-errc
+		return f.Close()
+	})
+}
+
+// ReadAsUser reads one of the user's files as the user (symlinks are
+// followed, with the user's permissions), bounded, never blocking on a
+// FIFO. With u nil it reads as this process.
+func ReadAsUser(path string, u *user.User) ([]byte, error) {
+	uid, gid := 0, 0
+	if u != nil {
+		uid, _ = strconv.Atoi(u.Uid)
+		gid, _ = strconv.Atoi(u.Gid)
+	}
+	var out []byte
+	err := asUser(uid, gid, func() error {
+		b, err := readBounded(path, 0)
+		out = b
+		return err
+	})
+	return out, err
 }

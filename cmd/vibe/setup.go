@@ -51,8 +51,8 @@ func (s *setupCmd) Run(c *cli) error {
 		}
 	}
 	host := config.CurrentHost()
-	// The user's file, read by root: bounded, no FIFO, no final symlink.
-	data, err := setup.ReadSmall(path)
+	// The user's file, read with the user's own permissions, bounded.
+	data, err := setup.ReadAsUser(path, invoker)
 	exists := err == nil
 	if err != nil && !os.IsNotExist(err) {
 		return fmt.Errorf("%s: %w", path, err)
