@@ -35,6 +35,9 @@ type Options struct {
 	Alias    string // the local alias the image gets
 	CacheDir string // where built trees are kept by key
 	Force    bool   // build the tree again even when cached
+	// MaxAge: a cached tree older than this is built again, so that the
+	// base carries the archive's security updates (0: no limit).
+	MaxAge   time.Duration
 	Progress Progress
 }
 
@@ -67,7 +70,11 @@ func Build(ctx context.Context, c incus.InstanceServer, o Options) (*Result, err
 	}
 	dir := filepath.Join(o.CacheDir, key[:16])
 	rootfs := filepath.Join(dir, images.RootfsFile("container"))
-	if st, err := os.Stat(rootfs); err == nil && st.Size() > 0 && !o.Force {
+	fresh, age := cached(rootfs, o.MaxAge, time.Now())
+	if age > 0 && !fresh && !o.Force {
+		p.Phase(fmt.Sprintf("the cached tree is %d days old: building it again for the archive's updates", int(age.Hours()/24)))
+	}
+	if fresh && !o.Force {
 		res.Cached = true
 	} else {
 		p.Phase("mmdebstrap " + o.Spec.Release + " from " + o.Spec.Mirror)
@@ -101,6 +108,17 @@ func Build(ctx context.Context, c incus.InstanceServer, o Options) (*Result, err
 	res.Fingerprint = fp
 	res.Seconds = time.Since(start).Seconds()
 	return res, nil
+}
+
+// cached reports whether a usable tree is at rootfs, no older than maxAge
+// (0: any age), and how old a tree found there is.
+func cached(rootfs string, maxAge time.Duration, now time.Time) (bool, time.Duration) {
+	st, err := os.Stat(rootfs)
+	if err != nil || st.Size() == 0 {
+		return false, 0
+	}
+	age := now.Sub(st.ModTime())
+	return maxAge == 0 || age < maxAge, age
 }
 
 // buildTree runs mmdebstrap into a temporary file beside rootfs and renames

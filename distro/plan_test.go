@@ -4,6 +4,8 @@ import (
 	"archive/tar"
 	"bytes"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -210,5 +212,27 @@ func untar(t *testing.T, b []byte) map[string][]byte {
 		}
 		data, _ := io.ReadAll(tr)
 		out[strings.TrimPrefix(h.Name, "./")] = data
+	}
+}
+
+// A cached tree serves until it is older than the limit; then the base is
+// built again with the archive's updates.
+func TestCached(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "rootfs.tar")
+	now := time.Now()
+	if ok, _ := cached(p, time.Hour, now); ok {
+		t.Error("no tree is cached")
+	}
+	os.WriteFile(p, nil, 0o644)
+	if ok, _ := cached(p, 0, now); ok {
+		t.Error("an empty tree is cached")
+	}
+	os.WriteFile(p, []byte("x"), 0o644)
+	os.Chtimes(p, now.Add(-8*24*time.Hour), now.Add(-8*24*time.Hour))
+	if ok, age := cached(p, 7*24*time.Hour, now); ok || age < 8*24*time.Hour-time.Minute {
+		t.Errorf("an 8-day-old tree with a 7-day limit: cached %v, age %v", ok, age)
+	}
+	if ok, _ := cached(p, 0, now); !ok {
+		t.Error("no limit, yet not cached")
 	}
 }

@@ -376,6 +376,10 @@ func (s *Setup) makeUplink(context.Context) error {
 	}})
 }
 
+// baseMaxAge is how old a local base may get before setup builds it again
+// with the archive's updates.
+const baseMaxAge = 7 * 24 * time.Hour
+
 // localBase is the base vibe setup builds for the host's own release.
 func (s *Setup) localBase() string { return "vibe-base-" + s.hostRelease() }
 
@@ -415,7 +419,11 @@ func (s *Setup) checkBase(ctx context.Context) (State, error) {
 			}
 		}
 	}
-	if _, _, err := c.GetImageAlias(local); err == nil {
+	if a, _, err := c.GetImageAlias(local); err == nil {
+		img, _, err := c.GetImage(a.Target)
+		if err == nil && time.Since(img.CreatedAt) > baseMaxAge {
+			return State{Detail: fmt.Sprintf("%s cannot be reached; %s is %d days old: build it again for the archive's security updates", s.o.Base, local, int(time.Since(img.CreatedAt).Hours()/24))}, nil
+		}
 		return State{Done: true, Detail: fmt.Sprintf("%s cannot be reached; using %s, built here before", s.o.Base, local)}, nil
 	}
 	return State{Detail: fmt.Sprintf("%s cannot be reached: build %s from the distribution's packages (vibe-build base, about 2 minutes)", s.o.Base, local)}, nil
@@ -485,7 +493,7 @@ func (s *Setup) buildBase(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	_, err = distro.Build(ctx, c, distro.Options{Spec: spec, Alias: s.localBase(), CacheDir: s.o.CacheDir, Progress: logProgress(s.o.Log)})
+	_, err = distro.Build(ctx, c, distro.Options{Spec: spec, Alias: s.localBase(), CacheDir: s.o.CacheDir, MaxAge: baseMaxAge, Progress: logProgress(s.o.Log)})
 	return err
 }
 

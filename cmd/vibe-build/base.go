@@ -8,22 +8,24 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/vibesandbox/vibe/daemon"
 	"github.com/vibesandbox/vibe/distro"
 )
 
 type baseCmd struct {
-	Release  string   `arg:"" optional:"" help:"Distribution codename: bookworm, trixie (Debian), noble (Ubuntu, with --mirror). Default: the host's own, else bookworm."`
-	Alias    string   `help:"Local alias of the image (default: vibe-base-RELEASE); set image.base to it." placeholder:"NAME"`
-	Mirror   string   `help:"Archive URI (default: the host's apt source for the distribution)." placeholder:"URI"`
-	Security string   `help:"Security archive URI (default: the host's)." placeholder:"URI"`
-	Keyring  string   `help:"Keyring the archive's signatures are checked against (default: the host source's Signed-By)." placeholder:"FILE"`
-	Include  []string `help:"More packages to put in the base." placeholder:"PKG"`
-	Cache    string   `help:"Where built trees are kept (default: /var/cache/vibe/base as root, else ~/.cache/vibe/base)." type:"path" placeholder:"DIR"`
-	Force    bool     `help:"Build the tree again even when it is cached."`
-	DryRun   bool     `help:"Print the plan (sources, packages, the mmdebstrap command) and do nothing."`
-	JSON     bool     `help:"Print the result (or with --dry-run the plan) as JSON."`
+	Release  string        `arg:"" optional:"" help:"Distribution codename: bookworm, trixie (Debian), noble (Ubuntu, with --mirror). Default: the host's own, else bookworm."`
+	Alias    string        `help:"Local alias of the image (default: vibe-base-RELEASE); set image.base to it." placeholder:"NAME"`
+	Mirror   string        `help:"Archive URI (default: the host's apt source for the distribution)." placeholder:"URI"`
+	Security string        `help:"Security archive URI (default: the host's)." placeholder:"URI"`
+	Keyring  string        `help:"Keyring the archive's signatures are checked against (default: the host source's Signed-By)." placeholder:"FILE"`
+	Include  []string      `help:"More packages to put in the base." placeholder:"PKG"`
+	Cache    string        `help:"Where built trees are kept (default: /var/cache/vibe/base as root, else ~/.cache/vibe/base)." type:"path" placeholder:"DIR"`
+	Force    bool          `help:"Build the tree again even when it is cached."`
+	MaxAge   time.Duration `help:"Build a cached tree again when it is older than this, for the archive's security updates (0: keep it)." default:"168h"`
+	DryRun   bool          `help:"Print the plan (sources, packages, the mmdebstrap command) and do nothing."`
+	JSON     bool          `help:"Print the result (or with --dry-run the plan) as JSON."`
 }
 
 func (b *baseCmd) Run() error {
@@ -74,7 +76,7 @@ func (b *baseCmd) Run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	p := newProgress(os.Stderr)
-	res, err := distro.Build(ctx, c, distro.Options{Spec: spec, Alias: alias, CacheDir: cache, Force: b.Force, Progress: p})
+	res, err := distro.Build(ctx, c, distro.Options{Spec: spec, Alias: alias, CacheDir: cache, Force: b.Force, MaxAge: b.MaxAge, Progress: p})
 	p.Done()
 	if err != nil {
 		return err
