@@ -74,7 +74,8 @@ type User struct {
 }
 
 type Packages struct {
-	Extra []string `yaml:"extra" json:"extra"`
+	Extra  []string `yaml:"extra" json:"extra"`
+	Update bool     `yaml:"update" json:"update"`
 }
 
 type Toolchains struct {

@@ -85,6 +85,7 @@ func TestE2ERealAgentFromRegistries(t *testing.T) {
 		"alias: vibe-offline":      "alias: " + alias,
 		"node: {enabled: false}":   "node: {enabled: true, source: distro}",
 		"agent:\n  enabled: false": "agent:\n  enabled: true",
+		"update: false":            "update: true",
 	} {
 		if !strings.Contains(cfg, old) {
 			t.Fatalf("examples/offline.yaml has no %q", old)
