@@ -57,6 +57,7 @@ func stepEnabled(c *config.Config, name string) (bool, bool) {
 	on, known := map[string]bool{
 		"10-user":     true,
 		"20-proxy":    true,
+		"15-packages": !c.Packages.Update,
 		"30-firewall": true,
 		"40-node":     t.Node.Enabled,
 		"42-java":     t.Java.Enabled,
@@ -245,6 +246,7 @@ type BuildData struct {
 	Toolchains   config.Toolchains `json:"toolchains"`
 	Agent        BuildAgent        `json:"agent"`
 	Mirrors      config.Mirrors    `json:"mirrors"`
+	Packages     []string          `json:"packages"`
 }
 
 // BuildAgent is what the guest needs of the agent: what to install. How the
@@ -274,6 +276,7 @@ func buildJSON(v *view) (string, error) {
 		Toolchains:   v.C.Toolchains,
 		Agent:        BuildAgent{Enabled: v.C.Agent.Enabled, Package: v.C.Agent.Package, Version: v.C.Agent.Version},
 		Mirrors:      v.C.Mirrors,
+		Packages:     v.Packages,
 	}
 	return marshalJSON(d)
 }
