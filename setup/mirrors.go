@@ -28,11 +28,9 @@ type HostMirrors struct {
 	CA      []string       `json:"ca,omitempty"`
 }
 
-// public are the default servers: nothing to copy when the host uses them.
-var public = []string{"https://registry.npmjs.org/", "https://registry.npmjs.org", "https://pypi.org/simple", "https://pypi.org/simple/", "https://proxy.golang.org"}
-
 // ReadHostMirrors reads the host's apt archives, npm registry, pip index
-// and Go module proxy, as seen by the user whose home is home, and the
+// and Go module proxy, as seen by the user whose home is home (copied as
+// they are, public servers too: their hosts join the allowlist), and the
 // certificate authorities added to the host's trust store. Whatever is
 // missing stays empty; each value must pass vibe.yaml's own checks.
 func ReadHostMirrors(ctx context.Context, osr OSRelease, u *user.User, home string) HostMirrors {
@@ -56,11 +54,6 @@ func ReadHostMirrors(ctx context.Context, osr OSRelease, u *user.User, home stri
 		if v := iniValueOf(b, "global", "index-url"); v != "" {
 			h.Mirrors.PyPI = v
 			break
-		}
-	}
-	for _, v := range []*string{&h.Mirrors.NPM, &h.Mirrors.Go, &h.Mirrors.PyPI} {
-		if slices.Contains(public, *v) {
-			*v = ""
 		}
 	}
 	// Each value must be one vibe.yaml accepts, or it is left out.

@@ -60,7 +60,16 @@ func TestE2ERealAgentFromRegistries(t *testing.T) {
 	if archive == nil {
 		t.Fatal("no Debian archive in this machine's apt sources")
 	}
-	allow := []string{"npmjs.org", "npmjs.com"}
+	// The registry npm uses here, and the archives apt uses.
+	regOut, err := exec.Command("npm", "config", "get", "registry").Output()
+	if err != nil {
+		t.Fatalf("npm config get registry: %v", err)
+	}
+	reg, err := url.Parse(strings.TrimSpace(string(regOut)))
+	if err != nil || reg.Hostname() == "" {
+		t.Fatalf("npm's registry %q", regOut)
+	}
+	allow := []string{"=" + reg.Hostname()}
 	for _, s := range []*distro.Source{archive, security} {
 		if s != nil {
 			u, err := url.Parse(s.URI)
