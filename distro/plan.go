@@ -70,7 +70,7 @@ func Plan(req Request, host []Source) (Spec, error) {
 	if dist == "ubuntu" {
 		s.Components = []string{"main", "universe"}
 	}
-	main, sec := hostArchives(dist, host)
+	main, sec := HostArchives(dist, host)
 	s.Mirror, s.Security = req.Mirror, req.Security
 	if s.Mirror == "" {
 		if main == nil {
@@ -106,18 +106,14 @@ func Plan(req Request, host []Source) (Spec, error) {
 	return s, nil
 }
 
-// HostArchives finds the host's archive for the distribution and its
-// security archive in its apt sources (nil when absent).
-func HostArchives(dist string, host []Source) (main, sec *Source) { return hostArchives(dist, host) }
-
-// hostArchives finds the host's archive for dist (a source serving one of
+// HostArchives finds the host's archive for dist (a source serving one of
 // its codenames, not a security, updates or backports suite) and its
 // security archive. Only the distribution's own archives count: component
 // main, signed by the distribution's keyring; a source with no Signed-By
 // (apt's default keyrings) counts only when no source names the keyring.
 // So a third-party repository for the same codename (Docker's, a PPA with
 // its key inline) is never taken for the archive.
-func hostArchives(dist string, host []Source) (main, sec *Source) {
+func HostArchives(dist string, host []Source) (main, sec *Source) {
 	for _, strong := range []bool{true, false} {
 		for i := range host {
 			s := &host[i]

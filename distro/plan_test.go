@@ -236,3 +236,18 @@ func TestCached(t *testing.T) {
 		t.Error("no limit, yet not cached")
 	}
 }
+
+// Without a named release, vibe-build base and vibe setup build the host's
+// own, when vibe knows it, else Debian 12.
+func TestBuildRelease(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
+	os.WriteFile(filepath.Join(root, "etc/os-release"), []byte("ID=debian\nVERSION_ID=\"13\"\nVERSION_CODENAME=trixie\n"), 0o644)
+	o := ReadOSRelease(root)
+	if o.ID != "debian" || o.Version != "13" || o.BuildRelease() != "trixie" {
+		t.Errorf("%+v builds %s", o, o.BuildRelease())
+	}
+	if r := (OSRelease{ID: "fedora", Codename: "x"}).BuildRelease(); r != "bookworm" {
+		t.Errorf("an unknown host builds %s", r)
+	}
+}

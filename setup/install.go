@@ -26,7 +26,7 @@ const backportsFile = "/etc/apt/sources.list.d/vibe-bookworm-backports.sources"
 // PlanInstall decides where incus comes from: Debian 12 has it in
 // bookworm-backports (the source is made from the host's own Debian
 // archive and keyring), newer Debian and Ubuntu 24.04 on in the archive.
-func PlanInstall(o OSRelease, host []distro.Source, kvm bool) (InstallPlan, error) {
+func PlanInstall(o distro.OSRelease, host []distro.Source, kvm bool) (InstallPlan, error) {
 	p := InstallPlan{Packages: []string{"incus"}}
 	if kvm {
 		// Mounts into VMs go through virtiofsd (9p cannot be hot-plugged).
@@ -69,19 +69,12 @@ func versionAtLeast(v string, major, minor int) bool {
 
 // incusInstalled reports whether the client and the daemon are there.
 func incusInstalled() bool {
-	if _, err := exec.LookPath("incus"); err != nil {
-		return false
-	}
-	for _, p := range []string{"/usr/libexec/incus/incusd", "/usr/lib/incus/incusd", "/opt/incus/bin/incusd"} {
-		if _, err := os.Stat(p); err == nil {
-			return true
-		}
-	}
-	_, err := exec.LookPath("incusd")
-	return err == nil
+	_, err := exec.LookPath("incus")
+	return err == nil && incusdPath() != ""
 }
 
-// incusdPath is the daemon's binary, for starting it by hand.
+// incusdPath is the daemon's binary: where Debian, Ubuntu and Zabbly's
+// packages put it, else on PATH; "" when there is none.
 func incusdPath() string {
 	for _, p := range []string{"/usr/libexec/incus/incusd", "/usr/lib/incus/incusd", "/opt/incus/bin/incusd"} {
 		if _, err := os.Stat(p); err == nil {

@@ -33,7 +33,7 @@ type HostMirrors struct {
 // they are, public servers too: their hosts join the allowlist), and the
 // certificate authorities added to the host's trust store. Whatever is
 // missing stays empty; each value must pass vibe.yaml's own checks.
-func ReadHostMirrors(ctx context.Context, osr OSRelease, u *user.User, home string) HostMirrors {
+func ReadHostMirrors(ctx context.Context, osr distro.OSRelease, u *user.User, home string) HostMirrors {
 	var h HostMirrors
 	if host, err := distro.HostSources("/"); err == nil {
 		main, sec := distro.HostArchives(osr.ID, host)

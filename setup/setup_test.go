@@ -25,7 +25,7 @@ func TestPlanInstall(t *testing.T) {
 	withBackports := append(slices.Clone(bookwormHost), distro.Source{URI: "http://mirror.test/debian", Suites: []string{"bookworm-backports"}, Components: []string{"main"}})
 	for _, tc := range []struct {
 		name   string
-		os     OSRelease
+		os     distro.OSRelease
 		host   []distro.Source
 		kvm    bool
 		source string // the apt source added; "" none
@@ -33,15 +33,15 @@ func TestPlanInstall(t *testing.T) {
 		pkgs   []string
 		err    string
 	}{
-		{"debian 12 adds backports from the host's archive", OSRelease{"debian", "bookworm", "12"}, bookwormHost, false,
+		{"debian 12 adds backports from the host's archive", distro.OSRelease{ID: "debian", Codename: "bookworm", Version: "12"}, bookwormHost, false,
 			"Types: deb\nURIs: http://mirror.test/debian\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n",
 			"bookworm-backports", []string{"incus"}, ""},
-		{"debian 12 with backports already", OSRelease{"debian", "bookworm", "12"}, withBackports, true, "", "bookworm-backports", []string{"incus", "virtiofsd"}, ""},
-		{"debian 12 without a Debian archive", OSRelease{"debian", "bookworm", "12"}, nil, false, "", "", nil, "no Debian archive"},
-		{"debian 13 from the archive", OSRelease{"debian", "trixie", "13"}, nil, false, "", "", []string{"incus"}, ""},
-		{"ubuntu 24.04 from the archive", OSRelease{"ubuntu", "noble", "24.04"}, nil, false, "", "", []string{"incus"}, ""},
-		{"ubuntu 22.04 has none", OSRelease{"ubuntu", "jammy", "22.04"}, nil, false, "", "", nil, "not packaged"},
-		{"debian 11 has none", OSRelease{"debian", "bullseye", "11"}, nil, false, "", "", nil, "no incus package"},
+		{"debian 12 with backports already", distro.OSRelease{ID: "debian", Codename: "bookworm", Version: "12"}, withBackports, true, "", "bookworm-backports", []string{"incus", "virtiofsd"}, ""},
+		{"debian 12 without a Debian archive", distro.OSRelease{ID: "debian", Codename: "bookworm", Version: "12"}, nil, false, "", "", nil, "no Debian archive"},
+		{"debian 13 from the archive", distro.OSRelease{ID: "debian", Codename: "trixie", Version: "13"}, nil, false, "", "", []string{"incus"}, ""},
+		{"ubuntu 24.04 from the archive", distro.OSRelease{ID: "ubuntu", Codename: "noble", Version: "24.04"}, nil, false, "", "", []string{"incus"}, ""},
+		{"ubuntu 22.04 has none", distro.OSRelease{ID: "ubuntu", Codename: "jammy", Version: "22.04"}, nil, false, "", "", nil, "not packaged"},
+		{"debian 11 has none", distro.OSRelease{ID: "debian", Codename: "bullseye", Version: "11"}, nil, false, "", "", nil, "no incus package"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, err := PlanInstall(tc.os, tc.host, tc.kvm)

@@ -49,7 +49,7 @@ const Uplink = "vibe-uplink"
 // the user's vibe.yaml.
 type Setup struct {
 	o       Options
-	os      OSRelease
+	os      distro.OSRelease
 	Decided Decisions
 	// Whether the uplink and base checks ran (and decided), for a run of
 	// only some steps.
@@ -84,7 +84,7 @@ func New(o Options) *Setup {
 	if o.CacheDir == "" {
 		o.CacheDir = "/var/cache/vibe/base"
 	}
-	s := &Setup{o: o, os: ReadOSRelease("/")}
+	s := &Setup{o: o, os: distro.ReadOSRelease("/")}
 	if o.MirrorsFromHost {
 		home := "/root"
 		if o.User != nil {
@@ -383,12 +383,7 @@ const baseMaxAge = 7 * 24 * time.Hour
 // localBase is the base vibe setup builds for the host's own release.
 func (s *Setup) localBase() string { return "vibe-base-" + s.hostRelease() }
 
-func (s *Setup) hostRelease() string {
-	if distro.Known(s.os.Codename) {
-		return s.os.Codename
-	}
-	return "bookworm"
-}
+func (s *Setup) hostRelease() string { return s.os.BuildRelease() }
 
 func (s *Setup) checkBase(ctx context.Context) (State, error) {
 	s.decidedBase = true

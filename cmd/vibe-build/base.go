@@ -35,7 +35,7 @@ func (b *baseCmd) Run() error {
 	}
 	release := b.Release
 	if release == "" {
-		release = hostRelease()
+		release = distro.ReadOSRelease("/").BuildRelease()
 	}
 	spec, err := distro.Plan(distro.Request{
 		Release: release, Mirror: b.Mirror, Security: b.Security, Keyring: b.Keyring, Include: b.Include,
@@ -91,21 +91,6 @@ func (b *baseCmd) Run() error {
 	fmt.Printf("%s: %s -> %s (%s %s) in %.1fs\n", how, res.Alias, res.Fingerprint[:12], res.Distribution, res.Release, res.Seconds)
 	fmt.Printf("use it: image.base: %s (and instance.type: container)\n", res.Alias)
 	return nil
-}
-
-// hostRelease is the host's own codename when it is one vibe can build.
-func hostRelease() string {
-	b, err := os.ReadFile("/etc/os-release")
-	if err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(line, "VERSION_CODENAME="); ok {
-				if v = strings.Trim(v, `"'`); distro.Known(v) {
-					return v
-				}
-			}
-		}
-	}
-	return "bookworm"
 }
 
 func baseCache() (string, error) {
