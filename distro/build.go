@@ -20,6 +20,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/vibesandbox/vibe/images"
+	"github.com/vibesandbox/vibe/internal/atomicfile"
 	"github.com/vibesandbox/vibe/provision"
 )
 
@@ -91,7 +92,7 @@ func Build(ctx context.Context, c incus.InstanceServer, o Options) (*Result, err
 	if err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(dir, images.MetaFile), meta, 0o644); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, images.MetaFile), meta, 0o644); err != nil {
 		return nil, err
 	}
 	fp, err := images.Fingerprint(filepath.Join(dir, images.MetaFile), rootfs)

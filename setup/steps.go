@@ -260,30 +260,24 @@ func chooseDriver(want string, f poolFacts) (driver, why string, pkgs []string, 
 }
 
 func (s *Setup) checkStorage(context.Context) (State, error) {
-	c := connect()
-	if c == nil {
-		d, why, _, err := chooseDriver(s.o.Storage, hostPoolFacts())
-		if err != nil {
-			return State{}, err
+	if c := connect(); c != nil {
+		pool, _, err := c.GetStoragePool("default")
+		p, _, perr := c.GetProfile("default")
+		if perr != nil {
+			return State{}, perr
 		}
-		return State{Detail: fmt.Sprintf("create the pool \"default\" (%s: %s)", d, why)}, nil
-	}
-	pool, _, err := c.GetStoragePool("default")
-	p, _, perr := c.GetProfile("default")
-	if perr != nil {
-		return State{}, perr
-	}
-	hasRoot := p.Devices["root"]["type"] == "disk"
-	if err == nil && hasRoot {
-		s.Decided.Pool = pool.Driver
-		detail := "pool \"default\" (" + pool.Driver + ")"
-		if pool.Driver == "dir" {
-			detail += "; dir unpacks the image at every launch: a btrfs or zfs pool clones it instead"
+		hasRoot := p.Devices["root"]["type"] == "disk"
+		if err == nil && hasRoot {
+			s.Decided.Pool = pool.Driver
+			detail := "pool \"default\" (" + pool.Driver + ")"
+			if pool.Driver == "dir" {
+				detail += "; dir unpacks the image at every launch: a btrfs or zfs pool clones it instead"
+			}
+			return State{Done: true, Detail: detail}, nil
 		}
-		return State{Done: true, Detail: detail}, nil
-	}
-	if err == nil {
-		return State{Detail: "give the default profile a root disk on the pool \"default\""}, nil
+		if err == nil {
+			return State{Detail: "give the default profile a root disk on the pool \"default\""}, nil
+		}
 	}
 	d, why, _, err := chooseDriver(s.o.Storage, hostPoolFacts())
 	if err != nil {

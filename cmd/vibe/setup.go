@@ -11,8 +11,6 @@ import (
 	"strings"
 	"syscall"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/vibesandbox/vibe/config"
 	"github.com/vibesandbox/vibe/setup"
 )
@@ -68,13 +66,8 @@ func (s *setupCmd) Run(c *cli) error {
 	}
 	// The instance type the user chose, if any; otherwise setup decides
 	// by KVM.
-	var set struct {
-		Instance struct {
-			Type string `yaml:"type"`
-		} `yaml:"instance"`
-	}
 	typ := ""
-	if exists && yaml.Unmarshal(data, &set) == nil && set.Instance.Type != "" {
+	if _, set := cfg.PosOf("instance.type"); set {
 		typ = cfg.Instance.Type
 	}
 	self, err := os.Executable()
