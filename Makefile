@@ -59,6 +59,8 @@ fuzz:
 	$(GO) test ./gateway -run '^$$' -fuzz FuzzRequest -fuzztime $(FUZZTIME)
 	$(GO) test ./gateway -run '^$$' -fuzz FuzzReadEntries -fuzztime $(FUZZTIME)
 	$(GO) test ./distro -run '^$$' -fuzz FuzzParseSources -fuzztime $(FUZZTIME)
+	$(GO) test ./sbom -run '^$$' -fuzz FuzzParseInventory -fuzztime $(FUZZTIME)
+	$(GO) test ./sbom -run '^$$' -fuzz 'FuzzParse$$' -fuzztime $(FUZZTIME)
 
 bench: build
 	$(GO) test ./cloudinit -run '^$$' -bench . -benchmem

@@ -77,6 +77,7 @@ type Result struct {
 	Seconds     float64           `json:"seconds"`
 	Phases      []Phase           `json:"phases"`
 	Versions    map[string]string `json:"versions,omitempty"`
+	Packages    int               `json:"packages,omitempty"` // in the image's SBOM
 	Size        int64             `json:"size,omitempty"`
 	Builder     string            `json:"builder,omitempty"`
 }
@@ -201,11 +202,14 @@ func Bake(ctx context.Context, c incus.InstanceServer, o Options) (res *Result, 
 	if err != nil {
 		return nil, err
 	}
-	versions, err := b.provision(ctx, name)
+	if err := b.provision(ctx, name); err != nil {
+		return nil, err
+	}
+	versions, pkgs, err := b.inventory(ctx, name)
 	if err != nil {
 		return nil, err
 	}
-	b.res.Versions = versions
+	b.res.Versions, b.res.Packages = versions, len(pkgs)
 
 	b.enter("seal")
 	if r, err := run(ctx, c, name, "/usr/local/lib/vibe/seal"); err != nil {
@@ -234,7 +238,7 @@ func Bake(ctx context.Context, c incus.InstanceServer, o Options) (res *Result, 
 		return nil, err
 	}
 	b.enter("package")
-	fp, size, err := b.pack(stage.Dir, meta, rootfs, recipe, base, versions)
+	fp, size, err := b.pack(stage.Dir, meta, rootfs, recipe, base, versions, pkgs)
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package images
 // The builder instance: launch, provisioning, and cleaning up after killed runs.
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -22,6 +23,7 @@ import (
 	"github.com/vibesandbox/vibe/daemon"
 	"github.com/vibesandbox/vibe/egress"
 	"github.com/vibesandbox/vibe/gateway"
+	"github.com/vibesandbox/vibe/sbom"
 )
 
 // removeLeftovers deletes builders and intermediate images of bakes whose
@@ -138,8 +140,8 @@ func (b *baker) launch(ctx context.Context, base *Base) (string, error) {
 }
 
 // provision waits for cloud-init, streaming its output log, then runs the
-// self-test and records installed versions.
-func (b *baker) provision(ctx context.Context, name string) (map[string]string, error) {
+// self-test.
+func (b *baker) provision(ctx context.Context, name string) error {
 	b.enter("provision")
 	deadline := time.Now().Add(b.o.Timeout)
 	offset := 1
@@ -148,7 +150,7 @@ func (b *baker) provision(ctx context.Context, name string) (map[string]string, 
 	for {
 		r, err := run(ctx, b.c, name, "tail", "-c", "+"+strconv.Itoa(offset), "/var/log/cloud-init-output.log")
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if r.Code == 0 && r.Stdout != "" {
 			offset += len(r.Stdout)
@@ -165,7 +167,7 @@ func (b *baker) provision(ctx context.Context, name string) (map[string]string, 
 		}
 		res, err := run(ctx, b.c, name, "cat", "/run/cloud-init/result.json")
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if res.Code == 0 {
 			var result struct {
@@ -174,19 +176,19 @@ func (b *baker) provision(ctx context.Context, name string) (map[string]string, 
 				} `json:"v1"`
 			}
 			if err := json.Unmarshal([]byte(res.Stdout), &result); err != nil {
-				return nil, b.fail(fmt.Errorf("cloud-init result.json: %w", err), "")
+				return b.fail(fmt.Errorf("cloud-init result.json: %w", err), "")
 			}
 			if len(result.V1.Errors) > 0 {
-				return nil, b.fail(errors.New("cloud-init reported errors"), b.cloudInitDetails(ctx, name, result.V1.Errors, tail))
+				return b.fail(errors.New("cloud-init reported errors"), b.cloudInitDetails(ctx, name, result.V1.Errors, tail))
 			}
 			break
 		}
 		if time.Now().After(deadline) {
-			return nil, b.fail(fmt.Errorf("cloud-init did not finish within %s (raise it with --timeout)", b.o.Timeout), "last lines of /var/log/cloud-init-output.log:\n"+strings.Join(tail, "\n"))
+			return b.fail(fmt.Errorf("cloud-init did not finish within %s (raise it with --timeout)", b.o.Timeout), "last lines of /var/log/cloud-init-output.log:\n"+strings.Join(tail, "\n"))
 		}
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return ctx.Err()
 		case <-time.After(2 * time.Second):
 		}
 	}
@@ -194,15 +196,15 @@ func (b *baker) provision(ctx context.Context, name string) (map[string]string, 
 	b.enter("selftest")
 	r, err := run(ctx, b.c, name, "/usr/local/sbin/vibe-selftest")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	for _, l := range strings.Split(strings.TrimRight(r.Stdout, "\n"), "\n") {
 		b.p.Log(l)
 	}
 	if r.Code != 0 {
-		return nil, b.fail(fmt.Errorf("the guest self-test failed (exit %d)", r.Code), r.Stdout+r.Stderr)
+		return b.fail(fmt.Errorf("the guest self-test failed (exit %d)", r.Code), r.Stdout+r.Stderr)
 	}
-	return b.versions(ctx, name)
+	return nil
 }
 
 // cloudInitDetails names the failing modules and shows the log's tail.
@@ -252,21 +254,72 @@ func (b *baker) cloudInitDetails(ctx context.Context, name string, errs []string
 	return d.String()
 }
 
-// versions reads what the provisioning steps recorded, plus key packages.
-func (b *baker) versions(ctx context.Context, name string) (map[string]string, error) {
-	v := map[string]string{}
-	r, err := run(ctx, b.c, name, "sh", "-c", `for f in /etc/vibe/versions/*; do [ -f "$f" ] && printf '%s\t%s\n' "$(basename "$f")" "$(head -n 1 "$f")"; done; dpkg-query -W -f '${Package}\t${Version}\n' cloud-init nftables tinyproxy curl git 2>/dev/null; true`)
+// keyPackages are the distribution packages whose versions the manifest
+// names beside the toolchains: the ones containment rests on.
+var keyPackages = map[string]bool{"cloud-init": true, "nftables": true, "tinyproxy": true, "curl": true, "git": true}
+
+// inventory lists every installed package for the image's SBOM, and the
+// versions the manifest names: each toolchain provisioning recorded and the
+// key packages. The script runs as the sandbox user, so nothing it reads
+// in that user's home is read with more rights than the user's own; its
+// output is bounded and checked line by line.
+func (b *baker) inventory(ctx context.Context, name string) (map[string]string, []sbom.Package, error) {
+	b.enter("inventory")
+	u := b.o.Config.User
+	home := "/home/" + u.Name
+	out := &cappedBuffer{limit: sbom.MaxInventory}
+	var errb cappedBuffer
+	errb.limit = 64 << 10
+	code, err := daemon.Execute(ctx, b.c, name, daemon.Exec{
+		Command: []string{"/usr/local/lib/vibe/inventory"},
+		UID:     uint32(u.UID), GID: uint32(u.GID), Cwd: home,
+		Env:    map[string]string{"HOME": home, "USER": u.Name, "LOGNAME": u.Name, "PATH": "/usr/local/bin:/usr/bin:/bin"},
+		Stdout: out, Stderr: &errb,
+	})
 	if err != nil {
-		return nil, err
+		return nil, nil, fmt.Errorf("list the image's packages: %w", err)
 	}
-	for _, line := range strings.Split(r.Stdout, "\n") {
-		if k, val, ok := strings.Cut(line, "\t"); ok && k != "" {
-			if _, seen := v[k]; !seen {
-				v[k] = val
+	if code != 0 {
+		return nil, nil, b.fail(fmt.Errorf("listing the image's packages failed (exit %d)", code), errb.String())
+	}
+	if out.over {
+		return nil, nil, b.fail(fmt.Errorf("the package list is larger than %d MiB", sbom.MaxInventory>>20), "")
+	}
+	pkgs, err := sbom.ParseInventory(bytes.NewReader(out.Bytes()))
+	if err != nil {
+		return nil, nil, b.fail(fmt.Errorf("the image's package list: %w", err), "")
+	}
+	v := map[string]string{}
+	for _, p := range pkgs {
+		switch {
+		case p.Type == sbom.Tool:
+			v[p.Name] = p.Version
+		case p.Type == sbom.Deb && keyPackages[p.Name]:
+			if _, seen := v[p.Name]; !seen {
+				v[p.Name] = p.Version
 			}
 		}
 	}
-	return v, nil
+	return v, pkgs, nil
+}
+
+// cappedBuffer keeps the first limit bytes written and notes that more
+// came, without failing the write: the exec stream must drain.
+type cappedBuffer struct {
+	bytes.Buffer
+	limit int
+	over  bool
+}
+
+func (c *cappedBuffer) Write(p []byte) (int, error) {
+	if room := c.limit - c.Len(); room < len(p) {
+		c.over = true
+		if room > 0 {
+			c.Buffer.Write(p[:room])
+		}
+		return len(p), nil
+	}
+	return c.Buffer.Write(p)
 }
 
 func (b *baker) stop(ctx context.Context, name string) error {

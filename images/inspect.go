@@ -1,6 +1,7 @@
 package images
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -9,6 +10,8 @@ import (
 
 	"github.com/lxc/incus/v6/shared/api"
 	"gopkg.in/yaml.v3"
+
+	"github.com/vibesandbox/vibe/sbom"
 )
 
 // Contents is what a metadata tarball says about its image.
@@ -22,6 +25,23 @@ type Contents struct {
 	Metadata api.ImageMetadata
 	// Templates holds the template files (templates/NAME), by NAME.
 	Templates map[string][]byte
+	// SBOM is the CycloneDX document of every installed package; nil for
+	// images baked before vibe-build recorded one.
+	SBOM []byte
+}
+
+// SBOMEntry is the SBOM's name in the metadata tarball.
+const SBOMEntry = "vibe/sbom.cdx.json"
+
+// ErrNoSBOM is returned for images baked before vibe-build recorded one.
+var ErrNoSBOM = errors.New("the image has no SBOM: an older vibe-build baked it; bake it again (vibe-build build --force) to record one")
+
+// Packages reads the image's SBOM.
+func (c *Contents) Packages() ([]sbom.Package, error) {
+	if c.SBOM == nil {
+		return nil, ErrNoSBOM
+	}
+	return sbom.Parse(c.SBOM)
 }
 
 // KnownTemplates are the templates vibe's images carry, from the base: the
@@ -78,7 +98,7 @@ func ReadContents(r io.Reader) (*Contents, error) {
 			tpls[rest] = data
 		}
 	}
-	return &Contents{Manifest: m, ManifestRaw: raw, UserData: ud, Properties: md.Properties, Metadata: md, Templates: tpls}, nil
+	return &Contents{Manifest: m, ManifestRaw: raw, UserData: ud, Properties: md.Properties, Metadata: md, Templates: tpls, SBOM: files[SBOMEntry]}, nil
 }
 
 // ErrNotVibe is returned for images vibe-build did not make.

@@ -27,6 +27,7 @@ import (
 
 	"github.com/vibesandbox/vibe/cloudinit"
 	"github.com/vibesandbox/vibe/daemon"
+	"github.com/vibesandbox/vibe/sbom"
 )
 
 // publish turns the stopped builder into an intermediate image (no
@@ -130,7 +131,7 @@ func (b *baker) export(ctx context.Context, fp, dir, instanceType string) (map[s
 
 // pack writes meta.tar.xz, manifest.json and user-data into dir and returns
 // the fingerprint and the image's total size.
-func (b *baker) pack(dir string, published map[string][]byte, rootfs FileDigest, recipe cloudinit.Recipe, base *Base, versions map[string]string) (string, int64, error) {
+func (b *baker) pack(dir string, published map[string][]byte, rootfs FileDigest, recipe cloudinit.Recipe, base *Base, versions map[string]string, pkgs []sbom.Package) (string, int64, error) {
 	cfg := b.o.Config
 	var md api.ImageMetadata
 	if err := yaml.Unmarshal(published["metadata.yaml"], &md); err != nil {
@@ -156,6 +157,16 @@ func (b *baker) pack(dir string, published map[string][]byte, rootfs FileDigest,
 	if err != nil {
 		return "", 0, err
 	}
+	// The SBOM sits in the metadata tarball, so the fingerprint, and
+	// any signature over it, cover it.
+	bom, err := sbom.Document(pkgs, sbom.Subject{
+		Recipe: m.Recipe, InstanceType: m.InstanceType, Base: m.Base.Source,
+		OS: base.Properties["os"], Release: base.Properties["release"],
+		Created: now, Tool: "vibe-build " + b.o.Version,
+	})
+	if err != nil {
+		return "", 0, err
+	}
 	md.Architecture = arch
 	md.CreationDate = now.Unix()
 	md.ExpiryDate = 0
@@ -169,6 +180,7 @@ func (b *baker) pack(dir string, published map[string][]byte, rootfs FileDigest,
 		{Name: "metadata.yaml", Data: metaYAML},
 		{Name: "vibe/manifest.json", Data: manifest},
 		{Name: "vibe/user-data", Data: b.o.UserData},
+		{Name: SBOMEntry, Data: bom},
 	}
 	entries = append(entries, templates...)
 	metaPath := filepath.Join(dir, MetaFile)

@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -152,6 +153,32 @@ func TestE2EBakeOffline(t *testing.T) {
 	st, _ := os.Stat(filepath.Join(dir, "rootfs.tar"))
 	if m.Recipe != res.Recipe || m.Rootfs.Size != st.Size() || m.InstanceType != "container" || m.Versions["tinyproxy"] == "" || m.Base.Fingerprint == "" {
 		t.Errorf("manifest %+v", m)
+	}
+
+	// The SBOM in the metadata tarball lists the distribution's packages
+	// and the toolchains provisioning recorded; inspect --sbom prints it
+	// exactly, and the summary counts it.
+	pkgs, err := contents.Packages()
+	if err != nil {
+		t.Fatalf("the image's SBOM: %v", err)
+	}
+	has := map[string]bool{}
+	for _, p := range pkgs {
+		has[p.Type+" "+p.Name] = true
+	}
+	for _, want := range []string{"deb bash", "deb nftables", "deb tinyproxy", "deb cloud-init", "tool tinyproxy"} {
+		if !has[want] {
+			t.Errorf("the SBOM lacks %s (%d packages)", want, len(pkgs))
+		}
+	}
+	if res.Packages != len(pkgs) || len(pkgs) < 100 {
+		t.Errorf("bake result counts %d packages, the SBOM %d", res.Packages, len(pkgs))
+	}
+	if doc, _, code := e.run("inspect", e.alias, "--sbom"); code != 0 || doc != string(contents.SBOM) || !strings.Contains(doc, `"bomFormat": "CycloneDX"`) {
+		t.Errorf("inspect --sbom (exit %d) is not the image's SBOM", code)
+	}
+	if out, _, _ := e.run("inspect", e.alias); !strings.Contains(out, fmt.Sprintf("packages       %d in the SBOM (deb ", len(pkgs))) {
+		t.Errorf("inspect does not count the SBOM:\n%s", out)
 	}
 
 	// A rebuild is a cache hit on the same fingerprint, in well under a second.

@@ -125,6 +125,7 @@ type inspectCmd struct {
 	Manifest bool   `help:"Print manifest.json exactly." xor:"what"`
 	UserData bool   `help:"Print the user-data exactly as it was baked." xor:"what"`
 	Metadata bool   `help:"Print what metadata.yaml makes incus do: its properties and every template, with its content." xor:"what"`
+	SBOM     bool   `name:"sbom" help:"Print the image's SBOM exactly: every installed package (deb, npm, pypi and each toolchain) as CycloneDX JSON." xor:"what"`
 }
 
 func (in *inspectCmd) Run() error {
@@ -178,6 +179,14 @@ func (in *inspectCmd) Run() error {
 	case in.Metadata:
 		fmt.Print(safetext.Text(images.MetadataText(contents)))
 		return nil
+	case in.SBOM:
+		// Read it whole first: what reaches the terminal is valid JSON,
+		// which holds no escape sequence.
+		if _, err := contents.Packages(); err != nil {
+			return err
+		}
+		_, err = os.Stdout.Write(contents.SBOM)
+		return err
 	}
 	m := contents.Manifest
 	if fp != "" {
@@ -192,6 +201,7 @@ func (in *inspectCmd) Run() error {
 	for _, k := range slices.Sorted(maps.Keys(m.Versions)) {
 		fmt.Printf("version        %-12s %s\n", k, m.Versions[k])
 	}
+	fmt.Printf("packages       %s\n", packagesLine(contents))
 	status := "unknown (no fingerprint to check it against)"
 	if fp != "" {
 		st, err := images.CheckSignature(fp, contents, sigPath, trust)
@@ -290,4 +300,21 @@ func (g *gcCmd) Run() error {
 		fmt.Printf("%s store folder %s (not in incus)\n", verb, fp[:12])
 	}
 	return nil
+}
+
+// packagesLine counts the SBOM's packages by type.
+func packagesLine(c *images.Contents) string {
+	pkgs, err := c.Packages()
+	if err != nil {
+		return err.Error()
+	}
+	n := map[string]int{}
+	for _, p := range pkgs {
+		n[p.Type]++
+	}
+	var parts []string
+	for _, t := range slices.Sorted(maps.Keys(n)) {
+		parts = append(parts, fmt.Sprintf("%s %d", t, n[t]))
+	}
+	return fmt.Sprintf("%d in the SBOM (%s; --sbom prints it)", len(pkgs), strings.Join(parts, ", "))
 }

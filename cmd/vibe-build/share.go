@@ -16,6 +16,7 @@ import (
 
 	"github.com/vibesandbox/vibe/images"
 	"github.com/vibesandbox/vibe/internal/safetext"
+	"github.com/vibesandbox/vibe/sbom"
 	"github.com/vibesandbox/vibe/signing"
 	"github.com/vibesandbox/vibe/source"
 	"github.com/vibesandbox/vibe/streams"
@@ -367,11 +368,22 @@ func (d *diffCmd) Run() error {
 	// What metadata.yaml makes incus do (templates run as root in every
 	// new instance) differs too, or the images are not the same.
 	md := images.DiffUserData("a/metadata", []byte(images.MetadataText(a)), "b/metadata", []byte(images.MetadataText(b)))
+	pkgs, pkgNote, err := diffPackages(a, b)
+	if err != nil {
+		return exitError{code: 2, err: err}
+	}
 	if d.JSON {
 		if diffs == nil {
 			diffs = []images.Difference{}
 		}
-		if err := printJSON(map[string]any{"manifest": diffs, "user_data": ud, "metadata": md}); err != nil {
+		if pkgs == nil {
+			pkgs = []sbom.Change{}
+		}
+		out := map[string]any{"manifest": diffs, "user_data": ud, "metadata": md, "packages": pkgs}
+		if pkgNote != "" {
+			out["packages_note"] = pkgNote
+		}
+		if err := printJSON(out); err != nil {
 			return err
 		}
 	} else {
@@ -388,11 +400,44 @@ func (d *diffCmd) Run() error {
 			}
 			tw.Flush()
 		}
+		if pkgNote != "" {
+			fmt.Printf("\npackages: %s\n", pkgNote)
+		}
+		if len(pkgs) > 0 {
+			fmt.Println()
+			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintf(tw, "PACKAGE\t\t%s\t%s\n", d.A, d.B)
+			for _, c := range pkgs {
+				fmt.Fprintf(tw, "%s %s\t%s\t%s\t%s\n", c.Type, c.Name, c.Kind(), orDash(c.A), orDash(c.B))
+			}
+			tw.Flush()
+		}
 	}
-	if ud != "" || md != "" || len(diffs) > 0 {
+	if ud != "" || md != "" || len(diffs) > 0 || len(pkgs) > 0 {
 		return exitError{code: 1, err: nil} // like diff(1): 1 means different
 	}
 	return nil
+}
+
+// diffPackages compares the two images' SBOMs. An image baked before
+// SBOMs were recorded is not an error: the note says what was not
+// compared. A malformed SBOM is.
+func diffPackages(a, b *images.Contents) ([]sbom.Change, string, error) {
+	pa, errA := a.Packages()
+	pb, errB := b.Packages()
+	switch {
+	case errors.Is(errA, images.ErrNoSBOM) && errors.Is(errB, images.ErrNoSBOM):
+		return nil, "not compared: neither image has an SBOM (older vibe-build)", nil
+	case errors.Is(errA, images.ErrNoSBOM):
+		return nil, "not compared: the first image has no SBOM (older vibe-build)", nil
+	case errors.Is(errB, images.ErrNoSBOM):
+		return nil, "not compared: the second image has no SBOM (older vibe-build)", nil
+	case errA != nil:
+		return nil, "", fmt.Errorf("first image: %w", errA)
+	case errB != nil:
+		return nil, "", fmt.Errorf("second image: %w", errB)
+	}
+	return sbom.Diff(pa, pb), "", nil
 }
 
 func orDash(s string) string {

@@ -6,7 +6,9 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"math/big"
 	"os"
 	"os/exec"
@@ -16,6 +18,8 @@ import (
 	"time"
 
 	incus "github.com/lxc/incus/v6/client"
+
+	"github.com/vibesandbox/vibe/sbom"
 )
 
 // Debian 13 end to end, with nothing from an image server: vibe-build base
@@ -56,6 +60,27 @@ func TestE2EDebian13Container(t *testing.T) {
 	// The manifest records the authority by digest.
 	if out, err := exec.Command(vibeBuildBin, "inspect", alias, "--manifest").CombinedOutput(); err != nil || !strings.Contains(string(out), "CN=vibe e2e corporate CA") {
 		t.Errorf("manifest does not record the CA: %v\n%s", err, out)
+	}
+	// Against the bookworm image of the same recipe, diff names the
+	// packages whose versions differ between the two releases.
+	diffOut, err := exec.Command(vibeBuildBin, "diff", "vibe-offline", alias, "--json").Output()
+	var d struct {
+		Packages []sbom.Change `json:"packages"`
+	}
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 || json.Unmarshal(diffOut, &d) != nil {
+		code := 0
+		if exit != nil {
+			code = exit.ExitCode()
+		}
+		t.Fatalf("diff bookworm trixie: exit %d, want 1 (different)\n%s", code, diffOut)
+	}
+	changed := map[string]string{}
+	for _, c := range d.Packages {
+		changed[c.Type+" "+c.Name] = c.Kind()
+	}
+	if changed["deb bash:amd64"] != "changed" && changed["deb bash:arm64"] != "changed" {
+		t.Errorf("diff does not show bash changed between Debian 12 and 13: %d changes", len(d.Packages))
 	}
 	mine, _ := os.ReadFile(filepath.Join(w.dir, "vibe.yaml"))
 	os.WriteFile(filepath.Join(w.dir, "vibe.yaml"), []byte(strings.Replace(string(mine), "alias: vibe-offline\n", "alias: "+alias+"\n", 1)), 0o644)

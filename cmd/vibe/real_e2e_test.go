@@ -14,6 +14,7 @@ import (
 	"github.com/vibesandbox/vibe/distro"
 	"github.com/vibesandbox/vibe/egress"
 	"github.com/vibesandbox/vibe/internal/e2e"
+	"github.com/vibesandbox/vibe/sbom"
 )
 
 // Real package servers through the real egress path: the builder, behind
@@ -115,6 +116,20 @@ func TestE2ERealAgentFromRegistries(t *testing.T) {
 	if !strings.Contains(man, `"agent": "2.`) || !strings.Contains(man, `"node": "v`) {
 		t.Errorf("the manifest does not record the agent and node versions:\n%s", man)
 	}
+	// The SBOM names the agent CLI at the version npm installed, and the
+	// distribution's Node.js.
+	doc, _, _ := e2e.Run(t, exec.Command(vibeBuildBin, "inspect", alias, "--sbom"))
+	pkgs, err := sbom.Parse([]byte(doc))
+	if err != nil {
+		t.Fatalf("the image's SBOM: %v", err)
+	}
+	found := map[string]string{}
+	for _, p := range pkgs {
+		found[p.Type+" "+p.Name] = p.Version
+	}
+	if v := found["npm @anthropic-ai/claude-code"]; !strings.HasPrefix(v, "2.") || found["deb nodejs"] == "" || found["tool agent"] != v {
+		t.Errorf("the SBOM: agent %q (recorded %q), nodejs %q", v, found["tool agent"], found["deb nodejs"])
+	}
 
 	// A sandbox from it, behind the same gateway, runs the real agent CLI.
 	mine, _ := os.ReadFile(filepath.Join(w.dir, "vibe.yaml"))
@@ -124,5 +139,16 @@ func TestE2ERealAgentFromRegistries(t *testing.T) {
 	stdout, stderr, code := w.vibe("exec", "--", "claude", "--version")
 	if code != 0 || !strings.Contains(stdout, "Claude Code") {
 		t.Errorf("claude --version in the sandbox: exit %d %q %s", code, stdout, stderr)
+	}
+	// Root installs a small package from the mirror with apt's own proxy
+	// setting, which names the gateway.
+	if out, code := w.guest("sh", "-c", "apt-get update -qq && apt-get install -y -qq hello >/dev/null && hello"); code != 0 || !strings.Contains(out, "Hello, world!") {
+		t.Errorf("apt-get install through the gateway: exit %d\n%s", code, out)
+	}
+	// A host that is not listed is still refused, by the gateway, before
+	// any name is looked up (.example never resolves anyway).
+	stdout, _, code = w.vibe("exec", "--", "curl", "-sS", "-o", "/dev/null", "-w", "%{http_connect}", "https://unlisted.example/")
+	if code == 0 || strings.TrimSpace(stdout) != "403" {
+		t.Errorf("an unlisted host through the gateway: exit %d, CONNECT answered %q, want 403", code, stdout)
 	}
 }
