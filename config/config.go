@@ -84,7 +84,7 @@ type Toolchains struct {
 	Maven    Tool   `yaml:"maven" json:"maven"`
 	Gradle   Tool   `yaml:"gradle" json:"gradle"`
 	Python   Python `yaml:"python" json:"python"`
-	Go       Tool   `yaml:"go" json:"go"`
+	Go       Go     `yaml:"go" json:"go"`
 	Chrome   Chrome `yaml:"chrome" json:"chrome"`
 	OpenTofu Tool   `yaml:"opentofu" json:"opentofu"`
 	Helm     Tool   `yaml:"helm" json:"helm"`
@@ -96,6 +96,20 @@ type Tool struct {
 	Enabled bool   `yaml:"enabled" json:"enabled"`
 	Version string `yaml:"version" json:"version"`
 }
+
+// Go is fetched as the golang.org/toolchain module from a module proxy
+// (mirrors.go, else Go's public one) and must match a pinned checksum.
+type Go struct {
+	Enabled bool   `yaml:"enabled" json:"enabled"`
+	Version string `yaml:"version" json:"version"`
+	// Sums pins each toolchain module zip's h1 checksum, as Go's checksum
+	// database records it, keyed "VERSION/linux-ARCH".
+	Sums map[string]string `yaml:"sums" json:"sums"`
+}
+
+// GoSumKey is Sums' key for a Go release on a Linux architecture (Go's
+// spelling: amd64, arm64).
+func GoSumKey(version, arch string) string { return version + "/linux-" + arch }
 
 type Node struct {
 	Enabled bool `yaml:"enabled" json:"enabled"`
@@ -150,6 +164,8 @@ type Agent struct {
 	Version string `yaml:"version" json:"version"`
 	// Command starts the agent in auto mode; extra arguments follow it.
 	Command []string `yaml:"command" json:"command"`
+	// StatusLine installs vibe's status line for Claude Code.
+	StatusLine bool `yaml:"statusline" json:"statusline"`
 }
 
 type Egress struct {

@@ -30,7 +30,7 @@ func TestDefaultsServeWithoutAFile(t *testing.T) {
 }
 
 func TestFileOverlaysDefaults(t *testing.T) {
-	c, err := Parse("vibe.yaml", []byte("toolchains:\n  go:\n    enabled: true\npackages:\n  extra: [htop]\n"), host)
+	c, err := Parse("vibe.yaml", []byte("toolchains:\n  go:\n    enabled: true\nmirrors:\n  go: https://goproxy.test\npackages:\n  extra: [htop]\n"), host)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,6 +85,12 @@ func TestErrorsNameThePlaceAndTheRule(t *testing.T) {
 		{"egress:\n  allow:\n    - github.com\n    - co.uk\n", `vibe.yaml:4:7: egress.allow[1]: allowlist entry "co.uk": "co.uk" is a public suffix`},
 		{"egress:\n  allow: ['re:^github\\.com.*$']\n", `egress.allow[0]: allowlist entry`},
 		{"mirrors:\n  maven: http://m.example.com/\n", `mirrors.maven: "http://m.example.com/" is not an https URL`},
+		{"toolchains:\n  go:\n    enabled: true\n", `toolchains.go.enabled: Go comes as a module from a Go module proxy: set mirrors.go`},
+		{"mirrors:\n  go: https://goproxy.test\ntoolchains:\n  go:\n    enabled: true\n    version: 1.27.0\n", `toolchains.go.sums: no checksum for Go 1.27.0: add "1.27.0/linux-amd64: h1:…"`},
+		{"toolchains:\n  go:\n    enabled: true\n    sums: {1.26.8/amd64: 'h1:ZOmGe1OnfREDMIdb1Qi4G9JSuDPBLGExZMQ4nis1RXM='}\n", `key "1.26.8/amd64": give VERSION/linux-ARCH`},
+		{"toolchains:\n  go:\n    enabled: true\n    sums: {1.26.8/linux-amd64: 'sha256:abc'}\n", `vibe.yaml:4:32: toolchains.go.sums[1.26.8/linux-amd64]: "sha256:abc" is not an h1 checksum`},
+		{"toolchains:\n  go:\n    sums: [a, b]\n", `toolchains.go.sums: expected a mapping, got`},
+		{"toolchains:\n  go:\n    sums:\n      1.26.8/linux-amd64: 'h1:ZOmGe1OnfREDMIdb1Qi4G9JSuDPBLGExZMQ4nis1RXM='\n      junk: x\n", `vibe.yaml:5:13: toolchains.go.sums[junk]: key "junk"`},
 		{"mirrors:\n  maven: https://u:p@m.example.com/\n", `carries credentials: put them in secrets.env`},
 		{"mirrors:\n  docker: https://d.example.com\n", `mirrors.docker: is set but toolchains.docker is off`},
 		{"agent:\n  version: sk-ant-api03-abcdefghijklmnop\n", `agent.version: looks like an Anthropic API key`},
@@ -193,7 +199,7 @@ func TestProjectFileNeedsTrust(t *testing.T) {
 			t.Errorf("trusting a project file that sets %q: %v", bad, err)
 		}
 	}
-	mustWrite(t, FileName, "toolchains:\n  go:\n    enabled: true\negress:\n  allow: [pkg.example.org]\ninstance:\n  cpu: 4\n")
+	mustWrite(t, FileName, "toolchains:\n  go:\n    enabled: true\nmirrors:\n  go: https://goproxy.test\negress:\n  allow: [pkg.example.org]\ninstance:\n  cpu: 4\n")
 	if _, err := Trust(FileName, false); err != nil {
 		t.Fatal(err)
 	}
@@ -239,23 +245,28 @@ func TestLoadRefusesHugeFiles(t *testing.T) {
 
 func TestLooksSecret(t *testing.T) {
 	for s, want := range map[string]bool{
-		"sk-ant-api03-AbCdEf0123456789":                         true,
-		"ghp_0123456789abcdefghijABCDEFGHIJ":                    true,
-		"AKIAIOSFODNN7EXAMPLE":                                  true,
-		"xoxb-123456789012-abcdefghij":                          true,
-		"https://user:hunter2@example.com/":                     true,
-		"-----BEGIN OPENSSH PRIVATE KEY-----":                   true,
-		"aB3dE5gH7jK9mN1pQ3sT5vW7yZ9bC1dF3hJ5":                  true,
-		"Bearer abcdefghijklmnopqrstuvwx":                       true,
-		"@anthropic-ai/claude-code":                             false,
-		"images:ubuntu/26.04/cloud":                             false,
-		"^(.+\\.)?github\\.com$":                                false,
-		"https://nexus.example.com/repository/maven":            false,
-		"0123456789abcdef0123456789abcdef0123":                  false, // hex digests are not secrets
-		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin":         false,
-		"/tmp/TestE2EDoctor907162380/001/config/vibe/workspace": false,
-		"/tmp/TestE2EWorkspaceErrors2538938763/001/config":      false,
-		"/home/me/sk-ant-api03-abcdefghijklmnop":                true,
+		"sk-ant-api03-AbCdEf0123456789":                                                   true,
+		"ghp_0123456789abcdefghijABCDEFGHIJ":                                              true,
+		"AKIAIOSFODNN7EXAMPLE":                                                            true,
+		"xoxb-123456789012-abcdefghij":                                                    true,
+		"https://user:hunter2@example.com/":                                               true,
+		"-----BEGIN OPENSSH PRIVATE KEY-----":                                             true,
+		"aB3dE5gH7jK9mN1pQ3sT5vW7yZ9bC1dF3hJ5":                                            true,
+		"Bearer abcdefghijklmnopqrstuvwx":                                                 true,
+		"@anthropic-ai/claude-code":                                                       false,
+		"images:ubuntu/26.04/cloud":                                                       false,
+		"^(.+\\.)?github\\.com$":                                                          false,
+		"https://nexus.example.com/repository/maven":                                      false,
+		"0123456789abcdef0123456789abcdef0123":                                            false, // hex digests are not secrets
+		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin":                                   false,
+		"/tmp/TestE2EDoctor907162380/001/config/vibe/workspace":                           false,
+		"/tmp/TestE2EWorkspaceErrors2538938763/001/config":                                false,
+		"/home/me/sk-ant-api03-abcdefghijklmnop":                                          true,
+		`"sums":{"1.26.8/linux-amd64":"h1:ZOmGe1OnfREDMIdb1Qi4G9JSuDPBLGExZMQ4nis1RXM="}`: false, // Go's checksums are public
+		"token ZOmGe1OnfREDMIdb1Qi4G9JSuDPBLGExZMQ4nis1RXM=":                              true,  // the same run without h1: is not one
+		`"1.26.8/linux-amd64": "h1:ZOmGe1OnfREDMIdb1Qi4G9JSuDPBLGExZMQ4nis1RXM=",`:        false,
+		"WG_KEY=h1:ZOmGe1OnfREDMIdb1Qi4G9JSuDPBLGExZMQ4nis1RXM=":                          true, // h1: elsewhere is no excuse
+		`"1.26.8/linux-amd64": "h1:ZOmGe1OnfREDMIdb1Qi4G9JSuDPBLGExZMQ4nis1RXM=aB3dE5gH7jK9mN1pQ3sT5vW7yZ9bC1dF3hJ5"`: true,
 	} {
 		if got := LooksSecret(s) != ""; got != want {
 			t.Errorf("LooksSecret(%q) = %v, want %v", s, got, want)
@@ -318,4 +329,16 @@ func FuzzProjectKeys(f *testing.F) {
 			t.Fatalf("a project file changed a key it may not set: %q", data)
 		}
 	})
+}
+
+// A file's Go checksums add to the defaults': a new release needs only its
+// own.
+func TestGoSumsMerge(t *testing.T) {
+	c, err := Parse("vibe.yaml", []byte("mirrors:\n  go: https://goproxy.test\ntoolchains:\n  go:\n    enabled: true\n    version: 1.27.0\n    sums:\n      1.27.0/linux-amd64: 'h1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA='\n"), Host{UID: 1000, GID: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Toolchains.Go.Sums) != 3 || c.Toolchains.Go.Sums[GoSumKey("1.26.8", "arm64")] == "" || c.Toolchains.Go.Sums[GoSumKey("1.27.0", "amd64")] == "" {
+		t.Fatalf("sums %v, want the defaults' two and the file's one", c.Toolchains.Go.Sums)
+	}
 }

@@ -316,6 +316,33 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) error {
 			}
 		}
 		return nil
+	case reflect.Map:
+		// Maps of strings (toolchains.go.sums): a file's keys add to the
+		// defaults' and replace the same keys.
+		if v.Type().Key().Kind() != reflect.String || v.Type().Elem().Kind() != reflect.String {
+			break
+		}
+		if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+			return nil
+		}
+		if n.Kind != yaml.MappingNode {
+			return d.fail(n, path, "expected a mapping, got %s", describe(n))
+		}
+		if v.IsNil() {
+			v.Set(reflect.MakeMap(v.Type()))
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, val := n.Content[i], n.Content[i+1]
+			if k.Kind != yaml.ScalarNode {
+				return d.fail(k, path, "keys must be plain words")
+			}
+			e := reflect.New(v.Type().Elem()).Elem()
+			if err := d.decode(val, e, path+"["+k.Value+"]"); err != nil {
+				return err
+			}
+			v.SetMapIndex(reflect.ValueOf(k.Value), e)
+		}
+		return nil
 	case reflect.Slice:
 		if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 			v.Set(reflect.MakeSlice(v.Type(), 0, 0))

@@ -32,13 +32,14 @@ type CACert struct {
 }
 
 const (
-	maxCAFiles = 16
+	// MaxCAFiles bounds tls.ca.
+	MaxCAFiles = 16
 	maxCAFile  = 1 << 20
 )
 
 func (c *Config) checkTLS(Host) error {
-	if len(c.TLS.CA) > maxCAFiles {
-		return c.errAt("tls.ca", "%d files: give at most %d", len(c.TLS.CA), maxCAFiles)
+	if len(c.TLS.CA) > MaxCAFiles {
+		return c.errAt("tls.ca", "%d files: give at most %d", len(c.TLS.CA), MaxCAFiles)
 	}
 	for i, p := range c.TLS.CA {
 		if !filepath.IsAbs(p) && !strings.HasPrefix(p, "~/") || strings.ContainsRune(p, 0) {

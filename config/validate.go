@@ -2,9 +2,11 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -52,6 +54,8 @@ var (
 	version      = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$`)
 	nodeVersion  = regexp.MustCompile(`^(lts/[a-z*]+|[0-9]+(\.[0-9]+){0,2})$`)
 	semver3      = regexp.MustCompile(`^[0-9]+\.[0-9]+\.[0-9]+$`)
+	goSumKey     = regexp.MustCompile(`^[0-9]+\.[0-9]+(\.[0-9]+|rc[0-9]+)?/linux-(amd64|arm64)$`)
+	goSum        = regexp.MustCompile(`^h1:[A-Za-z0-9+/]{43}=$`)
 	javaVersion  = regexp.MustCompile(`^([0-9]+|[0-9][0-9.]*[0-9]-[a-z]+)$`)
 	npmPackage   = regexp.MustCompile(`^(@[a-z0-9][a-z0-9._-]*/)?[a-z0-9][a-z0-9._-]*$`)
 	npmVersion   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.+-]{0,63}$`)
@@ -233,6 +237,9 @@ func (c *Config) checkToolchains(Host) error {
 		if ch.on && !ch.re.MatchString(ch.v) {
 			return c.errAt(ch.path, "%q is not a valid version: give %s", ch.v, ch.hint)
 		}
+	}
+	if err := c.checkGoSums(); err != nil {
+		return err
 	}
 	if t.Java.Enabled {
 		if len(t.Java.Extra) > maxVersions {
@@ -445,3 +452,35 @@ func (c *Config) Override(o Overrides) error {
 	}
 	return nil
 }
+
+// checkGoSums: every pinned checksum is well formed, and, with Go on, the
+// configured release has one, so a changed version fails here, with the
+// way to the checksum, rather than halfway through a bake.
+func (c *Config) checkGoSums() error {
+	g := c.Toolchains.Go
+	if len(g.Sums) > maxGoSums {
+		return c.errAt("toolchains.go.sums", "at most %d checksums", maxGoSums)
+	}
+	pinned := false
+	for _, k := range slices.Sorted(maps.Keys(g.Sums)) {
+		at := "toolchains.go.sums[" + k + "]"
+		if !goSumKey.MatchString(k) {
+			return c.errAt(at, "key %q: give VERSION/linux-ARCH, such as %q", k, GoSumKey("1.26.8", "amd64"))
+		}
+		if !goSum.MatchString(g.Sums[k]) {
+			return c.errAt(at, "%q is not an h1 checksum (h1: and 44 base64 characters)", g.Sums[k])
+		}
+		pinned = pinned || strings.HasPrefix(k, g.Version+"/")
+	}
+	if g.Enabled && c.Mirrors.Go == "" {
+		return c.errAt("toolchains.go.enabled", "Go comes as a module from a Go module proxy: set mirrors.go to one (go env GOPROXY names yours; sudo vibe setup --mirrors-from-host copies it)")
+	}
+	if g.Enabled && !pinned {
+		mod := "golang.org/toolchain@v0.0.1-go" + g.Version + ".linux-amd64"
+		return c.errAt("toolchains.go.sums", "no checksum for Go %s: add %q (and linux-arm64 for arm machines) with the Sum that `go mod download -json %s` prints, checked against Go's checksum database", g.Version, GoSumKey(g.Version, "amd64")+": h1:…", mod)
+	}
+	return nil
+}
+
+// maxGoSums bounds toolchains.go.sums.
+const maxGoSums = 64

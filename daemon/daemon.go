@@ -9,8 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -32,7 +34,7 @@ func Connect(remote string) (incus.InstanceServer, error) {
 			return nil, fmt.Errorf("%w: %v; is incus installed and incusd running? (sudo vibe setup installs and starts it)", ErrUnreachable, err)
 		}
 		if _, _, err := c.GetServer(); err != nil {
-			return nil, fmt.Errorf("%w: %v; is incusd running, and are you root or in the incus-admin group?", ErrUnreachable, err)
+			return nil, fmt.Errorf("%w: %v; %s", ErrUnreachable, err, socketHint(err))
 		}
 		return c, nil
 	}
@@ -45,6 +47,24 @@ func Connect(remote string) (incus.InstanceServer, error) {
 		return nil, fmt.Errorf("%w: remote %q: %v (see `incus remote list`)", ErrUnreachable, remote, err)
 	}
 	return c, nil
+}
+
+// socketHint says what to do when the local socket refuses: most often a
+// user whom vibe setup just added to incus-admin, in a session that began
+// before (group membership counts from the next login).
+func socketHint(err error) string {
+	if !errors.Is(err, os.ErrPermission) && !strings.Contains(err.Error(), "permission denied") {
+		return "is incusd running, and are you root or in the incus-admin group?"
+	}
+	g, gerr := user.LookupGroup("incus-admin")
+	u, uerr := user.Current()
+	if gerr != nil || uerr != nil {
+		return "only root and the incus-admin group may use incus: run sudo vibe setup, which adds you"
+	}
+	if ids, err := u.GroupIds(); err == nil && slices.Contains(ids, g.Gid) {
+		return "you are in incus-admin, but this session began before you were added: run newgrp incus-admin (or log in again), or this command as sg incus-admin -c '…'"
+	}
+	return "only root and the incus-admin group may use incus: run sudo vibe setup, which adds you"
 }
 
 // ClientConfig loads the user's incus client configuration, or the

@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"errors"
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 )
@@ -40,5 +42,14 @@ func TestExplainDiskSize(t *testing.T) {
 	}
 	if ExplainDiskSize(nil, "10GiB") != nil {
 		t.Error("no error became one")
+	}
+}
+
+func TestSocketHint(t *testing.T) {
+	if h := socketHint(errors.New("dial unix /var/lib/incus/unix.socket: connect: connection refused")); !strings.Contains(h, "is incusd running") {
+		t.Errorf("refused: %q", h)
+	}
+	if h := socketHint(fmt.Errorf("dial: %w", os.ErrPermission)); !strings.Contains(h, "incus-admin") {
+		t.Errorf("permission denied: %q", h)
 	}
 }

@@ -254,6 +254,9 @@ func (b *baker) cloudInitDetails(ctx context.Context, name string, errs []string
 	return d.String()
 }
 
+// inventoryTimeout bounds the package listing.
+const inventoryTimeout = 5 * time.Minute
+
 // keyPackages are the distribution packages whose versions the manifest
 // names beside the toolchains: the ones containment rests on.
 var keyPackages = map[string]bool{"cloud-init": true, "nftables": true, "tinyproxy": true, "curl": true, "git": true}
@@ -261,8 +264,10 @@ var keyPackages = map[string]bool{"cloud-init": true, "nftables": true, "tinypro
 // inventory lists every installed package for the image's SBOM, and the
 // versions the manifest names: each toolchain provisioning recorded and the
 // key packages. The script runs as the sandbox user, so nothing it reads
-// in that user's home is read with more rights than the user's own; its
-// output is bounded and checked line by line.
+// in that user's home is read with more rights than the user's own, and it
+// runs nothing the user can change; its output is bounded and checked line
+// by line, and the manifest's versions come only from deb and tool lines,
+// which come from files only root can write.
 func (b *baker) inventory(ctx context.Context, name string) (map[string]string, []sbom.Package, error) {
 	b.enter("inventory")
 	u := b.o.Config.User
@@ -270,6 +275,10 @@ func (b *baker) inventory(ctx context.Context, name string) (map[string]string, 
 	out := &cappedBuffer{limit: sbom.MaxInventory}
 	var errb cappedBuffer
 	errb.limit = 64 << 10
+	// Reading thousands of small files takes seconds; a home folder made
+	// to slow it down must not hold the bake for ever.
+	ctx, cancel := context.WithTimeout(ctx, inventoryTimeout)
+	defer cancel()
 	code, err := daemon.Execute(ctx, b.c, name, daemon.Exec{
 		Command: []string{"/usr/local/lib/vibe/inventory"},
 		UID:     uint32(u.UID), GID: uint32(u.GID), Cwd: home,
@@ -277,6 +286,9 @@ func (b *baker) inventory(ctx context.Context, name string) (map[string]string, 
 		Stdout: out, Stderr: &errb,
 	})
 	if err != nil {
+		if ctx.Err() == context.DeadlineExceeded {
+			return nil, nil, b.fail(fmt.Errorf("listing the image's packages took over %s", inventoryTimeout), errb.String())
+		}
 		return nil, nil, fmt.Errorf("list the image's packages: %w", err)
 	}
 	if code != 0 {

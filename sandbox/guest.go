@@ -89,6 +89,9 @@ func (m *Manager) Firewall(ctx context.Context, s *Spec, action string) (string,
 	if action != "status" && r.Code != 0 {
 		return out, fmt.Errorf("vibe-firewall %s exited %d: %s", action, r.Code, out)
 	}
+	if action != "status" {
+		m.writeStatus(ctx, s.Name, action == "off")
+	}
 	return out, nil
 }
 

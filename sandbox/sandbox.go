@@ -212,6 +212,7 @@ func (m *Manager) Up(ctx context.Context, s *Spec) (*SelfTest, error) {
 	if err := m.verifyMounts(ctx, s, want); err != nil {
 		return nil, err
 	}
+	m.writeStatus(ctx, s.Name, st.Off())
 	m.phase("")
 	return st, st.Err()
 }
@@ -558,6 +559,7 @@ type Info struct {
 	Firewall     string            `json:"firewall,omitempty"`
 	MemoryUsed   int64             `json:"memory_used,omitempty"`
 	ExtraAllowed []string          `json:"extra_allowed,omitempty"`
+	Ports        []Port            `json:"ports,omitempty"`
 }
 
 // List returns all sandboxes on the server.
@@ -602,7 +604,22 @@ func (m *Manager) info(inst *api.Instance) Info {
 	if extra := inst.Config[KeyAllow]; extra != "" {
 		in.ExtraAllowed = strings.Split(extra, "\n")
 	}
+	in.Ports = ports(inst)
 	return in
+}
+
+// Stale says, when the sandbox runs an image its alias no longer points at,
+// which two images those are ("" when it is the newest, or cannot be told).
+func (m *Manager) Stale(name string) (running, newest string) {
+	inst, err := m.Get(name)
+	if err != nil {
+		return "", ""
+	}
+	in := m.info(inst)
+	if in.Newest || in.NewestImage == "" {
+		return "", ""
+	}
+	return in.Fingerprint, in.NewestImage
 }
 
 // Status reports on one sandbox, asking the guest for its firewall state

@@ -14,6 +14,7 @@ import (
 	"bufio"
 	"bytes"
 	"cmp"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -47,7 +48,7 @@ var knownTypes = map[string]bool{Deb: true, NPM: true, PyPI: true, Tool: true}
 
 // Bounds on outside input. A full image lists a few thousand packages.
 const (
-	MaxPackages  = 100000
+	MaxPackages  = 50000
 	MaxInventory = 16 << 20 // bytes of inventory output
 	MaxDocument  = 16 << 20 // bytes of CycloneDX JSON: the metadata tarball's entry limit
 	maxField     = 512
@@ -122,6 +123,9 @@ func (p Package) check() error {
 			}
 		}
 	}
+	if p.Type == NPM && !npmName.MatchString(p.Name) {
+		return fmt.Errorf("npm package name %q: want NAME or @SCOPE/NAME", p.Name)
+	}
 	return nil
 }
 
@@ -176,6 +180,11 @@ func Document(pkgs []Package, s Subject) ([]byte, error) {
 	if err := enc.EncodeVersion(bom, SpecVersion); err != nil {
 		return nil, fmt.Errorf("sbom: %w", err)
 	}
+	// What could not be read back must not be written: an image whose
+	// SBOM is over the limit would read as damaged.
+	if buf.Len() > MaxDocument {
+		return nil, fmt.Errorf("sbom: the document would be %d MiB, over the %d MiB an image may carry", buf.Len()>>20, MaxDocument>>20)
+	}
 	return buf.Bytes(), nil
 }
 
@@ -205,33 +214,91 @@ func (p Package) purl(s Subject) string {
 	return u.ToString()
 }
 
-var pep503 = regexp.MustCompile(`[-_.]+`)
+var (
+	pep503 = regexp.MustCompile(`[-_.]+`)
+	// npmName is NAME or @SCOPE/NAME, neither part empty (the purl's
+	// namespace and name).
+	npmName = regexp.MustCompile(`^(@[^/@]+/)?[^/@][^/]*$`)
+)
 
 // Parse reads the packages of a CycloneDX JSON document that Document
 // wrote: each top-level component with a Package URL of a known type. A
 // document that is not CycloneDX, or is too large, is an error.
+//
+// It streams the document and keeps only what it reads (a component's
+// name, version and purl), so that a hostile one (millions of empty
+// components, huge fields it does not use) is refused with memory bounded
+// by the document's size, never by what decoding it would build.
 func Parse(doc []byte) ([]Package, error) {
 	if len(doc) > MaxDocument {
 		return nil, fmt.Errorf("sbom: larger than %d MiB", MaxDocument>>20)
 	}
-	var bom cdx.BOM
-	if err := cdx.NewBOMDecoder(bytes.NewReader(doc), cdx.BOMFileFormatJSON).Decode(&bom); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil, errors.New("sbom: not CycloneDX JSON: not a JSON object")
+	}
+	var format string
+	var out []Package
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil, fmt.Errorf("sbom: not CycloneDX JSON: %w", err)
+		}
+		key, _ := t.(string)
+		switch key {
+		case "bomFormat":
+			if err := dec.Decode(&format); err != nil {
+				return nil, fmt.Errorf("sbom: bomFormat: %w", err)
+			}
+		case "components":
+			if out, err = components(dec); err != nil {
+				return nil, err
+			}
+		default:
+			var skip json.RawMessage
+			if err := dec.Decode(&skip); err != nil {
+				return nil, fmt.Errorf("sbom: not CycloneDX JSON: %w", err)
+			}
+		}
+	}
+	if _, err := dec.Token(); err != nil {
 		return nil, fmt.Errorf("sbom: not CycloneDX JSON: %w", err)
 	}
-	if bom.BOMFormat != cdx.BOMFormat {
-		return nil, fmt.Errorf("sbom: bomFormat is %q, not %q", bom.BOMFormat, cdx.BOMFormat)
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("sbom: not CycloneDX JSON: data after the document")
 	}
-	if bom.Components == nil {
-		return nil, nil
+	if format != cdx.BOMFormat {
+		return nil, fmt.Errorf("sbom: bomFormat is %q, not %q", format, cdx.BOMFormat)
 	}
-	if len(*bom.Components) > MaxPackages {
-		return nil, fmt.Errorf("sbom: more than %d components", MaxPackages)
+	slices.SortFunc(out, cmpPackage)
+	return slices.Compact(out), nil
+}
+
+// components reads the components array, one element at a time.
+func components(dec *json.Decoder) ([]Package, error) {
+	if t, err := dec.Token(); err != nil || t != json.Delim('[') {
+		if err == nil && t == nil {
+			return nil, nil // null
+		}
+		return nil, errors.New("sbom: components is not a list")
 	}
 	var out []Package
-	for i, c := range *bom.Components {
-		u, err := packageurl.FromString(c.PackageURL)
+	for i := 0; dec.More(); i++ {
+		if i == MaxPackages {
+			return nil, fmt.Errorf("sbom: more than %d components", MaxPackages)
+		}
+		var c struct {
+			Name    string `json:"name"`
+			Version string `json:"version"`
+			PURL    string `json:"purl"`
+		}
+		if err := dec.Decode(&c); err != nil {
+			return nil, fmt.Errorf("sbom: component %d: %w", i, err)
+		}
+		u, err := packageurl.FromString(c.PURL)
 		if err != nil {
-			return nil, fmt.Errorf("sbom: component %d (%q): purl: %w", i, c.Name, err)
+			// The library's error quotes the purl raw: say it escaped.
+			return nil, fmt.Errorf("sbom: component %d: %q is not a Package URL", i, c.PURL)
 		}
 		p := Package{Name: c.Name, Version: c.Version}
 		switch u.Type {
@@ -251,8 +318,10 @@ func Parse(doc []byte) ([]Package, error) {
 		}
 		out = append(out, p)
 	}
-	slices.SortFunc(out, cmpPackage)
-	return slices.Compact(out), nil
+	if _, err := dec.Token(); err != nil {
+		return nil, fmt.Errorf("sbom: components: %w", err)
+	}
+	return out, nil
 }
 
 // Change is one package that differs between two images: added (A is

@@ -3,6 +3,7 @@ package sbom
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"os"
 	"reflect"
 	"strings"
@@ -57,6 +58,9 @@ func TestParseInventoryRefuses(t *testing.T) {
 		"control character": {"npm\tleft\x1b[2Jpad\t1.0\n", "not printable"},
 		"invalid UTF-8":     {"pypi\tx\xff\t1\n", "not printable"},
 		"arch on npm":       {"npm\tx\t1\tamd64\n", "only deb packages"},
+		"npm slash":         {"npm\t/\t0\n", "want NAME or @SCOPE/NAME"},
+		"npm empty scope":   {"npm\t@/x\t0\n", "want NAME or @SCOPE/NAME"},
+		"npm two slashes":   {"npm\t@a/b/c\t0\n", "want NAME or @SCOPE/NAME"},
 		"line too long":     {"npm\t" + strings.Repeat("a", 5000) + "\t1\n", "longer than"},
 		"field too long":    {"npm\t" + strings.Repeat("a", 600) + "\t1\n", "longer than 512"},
 		"names the line":    {"deb\tbash\t5.2\tamd64\nnope\n", "line 2"},
@@ -147,7 +151,10 @@ func TestParseRefuses(t *testing.T) {
 		"not JSON":       {"<bom/>", "not CycloneDX JSON"},
 		"not CycloneDX":  {`{"bomFormat":"SPDX","specVersion":"1.6"}`, "bomFormat"},
 		"foreign purl":   {`{"bomFormat":"CycloneDX","specVersion":"1.6","components":[{"type":"library","name":"x","version":"1","purl":"pkg:maven/a/x@1"}]}`, "not one vibe-build writes"},
-		"no purl":        {`{"bomFormat":"CycloneDX","specVersion":"1.6","components":[{"type":"library","name":"x","version":"1"}]}`, "purl"},
+		"no purl":        {`{"bomFormat":"CycloneDX","specVersion":"1.6","components":[{"type":"library","name":"x","version":"1"}]}`, "is not a Package URL"},
+		"escape in purl": {`{"bomFormat":"CycloneDX","components":[{"name":"x","version":"1","purl":"pkg:deb/debian/x@1?\u001b[31m=1"}]}`, `"pkg:deb/debian/x@1?\x1b[31m=1" is not a Package URL`},
+		"trailing data":  {`{"bomFormat":"CycloneDX"} {}`, "data after the document"},
+		"components map": {`{"bomFormat":"CycloneDX","components":{}}`, "not a list"},
 		"escape in name": {`{"bomFormat":"CycloneDX","specVersion":"1.6","components":[{"type":"library","name":"x\u001b[2J","version":"1","purl":"pkg:npm/x@1"}]}`, "not printable"},
 		"empty version":  {`{"bomFormat":"CycloneDX","specVersion":"1.6","components":[{"type":"library","name":"x","purl":"pkg:npm/x"}]}`, "empty version"},
 		"too large":      {`{"bomFormat":"CycloneDX","x":"` + strings.Repeat("a", MaxDocument) + `"}`, "larger than"},
@@ -195,5 +202,25 @@ func TestDiff(t *testing.T) {
 	}
 	if d := Diff(a, a); d != nil {
 		t.Fatalf("an image differs from itself: %+v", d)
+	}
+}
+
+// A document of millions of empty components is refused at the limit,
+// without building them all.
+func TestParseBoundsComponents(t *testing.T) {
+	doc := `{"bomFormat":"CycloneDX","components":[` + strings.Repeat(`{"name":"a","version":"1","purl":"pkg:npm/a@1"},`, MaxPackages) + `{}]}`
+	if _, err := Parse([]byte(doc)); err == nil || !strings.Contains(err.Error(), "more than") {
+		t.Fatalf("got %v, want a count error", err)
+	}
+}
+
+// What Parse could not read back, Document does not write.
+func TestDocumentBounded(t *testing.T) {
+	var pkgs []Package
+	for i := 0; i < 12000; i++ {
+		pkgs = append(pkgs, Package{Type: PyPI, Name: fmt.Sprintf("%s%d", strings.Repeat("ä", 250), i), Version: "1"})
+	}
+	if _, err := Document(pkgs, subject); err == nil || !strings.Contains(err.Error(), "over the") {
+		t.Fatalf("got %v, want a size error", err)
 	}
 }

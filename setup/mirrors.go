@@ -25,13 +25,11 @@ import (
 // that mandates its mirrors and inspects TLS).
 type HostMirrors struct {
 	Mirrors config.Mirrors `json:"mirrors"`
-	CA      []string       `json:"ca,omitempty"`
 }
 
 // ReadHostMirrors reads the host's apt archives, npm registry, pip index
 // and Go module proxy, as seen by the user whose home is home (copied as
-// they are, public servers too: their hosts join the allowlist), and the
-// certificate authorities added to the host's trust store. Whatever is
+// they are, public servers too: their hosts join the allowlist). Whatever is
 // missing stays empty; each value must pass vibe.yaml's own checks.
 func ReadHostMirrors(ctx context.Context, osr distro.OSRelease, u *user.User, home string) HostMirrors {
 	var h HostMirrors
@@ -65,11 +63,36 @@ func ReadHostMirrors(ctx context.Context, osr distro.OSRelease, u *user.User, ho
 			*m.v = ""
 		}
 	}
+	return h
+}
+
+// HostCAs are the certificate authorities added to this machine's trust
+// store (a company's TLS inspection, a local mirror's): a guest whose
+// traffic takes this machine's way out needs them too. Only files the user
+// can read and that hold nothing but certificates count (a bake reads them
+// as the user, and refuses anything else), at most config.MaxCAFiles; each
+// one left out is logged.
+func HostCAs(u *user.User, logf func(string)) []string {
 	cas, _ := filepath.Glob("/usr/local/share/ca-certificates/*.crt")
 	more, _ := filepath.Glob("/usr/local/share/ca-certificates/*/*.crt")
-	h.CA = append(cas, more...)
-	slices.Sort(h.CA)
-	return h
+	all := append(cas, more...)
+	slices.Sort(all)
+	var out []string
+	for _, p := range all {
+		data, err := ReadAsUser(p, u)
+		if err == nil {
+			_, err = config.ParseCAs(p, data)
+		}
+		switch {
+		case err != nil:
+			logf("tls.ca leaves out " + p + ": " + err.Error())
+		case len(out) == config.MaxCAFiles:
+			logf(fmt.Sprintf("tls.ca leaves out %s: vibe.yaml takes at most %d", p, config.MaxCAFiles))
+		default:
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // command runs a host tool to read the user's setting, as that user (never

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 
@@ -234,8 +235,7 @@ func TestUserConfigHostMirrors(t *testing.T) {
 	os.WriteFile(caFile, ca, 0o644)
 	d := Decisions{InstanceType: "container", TypeWhy: "x", Host: &HostMirrors{
 		Mirrors: config.Mirrors{Apt: "http://apt.test/debian", AptSecurity: "http://apt.test/debian-security", NPM: "https://npm.test/", Go: "https://go.test"},
-		CA:      []string{caFile},
-	}}
+	}, CA: []string{caFile}}
 	b := UserConfig(d)
 	c, err := config.Parse("vibe.yaml", b, config.Host{UID: 1000, GID: 1000})
 	if err != nil {
@@ -346,4 +346,80 @@ func TestReadAsUser(t *testing.T) {
 	if b, err := ReadAsUser(mine, u); err != nil || string(b) != "name: x\n" {
 		t.Errorf("the user's own file: %q %v", b, err)
 	}
+}
+
+// On a machine that reaches only its mirrors, the vibe.yaml setup writes
+// asks for no site that does not resolve there: Node.js from the
+// distribution, the toolchains that download from elsewhere off, each with
+// why; the agent stays.
+func TestUserConfigSwitchesUnreachableDownloads(t *testing.T) {
+	resolves := map[string]bool{}
+	resolve, asked := recordingResolver(resolves)
+	s := New(Options{Type: "container", Resolve: resolve})
+	defaults, err := config.Parse("", nil, config.Host{UID: 1000, GID: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Decided.Switched = s.checkDownloads(context.Background(), defaults)
+	b := UserConfig(s.Decided)
+	c, err := config.Parse("vibe.yaml", b, config.Host{UID: 1000, GID: 1000})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, b)
+	}
+	tc := c.Toolchains
+	if tc.Node.Source != config.NodeDistro || !tc.Node.Enabled || tc.Java.Enabled || tc.Maven.Enabled || tc.Gradle.Enabled || tc.Chrome.Enabled || tc.OpenTofu.Enabled || tc.Helm.Enabled || !c.Agent.Enabled {
+		t.Errorf("toolchains %+v agent %v\n%s", tc, c.Agent.Enabled, b)
+	}
+	for _, d := range c.Downloads() {
+		for _, h := range d.Hosts {
+			if !resolves[h] {
+				t.Errorf("the written configuration still downloads from %s (%s)", h, d.Key)
+			}
+		}
+	}
+	for _, want := range []string{"# get.sdkman.io, api.sdkman.io did not resolve when vibe setup ran:\n  # off until", "source: distro", "  # get.helm.sh did not resolve when vibe setup ran:\n  # off until the machine reaches it.\n  helm:\n    enabled: false"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("vibe.yaml lacks %q:\n%s", want, b)
+		}
+	}
+	names := slices.Sorted(slices.Values(*asked))
+	if len(slices.Compact(names)) != len(*asked) {
+		t.Errorf("a name was looked up twice: %v", *asked)
+	}
+	// Where everything resolves, nothing is switched.
+	s.o.Resolve = func(context.Context, string) error { return nil }
+	if sw := s.checkDownloads(context.Background(), defaults); sw != nil {
+		t.Errorf("switched with every site resolving: %+v", sw)
+	}
+}
+
+// The sites checked are those of the file setup writes: with the host's
+// npm registry copied into it, that registry's name.
+func TestDownloadsCheckedAreTheWrittenConfigs(t *testing.T) {
+	resolve, asked := recordingResolver(nil)
+	s := New(Options{Type: "container", Resolve: resolve})
+	s.decidedUplink, s.decidedBase = true, true
+	s.Decided.Host = &HostMirrors{Mirrors: config.Mirrors{NPM: "https://npm.test/"}}
+	if _, err := s.configStep(filepath.Join(t.TempDir(), "vibe.yaml")).Check(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(*asked, "npm.test") {
+		t.Errorf("looked up %v, want the copied registry npm.test among them", *asked)
+	}
+}
+
+// recordingResolver resolves the names in resolves (every name when nil)
+// and records each it is asked.
+func recordingResolver(resolves map[string]bool) (func(context.Context, string) error, *[]string) {
+	var asked []string
+	var mu sync.Mutex
+	return func(_ context.Context, host string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		asked = append(asked, host)
+		if resolves == nil || resolves[host] {
+			return nil
+		}
+		return errors.New("no such host")
+	}, &asked
 }

@@ -36,6 +36,8 @@ type Options struct {
 	// MirrorsFromHost copies the host's package servers and added
 	// certificate authorities into the vibe.yaml setup writes.
 	MirrorsFromHost bool
+	// Resolve looks a host name up (nil: the system's resolver, bounded).
+	Resolve func(ctx context.Context, host string) error
 	// Where bash completions and built base trees go ("": the system's).
 	CompletionDir, CacheDir string
 	Log                     func(string)
@@ -68,6 +70,10 @@ type Decisions struct {
 	Security string `json:"security,omitempty"`
 	// Host is what --mirrors-from-host found.
 	Host *HostMirrors `json:"host,omitempty"`
+	// CA are the certificate authorities added to the host's trust store.
+	CA []string `json:"ca,omitempty"`
+	// Switched are the downloads whose sites do not resolve here.
+	Switched []Switched `json:"switched,omitempty"`
 }
 
 // New prepares the steps for this host.
@@ -85,6 +91,7 @@ func New(o Options) *Setup {
 		o.CacheDir = "/var/cache/vibe/base"
 	}
 	s := &Setup{o: o, os: distro.ReadOSRelease("/")}
+	s.Decided.CA = HostCAs(o.User, o.Log)
 	if o.MirrorsFromHost {
 		home := "/root"
 		if o.User != nil {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 	"gopkg.in/yaml.v3"
@@ -65,13 +66,24 @@ func UserConfig(d Decisions) []byte {
 			}
 			put(mirrors, kv[0], kv[1], comment)
 		}
-		if len(h.CA) > 0 {
-			tls := section(doc, "tls")
-			list := &yaml.Node{Kind: yaml.SequenceNode}
-			for _, p := range h.CA {
-				list.Content = append(list.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: p})
+	}
+	if len(d.CA) > 0 {
+		tls := section(doc, "tls")
+		list := &yaml.Node{Kind: yaml.SequenceNode}
+		for _, p := range d.CA {
+			list.Content = append(list.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: p})
+		}
+		tls.Content = append(tls.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: "ca", HeadComment: "The certificate authorities added to this machine's trust store\n(/usr/local/share/ca-certificates): the guest's traffic takes this\nmachine's way out, so it trusts them too. Images you bake trust them,\nand so does anyone you share those images with: remove any you would\nnot hand on (a development CA such as mkcert's)."}, list)
+	}
+	if len(d.Switched) > 0 {
+		tc := section(doc, "toolchains")
+		for _, sw := range d.Switched {
+			name, ok := strings.CutPrefix(sw.Key, "toolchains.")
+			if !ok {
+				continue
 			}
-			tls.Content = append(tls.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: "ca", HeadComment: "The certificate authorities added to this machine's trust store."}, list)
+			put(section(tc, name), sw.Set[0], sw.Set[1], "")
+			tc.Content[len(tc.Content)-2].HeadComment = switchedComment(sw)
 		}
 	}
 	var buf bytes.Buffer
@@ -97,6 +109,15 @@ func (s *Setup) configStep(path string) Step {
 					return State{}, err
 				}
 			}
+			// The sites to check are those of the configuration setup
+			// would write (its mirrors, say), before anything is switched.
+			d := s.Decided
+			d.Switched = nil
+			cfg, err := config.Parse(path, UserConfig(d), config.Host{UID: uid, GID: gid})
+			if err != nil {
+				return State{}, fmt.Errorf("the configuration setup made does not validate (a bug): %w", err)
+			}
+			s.Decided.Switched = s.checkDownloads(ctx, cfg)
 			if _, err := os.Lstat(path); err == nil {
 				return State{Done: true, Detail: path + " exists and is left as it is; setup would write:\n" + string(UserConfig(s.Decided))}, nil
 			}
@@ -124,7 +145,13 @@ func baseNote(d Decisions) string {
 				n++
 			}
 		}
-		note += fmt.Sprintf(", %d package servers and %d certificate authorities of this machine", n, len(h.CA))
+		note += fmt.Sprintf(", %d package servers of this machine", n)
+	}
+	if len(d.CA) > 0 {
+		note += fmt.Sprintf(", %d certificate authorities of this machine", len(d.CA))
+	}
+	for _, sw := range d.Switched {
+		note += fmt.Sprintf(", %s %s: %s (%s does not resolve)", sw.Key, sw.Set[0], sw.Set[1], strings.Join(sw.Hosts, ", "))
 	}
 	return note
 }

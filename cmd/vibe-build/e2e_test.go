@@ -268,7 +268,7 @@ func TestE2EFailingProvisioning(t *testing.T) {
 	e := newEnv(t, c)
 	// Go needs a download; the builder has no network, so its step fails
 	// (the name does not resolve: nothing leaves the machine).
-	cfg := writeConfig(t, "\n# make a step fail\negress:\n  allow: [go.dev, golang.org]\n")
+	cfg := writeConfig(t, "\n# make a step fail\nmirrors:\n  go: https://goproxy.invalid\n")
 	cfgText, _ := os.ReadFile(cfg)
 	cfgText = bytes.Replace(cfgText, []byte("toolchains:\n"), []byte("toolchains:\n  go: {enabled: true}\n"), 1)
 	os.WriteFile(cfg, cfgText, 0o644)
@@ -276,7 +276,7 @@ func TestE2EFailingProvisioning(t *testing.T) {
 	if code == 0 {
 		t.Fatal("a failing recipe baked")
 	}
-	for _, want := range []string{"bake failed during provision", "failing step: 45-go", "download failed: https://go.dev/", "cloud-init reported errors", "scripts-user", "vibe: step 45-go: FAILED"} {
+	for _, want := range []string{"bake failed during provision", "failing step: 45-go", "download failed: https://goproxy.invalid/golang.org/toolchain/@v/v0.0.1-go", "cloud-init reported errors", "scripts-user", "vibe: step 45-go: FAILED"} {
 		if !strings.Contains(errOut, want) {
 			t.Errorf("error output lacks %q:\n%s", want, errOut)
 		}

@@ -180,13 +180,14 @@ func (in *inspectCmd) Run() error {
 		fmt.Print(safetext.Text(images.MetadataText(contents)))
 		return nil
 	case in.SBOM:
-		// Read it whole first: what reaches the terminal is valid JSON,
-		// which holds no escape sequence.
+		// Only a document that reads; and JSON strings may still hold C1
+		// controls or bidirectional overrides, which never reach the
+		// terminal.
 		if _, err := contents.Packages(); err != nil {
 			return err
 		}
-		_, err = os.Stdout.Write(contents.SBOM)
-		return err
+		fmt.Print(safetext.Text(string(contents.SBOM)))
+		return nil
 	}
 	m := contents.Manifest
 	if fp != "" {

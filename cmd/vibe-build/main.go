@@ -9,6 +9,7 @@ import (
 	"github.com/alecthomas/kong"
 	kongcompletion "github.com/jotaen/kong-completion"
 
+	"github.com/vibesandbox/vibe/internal/safetext"
 	"github.com/vibesandbox/vibe/internal/version"
 )
 
@@ -47,7 +48,9 @@ func main() {
 	parser.FatalIfErrorf(err)
 	if err := ctx.Run(&c); err != nil {
 		if msg := err.Error(); msg != "" {
-			fmt.Fprintf(os.Stderr, "vibe-build: %s\n", msg)
+			// Errors carry text from outside (a builder's log, an image's
+			// fields): no escape sequence of theirs reaches the terminal.
+			fmt.Fprintf(os.Stderr, "vibe-build: %s\n", safetext.Text(msg))
 		}
 		os.Exit(exitCode(err))
 	}

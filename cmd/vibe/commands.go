@@ -47,6 +47,16 @@ func (r *runCmd) Run(c *cli) error {
 		args = args[1:]
 	}
 	argv := append(append([]string{}, s.cfg.Agent.Command...), args...)
+	running, newest := s.mgr.Stale(s.spec.Name)
+	loggedIn := false
+	if s.spec.StateDir != "" {
+		_, err := os.Lstat(filepath.Join(s.spec.StateDir, ".credentials.json"))
+		loggedIn = err == nil
+	}
+	secretsPath, _ := configPath("secrets.env")
+	for _, l := range guidance(s.spec.Name, s.spec.Image, s.cfg.Agent.Command, s.secrets, secretsPath, loggedIn, running, newest) {
+		fmt.Fprintf(os.Stderr, "vibe: %s\n", l)
+	}
 	code, err := s.asUser(argv, cwd, true)
 	if err != nil {
 		return err
@@ -55,6 +65,23 @@ func (r *runCmd) Run(c *cli) error {
 		return exitCode(code)
 	}
 	return nil
+}
+
+// claudeKeys are the secrets.env variables with which Claude Code
+// authenticates, or is told to use another provider's.
+var claudeKeys = []string{"ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN", "CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX", "AWS_BEARER_TOKEN_BEDROCK"}
+
+// guidance is what to do next before the agent starts, one line each:
+// nothing when all is well.
+func guidance(name, image string, agent []string, sec map[string]string, secretsPath string, loggedIn bool, running, newest string) []string {
+	var out []string
+	if newest != "" {
+		out = append(out, fmt.Sprintf("%s runs image %s, but %s now points at %s: vibe restore moves it there (projects are untouched)", name, short(running), image, short(newest)))
+	}
+	if len(agent) > 0 && filepath.Base(agent[0]) == "claude" && !loggedIn && !slices.ContainsFunc(claudeKeys, func(k string) bool { return sec[k] != "" }) {
+		out = append(out, "no API key for the agent: it will ask you to log in (or add ANTHROPIC_API_KEY=… to "+secretsPath+")")
+	}
+	return out
 }
 
 type upCmd struct {
@@ -279,6 +306,9 @@ func (st *statusCmd) Run(c *cli) error {
 	for _, a := range in.ExtraAllowed {
 		fmt.Printf("allowed    %s (added with vibe allow)\n", a)
 	}
+	for _, p := range in.Ports {
+		fmt.Printf("port       %s\n", portLine(p, "", "vibe port"))
+	}
 	return nil
 }
 
@@ -347,6 +377,70 @@ func (a *allowCmd) Run(c *cli) error {
 	}
 	fmt.Printf("%s may now reach %s (%s)\n", s.spec.Name, e.String(), e.Pattern)
 	return nil
+}
+
+type portCmd struct {
+	Port string `arg:"" optional:"" help:"PORT (the same port on the host) or PORT:HOSTPORT; with --rm, the HOSTPORT to stop. None: list them." placeholder:"PORT[:HOSTPORT]"`
+	Rm   bool   `help:"Stop forwarding the host port given."`
+	JSON bool   `help:"List as JSON."`
+}
+
+func (pc *portCmd) Run(c *cli) error {
+	var p sandbox.Port
+	var err error
+	if pc.Port != "" {
+		if p, err = sandbox.ParsePort(pc.Port); err != nil {
+			return err
+		}
+	} else if pc.Rm {
+		return fmt.Errorf("vibe port --rm HOSTPORT: which host port to stop")
+	}
+	s, err := c.open()
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	switch {
+	case pc.Port == "":
+		in, err := s.mgr.Status(s.ctx, s.spec.Name)
+		if err != nil {
+			return err
+		}
+		if pc.JSON {
+			if in.Ports == nil {
+				in.Ports = []sandbox.Port{}
+			}
+			return printJSON(in.Ports)
+		}
+		for _, p := range in.Ports {
+			fmt.Println(portLine(p, s.spec.Name+":", ""))
+		}
+		return nil
+	case pc.Rm:
+		if err := s.mgr.Unforward(s.ctx, s.spec.Name, p.Host); err != nil {
+			return err
+		}
+		fmt.Printf("127.0.0.1:%d no longer reaches %s\n", p.Host, s.spec.Name)
+		return nil
+	}
+	if err := s.mgr.Forward(s.ctx, s.spec.Name, p); err != nil {
+		return err
+	}
+	fmt.Printf("http://127.0.0.1:%d -> %s:%d (this machine's loopback only; vibe port --rm %d or vibe restore ends it)\n", p.Host, s.spec.Name, p.Guest, p.Host)
+	return nil
+}
+
+// portLine describes a forward: where it answers and what it reaches, or a
+// warning when its device listens beyond the loopback.
+func portLine(p sandbox.Port, guestPrefix, note string) string {
+	if p.Exposed != "" {
+		return fmt.Sprintf("WARNING: %s listens on %q, not only this machine's loopback (changed outside vibe; vibe port --rm %d)", sandbox.PortDevice(p.Host), p.Exposed, p.Host)
+	}
+	line := fmt.Sprintf("http://127.0.0.1:%d -> %s%d", p.Host, guestPrefix, p.Guest)
+	if note != "" {
+		line += " (" + note + ")"
+	}
+	return line
 }
 
 type doctorCmd struct{}

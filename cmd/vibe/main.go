@@ -11,6 +11,7 @@ import (
 	kongcompletion "github.com/jotaen/kong-completion"
 	"github.com/posener/complete"
 
+	"github.com/vibesandbox/vibe/internal/safetext"
 	"github.com/vibesandbox/vibe/internal/version"
 )
 
@@ -36,6 +37,7 @@ type cli struct {
 	Firewall   firewallCmd               `cmd:"" help:"Switch the sandbox's egress firewall on or off (host operator only), or show it."`
 	Configure  configCmd                 `cmd:"" name:"config" help:"Re-apply mounts and the allowlist to the running sandbox."`
 	AllowHost  allowCmd                  `cmd:"" name:"allow" help:"Add an allowlist entry to this sandbox."`
+	Port       portCmd                   `cmd:"" help:"Make a port of the sandbox reachable on this machine's 127.0.0.1 (a dev server), stop that, or list them. vibe restore ends them."`
 	Setup      setupCmd                  `cmd:"" help:"Set this machine up for vibe (as root): incus, storage, networks, a local base image when needed, your group, completions and vibe.yaml. Idempotent; --dry-run shows the plan."`
 	Doctor     doctorCmd                 `cmd:"" help:"Check the host and say what to fix."`
 	Check      checkCmd                  `cmd:"" help:"Check an allowlist entry the way the sandbox's proxy will apply it."`
@@ -62,7 +64,7 @@ func main() {
 		if errors.As(err, &ex) {
 			os.Exit(int(ex))
 		}
-		fmt.Fprintf(os.Stderr, "vibe: %v\n", err)
+		fmt.Fprintf(os.Stderr, "vibe: %s\n", safetext.Text(err.Error()))
 		os.Exit(1)
 	}
 }

@@ -20,10 +20,12 @@ import (
 // Real package servers through the real egress path: the builder, behind
 // the gateway (whose uplink is a NAT bridge to the registries this machine
 // reaches), installs Node.js and npm from the distribution's mirror
-// (toolchains.node.source: distro) and the real agent CLI from the npm
-// registry, trusting the machine's own certificate authorities (tls.ca).
-// A sandbox from that image then runs the agent CLI. Every host name is
-// read from the machine at run time.
+// (toolchains.node.source: distro), the real agent CLI from the npm
+// registry and Go from the module proxy, trusting the machine's own
+// certificate authorities (tls.ca). A sandbox from that image then runs
+// the agent CLI and go, root installs a package with apt through the
+// gateway, and an unlisted host is still refused. Every host name is read
+// from the machine at run time.
 func TestE2ERealAgentFromRegistries(t *testing.T) {
 	w := newWorld(t)
 	const (
@@ -50,6 +52,16 @@ func TestE2ERealAgentFromRegistries(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = w.c.DeleteNetwork(nat) })
 	t.Cleanup(removeGateway)
+	// The image is over 2 GiB: a machine that runs the suite again must
+	// not collect one per run.
+	t.Cleanup(func() {
+		if a, _, err := w.c.GetImageAlias(alias); err == nil {
+			_ = w.c.DeleteImageAlias(alias)
+			if op, err := w.c.DeleteImage(a.Target); err == nil {
+				_ = op.Wait()
+			}
+		}
+	})
 	t.Cleanup(func() { w.vibe("rm") })
 
 	// The machine's own Debian mirror and certificate authorities.
@@ -80,7 +92,21 @@ func TestE2ERealAgentFromRegistries(t *testing.T) {
 			allow = append(allow, "="+u.Hostname())
 		}
 	}
+	// The Go module proxy the go command uses here: Go comes from it.
+	goproxy := ""
+	if out, err := exec.Command("go", "env", "GOPROXY").Output(); err == nil {
+		for _, p := range strings.FieldsFunc(strings.TrimSpace(string(out)), func(r rune) bool { return r == ',' || r == '|' }) {
+			if strings.HasPrefix(p, "https://") {
+				goproxy = p
+				break
+			}
+		}
+	}
+	if goproxy == "" {
+		t.Fatal("go env GOPROXY names no https module proxy on this machine")
+	}
 	cas, _ := filepath.Glob("/usr/local/share/ca-certificates/*.crt")
+	mirrors := fmt.Sprintf("mirrors:\n  go: %s\n", goproxy)
 	gateway := fmt.Sprintf("egress:\n  allow: [%s]\n  gateway:\n    enabled: true\n    uplink: %s\n    image: vibe-test-base\n    network: %s\n    instance: %s\n",
 		strings.Join(allow, ", "), nat, net, gw)
 	if len(cas) > 0 {
@@ -96,6 +122,7 @@ func TestE2ERealAgentFromRegistries(t *testing.T) {
 		"node: {enabled: false}":   "node: {enabled: true, source: distro}",
 		"agent:\n  enabled: false": "agent:\n  enabled: true",
 		"update: false":            "update: true",
+		"helm: {enabled: false}":   "helm: {enabled: false}\n  go: {enabled: true}",
 	} {
 		if !strings.Contains(cfg, old) {
 			t.Fatalf("examples/offline.yaml has no %q", old)
@@ -103,7 +130,7 @@ func TestE2ERealAgentFromRegistries(t *testing.T) {
 		cfg = strings.Replace(cfg, old, repl, 1)
 	}
 	path := filepath.Join(w.dir, "real.yaml")
-	os.WriteFile(path, []byte(cfg+gateway), 0o644)
+	os.WriteFile(path, []byte(cfg+gateway+mirrors), 0o644)
 	cmd := exec.Command(vibeBuildBin, "build", "--config", path, "--json")
 	cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+filepath.Join(w.dir, "data"))
 	out, errOut, code := e2e.Run(t, cmd)
@@ -127,8 +154,8 @@ func TestE2ERealAgentFromRegistries(t *testing.T) {
 	for _, p := range pkgs {
 		found[p.Type+" "+p.Name] = p.Version
 	}
-	if v := found["npm @anthropic-ai/claude-code"]; !strings.HasPrefix(v, "2.") || found["deb nodejs"] == "" || found["tool agent"] != v {
-		t.Errorf("the SBOM: agent %q (recorded %q), nodejs %q", v, found["tool agent"], found["deb nodejs"])
+	if v := found["npm @anthropic-ai/claude-code"]; !strings.HasPrefix(v, "2.") || found["deb nodejs"] == "" || found["tool agent"] != v || !strings.HasPrefix(found["tool go"], "go1.") {
+		t.Errorf("the SBOM: agent %q (recorded %q), nodejs %q, go %q", v, found["tool agent"], found["deb nodejs"], found["tool go"])
 	}
 
 	// A sandbox from it, behind the same gateway, runs the real agent CLI.
@@ -139,6 +166,11 @@ func TestE2ERealAgentFromRegistries(t *testing.T) {
 	stdout, stderr, code := w.vibe("exec", "--", "claude", "--version")
 	if code != 0 || !strings.Contains(stdout, "Claude Code") {
 		t.Errorf("claude --version in the sandbox: exit %d %q %s", code, stdout, stderr)
+	}
+	// Go, from the module proxy, checked against its pinned checksum.
+	stdout, stderr, code = w.vibe("exec", "--", "go", "version")
+	if code != 0 || !strings.Contains(stdout, "go version go1.") {
+		t.Errorf("go version in the sandbox: exit %d %q %s", code, stdout, stderr)
 	}
 	// Root installs a small package from the mirror with apt's own proxy
 	// setting, which names the gateway.

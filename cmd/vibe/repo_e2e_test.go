@@ -74,7 +74,7 @@ func TestE2EHostileRepository(t *testing.T) {
 		t.Errorf("vibe trust of a file that names the sandbox: exit %d %s", code, stderr)
 	}
 	// A benign project file, trusted, gets a sandbox and image of its own.
-	os.WriteFile(filepath.Join(repo, "vibe.yaml"), []byte("toolchains:\n  go: {enabled: true}\n"), 0o644)
+	os.WriteFile(filepath.Join(repo, "vibe.yaml"), []byte("toolchains:\n  go: {enabled: true}\nmirrors:\n  go: https://goproxy.example.org\n"), 0o644)
 	if out, stderr, code := run(vibeBin, "trust"); code != 0 || !strings.Contains(out, "trusted "+filepath.Join(repo, "vibe.yaml")) {
 		t.Fatalf("vibe trust: exit %d %s%s", code, out, stderr)
 	}
