@@ -23,6 +23,7 @@ import (
 	"github.com/vibesandbox/vibe/daemon"
 	"github.com/vibesandbox/vibe/egress"
 	"github.com/vibesandbox/vibe/gateway"
+	"github.com/vibesandbox/vibe/internal/capped"
 	"github.com/vibesandbox/vibe/sbom"
 )
 
@@ -272,9 +273,8 @@ func (b *baker) inventory(ctx context.Context, name string) (map[string]string, 
 	b.enter("inventory")
 	u := b.o.Config.User
 	home := "/home/" + u.Name
-	out := &cappedBuffer{limit: sbom.MaxInventory}
-	var errb cappedBuffer
-	errb.limit = 64 << 10
+	out := &capped.Buffer{Limit: sbom.MaxInventory}
+	errb := &capped.Buffer{Limit: 64 << 10}
 	// Reading thousands of small files takes seconds; a home folder made
 	// to slow it down must not hold the bake for ever.
 	ctx, cancel := context.WithTimeout(ctx, inventoryTimeout)
@@ -283,7 +283,7 @@ func (b *baker) inventory(ctx context.Context, name string) (map[string]string, 
 		Command: []string{"/usr/local/lib/vibe/inventory"},
 		UID:     uint32(u.UID), GID: uint32(u.GID), Cwd: home,
 		Env:    map[string]string{"HOME": home, "USER": u.Name, "LOGNAME": u.Name, "PATH": "/usr/local/bin:/usr/bin:/bin"},
-		Stdout: out, Stderr: &errb,
+		Stdout: out, Stderr: errb,
 	})
 	if err != nil {
 		if ctx.Err() == context.DeadlineExceeded {
@@ -294,7 +294,7 @@ func (b *baker) inventory(ctx context.Context, name string) (map[string]string, 
 	if code != 0 {
 		return nil, nil, b.fail(fmt.Errorf("listing the image's packages failed (exit %d)", code), errb.String())
 	}
-	if out.over {
+	if out.Over {
 		return nil, nil, b.fail(fmt.Errorf("the package list is larger than %d MiB", sbom.MaxInventory>>20), "")
 	}
 	pkgs, err := sbom.ParseInventory(bytes.NewReader(out.Bytes()))
@@ -313,25 +313,6 @@ func (b *baker) inventory(ctx context.Context, name string) (map[string]string, 
 		}
 	}
 	return v, pkgs, nil
-}
-
-// cappedBuffer keeps the first limit bytes written and notes that more
-// came, without failing the write: the exec stream must drain.
-type cappedBuffer struct {
-	bytes.Buffer
-	limit int
-	over  bool
-}
-
-func (c *cappedBuffer) Write(p []byte) (int, error) {
-	if room := c.limit - c.Len(); room < len(p) {
-		c.over = true
-		if room > 0 {
-			c.Buffer.Write(p[:room])
-		}
-		return len(p), nil
-	}
-	return c.Buffer.Write(p)
 }
 
 func (b *baker) stop(ctx context.Context, name string) error {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/vibesandbox/vibe/config"
 	"github.com/vibesandbox/vibe/distro"
+	"github.com/vibesandbox/vibe/internal/capped"
 )
 
 // HostMirrors are the package servers and certificate authorities this
@@ -129,8 +130,8 @@ func command(ctx context.Context, u *user.User, home, name string, args ...strin
 		}
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}
 	}
-	var out bytes.Buffer
-	cmd.Stdout = &limitWriter{w: &out, n: 64 << 10}
+	out := &capped.Buffer{Limit: 64 << 10}
+	cmd.Stdout = out
 	if err := cmd.Run(); err != nil {
 		return ""
 	}
@@ -138,21 +139,6 @@ func command(ctx context.Context, u *user.User, home, name string, args ...strin
 }
 
 const toolPath = "/usr/local/go/bin:/usr/local/bin:/usr/bin:/bin"
-
-// limitWriter keeps the first n bytes.
-type limitWriter struct {
-	w io.Writer
-	n int
-}
-
-func (l *limitWriter) Write(p []byte) (int, error) {
-	if l.n > 0 {
-		k := min(len(p), l.n)
-		l.w.Write(p[:k])
-		l.n -= k
-	}
-	return len(p), nil
-}
 
 // firstURL is the first http(s) URL of a GOPROXY-style list.
 func firstURL(s string) string {
