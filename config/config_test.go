@@ -21,6 +21,11 @@ func TestDefaultsServeWithoutAFile(t *testing.T) {
 	if c.Toolchains.Docker.Enabled {
 		t.Error("Docker must be off by default")
 	}
+	// Fail closed: egress and credentials are enforced where guest root
+	// cannot reach unless the user turns that off in their own file.
+	if !c.Egress.Gateway.Enabled || c.Egress.Gateway.Network != "vibe-sandbox" || c.Egress.Gateway.Instance != "vibe-gateway" {
+		t.Errorf("the egress gateway must be on by default: %+v", c.Egress.Gateway)
+	}
 	if len(c.Allowlist) != len(c.Egress.Allow) || len(c.Allowlist) < 30 {
 		t.Errorf("default allowlist has %d entries from %d lines", len(c.Allowlist), len(c.Egress.Allow))
 	}
@@ -159,8 +164,15 @@ func TestDockerWarns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if w := strings.Join(c.Warnings(), "\n"); !strings.Contains(w, "root-equivalent") || !strings.Contains(w, "enforced by the gateway") {
+		t.Errorf("warnings %q must say what Docker costs behind the gateway", w)
+	}
+	c, err = Parse("vibe.yaml", []byte("toolchains:\n  docker:\n    enabled: true\negress:\n  gateway:\n    enabled: false\n"), host)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if w := strings.Join(c.Warnings(), "\n"); !strings.Contains(w, "root-equivalent") || !strings.Contains(w, "bypasses the egress allowlist") {
-		t.Errorf("warnings %q must say what Docker costs", w)
+		t.Errorf("warnings %q must say what Docker costs without the gateway", w)
 	}
 }
 

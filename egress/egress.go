@@ -77,7 +77,7 @@ type Gateway struct {
 	Network  string // the isolated bridge
 	Instance string // the gateway instance
 	Uplink   string // network of the gateway's outside leg; "" for the default profile's
-	Image    string // local image (alias or fingerprint) the gateway is made from
+	Image    string // image the gateway is made from: alias, fingerprint or remote:alias
 	Binary   string // this vibe, pushed into the gateway (os.Executable)
 	// Progress, if set, hears about slow steps (creating the gateway).
 	Progress func(string)
@@ -131,11 +131,22 @@ func (g *Gateway) Ensure(ctx context.Context) (*Info, error) {
 		return g.info, nil
 	}
 	g.names()
+	// A gateway still to be made needs a way out and an image: both are
+	// checked before anything is made.
+	var img *api.Image
+	if _, _, err := g.C.GetInstance(g.Instance); api.StatusErrorCheck(err, 404) {
+		if _, err := g.wayOut(); err != nil {
+			return nil, err
+		}
+		if img, err = g.image(ctx); err != nil {
+			return nil, err
+		}
+	}
 	info, err := g.ensureNetwork()
 	if err != nil {
 		return nil, err
 	}
-	if err := g.ensureInstance(ctx, info); err != nil {
+	if err := g.ensureInstance(ctx, info, img); err != nil {
 		return nil, err
 	}
 	g.info = info
@@ -362,7 +373,9 @@ func digest(b []byte) string {
 	return hex.EncodeToString(s[:])
 }
 
-func (g *Gateway) ensureInstance(ctx context.Context, info *Info) error {
+// ensureInstance makes the gateway (from img, when Ensure resolved it),
+// starts it, and hands it this vibe and its unit when they changed.
+func (g *Gateway) ensureInstance(ctx context.Context, info *Info, img *api.Image) error {
 	st, err := os.Stat(g.Binary)
 	if err != nil {
 		return fmt.Errorf("find this vibe (%s) to hand it to the gateway: %w", g.Binary, err)
@@ -378,8 +391,13 @@ func (g *Gateway) ensureInstance(ctx context.Context, info *Info) error {
 	}
 	inst, _, err := g.C.GetInstance(g.Instance)
 	if api.StatusErrorCheck(err, 404) {
+		if img == nil {
+			if img, err = g.image(ctx); err != nil {
+				return err
+			}
+		}
 		g.progress("gateway")
-		if err := g.create(ctx, info); err != nil {
+		if err := g.create(ctx, info, img); err != nil {
 			return err
 		}
 		inst, _, err = g.C.GetInstance(g.Instance)
@@ -449,28 +467,50 @@ func (g *Gateway) readIDs(inst *api.Instance, info *Info) error {
 	return nil
 }
 
-// create makes the gateway container from the base image: one leg on the
-// uplink (by DHCP, from the image's own network set-up), one on the
-// sandbox bridge at the pinned address (set by its unit).
-func (g *Gateway) create(ctx context.Context, info *Info) error {
-	fp := g.Image
-	if a, _, err := g.C.GetImageAlias(g.Image); err == nil {
-		fp = a.Target
+// wayOut is the incus network of the gateway's outside leg: the configured
+// uplink, or the default profile's network ("" when the profile's device
+// names none, a macvlan for one). Without either vibe refuses to make a
+// gateway, so that no sandbox runs unguarded on a machine that gives it no
+// way out.
+func (g *Gateway) wayOut() (string, error) {
+	const fix = "run sudo vibe setup (it makes vibe-uplink, a NAT bridge), or set egress.gateway.uplink to an incus network that reaches the outside"
+	if g.Uplink != "" {
+		if _, _, err := g.C.GetNetwork(g.Uplink); err != nil {
+			return "", fmt.Errorf("the egress gateway has no way out: egress.gateway.uplink names %s, which is not an incus network here (%w): %s", g.Uplink, err, fix)
+		}
+		return g.Uplink, nil
 	}
-	img, _, err := g.C.GetImage(fp)
+	p, _, err := g.C.GetProfile("default")
 	if err != nil {
-		return fmt.Errorf("the gateway is made from the image %q, which is not on this server: set egress.gateway.image to a local container image with systemd (the base image vibe-build bakes from)", g.Image)
+		return "", fmt.Errorf("read the default profile for the gateway's uplink: %w", err)
 	}
-	if img.Type != "container" {
-		return fmt.Errorf("the gateway image %q is a %s image; the gateway is a container: set egress.gateway.image to a container image", g.Image, img.Type)
+	for _, k := range slices.Sorted(maps.Keys(p.Devices)) {
+		if d := p.Devices[k]; d["type"] == "nic" {
+			return d["network"], nil
+		}
 	}
+	return "", errors.New("the egress gateway has no way out: egress.gateway.uplink is empty and the default profile has no network device: " + fix)
+}
+
+// image is the container image the gateway is made from: local, or copied
+// in from a remote (image.base may name one).
+func (g *Gateway) image(ctx context.Context) (*api.Image, error) {
+	img, err := daemon.Image(ctx, g.C, g.Image, "container", g.progress)
+	if err != nil {
+		return nil, fmt.Errorf("the egress gateway is a container made from image.base (or egress.gateway.image), and %w: set egress.gateway.image to a container image with systemd and nftables", err)
+	}
+	return img, nil
+}
+
+// create makes the gateway container from img: one leg on the uplink (by
+// DHCP, from the image's own network set-up), one on the sandbox bridge at
+// the pinned address (set by its unit).
+func (g *Gateway) create(ctx context.Context, info *Info, img *api.Image) error {
 	devices := map[string]map[string]string{
 		"eth1": {"type": "nic", "network": info.Network, "name": "eth1", "ipv4.address": info.Addr.String(), "security.ipv4_filtering": "true"},
 	}
 	if g.Uplink != "" {
 		devices["eth0"] = map[string]string{"type": "nic", "network": g.Uplink, "name": "eth0"}
-	} else if p, _, err := g.C.GetProfile("default"); err != nil || !hasNIC(p.Devices) {
-		return errors.New("the gateway needs an uplink and the default profile has no network device: set egress.gateway.uplink to an incus network that reaches the outside (vibe setup makes one)")
 	}
 	op, err := g.C.CreateInstance(api.InstancesPost{
 		Name:   g.Instance,
@@ -500,18 +540,8 @@ func (g *Gateway) create(ctx context.Context, info *Info) error {
 // not reach the host's services through the gateway (a name rebound to
 // that address included).
 func (g *Gateway) uplinkHost() []netip.Prefix {
-	name := g.Uplink
-	if name == "" {
-		if p, _, err := g.C.GetProfile("default"); err == nil {
-			for _, d := range p.Devices {
-				if d["type"] == "nic" && d["network"] != "" {
-					name = d["network"]
-					break
-				}
-			}
-		}
-	}
-	if name == "" {
+	name, err := g.wayOut()
+	if err != nil || name == "" {
 		return nil
 	}
 	n, _, err := g.C.GetNetwork(name)
@@ -840,6 +870,9 @@ func (g *Gateway) Check(ctx context.Context) []Finding {
 	g.names()
 	var out []Finding
 	add := func(ok bool, what, detail string) { out = append(out, Finding{ok, what, detail}) }
+	if _, err := g.wayOut(); err != nil {
+		add(false, "gateway uplink", err.Error())
+	}
 	n, _, err := g.C.GetNetwork(g.Network)
 	if err != nil {
 		add(false, "sandbox network", g.Network+" does not exist yet (vibe up makes it)")

@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"strings"
 	"time"
 
 	incus "github.com/lxc/incus/v6/client"
@@ -35,69 +34,11 @@ func (b *Base) Bakeable() error {
 
 // resolveBase finds the base image, copying it in from a remote when needed.
 func (b *baker) resolveBase(ctx context.Context, ref, instanceType string) (*Base, error) {
-	remote, name, found := strings.Cut(ref, ":")
-	if !found {
-		remote, name = "", ref
-	}
-	imgType := daemon.ImageType(instanceType)
-	if remote == "" || remote == "local" {
-		img, err := localImage(b.c, name)
-		if err != nil {
-			return nil, fmt.Errorf("base image %q: %w", ref, err)
-		}
-		if img.Type != imgType {
-			return nil, fmt.Errorf("base image %q is a %s image; a %s bake needs a %s image (pick another base or --instance-type)", ref, img.Type, instanceType, imgType)
-		}
-		return &Base{Source: ref, Fingerprint: img.Fingerprint, Architecture: img.Architecture, Properties: img.Properties}, nil
-	}
-	conf, err := daemon.ClientConfig()
+	img, err := daemon.Image(ctx, b.c, ref, daemon.ImageType(instanceType), b.p.Status)
 	if err != nil {
-		return nil, err
-	}
-	src, err := conf.GetImageServer(remote)
-	if err != nil {
-		return nil, fmt.Errorf("base image %q: remote %q: %w", ref, remote, err)
-	}
-	var img *api.Image
-	if alias, _, err := src.GetImageAliasType(imgType, name); err == nil {
-		img, _, err = src.GetImage(alias.Target)
-		if err != nil {
-			return nil, fmt.Errorf("base image %q: %w", ref, err)
-		}
-	} else if img, _, err = src.GetImage(name); err != nil {
-		return nil, fmt.Errorf("base image %q does not exist on %s (as a %s image): %w", ref, remote, imgType, err)
-	}
-	if local, _, err := b.c.GetImage(img.Fingerprint); err == nil {
-		return &Base{Source: ref, Fingerprint: local.Fingerprint, Architecture: local.Architecture, Properties: local.Properties}, nil
-	}
-	b.p.Status("copying " + ref + " from " + remote)
-	op, err := b.c.CopyImage(src, *img, &incus.ImageCopyArgs{})
-	if err != nil {
-		return nil, fmt.Errorf("copy base image %q: %w", ref, err)
-	}
-	_, _ = op.AddHandler(func(o api.Operation) {
-		if s, ok := o.Metadata["download_progress"].(string); ok {
-			b.p.Status("copying " + ref + ": " + s)
-		}
-	})
-	if err := op.Wait(); err != nil {
-		return nil, fmt.Errorf("copy base image %q: %w", ref, err)
+		return nil, fmt.Errorf("base %w (pick another image.base, or --instance-type for the other kind)", err)
 	}
 	return &Base{Source: ref, Fingerprint: img.Fingerprint, Architecture: img.Architecture, Properties: img.Properties}, nil
-}
-
-// localImage finds an image on the server by alias, full fingerprint or
-// fingerprint prefix.
-func localImage(c incus.InstanceServer, name string) (*api.Image, error) {
-	if alias, _, err := c.GetImageAlias(name); err == nil {
-		img, _, err := c.GetImage(alias.Target)
-		return img, err
-	}
-	img, _, err := c.GetImage(name)
-	if err != nil {
-		return nil, fmt.Errorf("no image with that alias or fingerprint on this server (`incus image list` shows what there is)")
-	}
-	return img, nil
 }
 
 // FindByRecipe returns the newest image baked from recipe that the cache

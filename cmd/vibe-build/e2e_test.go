@@ -74,6 +74,11 @@ func writeConfig(t *testing.T, extra string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The recipe ends with its egress section: more egress settings go into it.
+	if rest, ok := strings.CutPrefix(extra, "egress:\n"); ok {
+		base = []byte(strings.Replace(string(base), "egress:\n", "egress:\n"+rest, 1))
+		extra = ""
+	}
 	p := filepath.Join(t.TempDir(), "vibe.yaml")
 	if err := os.WriteFile(p, append(base, []byte(extra)...), 0o644); err != nil {
 		t.Fatal(err)

@@ -88,7 +88,7 @@ sandbox:
   workspace: %s/config/vibe/workspace
   workspaces: %s/config/vibe/workspaces
   persist: true
-`, w.name, w.dir, w.dir)
+`, w.name, w.dir, w.dir) + gatewayOff
 	os.WriteFile(filepath.Join(w.dir, "vibe.yaml"), []byte(cfg), 0o644)
 	// The same file is the user's own configuration, for commands run
 	// without --config (completion).
@@ -96,6 +96,20 @@ sandbox:
 	os.WriteFile(filepath.Join(w.dir, "config", "vibe", "secrets.env"), []byte("ANTHROPIC_API_KEY="+secretValue+"\n"), 0o600)
 	t.Cleanup(func() { w.vibe("rm") })
 	return w
+}
+
+// gatewayOff ends the offline recipe and the test world's configuration:
+// most tests exercise the guest's own layer, on no network of their own.
+// Tests behind the gateway put their settings in its place (withEgress).
+const gatewayOff = "egress:\n  gateway:\n    enabled: false\n"
+
+// withEgress replaces the configuration's gatewayOff with an egress block.
+func withEgress(t *testing.T, cfg, egress string) string {
+	t.Helper()
+	if !strings.HasSuffix(cfg, gatewayOff) || !strings.HasPrefix(egress, "egress:\n") {
+		t.Fatalf("the configuration does not end with %q, or %q is not an egress block", gatewayOff, egress)
+	}
+	return strings.TrimSuffix(cfg, gatewayOff) + egress
 }
 
 // vibe runs the binary in dir (default: the world's root) and returns

@@ -52,12 +52,11 @@ func gatewayWorld(t *testing.T) (*world, string) {
     instance: %s
 `, egressNet, gwNet, gwInstance)
 	for _, p := range []string{filepath.Join(w.dir, "vibe.yaml"), filepath.Join(w.dir, "config", "vibe", "vibe.yaml")} {
-		f, err := os.OpenFile(p, os.O_APPEND|os.O_WRONLY, 0)
+		cfg, err := os.ReadFile(p)
 		if err != nil {
 			t.Fatal(err)
 		}
-		f.WriteString(extra)
-		f.Close()
+		os.WriteFile(p, []byte(withEgress(t, string(cfg), extra)), 0o644)
 	}
 	// The user's own API endpoint, over plain HTTP in the test's internet:
 	// the gateway forwards to it with the real key.
@@ -75,13 +74,13 @@ func bakeBehindGateway(t *testing.T, w *world) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := strings.Replace(string(offline), "alias: vibe-offline", "alias: "+alias, 1) + fmt.Sprintf(`egress:
+	cfg := withEgress(t, strings.Replace(string(offline), "alias: vibe-offline", "alias: "+alias, 1), fmt.Sprintf(`egress:
   gateway:
     enabled: true
     uplink: %s
     network: %s
     instance: %s
-`, egressNet, gwNet, gwInstance)
+`, egressNet, gwNet, gwInstance))
 	path := filepath.Join(w.dir, "bake.yaml")
 	os.WriteFile(path, []byte(cfg), 0o644)
 	t.Cleanup(func() {
@@ -476,4 +475,51 @@ func mustNetwork(t *testing.T, w *world, name string) *api.Network {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// The gateway is on unless the user's own file turns it off, and a machine
+// that gives it no way out gets no sandbox at all: vibe refuses, says what
+// to run, and doctor fails the same check, instead of running the sandbox
+// with the guest's own layer alone.
+func TestE2EGatewayByDefaultFailsClosed(t *testing.T) {
+	w := newWorld(t)
+	const net, inst = "vibe-e2e-gwd", "vibe-e2e-gwd"
+	if p, _, err := w.c.GetProfile("default"); err != nil || hasNIC(p.Devices) {
+		t.Fatalf("this test needs a default profile without a network device, as make testenv leaves it: %v", err)
+	}
+	cleanup := func() {
+		e2e.ForceDelete(w.c, inst)
+		_ = w.c.DeleteNetwork(net)
+		_ = w.c.DeleteNetworkACL(net)
+	}
+	cleanup()
+	t.Cleanup(cleanup)
+	// The built-in default, with the test's own names: no enabled, no uplink.
+	for _, p := range []string{filepath.Join(w.dir, "vibe.yaml"), filepath.Join(w.dir, "config", "vibe", "vibe.yaml")} {
+		cfg, _ := os.ReadFile(p)
+		os.WriteFile(p, []byte(withEgress(t, string(cfg), "egress:\n  gateway:\n    network: "+net+"\n    instance: "+inst+"\n")), 0o644)
+	}
+	_, stderr, code := w.vibe("up")
+	if code == 0 || !strings.Contains(stderr, "no way out") || !strings.Contains(stderr, "sudo vibe setup") {
+		t.Errorf("vibe up without an uplink for the gateway: exit %d, want a refusal that names vibe setup:\n%s", code, stderr)
+	}
+	if _, _, err := w.c.GetInstance(w.name); err == nil {
+		t.Errorf("the sandbox %s was made although its gateway could not be", w.name)
+	}
+	if _, _, err := w.c.GetInstance(inst); err == nil {
+		t.Errorf("a gateway %s was made with no way out", inst)
+	}
+	out, _, code := w.vibe("doctor")
+	if code == 0 || !strings.Contains(out, "FAIL gateway uplink") || !strings.Contains(out, "sudo vibe setup") {
+		t.Errorf("vibe doctor without an uplink: exit %d, want the uplink failed:\n%s", code, out)
+	}
+}
+
+func hasNIC(devices map[string]map[string]string) bool {
+	for _, d := range devices {
+		if d["type"] == "nic" {
+			return true
+		}
+	}
+	return false
 }

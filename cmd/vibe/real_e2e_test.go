@@ -130,7 +130,7 @@ func TestE2ERealAgentFromRegistries(t *testing.T) {
 		cfg = strings.Replace(cfg, old, repl, 1)
 	}
 	path := filepath.Join(w.dir, "real.yaml")
-	os.WriteFile(path, []byte(cfg+gateway+mirrors), 0o644)
+	os.WriteFile(path, []byte(withEgress(t, cfg, gateway+mirrors)), 0o644)
 	cmd := exec.Command(vibeBuildBin, "build", "--config", path, "--json")
 	cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+filepath.Join(w.dir, "data"))
 	out, errOut, code := e2e.Run(t, cmd)
@@ -160,7 +160,7 @@ func TestE2ERealAgentFromRegistries(t *testing.T) {
 
 	// A sandbox from it, behind the same gateway, runs the real agent CLI.
 	mine, _ := os.ReadFile(filepath.Join(w.dir, "vibe.yaml"))
-	my := strings.Replace(string(mine), "alias: vibe-offline\n", "alias: "+alias+"\n", 1) + gateway
+	my := withEgress(t, strings.Replace(string(mine), "alias: vibe-offline\n", "alias: "+alias+"\n", 1), gateway)
 	os.WriteFile(filepath.Join(w.dir, "vibe.yaml"), []byte(my), 0o644)
 	w.must("up")
 	stdout, stderr, code := w.vibe("exec", "--", "claude", "--version")
