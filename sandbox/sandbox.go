@@ -132,11 +132,10 @@ func (m *Manager) Get(name string) (*api.Instance, error) {
 func (m *Manager) Up(ctx context.Context, s *Spec) (*SelfTest, error) {
 	m.phases, m.current = nil, ""
 	inst, err := m.Get(s.Name)
-	fresh := errors.Is(err, ErrNotFound)
-	if fresh {
+	if errors.Is(err, ErrNotFound) {
 		// One request creates and starts it with its mounts in place.
 		m.phase("create")
-		if err := m.create(ctx, s); err != nil {
+		if err := m.create(ctx, s, s.Name, true); err != nil {
 			return nil, err
 		}
 		inst, err = m.Get(s.Name)
@@ -144,6 +143,92 @@ func (m *Manager) Up(ctx context.Context, s *Spec) (*SelfTest, error) {
 	if err != nil {
 		return nil, err
 	}
+	return m.finish(ctx, s, inst)
+}
+
+// Replace makes the sandbox afresh from its image (vibe restore), with the
+// old one's end off the critical path: incus renames only a stopped
+// instance, so the new one is made, stopped, under a name of its own while
+// the old one is killed, and takes the sandbox's name once the old one has
+// given it up. Never booted, it starts with its mounts in place, as a new
+// sandbox does. dead runs once nothing of the old one runs, before the new
+// one starts (vibe sets the agent's state aside there: earlier, a process
+// left behind in the old one could write it back).
+func (m *Manager) Replace(ctx context.Context, s *Spec, dead func() error) (*SelfTest, error) {
+	m.phases, m.current = nil, ""
+	old, err := m.Get(s.Name)
+	if errors.Is(err, ErrNotFound) {
+		if err := dead(); err != nil {
+			return nil, err
+		}
+		return m.Up(ctx, s)
+	}
+	if err != nil {
+		return nil, err
+	}
+	m.phase("create")
+	// The gateway forgets the old one first: nothing it holds for the old
+	// address may outlive it, and the gateway's bookkeeping is not shared
+	// between the two goroutines below.
+	if err := m.forget(ctx, old); err != nil {
+		return nil, err
+	}
+	suffix := time.Now().UnixNano() % 1e9
+	fresh := fmt.Sprintf("%.40s-new-%d", s.Name, suffix)
+	killed := make(chan error, 1)
+	go func() { killed <- daemon.Kill(ctx, m.C, old) }()
+	err = m.create(ctx, s, fresh, false)
+	if kerr := <-killed; kerr != nil || err != nil {
+		if err == nil {
+			_ = daemon.ForceDelete(m.C, fresh)
+		}
+		return nil, errors.Join(err, kerr)
+	}
+	m.phase("swap")
+	if err := dead(); err != nil {
+		_ = daemon.ForceDelete(m.C, fresh)
+		return nil, err
+	}
+	trash := fmt.Sprintf("%.40s-discarded-%d", s.Name, suffix)
+	if err := m.rename(ctx, s.Name, trash); err != nil {
+		_ = daemon.ForceDelete(m.C, fresh)
+		return nil, err
+	}
+	// The old one goes in the background: the daemon finishes the delete
+	// whether or not this process is still there.
+	_, _ = m.C.DeleteInstance(trash)
+	if err := m.rename(ctx, fresh, s.Name); err != nil {
+		return nil, fmt.Errorf("%w (the new sandbox is %s: incus delete -f %s, then vibe up)", err, fresh, fresh)
+	}
+	m.phase("start")
+	op, err := m.C.UpdateInstanceState(s.Name, api.InstanceStatePut{Action: "start", Timeout: -1}, "")
+	if err == nil {
+		err = op.WaitContext(ctx)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("start %s: %w", s.Name, err)
+	}
+	inst, err := m.Get(s.Name)
+	if err != nil {
+		return nil, err
+	}
+	return m.finish(ctx, s, inst)
+}
+
+func (m *Manager) rename(ctx context.Context, from, to string) error {
+	op, err := m.C.RenameInstance(from, api.InstancePost{Name: to})
+	if err == nil {
+		err = op.WaitContext(ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("rename %s to %s: %w", from, to, err)
+	}
+	return nil
+}
+
+// finish brings a made sandbox to ready: started, its mounts in place,
+// its allowlist and firewall applied and its self-test passed.
+func (m *Manager) finish(ctx context.Context, s *Spec, inst *api.Instance) (*SelfTest, error) {
 	vm := inst.Type == string(api.InstanceTypeVM)
 	if err := m.checkIdmap(inst, s); err != nil {
 		return nil, err
@@ -265,8 +350,9 @@ func (m *Manager) idle(ctx context.Context, s *Spec) error {
 	return fmt.Errorf("sandbox %s: cannot tell whether processes of %s run in it (pgrep exit %d); vibe stop, then run this again", s.Name, s.User, r.Code)
 }
 
-// create makes the instance from the image and starts it.
-func (m *Manager) create(ctx context.Context, s *Spec) error {
+// create makes the instance name for the sandbox s from its image, and
+// starts it when start is set.
+func (m *Manager) create(ctx context.Context, s *Spec, name string, start bool) error {
 	if err := daemon.NeedVMs(m.C, s.InstanceType); err != nil {
 		return err
 	}
@@ -313,6 +399,7 @@ func (m *Manager) create(ctx context.Context, s *Spec) error {
 		return err
 	}
 	post := createRequest(s, img.Fingerprint, devices, time.Now())
+	post.Name, post.Start = name, start
 	op, err := m.C.CreateInstance(post)
 	if err != nil {
 		return daemon.ExplainDiskSize(fmt.Errorf("create sandbox %s: %w", s.Name, err), s.Disk)
@@ -512,34 +599,6 @@ func (m *Manager) Delete(ctx context.Context, name string) error {
 		return fmt.Errorf("delete %s: %w", name, err)
 	}
 	return op.WaitContext(ctx)
-}
-
-// Discard removes the sandbox as fast as possible, for restore: it is
-// killed (its state is thrown away anyway), renamed out of the way and
-// deleted by the server in the background, so its name is free at once.
-func (m *Manager) Discard(ctx context.Context, name string) error {
-	inst, err := m.Get(name)
-	if err != nil {
-		return err
-	}
-	if err := m.forget(ctx, inst); err != nil {
-		return err
-	}
-	if err := daemon.Kill(ctx, m.C, inst); err != nil {
-		return err
-	}
-	trash := fmt.Sprintf("%.40s-discarded-%d", name, time.Now().UnixNano()%1e9)
-	op, err := m.C.RenameInstance(name, api.InstancePost{Name: trash})
-	if err != nil {
-		return fmt.Errorf("rename %s: %w", name, err)
-	}
-	if err := op.WaitContext(ctx); err != nil {
-		return fmt.Errorf("rename %s: %w", name, err)
-	}
-	if _, err := m.C.DeleteInstance(trash); err != nil {
-		return fmt.Errorf("delete %s: %w", trash, err)
-	}
-	return nil
 }
 
 // Info is what `vibe ls` and `vibe status` report.

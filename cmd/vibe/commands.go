@@ -89,28 +89,50 @@ type upCmd struct {
 }
 
 func (u *upCmd) Run(c *cli) error {
+	return launchReport(c, u.JSON, false)
+}
+
+// launchReport brings the sandbox up (afresh from the image with restore)
+// and says how long each phase took.
+func launchReport(c *cli, asJSON, restore bool) error {
 	s, err := c.open()
 	if err != nil {
 		return err
 	}
 	defer s.close()
 	start := time.Now()
-	if !u.JSON {
+	if !asJSON {
 		s.mgr.Progress = func(p string) { fmt.Fprintf(os.Stderr, "%6.1fs ▸ %s\n", time.Since(start).Seconds(), p) }
 	}
-	if err := s.up(); err != nil {
+	var dead func() error
+	if restore {
+		if inst, err := s.mgr.Get(s.spec.Name); err == nil {
+			old := inst.Config["volatile.base_image"]
+			if a, _, err := s.mgr.C.GetImageAlias(s.spec.Image); err == nil && old != "" && a.Target != old {
+				fmt.Fprintf(os.Stderr, "vibe: %s now points at a newer image %s (the sandbox was made from %s); restoring from the newer one\n", s.spec.Image, short(a.Target), short(old))
+			}
+		} else if !errors.Is(err, sandbox.ErrNotFound) {
+			return err
+		}
+		dead = func() error { return setAsideState(s.spec.StateDir) }
+	}
+	if err := s.launch(dead); err != nil {
 		return err
 	}
 	phases := s.mgr.Phases()
 	total := time.Since(start).Seconds()
-	if u.JSON {
+	if asJSON {
 		return printJSON(struct {
 			Name    string          `json:"name"`
 			Seconds float64         `json:"seconds"`
 			Phases  []sandbox.Phase `json:"phases"`
 		}{s.spec.Name, total, phases})
 	}
-	fmt.Printf("%s is up in %.1fs (%s mounted)\n", s.spec.Name, total, count(len(s.spec.Mounts), "project"))
+	if restore {
+		fmt.Printf("%s restored from %s in %.1fs\n", s.spec.Name, s.spec.Image, total)
+	} else {
+		fmt.Printf("%s is up in %.1fs (%s mounted)\n", s.spec.Name, total, count(len(s.spec.Mounts), "project"))
+	}
 	for _, p := range phases {
 		fmt.Printf("  %-10s %6.2fs\n", p.Name, p.Seconds)
 	}
@@ -185,34 +207,12 @@ func (e *execCmd) Run(c *cli) error {
 	return nil
 }
 
-type restoreCmd struct{}
+type restoreCmd struct {
+	JSON bool `help:"Print what was done as JSON."`
+}
 
-func (restoreCmd) Run(c *cli) error {
-	s, err := c.open()
-	if err != nil {
-		return err
-	}
-	defer s.close()
-	start := time.Now()
-	if inst, err := s.mgr.Get(s.spec.Name); err == nil {
-		old := inst.Config["volatile.base_image"]
-		if a, _, err := s.mgr.C.GetImageAlias(s.spec.Image); err == nil && old != "" && a.Target != old {
-			fmt.Fprintf(os.Stderr, "vibe: %s now points at a newer image %s (the sandbox was made from %s); restoring from the newer one\n", s.spec.Image, short(a.Target), short(old))
-		}
-		if err := s.mgr.Discard(s.ctx, s.spec.Name); err != nil {
-			return err
-		}
-	} else if !errors.Is(err, sandbox.ErrNotFound) {
-		return err
-	}
-	if err := setAsideState(s.spec.StateDir); err != nil {
-		return err
-	}
-	if err := s.up(); err != nil {
-		return err
-	}
-	fmt.Printf("%s restored from %s in %.1fs\n", s.spec.Name, s.spec.Image, time.Since(start).Seconds())
-	return nil
+func (r *restoreCmd) Run(c *cli) error {
+	return launchReport(c, r.JSON, true)
 }
 
 func short(fp string) string {

@@ -181,11 +181,21 @@ func xdgPath(env, fallback, name string) (string, error) {
 
 // up brings the sandbox up and enforces fail-closed: a sandbox that is not
 // contained is refused; one the operator opened on purpose is announced.
-func (s *session) up() error {
-	if err := s.fetchImage(); err != nil {
+func (s *session) up() error { return s.launch(nil) }
+
+// launch brings the sandbox up. With dead set it makes the sandbox afresh
+// from the image (vibe restore), and dead runs once the old one is gone.
+func (s *session) launch(dead func() error) error {
+	if err := s.fetchImage(dead != nil); err != nil {
 		return err
 	}
-	st, err := s.mgr.Up(s.ctx, s.spec)
+	var st *sandbox.SelfTest
+	var err error
+	if dead != nil {
+		st, err = s.mgr.Replace(s.ctx, s.spec, dead)
+	} else {
+		st, err = s.mgr.Up(s.ctx, s.spec)
+	}
 	if err != nil {
 		return err
 	}
@@ -202,12 +212,13 @@ func (s *session) up() error {
 
 // fetchImage imports an image named as REMOTE:NAME or by an https tree
 // into the daemon, verified (and signed by a trusted key with --trust), and
-// points the spec at its fingerprint. Only a sandbox being created needs it.
-func (s *session) fetchImage() error {
+// points the spec at its fingerprint. Only a sandbox being created (or
+// replaced) needs it.
+func (s *session) fetchImage(replace bool) error {
 	if !source.IsRemote(s.spec.Image) {
 		return nil
 	}
-	if _, err := s.mgr.Get(s.spec.Name); err == nil {
+	if _, err := s.mgr.Get(s.spec.Name); err == nil && !replace {
 		if s.trust != "" {
 			return fmt.Errorf("--trust checks an image before a sandbox is made from it, and %s exists already; vibe restore makes it again from the image (checked with --trust)", s.spec.Name)
 		}
