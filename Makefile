@@ -27,7 +27,7 @@ check: lint testenv test
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 	$(GO) vet ./...
-	shellcheck scripts/test-deps scripts/testenv scripts/bench-bake scripts/bench-up scripts/bench-verify scripts/bench-gateway .ci/run cmd/vibe/testdata/root-writable.sh
+	shellcheck scripts/test-deps scripts/testenv scripts/bench-bake scripts/bench-up scripts/bench-verify scripts/bench-gateway scripts/bench-workspace .ci/run cmd/vibe/testdata/root-writable.sh
 
 # -p 1: the end-to-end packages share one incus daemon.
 test:
@@ -69,6 +69,7 @@ bench: build
 	scripts/bench-verify
 	$(GO) test ./gateway -run '^$$' -bench . -benchtime 3x
 	scripts/bench-gateway
+	scripts/bench-workspace
 
 # Rewrite golden files after an intended change; review the diff.
 golden:

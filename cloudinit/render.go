@@ -245,13 +245,17 @@ type BuildData struct {
 	User         BuildUser         `json:"user"`
 	Toolchains   config.Toolchains `json:"toolchains"`
 	Agent        BuildAgent        `json:"agent"`
-	Mirrors      config.Mirrors    `json:"mirrors"`
-	Packages     []string          `json:"packages"`
+	// Agents are the more agents baked beside it (omitted when none, so
+	// that recipes from before them keep their hash).
+	Agents   []BuildAgent   `json:"agents,omitempty"`
+	Mirrors  config.Mirrors `json:"mirrors"`
+	Packages []string       `json:"packages"`
 }
 
 // BuildAgent is what the guest needs of the agent: what to install. How the
 // launcher starts it is not baked, so changing it needs no new image.
 type BuildAgent struct {
+	Name    string `json:"name,omitempty"`
 	Enabled bool   `json:"enabled"`
 	Package string `json:"package"`
 	Version string `json:"version"`
@@ -277,6 +281,11 @@ func buildJSON(v *view) (string, error) {
 		Agent:        BuildAgent{Enabled: v.C.Agent.Enabled, Package: v.C.Agent.Package, Version: v.C.Agent.Version},
 		Mirrors:      v.C.Mirrors,
 		Packages:     v.Packages,
+	}
+	for _, name := range config.AgentNames()[1:] {
+		if p := v.C.Agents.Extra(name); p.Enabled {
+			d.Agents = append(d.Agents, BuildAgent{Name: name, Enabled: true, Package: p.Package, Version: p.Version})
+		}
 	}
 	return marshalJSON(d)
 }

@@ -37,6 +37,7 @@ type Config struct {
 	Packages   Packages   `yaml:"packages" json:"packages"`
 	Toolchains Toolchains `yaml:"toolchains" json:"toolchains"`
 	Agent      Agent      `yaml:"agent" json:"agent"`
+	Agents     Agents     `yaml:"agents" json:"agents"`
 	Egress     Egress     `yaml:"egress" json:"egress"`
 	Mirrors    Mirrors    `yaml:"mirrors" json:"mirrors"`
 	TLS        TLS        `yaml:"tls" json:"tls"`

@@ -283,6 +283,30 @@ func (c *Config) checkAgent(Host) error {
 			return c.errAt(p.path, "%q: give an absolute path or one starting with ~/", p.v)
 		}
 	}
+	for _, name := range AgentNames()[1:] {
+		p := c.Agents.Extra(name)
+		at := func(f string) string { return "agents." + name + "." + f }
+		if !p.Enabled {
+			continue
+		}
+		if len(p.Command) == 0 || p.Command[0] == "" {
+			return c.errAt(at("command"), "give the command that starts %s in auto mode", name)
+		}
+		for i, a := range p.Command {
+			if strings.ContainsRune(a, 0) {
+				return c.errAt(fmt.Sprintf("%s[%d]", at("command"), i), "contains a NUL byte")
+			}
+		}
+		if !npmPackage.MatchString(p.Package) {
+			return c.errAt(at("package"), "%q is not an npm package name", p.Package)
+		}
+		if !npmVersion.MatchString(p.Version) {
+			return c.errAt(at("version"), "%q is not an npm version or tag (0.171.0, latest)", p.Version)
+		}
+		if !c.Toolchains.Node.Enabled {
+			return c.errAt("toolchains.node.enabled", "agent %s is an npm package: toolchains.node must be enabled", name)
+		}
+	}
 	if !c.Agent.Enabled {
 		return nil
 	}
@@ -302,7 +326,6 @@ var (
 	envName    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
 	headerName = regexp.MustCompile("^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")
 	incusName  = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]*$`)
-	imageRef   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$`)
 )
 
 func (c *Config) checkEgress(Host) error {
@@ -316,6 +339,20 @@ func (c *Config) checkEgress(Host) error {
 		if !seen[e.String()] {
 			seen[e.String()] = true
 			list = append(list, e)
+		}
+	}
+	// An enabled agent's login hosts join the list (its API key goes
+	// through the gateway's credential route instead).
+	for _, name := range c.EnabledAgents() {
+		for _, raw := range AgentPresetNamed(name).Allow {
+			e, err := allowlist.Parse(raw)
+			if err != nil {
+				return fmt.Errorf("agent %s: allowlist entry %q: %w", name, raw, err)
+			}
+			if !seen[e.String()] {
+				seen[e.String()] = true
+				list = append(list, e)
+			}
 		}
 	}
 	mi := c.Mirrors
@@ -362,8 +399,10 @@ func (c *Config) checkEgress(Host) error {
 			return c.errAt(n.path, "%q is not an incus name: letters, digits and -, starting with a letter, at most %d characters", n.v, n.max)
 		}
 	}
-	if gw.Image != "" && !imageRef.MatchString(gw.Image) {
-		return c.errAt("egress.gateway.image", "%q is not a local image alias or fingerprint", gw.Image)
+	if gw.Image != "" {
+		if err := checkImageRef(gw.Image); err != nil {
+			return c.errAt("egress.gateway.image", "%v", err)
+		}
 	}
 	for i, cr := range c.Egress.Credentials {
 		at := func(f string) string { return fmt.Sprintf("egress.credentials[%d].%s", i, f) }

@@ -45,6 +45,9 @@ func Image(ctx context.Context, c incus.InstanceServer, ref, imgType string, sta
 	} else if img, _, err = src.GetImage(name); err != nil {
 		return nil, fmt.Errorf("image %q does not exist on %s (as a %s image): %w", ref, remote, imgType, err)
 	}
+	if img.Type != imgType {
+		return nil, fmt.Errorf("image %q is a %s image, and a %s one is needed", ref, img.Type, imgType)
+	}
 	if local, _, err := c.GetImage(img.Fingerprint); err == nil {
 		return local, nil
 	}

@@ -25,6 +25,9 @@ var Bindings = []Binding{
 	{Key: "ANTHROPIC_API_KEY", Upstream: "https://api.anthropic.com", Header: "X-Api-Key", BaseURLEnv: "ANTHROPIC_BASE_URL"},
 	{Key: "ANTHROPIC_AUTH_TOKEN", Upstream: "https://api.anthropic.com", Header: "Authorization", Prefix: "Bearer ", BaseURLEnv: "ANTHROPIC_BASE_URL"},
 	{Key: "OPENAI_API_KEY", Upstream: "https://api.openai.com/v1", Header: "Authorization", Prefix: "Bearer ", BaseURLEnv: "OPENAI_BASE_URL"},
+	// Gemini CLI sends the key in x-goog-api-key and appends /v1beta/...
+	// to a base URL of the host's root.
+	{Key: "GEMINI_API_KEY", Upstream: "https://generativelanguage.googleapis.com", Header: "X-Goog-Api-Key", BaseURLEnv: "GOOGLE_GEMINI_BASE_URL"},
 }
 
 // Placeholder is what the guest holds in place of a credential: clients

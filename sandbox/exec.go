@@ -71,6 +71,9 @@ func (m *Manager) Launch(ctx context.Context, s *Spec, argv []string, cwd string
 		maps.Copy(env, bound.Env)
 		secrets = bound.Guest
 	}
+	if s.Agent != "" {
+		argv, env, secrets = agentSession(s.Agent, argv, env, secrets)
+	}
 	path := "-"
 	if len(secrets) > 0 {
 		var buf bytes.Buffer

@@ -34,6 +34,9 @@ const (
 	stateDevice = "vibe-agent-state"
 )
 
+// AgentStatePath is where the state folder of agent name is mounted.
+func AgentStatePath(name string) string { return "/var/lib/vibe/state/" + name }
+
 // ProjectPath is where project name is mounted in the guest.
 func ProjectPath(name string) string { return MountRoot + "/" + name }
 
@@ -47,7 +50,7 @@ func mountDevice(name string) string {
 }
 
 func isProjectDevice(name string) bool {
-	return strings.HasPrefix(name, wsPrefix) || name == stateDevice
+	return strings.HasPrefix(name, wsPrefix) || name == stateDevice || strings.HasPrefix(name, stateDevice+"-")
 }
 
 // idmap maps exactly the sandbox user's uid and gid to the same host ids:
@@ -134,18 +137,25 @@ func (m *Manager) mountDevices(s *Spec) (map[string]map[string]string, error) {
 		}
 		want[mountDevice(mt.Name)] = d
 	}
+	states := map[string][2]string{}
 	if s.StateDir != "" {
-		if err := os.MkdirAll(s.StateDir, 0o700); err != nil {
+		states[stateDevice] = [2]string{s.StateDir, StatePath}
+	}
+	for name, dir := range s.AgentStates {
+		states[stateDevice+"-"+name] = [2]string{dir, AgentStatePath(name)}
+	}
+	for dev, st := range states {
+		if err := os.MkdirAll(st[0], 0o700); err != nil {
 			return nil, fmt.Errorf("agent state folder: %w", err)
 		}
 		// Run as root, vibe hands the folder to the sandbox user's ids,
 		// the only ids the sandbox can write through.
 		if os.Getuid() == 0 {
-			if err := os.Chown(s.StateDir, s.UID, s.GID); err != nil {
+			if err := os.Chown(st[0], s.UID, s.GID); err != nil {
 				return nil, fmt.Errorf("agent state folder: %w", err)
 			}
 		}
-		want[stateDevice] = map[string]string{"type": "disk", "source": s.StateDir, "path": StatePath}
+		want[dev] = map[string]string{"type": "disk", "source": st[0], "path": st[1]}
 	}
 	return want, nil
 }

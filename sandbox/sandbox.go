@@ -42,9 +42,15 @@ type Spec struct {
 	User         string // the sandbox user's name
 	UID, GID     int    // its ids, in the guest and, for containers, on the host
 	Mounts       []workspace.Mount
-	StateDir     string         // host folder for the agent's state; "" for none
-	Allow        allowlist.List // the whole allowlist: configuration, --allow, gateway
-	Extra        allowlist.List // this run's own entries (--allow), part of Allow
+	StateDir     string // host folder for the agent's state; "" for none
+	// AgentStates are the host folders of the other agents' state
+	// (codex, gemini, opencode), mounted at AgentStatePath.
+	AgentStates map[string]string
+	// Agent is the agent a session starts (vibe --agent), "" for none:
+	// its own environment and, behind the gateway, how its key reaches it.
+	Agent string
+	Allow allowlist.List // the whole allowlist: configuration, --allow, gateway
+	Extra allowlist.List // this run's own entries (--allow), part of Allow
 	// Gateway, when set, is the egress gateway the sandbox sits behind:
 	// its only way out, outside the guest (nil: the guest's own proxy
 	// and firewall alone, on the profile's network or Network).
@@ -178,25 +184,45 @@ func (m *Manager) Replace(ctx context.Context, s *Spec, dead func() error) (*Sel
 	killed := make(chan error, 1)
 	go func() { killed <- daemon.Kill(ctx, m.C, old) }()
 	err = m.create(ctx, s, fresh, false)
-	if kerr := <-killed; kerr != nil || err != nil {
-		if err == nil {
-			_ = daemon.ForceDelete(m.C, fresh)
+	// Whatever fails from here on, the new one goes: it holds the
+	// projects' mounts (a create the daemon finishes after an interrupt
+	// included, as far as it can be seen).
+	fail := func(err error) (*SelfTest, error) {
+		if derr := daemon.ForceDelete(m.C, fresh); derr != nil {
+			err = fmt.Errorf("%w (and the new sandbox %s is left: incus delete -f %s)", err, fresh, fresh)
 		}
-		return nil, errors.Join(err, kerr)
+		return nil, err
+	}
+	if kerr := <-killed; kerr != nil || err != nil {
+		return fail(errors.Join(err, kerr))
 	}
 	m.phase("swap")
+	// Another vibe may have started the old one while the new one was
+	// made: it is stopped for certain before its state is set aside.
+	old, err = m.Get(s.Name)
+	if err == nil {
+		err = daemon.Kill(ctx, m.C, old)
+	}
+	if err == nil && old.StatusCode != api.Stopped {
+		if old, err = m.Get(s.Name); err == nil && old.StatusCode != api.Stopped {
+			err = fmt.Errorf("sandbox %s is %s again; run vibe restore once nothing else starts it", s.Name, strings.ToLower(old.Status))
+		}
+	}
+	if err != nil {
+		return fail(err)
+	}
 	if err := dead(); err != nil {
-		_ = daemon.ForceDelete(m.C, fresh)
-		return nil, err
+		return fail(err)
 	}
 	trash := fmt.Sprintf("%.40s-discarded-%d", s.Name, suffix)
 	if err := m.rename(ctx, s.Name, trash); err != nil {
-		_ = daemon.ForceDelete(m.C, fresh)
-		return nil, err
+		return fail(err)
 	}
 	// The old one goes in the background: the daemon finishes the delete
 	// whether or not this process is still there.
-	_, _ = m.C.DeleteInstance(trash)
+	if _, err := m.C.DeleteInstance(trash); err != nil && m.Progress != nil {
+		m.Progress("the old sandbox " + trash + " was not deleted (" + err.Error() + "): incus delete -f " + trash)
+	}
 	if err := m.rename(ctx, fresh, s.Name); err != nil {
 		return nil, fmt.Errorf("%w (the new sandbox is %s: incus delete -f %s, then vibe up)", err, fresh, fresh)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/vibesandbox/vibe/config"
 	"github.com/vibesandbox/vibe/internal/safetext"
 	"github.com/vibesandbox/vibe/workspace"
 )
@@ -62,6 +64,14 @@ func Env(s *Spec, git GitIdentity, termName string) map[string]string {
 	if s.StateDir != "" {
 		env["CLAUDE_CONFIG_DIR"] = StatePath
 	}
+	for name := range s.AgentStates {
+		if p := config.AgentPresetNamed(name); p != nil && (p.StateAll || name == s.Agent) {
+			env[p.StateEnv] = AgentStatePath(name)
+		}
+	}
+	if p := config.AgentPresetNamed(s.Agent); p != nil {
+		maps.Copy(env, p.Env)
+	}
 	if git.Name != "" {
 		env["GIT_AUTHOR_NAME"], env["GIT_COMMITTER_NAME"] = git.Name, git.Name
 	}
@@ -81,6 +91,9 @@ var HostRun = []string{
 	".git/hooks", ".git/config", ".git/config.worktree", ".git/commondir", ".git/info", ".git/worktrees",
 	".gitmodules", ".envrc", ".vscode", ".idea", ".husky", ".claude", ".mcp.json",
 	".pre-commit-config.yaml", "lefthook.yml", ".lefthook.yml",
+	// The other agents' project settings: MCP servers, hooks, plugins
+	// opencode loads with no entry anywhere.
+	".codex", ".gemini", ".opencode", "opencode.json", "opencode.jsonc",
 }
 
 // Bounds of a snapshot, so that a project the agent filled with files

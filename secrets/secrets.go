@@ -30,6 +30,7 @@ var reserved = map[string]bool{
 	"http_proxy": true, "https_proxy": true, "HTTP_PROXY": true, "HTTPS_PROXY": true,
 	"no_proxy": true, "NO_PROXY": true, "ALL_PROXY": true, "all_proxy": true,
 	"NODE_OPTIONS": true, "NODE_USE_ENV_PROXY": true, "CLAUDE_CONFIG_DIR": true,
+	"CODEX_HOME": true, "GEMINI_CLI_HOME": true, "XDG_DATA_HOME": true,
 	"NODE_EXTRA_CA_CERTS": true, "REQUESTS_CA_BUNDLE": true, "SSL_CERT_FILE": true,
 }
 

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -46,15 +47,17 @@ func (r *runCmd) Run(c *cli) error {
 	if len(args) > 0 && args[0] == "--" {
 		args = args[1:]
 	}
-	argv := append(append([]string{}, s.cfg.Agent.Command...), args...)
+	agent := cmp.Or(c.Agent, "claude")
+	argv := append(append([]string{}, s.cfg.AgentCommand(agent)...), args...)
+	s.spec.Agent = agent
 	running, newest := s.mgr.Stale(s.spec.Name)
 	loggedIn := false
-	if s.spec.StateDir != "" {
-		_, err := os.Lstat(filepath.Join(s.spec.StateDir, ".credentials.json"))
+	if dir := s.stateDir(agent); dir != "" {
+		_, err := os.Lstat(filepath.Join(dir, config.AgentPresetNamed(agent).Keep[0]))
 		loggedIn = err == nil
 	}
 	secretsPath, _ := configPath("secrets.env")
-	for _, l := range guidance(s.spec.Name, s.spec.Image, s.cfg.Agent.Command, s.secrets, secretsPath, loggedIn, running, newest) {
+	for _, l := range guidance(s.spec.Name, s.spec.Image, agent, argv, s.secrets, secretsPath, loggedIn, running, newest) {
 		fmt.Fprintf(os.Stderr, "vibe: %s\n", l)
 	}
 	code, err := s.asUser(argv, cwd, true)
@@ -67,19 +70,21 @@ func (r *runCmd) Run(c *cli) error {
 	return nil
 }
 
-// claudeKeys are the secrets.env variables with which Claude Code
-// authenticates, or is told to use another provider's.
-var claudeKeys = []string{"ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN", "CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX", "AWS_BEARER_TOKEN_BEDROCK"}
-
 // guidance is what to do next before the agent starts, one line each:
-// nothing when all is well.
-func guidance(name, image string, agent []string, sec map[string]string, secretsPath string, loggedIn bool, running, newest string) []string {
+// nothing when all is well. A command that is not the agent's own program
+// (a script in its place) gets no word about keys.
+func guidance(name, image, agent string, argv []string, sec map[string]string, secretsPath string, loggedIn bool, running, newest string) []string {
 	var out []string
 	if newest != "" {
 		out = append(out, fmt.Sprintf("%s runs image %s, but %s now points at %s: vibe restore moves it there (projects are untouched)", name, short(running), image, short(newest)))
 	}
-	if len(agent) > 0 && filepath.Base(agent[0]) == "claude" && !loggedIn && !slices.ContainsFunc(claudeKeys, func(k string) bool { return sec[k] != "" }) {
-		out = append(out, "no API key for the agent: it will ask you to log in (or add ANTHROPIC_API_KEY=… to "+secretsPath+")")
+	p := config.AgentPresetNamed(agent)
+	if p != nil && len(argv) > 0 && filepath.Base(argv[0]) == p.Name && !loggedIn && !slices.ContainsFunc(p.Keys, func(k string) bool { return sec[k] != "" }) {
+		who := agent
+		if agent == "claude" {
+			who = "the agent"
+		}
+		out = append(out, "no API key for "+who+": it will ask you to log in (or add "+p.Keys[0]+"=… to "+secretsPath+")")
 	}
 	return out
 }
@@ -114,7 +119,24 @@ func launchReport(c *cli, asJSON, restore bool) error {
 		} else if !errors.Is(err, sandbox.ErrNotFound) {
 			return err
 		}
-		dead = func() error { return setAsideState(s.spec.StateDir) }
+		dead = func() error {
+			for _, a := range config.AgentNames() {
+				p := config.AgentPresetNamed(a)
+				// A disabled agent's folder too: every session may write
+				// another agent's state, and it may be enabled again.
+				dir := s.stateDir(a)
+				if dir == "" && s.cfg.Sandbox.Persist {
+					var err error
+					if dir, err = dataPath(filepath.Join("state", s.spec.Name, a)); err != nil {
+						return err
+					}
+				}
+				if err := setAsideState(a, dir, p.Keep, p.Drop); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
 	}
 	if err := s.launch(dead); err != nil {
 		return err
@@ -541,6 +563,14 @@ func (doctorCmd) Run(c *cli) error {
 	} else {
 		report("warn", "egress gateway", "off: egress and the API key are enforced inside the guest only, where guest root can undo them (egress.gateway.enabled: true moves them out; the vibe.yaml sudo vibe setup writes has it on)")
 	}
+	for _, a := range cfg.EnabledAgents() {
+		p := config.AgentPresetNamed(a)
+		if cfg.Egress.Gateway.Enabled {
+			report("ok", "agent "+a, p.Gateway)
+		} else {
+			report("warn", "agent "+a, "its key ("+strings.Join(p.Keys[:1], "")+") goes into the guest: the egress gateway is off")
+		}
+	}
 	home, _ := os.UserHomeDir()
 	if mounts, err := resolveMounts(cfg, home); err != nil {
 		report("FAIL", "workspaces", err.Error())
@@ -623,43 +653,117 @@ func count(n int, noun string) string {
 	return fmt.Sprintf("%d %ss", n, noun)
 }
 
-// keptState is what of the agent's persisted state outlives a restore: the
-// login and the conversation history. Everything else there (settings
-// with their hooks, MCP servers, plugins, commands) was writable by the
-// agent and would carry a compromise into the fresh sandbox.
-var keptState = map[string]bool{".credentials.json": true, "history.jsonl": true, "projects": true}
-
-// setAsideState moves all but keptState out of the state folder, into a
-// dated folder beside it, and says what it moved.
-func setAsideState(dir string) error {
+// setAsideState sets an agent's state folder aside whole, beside it, and
+// moves back only what keep names (its login and history, from
+// config.AgentPresets), less what drop names; it says what stayed aside.
+// Everything else there (settings with their hooks, MCP servers, plugins,
+// downloaded helpers, instructions it wrote itself) was writable by the
+// agent and would carry a compromise into the fresh sandbox. The folder is
+// renamed within its parent, which is vibe's: no permission the agent set
+// on it can stop that. A kept entry that cannot come back (a link on its
+// way, a folder the agent closed) stays aside, and vibe says so. It runs
+// while nothing of the sandbox runs.
+func setAsideState(agent, dir string, keep, drop []string) error {
 	if dir == "" {
 		return nil
 	}
-	entries, err := os.ReadDir(dir)
+	st, err := os.Lstat(dir)
+	if os.IsNotExist(err) {
+		return nil
+	}
 	if err != nil {
-		if os.IsNotExist(err) {
-			return nil
-		}
 		return fmt.Errorf("agent state: %w", err)
 	}
-	aside := filepath.Join(filepath.Dir(dir), "set-aside-"+time.Now().UTC().Format("20060102-150405"))
-	var moved []string
-	for _, e := range entries {
-		if keptState[e.Name()] {
-			continue
+	// Folders made here belong to whoever owned the state folder (vibe
+	// run as root made it the sandbox user's): the sandbox writes there.
+	mkdir := func(p string) error {
+		if err := os.Mkdir(p, 0o700); err != nil {
+			return err
 		}
-		if err := os.MkdirAll(aside, 0o700); err != nil {
-			return fmt.Errorf("agent state: %w", err)
+		if sys, ok := st.Sys().(*syscall.Stat_t); ok && os.Getuid() == 0 {
+			return os.Lchown(p, int(sys.Uid), int(sys.Gid))
 		}
-		if err := os.Rename(filepath.Join(dir, e.Name()), filepath.Join(aside, e.Name())); err != nil {
-			return fmt.Errorf("agent state: %w", err)
-		}
-		moved = append(moved, sandbox.Printable(e.Name()))
+		return nil
 	}
-	if len(moved) > 0 {
-		fmt.Fprintf(os.Stderr, "vibe: the agent's settings do not survive a restore (they may carry hooks it wrote); set aside in %s: %s (login and history kept)\n", aside, strings.Join(moved, ", "))
+	aside := fmt.Sprintf("%s.set-aside-%s-%d", dir, time.Now().UTC().Format("20060102-150405"), time.Now().UnixNano()%1e6)
+	if err := os.Rename(dir, aside); err != nil {
+		return fmt.Errorf("set %s's state aside: %w", agent, err)
+	}
+	if err := mkdir(dir); err != nil {
+		return fmt.Errorf("agent state: %w", err)
+	}
+	var lost []string
+	for _, k := range keep {
+		if err := moveBack(aside, dir, k, mkdir); err != nil && !os.IsNotExist(err) {
+			lost = append(lost, sandbox.Printable(k))
+		}
+	}
+	for _, d := range drop {
+		// drop is PARENT/*/NAME: NAME in each real folder of PARENT.
+		parent, name, _ := strings.Cut(strings.Replace(d, "/*/", "\x00", 1), "\x00")
+		entries, _ := os.ReadDir(filepath.Join(dir, parent))
+		for _, e := range entries {
+			if !e.IsDir() || e.Type()&os.ModeSymlink != 0 {
+				continue
+			}
+			rel := filepath.Join(parent, e.Name(), name)
+			if _, err := os.Lstat(filepath.Join(dir, rel)); err == nil {
+				if err := os.MkdirAll(filepath.Dir(filepath.Join(aside, rel)), 0o700); err == nil {
+					_ = os.Rename(filepath.Join(dir, rel), filepath.Join(aside, rel))
+				}
+			}
+		}
+	}
+	// What stayed aside, named down to the level of what was kept.
+	var left []string
+	var list func(rel string)
+	list = func(rel string) {
+		entries, _ := os.ReadDir(filepath.Join(aside, rel))
+		for _, e := range entries {
+			p := filepath.Join(rel, e.Name())
+			if e.IsDir() && e.Type()&os.ModeSymlink == 0 && slices.ContainsFunc(append(keep, drop...), func(k string) bool { return strings.HasPrefix(k, p+"/") || strings.HasPrefix(k, filepath.Dir(p)+"/*/") }) {
+				list(p)
+				continue
+			}
+			left = append(left, sandbox.Printable(p))
+		}
+	}
+	list("")
+	if len(left) > 0 {
+		fmt.Fprintf(os.Stderr, "vibe: %s's settings do not survive a restore (they may carry hooks it wrote); set aside in %s: %s (login and history kept)\n", agent, sandbox.Printable(aside), strings.Join(left, ", "))
+	} else {
+		// Only the empty folders of what came back are left.
+		_ = os.RemoveAll(aside)
+	}
+	if len(lost) > 0 {
+		fmt.Fprintf(os.Stderr, "vibe: WARNING: %s's %s could not be kept (a link on its way, or a folder it cannot be moved out of): it stays in %s, and the agent may ask you to log in again\n", agent, strings.Join(lost, ", "), sandbox.Printable(aside))
 	}
 	return nil
+}
+
+// moveBack moves rel from the folder aside to dir, refusing a link on the
+// way in aside: no path the agent laid out is followed. mkdir makes the
+// folders on its way in dir.
+func moveBack(aside, dir, rel string, mkdir func(string) error) error {
+	parts := strings.Split(rel, "/")
+	for i := range parts {
+		st, err := os.Lstat(filepath.Join(aside, filepath.Join(parts[:i+1]...)))
+		if err != nil {
+			return err
+		}
+		if i < len(parts)-1 && !st.IsDir() {
+			return fmt.Errorf("%s: not a folder", rel)
+		}
+		if i < len(parts)-1 && st.Mode()&os.ModeSymlink != 0 {
+			return fmt.Errorf("%s: a link", rel)
+		}
+	}
+	for i := 1; i < len(parts); i++ {
+		if err := mkdir(filepath.Join(dir, filepath.Join(parts[:i]...))); err != nil && !os.IsExist(err) {
+			return err
+		}
+	}
+	return os.Rename(filepath.Join(aside, rel), filepath.Join(dir, rel))
 }
 
 type trustCmd struct {

@@ -54,19 +54,22 @@ func TestGuidance(t *testing.T) {
 	fp1, fp2 := strings.Repeat("a", 64), strings.Repeat("b", 64)
 	for _, tc := range []struct {
 		name            string
+		preset          string
 		agent           []string
 		sec             map[string]string
 		loggedIn        bool
 		running, newest string
 		want            []string
 	}{
-		{"all well", claude, map[string]string{"ANTHROPIC_API_KEY": "k"}, false, "", "", nil},
-		{"logged in", claude, nil, true, "", "", nil},
-		{"no key", claude, map[string]string{"GITHUB_TOKEN": "x"}, false, "", "", []string{"no API key for the agent: it will ask you to log in (or add ANTHROPIC_API_KEY=… to /s.env)"}},
-		{"another agent", []string{"bash"}, nil, false, "", "", nil},
-		{"stale image", claude, map[string]string{"ANTHROPIC_AUTH_TOKEN": "t"}, false, fp1, fp2, []string{"vibe runs image aaaaaaaaaaaa, but vibe now points at bbbbbbbbbbbb: vibe restore moves it there (projects are untouched)"}},
+		{"all well", "claude", claude, map[string]string{"ANTHROPIC_API_KEY": "k"}, false, "", "", nil},
+		{"logged in", "claude", claude, nil, true, "", "", nil},
+		{"no key", "claude", claude, map[string]string{"GITHUB_TOKEN": "x"}, false, "", "", []string{"no API key for the agent: it will ask you to log in (or add ANTHROPIC_API_KEY=… to /s.env)"}},
+		{"another command", "claude", []string{"bash"}, nil, false, "", "", nil},
+		{"codex without its key", "codex", []string{"codex", "--dangerously-bypass-approvals-and-sandbox"}, map[string]string{"ANTHROPIC_API_KEY": "k"}, false, "", "", []string{"no API key for codex: it will ask you to log in (or add OPENAI_API_KEY=… to /s.env)"}},
+		{"gemini with its key", "gemini", []string{"gemini"}, map[string]string{"GEMINI_API_KEY": "k"}, false, "", "", nil},
+		{"stale image", "claude", claude, map[string]string{"ANTHROPIC_AUTH_TOKEN": "t"}, false, fp1, fp2, []string{"vibe runs image aaaaaaaaaaaa, but vibe now points at bbbbbbbbbbbb: vibe restore moves it there (projects are untouched)"}},
 	} {
-		got := guidance("vibe", "vibe", tc.agent, tc.sec, "/s.env", tc.loggedIn, tc.running, tc.newest)
+		got := guidance("vibe", "vibe", tc.preset, tc.agent, tc.sec, "/s.env", tc.loggedIn, tc.running, tc.newest)
 		if !slices.Equal(got, tc.want) {
 			t.Errorf("%s: got %q, want %q", tc.name, got, tc.want)
 		}
@@ -81,5 +84,54 @@ func TestPortLine(t *testing.T) {
 	}
 	if got := portLine(sandbox.Port{Guest: 3000, Host: 13000, Exposed: "tcp:0.0.0.0:13000"}, "", "vibe port"); !strings.HasPrefix(got, `WARNING: vibe-port-13000 listens on "tcp:0.0.0.0:13000"`) {
 		t.Errorf("got %q", got)
+	}
+}
+
+// Restore keeps an agent's login and history and sets the rest aside: in a
+// kept folder too, and a link where a kept folder should be is moved, not
+// followed.
+func TestSetAsideState(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "opencode")
+	outside := t.TempDir()
+	for _, p := range []string{"opencode/auth.json", "opencode/storage/s1", "opencode/bin/lsp", "plugins/x.js"} {
+		os.MkdirAll(filepath.Join(dir, filepath.Dir(p)), 0o700)
+		os.WriteFile(filepath.Join(dir, p), []byte("x"), 0o600)
+	}
+	if err := setAsideState("opencode", dir, []string{"opencode/auth.json", "opencode/storage"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]bool{"opencode/auth.json": true, "opencode/storage/s1": true, "opencode/bin": false, "plugins": false} {
+		if _, err := os.Lstat(filepath.Join(dir, p)); (err == nil) != want {
+			t.Errorf("%s kept: %v, want %v", p, err == nil, want)
+		}
+	}
+	// The agent swapped the folder that holds its login for a link.
+	os.RemoveAll(filepath.Join(dir, "opencode"))
+	os.WriteFile(filepath.Join(outside, "auth.json"), []byte("x"), 0o600)
+	os.Symlink(outside, filepath.Join(dir, "opencode"))
+	if err := setAsideState("opencode", dir, []string{"opencode/auth.json"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "opencode")); err == nil {
+		t.Error("the link came back")
+	}
+	if _, err := os.Stat(filepath.Join(outside, "auth.json")); err != nil {
+		t.Error("set-aside followed the link")
+	}
+	// Claude Code's history stays, its auto-memory (read into every
+	// session) goes.
+	claude := filepath.Join(root, "claude")
+	for _, p := range []string{"projects/app/s.jsonl", "projects/app/memory/MEMORY.md", "settings.json"} {
+		os.MkdirAll(filepath.Join(claude, filepath.Dir(p)), 0o700)
+		os.WriteFile(filepath.Join(claude, p), []byte("x"), 0o600)
+	}
+	if err := setAsideState("claude", claude, []string{"projects"}, []string{"projects/*/memory"}); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]bool{"projects/app/s.jsonl": true, "projects/app/memory": false, "settings.json": false} {
+		if _, err := os.Lstat(filepath.Join(claude, p)); (err == nil) != want {
+			t.Errorf("claude %s kept: %v, want %v", p, err == nil, want)
+		}
 	}
 }

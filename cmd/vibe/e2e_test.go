@@ -360,3 +360,41 @@ func TestE2EShellAndCompletion(t *testing.T) {
 		}
 	}
 }
+
+// More agents (vibe --agent NAME): each starts with its own command and
+// environment, keeps its state folder across sessions, and restore keeps
+// only its login and history. opencode's command is a script in its place
+// (the offline image bakes no agent).
+func TestE2EAgentPresets(t *testing.T) {
+	w := newWorld(t)
+	script := `echo "agent=opencode data=$XDG_DATA_HOME upd=$OPENCODE_DISABLE_AUTOUPDATE"; mkdir -p "$XDG_DATA_HOME/opencode/storage" "$XDG_DATA_HOME/opencode/bin" && echo login >"$XDG_DATA_HOME/opencode/auth.json" && echo planted >"$XDG_DATA_HOME/opencode/bin/lsp"`
+	for _, p := range []string{filepath.Join(w.dir, "vibe.yaml"), filepath.Join(w.dir, "config", "vibe", "vibe.yaml")} {
+		b, _ := os.ReadFile(p)
+		cfg := strings.Replace(string(b), "node: {enabled: false}", "node: {enabled: true}", 1)
+		cfg = strings.Replace(cfg, "sandbox:\n", "agents:\n  opencode:\n    enabled: true\n    command: [bash, -c, '"+script+"', opencode]\nsandbox:\n", 1)
+		os.WriteFile(p, []byte(cfg), 0o644)
+	}
+	out, stderr, code := w.vibe("--agent", "opencode", "app")
+	if code != 0 || !strings.Contains(out, "agent=opencode data=/var/lib/vibe/state/opencode upd=1") {
+		t.Fatalf("vibe --agent opencode: exit %d\n%s%s", code, out, stderr)
+	}
+	// Its data folder moves for its own sessions only.
+	if out, _, _ := w.vibe("exec", "--", "sh", "-c", `echo "data=$XDG_DATA_HOME"`); strings.TrimSpace(out) != "data=" {
+		t.Errorf("another session got opencode's environment: %q", out)
+	}
+	if _, stderr, code := w.vibe("--agent", "codex", "app"); code == 0 || !strings.Contains(stderr, "agents.codex.enabled is off") {
+		t.Errorf("an agent that is not enabled: exit %d %s", code, stderr)
+	}
+	host := filepath.Join(w.dir, "data", "vibe", "state", w.name, "opencode", "opencode")
+	if b, err := os.ReadFile(filepath.Join(host, "auth.json")); err != nil || string(b) != "login\n" {
+		t.Errorf("opencode's login is not on the host: %q %v", b, err)
+	}
+	_, stderr, code = w.vibe("restore")
+	if code != 0 || !strings.Contains(stderr, "opencode/bin") {
+		t.Fatalf("restore: exit %d, want opencode/bin set aside:\n%s", code, stderr)
+	}
+	out, _ = w.guest("ls", "-A", "/var/lib/vibe/state/opencode/opencode")
+	if got := strings.Join(strings.Fields(out), " "); got != "auth.json storage" {
+		t.Errorf("after restore opencode's state holds %q, want its login and sessions only", got)
+	}
+}

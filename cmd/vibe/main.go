@@ -23,6 +23,7 @@ type cli struct {
 	InstanceType string   `help:"vm or container (default: instance.type)." placeholder:"vm|container"`
 	Network      string   `help:"Attach the sandbox to this incus network instead of the profile's." placeholder:"NAME"`
 	Allow        []string `help:"Extra allowlist entry for this run (repeatable)." placeholder:"HOST"`
+	Agent        string   `help:"Agent to start: claude (the default), or codex, gemini, opencode when agents.NAME is enabled and baked." placeholder:"NAME" enum:",claude,codex,gemini,opencode" default:""`
 	Remote       string   `help:"incus remote or cluster from your incus client configuration." placeholder:"REMOTE"`
 
 	Run        runCmd                    `cmd:"" default:"withargs" help:"Start the agent in PROJECT (default command): vibe [PROJECT] [-- AGENT ARGS]."`

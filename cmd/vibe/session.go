@@ -104,6 +104,20 @@ func (c *cli) open() (*session, error) {
 			return nil, err
 		}
 		spec.StateDir = dir
+		for _, a := range cfg.EnabledAgents() {
+			if a == "claude" {
+				continue
+			}
+			if spec.AgentStates == nil {
+				spec.AgentStates = map[string]string{}
+			}
+			if spec.AgentStates[a], err = dataPath(filepath.Join("state", name, a)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if c.Agent != "" && c.Agent != "claude" && !cfg.Agents.Extra(c.Agent).Enabled {
+		return nil, fmt.Errorf("--agent %s: agents.%s.enabled is off; set it in your vibe.yaml and bake the image again (vibe-build build), then vibe restore", c.Agent, c.Agent)
 	}
 	srv, err := daemon.Connect(c.Remote)
 	if err != nil {
@@ -129,6 +143,14 @@ func (c *cli) open() (*session, error) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	mgr := &sandbox.Manager{C: srv, Local: c.Remote == "", Gateway: spec.Gateway}
 	return &session{cfg: cfg, spec: spec, secrets: sec, mgr: mgr, ctx: ctx, stop: stop, trust: c.Trust}, nil
+}
+
+// stateDir is the host folder of agent's state, "" when not persisted.
+func (s *session) stateDir(agent string) string {
+	if agent == "claude" {
+		return s.spec.StateDir
+	}
+	return s.spec.AgentStates[agent]
 }
 
 // resolveMounts expands the configured workspace folder and list file.

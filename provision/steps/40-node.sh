@@ -11,6 +11,16 @@ agent_package=$(jq -r .agent.package "$VIBE_BUILD_JSON")
 agent_version=$(jq -r .agent.version "$VIBE_BUILD_JSON")
 home=$(cfg .user.home)
 
+# install_agents NPM...: the agents baked beside the agent (agents.*), each
+# pinned, installed by the sandbox user with the given npm command.
+install_agents() {
+	local name package version
+	while IFS=$'\t' read -r name package version; do
+		"$@" install -g "${package}@${version}"
+		record "agent-$name" "$("$@" ls -g --depth=0 --json | jq -r --arg p "$package" '.dependencies[$p].version')"
+	done < <(jq -r '(.agents // [])[] | [.name, .package, .version] | @tsv' "$VIBE_BUILD_JSON")
+}
+
 if [ "$source" = distro ]; then
 	# nodejs and npm came with the packages; npm's global folder is the user's.
 	command -v node >/dev/null || die "toolchains.node.source is distro but the distribution's nodejs is not installed"
@@ -20,6 +30,7 @@ if [ "$source" = distro ]; then
 		as_user npm install -g "${agent_package}@${agent_version}"
 		record agent "$(as_user npm ls -g --depth=0 --json | jq -r --arg p "$agent_package" '.dependencies[$p].version')"
 	fi
+	install_agents as_user npm
 	as_user mkdir -p "$home/.npm-global/bin"
 	link_node_bin "$home/.npm-global/bin"
 	exit 0
@@ -49,4 +60,5 @@ if [ "$(jq -r .agent.enabled "$VIBE_BUILD_JSON")" = true ]; then
 	as_user bash -c "$nvm_run" nvm npm install -g "${agent_package}@${agent_version}"
 	record agent "$(as_user bash -c "$nvm_run" nvm npm ls -g --depth=0 --json | jq -r --arg p "$agent_package" '.dependencies[$p].version')"
 fi
+install_agents as_user bash -c "$nvm_run" nvm npm
 link_node_bin "$(dirname "$(as_user bash -c "$nvm_run" nvm nvm which default)")"
