@@ -152,11 +152,11 @@ func (m *Manager) Up(ctx context.Context, s *Spec) (*SelfTest, error) {
 	return m.finish(ctx, s, inst)
 }
 
-// Replace makes the sandbox afresh from its image (vibe restore), with the
-// old one's end off the critical path: incus renames only a stopped
-// instance, so the new one is made, stopped, under a name of its own while
-// the old one is killed, and takes the sandbox's name once the old one has
-// given it up. Never booted, it starts with its mounts in place, as a new
+// Replace makes the sandbox afresh from its image (vibe restore), the new
+// one made while the old one is killed: incus renames only a stopped
+// instance, so the new one is made, stopped, under a name of its own, and
+// takes the sandbox's name once the old one has given it up. The kill
+// itself stays on the critical path (about a second here: LXC's teardown). Never booted, it starts with its mounts in place, as a new
 // sandbox does. dead runs once nothing of the old one runs, before the new
 // one starts (vibe sets the agent's state aside there: earlier, a process
 // left behind in the old one could write it back).
