@@ -699,8 +699,12 @@ func setAsideState(agent, dir string, keep, drop []string) error {
 		}
 	}
 	for _, d := range drop {
-		// drop is PARENT/*/NAME: NAME in each real folder of PARENT.
-		parent, name, _ := strings.Cut(strings.Replace(d, "/*/", "\x00", 1), "\x00")
+		// drop is PARENT/*/NAME: NAME in each real folder of PARENT, which
+		// must be a real folder too (a link the agent left is not read).
+		parent, name, _ := strings.Cut(d, "/*/")
+		if st, err := os.Lstat(filepath.Join(dir, parent)); err != nil || !st.IsDir() {
+			continue
+		}
 		entries, _ := os.ReadDir(filepath.Join(dir, parent))
 		for _, e := range entries {
 			if !e.IsDir() || e.Type()&os.ModeSymlink != 0 {

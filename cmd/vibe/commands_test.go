@@ -135,3 +135,19 @@ func TestSetAsideState(t *testing.T) {
 		}
 	}
 }
+
+// A kept folder the agent swapped for a link to a host folder: dropping
+// entries of it must not reach through the link.
+func TestSetAsideStateDropFollowsNoLink(t *testing.T) {
+	root, outside := t.TempDir(), t.TempDir()
+	claude := filepath.Join(root, "claude")
+	os.MkdirAll(filepath.Join(outside, "notes", "memory"), 0o700)
+	os.MkdirAll(claude, 0o700)
+	os.Symlink(outside, filepath.Join(claude, "projects"))
+	if err := setAsideState("claude", claude, []string{"projects"}, []string{"projects/*/memory"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(outside, "notes", "memory")); err != nil {
+		t.Errorf("restore moved a host folder through the agent's link: %v", err)
+	}
+}
