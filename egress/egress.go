@@ -557,15 +557,6 @@ func (g *Gateway) uplinkHost() []netip.Prefix {
 	return out
 }
 
-func hasNIC(devices map[string]map[string]string) bool {
-	for _, d := range devices {
-		if d["type"] == "nic" {
-			return true
-		}
-	}
-	return false
-}
-
 // install puts this vibe and the unit into the gateway and (re)starts the
 // service, then waits until the proxy listens.
 func (g *Gateway) install(ctx context.Context, info *Info, bin []byte, unit string) error {

@@ -120,17 +120,17 @@ func launchReport(c *cli, asJSON, restore bool) error {
 			return err
 		}
 		dead = func() error {
+			if !s.cfg.Sandbox.Persist {
+				return nil
+			}
+			// A disabled agent's folder too: every session may write
+			// another agent's state, and it may be enabled again.
 			for _, a := range config.AgentNames() {
-				p := config.AgentPresetNamed(a)
-				// A disabled agent's folder too: every session may write
-				// another agent's state, and it may be enabled again.
-				dir := s.stateDir(a)
-				if dir == "" && s.cfg.Sandbox.Persist {
-					var err error
-					if dir, err = dataPath(filepath.Join("state", s.spec.Name, a)); err != nil {
-						return err
-					}
+				dir, err := agentStateDir(s.spec.Name, a)
+				if err != nil {
+					return err
 				}
+				p := config.AgentPresetNamed(a)
 				if err := setAsideState(a, dir, p.Keep, p.Drop); err != nil {
 					return err
 				}

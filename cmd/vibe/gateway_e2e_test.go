@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	incus "github.com/lxc/incus/v6/client"
 	"github.com/lxc/incus/v6/shared/api"
 
 	"github.com/vibesandbox/vibe/gateway"
@@ -28,20 +29,23 @@ const (
 	gwInstance = "vibe-e2e-gw"
 )
 
+// removeGateway deletes a test's gateway instance, its network and ACL
+// (left by an interrupted run, or at the end).
+func removeGateway(c incus.InstanceServer, net, inst string) {
+	e2e.ForceDelete(c, inst)
+	_ = c.DeleteNetwork(net)
+	_ = c.DeleteNetworkACL(net)
+}
+
 // gatewayWorld is a world whose configuration enables the gateway, with the
 // test's internet as its uplink.
 func gatewayWorld(t *testing.T) (*world, string) {
 	w := newWorld(t)
 	server := setupInternet(t, w.c)
-	removeGateway := func() {
-		e2e.ForceDelete(w.c, gwInstance)
-		_ = w.c.DeleteNetwork(gwNet)
-		_ = w.c.DeleteNetworkACL(gwNet)
-	}
-	removeGateway()
+	removeGateway(w.c, gwNet, gwInstance)
 	// Cleanups run last-first: the sandbox goes, then the gateway, then
 	// the networks (setupInternet's cleanups ran their registration first).
-	t.Cleanup(removeGateway)
+	t.Cleanup(func() { removeGateway(w.c, gwNet, gwInstance) })
 	t.Cleanup(func() { w.vibe("rm") })
 	extra := fmt.Sprintf(`egress:
   gateway:
@@ -487,13 +491,8 @@ func TestE2EGatewayByDefaultFailsClosed(t *testing.T) {
 	if p, _, err := w.c.GetProfile("default"); err != nil || hasNIC(p.Devices) {
 		t.Fatalf("this test needs a default profile without a network device, as make testenv leaves it: %v", err)
 	}
-	cleanup := func() {
-		e2e.ForceDelete(w.c, inst)
-		_ = w.c.DeleteNetwork(net)
-		_ = w.c.DeleteNetworkACL(net)
-	}
-	cleanup()
-	t.Cleanup(cleanup)
+	removeGateway(w.c, net, inst)
+	t.Cleanup(func() { removeGateway(w.c, net, inst) })
 	// The built-in default, with the test's own names: no enabled, no uplink.
 	for _, p := range []string{filepath.Join(w.dir, "vibe.yaml"), filepath.Join(w.dir, "config", "vibe", "vibe.yaml")} {
 		cfg, _ := os.ReadFile(p)

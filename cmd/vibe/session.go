@@ -99,7 +99,8 @@ func (c *cli) open() (*session, error) {
 		Extra: allow[len(cfg.Allowlist):],
 	}
 	if cfg.Sandbox.Persist {
-		dir, err := dataPath(filepath.Join("state", name, "claude"))
+		// Claude Code's folder serves agent.command, whatever runs there.
+		dir, err := agentStateDir(name, "claude")
 		if err != nil {
 			return nil, err
 		}
@@ -111,7 +112,7 @@ func (c *cli) open() (*session, error) {
 			if spec.AgentStates == nil {
 				spec.AgentStates = map[string]string{}
 			}
-			if spec.AgentStates[a], err = dataPath(filepath.Join("state", name, a)); err != nil {
+			if spec.AgentStates[a], err = agentStateDir(name, a); err != nil {
 				return nil, err
 			}
 		}
@@ -143,6 +144,11 @@ func (c *cli) open() (*session, error) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	mgr := &sandbox.Manager{C: srv, Local: c.Remote == "", Gateway: spec.Gateway}
 	return &session{cfg: cfg, spec: spec, secrets: sec, mgr: mgr, ctx: ctx, stop: stop, trust: c.Trust}, nil
+}
+
+// agentStateDir is the host folder of agent's state in sandbox name.
+func agentStateDir(name, agent string) (string, error) {
+	return dataPath(filepath.Join("state", name, agent))
 }
 
 // stateDir is the host folder of agent's state, "" when not persisted.
