@@ -34,6 +34,11 @@ type AgentPreset struct {
 	// Drop are entries of kept folders set aside all the same, as
 	// PARENT/*/NAME.
 	Drop []string
+	// Steer are the entries of the state folder that run code or steer
+	// the agent at its next start (settings with hooks and MCP servers,
+	// instructions, plugins, downloaded tools): vibe reports a change to
+	// them after every session.
+	Steer []string
 	// Keys are the secrets.env variables it authenticates with.
 	Keys []string
 	// Allow are the hosts it needs besides its API, which the gateway's
@@ -52,7 +57,8 @@ var AgentPresets = []AgentPreset{
 		Keep: []string{".credentials.json", "history.jsonl", "projects"},
 		// Its auto-memory is read into every session: instructions the
 		// agent wrote there would outlive the restore.
-		Drop: []string{"projects/*/memory"},
+		Drop:  []string{"projects/*/memory"},
+		Steer: []string{"settings.json", "settings.local.json", "hooks", "commands", "agents", "skills", "plugins", "output-styles", "CLAUDE.md"},
 		// Those it authenticates with, or is told to use another provider's.
 		Keys:    []string{"ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN", "CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX", "AWS_BEARER_TOKEN_BEDROCK"},
 		Gateway: "ANTHROPIC_API_KEY and ANTHROPIC_AUTH_TOKEN stay in the gateway (ANTHROPIC_BASE_URL names its route); a claude login lives in the guest",
@@ -60,7 +66,9 @@ var AgentPresets = []AgentPreset{
 	{
 		Name: "codex", StateEnv: "CODEX_HOME", StateAll: true,
 		Keep: []string{"auth.json", "history.jsonl", "sessions"},
-		Keys: []string{"OPENAI_API_KEY"},
+		// config.toml names MCP servers, a notify command and providers.
+		Steer: []string{"config.toml", "AGENTS.md", "AGENTS.override.md", "prompts", "rules", "skills"},
+		Keys:  []string{"OPENAI_API_KEY"},
 		// A ChatGPT login goes to these; the API key to the gateway's route.
 		Allow:   []string{"=auth.openai.com", "=chatgpt.com"},
 		Gateway: "OPENAI_API_KEY stays in the gateway: vibe starts codex with a model provider whose base URL is the gateway's route (codex reads no OPENAI_BASE_URL); a ChatGPT login lives in the guest",
@@ -68,6 +76,7 @@ var AgentPresets = []AgentPreset{
 	{
 		Name: "gemini", StateEnv: "GEMINI_CLI_HOME", StateAll: true,
 		Keep:    []string{".gemini/oauth_creds.json", ".gemini/google_accounts.json", ".gemini/installation_id", ".gemini/tmp"},
+		Steer:   []string{".gemini/settings.json", ".gemini/GEMINI.md", ".gemini/commands", ".gemini/extensions", ".gemini/trustedFolders.json"},
 		Keys:    []string{"GEMINI_API_KEY"},
 		Allow:   []string{"=cloudcode-pa.googleapis.com", "=oauth2.googleapis.com", "=accounts.google.com"},
 		Env:     map[string]string{"GEMINI_TELEMETRY_ENABLED": "false"},
@@ -78,7 +87,10 @@ var AgentPresets = []AgentPreset{
 		// moving XDG_DATA_HOME for every session would move other tools'
 		// (uv's tools) too, so only its own sessions get it.
 		Name: "opencode", StateEnv: "XDG_DATA_HOME", StateAll: false,
-		Keep:    []string{"opencode/auth.json", "opencode/storage"},
+		Keep: []string{"opencode/auth.json", "opencode/storage"},
+		// Its configuration is in the guest's home; its data folder holds
+		// the language servers it downloads and runs.
+		Steer:   []string{"opencode/bin"},
 		Keys:    []string{"ANTHROPIC_API_KEY", "OPENAI_API_KEY"},
 		Env:     map[string]string{"OPENCODE_DISABLE_AUTOUPDATE": "1", "OPENCODE_DISABLE_MODELS_FETCH": "1", "OPENCODE_DISABLE_SHARE": "true"},
 		Gateway: "ANTHROPIC_API_KEY and OPENAI_API_KEY stay in the gateway (the base URLs name its routes, with /v1 as opencode expects); a login (opencode auth) lives in the guest",

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/lxc/incus/v6/shared/api"
 
+	"github.com/vibesandbox/vibe/config"
 	"github.com/vibesandbox/vibe/workspace"
 )
 
@@ -149,18 +151,18 @@ func TestSnapshotSeesChangesAndIsBounded(t *testing.T) {
 	os.MkdirAll(filepath.Join(dir, ".git", "modules", "sub", "hooks"), 0o755)
 	os.WriteFile(filepath.Join(dir, ".git", "modules", "sub", "config"), []byte("[core]\n"), 0o644)
 	mounts := []workspace.Mount{{Name: "p", Source: dir}}
-	before := TakeSnapshot(mounts, "")
+	before := TakeSnapshot(mounts, nil)
 	os.WriteFile(filepath.Join(dir, ".git", "modules", "sub", "config"), []byte("[core]\nfsmonitor = evil\n"), 0o644)
 	os.WriteFile(filepath.Join(dir, ".git", "hooks", "pre-commit"), []byte("#!/bin/sh\n"), 0o755)
 	os.Symlink("/etc/passwd", filepath.Join(dir, ".envrc"))
-	changed := TakeSnapshot(mounts, "").Changed(before)
+	changed := TakeSnapshot(mounts, nil).Changed(before)
 	if len(changed) != 3 {
 		t.Errorf("changed: %v", changed)
 	}
 	for i := 0; i < snapshotMaxFiles+10; i++ {
 		os.WriteFile(filepath.Join(dir, ".git", "hooks", "h"+strconv.Itoa(i)), nil, 0o644)
 	}
-	full := TakeSnapshot(mounts, "")
+	full := TakeSnapshot(mounts, nil)
 	if n := len(full); n > snapshotMaxFiles+1 || full[tooMany] == "" {
 		t.Errorf("snapshot of %d files, bound %d, truncation marked: %v", n, snapshotMaxFiles, full[tooMany] != "")
 	}
@@ -175,30 +177,66 @@ func TestSnapshotSizeAndSymlinks(t *testing.T) {
 	big := make([]byte, snapshotMaxRead+10)
 	os.WriteFile(filepath.Join(dir, ".git", "config"), big, 0o644)
 	mounts := []workspace.Mount{{Name: "p", Source: dir}}
-	before := TakeSnapshot(mounts, "")
+	before := TakeSnapshot(mounts, nil)
 	os.WriteFile(filepath.Join(dir, ".git", "config"), append(big, []byte("\n[core]\nfsmonitor = evil\n")...), 0o644)
-	if changed := TakeSnapshot(mounts, "").Changed(before); len(changed) != 1 {
+	if changed := TakeSnapshot(mounts, nil).Changed(before); len(changed) != 1 {
 		t.Errorf("a change past the read limit: %v", changed)
 	}
 	os.WriteFile(filepath.Join(outside, "config"), []byte("secret"), 0o644)
 	os.RemoveAll(filepath.Join(dir, ".git"))
 	os.Symlink(outside, filepath.Join(dir, ".git"))
-	for p := range TakeSnapshot(mounts, "") {
+	for p := range TakeSnapshot(mounts, nil) {
 		if p != filepath.Join(dir, ".git") {
 			t.Errorf("the snapshot followed .git out of the project: %s", p)
 		}
 	}
 }
 
-// Hooks the agent writes into its persisted settings are reported too.
+// What an agent writes into its persisted state to run code or steer its
+// next start is reported, whichever agent it is; its bookkeeping is not.
 func TestSnapshotCoversAgentState(t *testing.T) {
-	state := t.TempDir()
-	os.WriteFile(filepath.Join(state, ".claude.json"), []byte("{}"), 0o600)
-	before := TakeSnapshot(nil, state)
-	os.WriteFile(filepath.Join(state, ".claude.json"), []byte(`{"numStartups":2}`), 0o600)
-	os.WriteFile(filepath.Join(state, "settings.json"), []byte(`{"hooks":{}}`), 0o600)
-	if changed := TakeSnapshot(nil, state).Changed(before); len(changed) != 1 || !strings.HasSuffix(changed[0], "settings.json") {
-		t.Errorf("changed: %v", changed)
+	for _, tc := range []struct{ agent, noise, steer string }{
+		{"claude", ".claude.json", "settings.json"},
+		{"claude", "history.jsonl", "plugins/evil/hooks/hooks.json"},
+		{"codex", "history.jsonl", "config.toml"},
+		{"codex", "sessions/one.jsonl", "rules/default.rules"},
+		{"gemini", ".gemini/tmp/log.json", ".gemini/settings.json"},
+		{"gemini", ".gemini/installation_id", ".gemini/extensions/x/gemini-extension.json"},
+		{"opencode", "opencode/storage/session.json", "opencode/bin/typescript-language-server"},
+	} {
+		t.Run(tc.agent+"/"+tc.steer, func(t *testing.T) {
+			state := t.TempDir()
+			write := func(rel, body string) {
+				os.MkdirAll(filepath.Dir(filepath.Join(state, rel)), 0o755)
+				if err := os.WriteFile(filepath.Join(state, rel), []byte(body), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			write(tc.noise, "{}")
+			states := map[string]string{tc.agent: state}
+			before := TakeSnapshot(nil, states)
+			write(tc.noise, `{"numStartups":2}`)
+			write(tc.steer, `{"hooks":{}}`)
+			changed := TakeSnapshot(nil, states).Changed(before)
+			if len(changed) == 0 || !slices.Contains(changed, filepath.Join(state, tc.steer)) {
+				t.Errorf("%s's %s changed, but the report has %v", tc.agent, tc.steer, changed)
+			}
+			for _, c := range changed {
+				if strings.HasSuffix(c, tc.noise) {
+					t.Errorf("%s's %s is bookkeeping, but the report has it", tc.agent, tc.noise)
+				}
+			}
+		})
+	}
+}
+
+// Every agent has a Steer list: an agent added without one would be
+// missing from the report.
+func TestEveryAgentSaysWhatSteersIt(t *testing.T) {
+	for _, p := range config.AgentPresets {
+		if len(p.Steer) == 0 {
+			t.Errorf("agent %s lists no Steer entries", p.Name)
+		}
 	}
 }
 

@@ -69,6 +69,19 @@ type Phase struct {
 	Seconds float64 `json:"seconds"`
 }
 
+// StateFolders maps each agent whose state is persisted (Claude Code's
+// included) to its host folder.
+func (s *Spec) StateFolders() map[string]string {
+	out := maps.Clone(s.AgentStates)
+	if out == nil {
+		out = map[string]string{}
+	}
+	if s.StateDir != "" {
+		out["claude"] = s.StateDir
+	}
+	return out
+}
+
 // Manager works on one incus server.
 type Manager struct {
 	C incus.InstanceServer

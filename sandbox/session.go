@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -111,20 +112,21 @@ type Snapshot map[string]string
 // flooding a host-run folder to hide a file is reported too.
 const tooMany = "(more host-run files than vibe compares: review them all)"
 
-// StateRun is what of the persisted agent state runs code or steers the
-// agent in every sandbox it is mounted into: its settings (hooks), hook
-// scripts, commands and agents. The snapshot covers them too.
-var StateRun = []string{"settings.json", "settings.local.json", "hooks", "commands", "agents"}
-
-// TakeSnapshot records the host-run files of the writable mounts and the
-// StateRun files of the agent's state folder (stateDir, "" for none).
-// Every path is opened inside its folder (os.Root): a symlink the agent
-// made cannot lead the host's vibe out of it.
-func TakeSnapshot(mounts []workspace.Mount, stateDir string) Snapshot {
+// TakeSnapshot records the host-run files of the writable mounts and, in
+// each agent's state folder (states: agent → host folder), the entries
+// that run code or steer it (its preset's Steer). Every path is opened
+// inside its folder (os.Root): a symlink the agent made cannot lead the
+// host's vibe out of it.
+func TakeSnapshot(mounts []workspace.Mount, states map[string]string) Snapshot {
 	snap := Snapshot{}
-	if root, err := os.OpenRoot(stateDir); stateDir != "" && err == nil {
-		sn := snapper{root: root, base: stateDir, snap: snap}
-		for _, rel := range StateRun {
+	for _, name := range slices.Sorted(maps.Keys(states)) {
+		p := config.AgentPresetNamed(name)
+		root, err := os.OpenRoot(states[name])
+		if p == nil || err != nil {
+			continue
+		}
+		sn := snapper{root: root, base: states[name], snap: snap}
+		for _, rel := range p.Steer {
 			sn.add(rel, 4)
 		}
 		root.Close()

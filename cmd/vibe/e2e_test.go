@@ -378,6 +378,11 @@ func TestE2EAgentPresets(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "agent=opencode data=/var/lib/vibe/state/opencode upd=1") {
 		t.Fatalf("vibe --agent opencode: exit %d\n%s%s", code, out, stderr)
 	}
+	// A tool it downloaded into its state runs at its next start: the
+	// session's report names it.
+	if !strings.Contains(stderr, "changed during the session") || !strings.Contains(stderr, "opencode/opencode/bin/lsp") {
+		t.Errorf("the planted opencode/bin/lsp is not in the report of host-run changes:\n%s", stderr)
+	}
 	// Its data folder moves for its own sessions only.
 	if out, _, _ := w.vibe("exec", "--", "sh", "-c", `echo "data=$XDG_DATA_HOME"`); strings.TrimSpace(out) != "data=" {
 		t.Errorf("another session got opencode's environment: %q", out)

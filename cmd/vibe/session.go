@@ -292,12 +292,12 @@ func (s *session) asUser(argv []string, cwd string, terminal bool) (int, error) 
 		return -1, err
 	}
 	if last, ok := loadSnapshot(snapPath); ok {
-		warnChanged(sandbox.TakeSnapshot(s.spec.Mounts, s.spec.StateDir).Changed(last), "since the last session ended (something in the sandbox went on running)")
+		warnChanged(sandbox.TakeSnapshot(s.spec.Mounts, s.spec.StateFolders()).Changed(last), "since the last session ended (something in the sandbox went on running)")
 	}
-	before := sandbox.TakeSnapshot(s.spec.Mounts, s.spec.StateDir)
+	before := sandbox.TakeSnapshot(s.spec.Mounts, s.spec.StateFolders())
 	env := sandbox.Env(s.spec, sandbox.HostGitIdentity(), termName(terminal))
 	code, err := s.mgr.Launch(s.ctx, s.spec, argv, cwd, env, s.secrets, terminal)
-	after := sandbox.TakeSnapshot(s.spec.Mounts, s.spec.StateDir)
+	after := sandbox.TakeSnapshot(s.spec.Mounts, s.spec.StateFolders())
 	warnChanged(after.Changed(before), "during the session")
 	if serr := saveSnapshot(snapPath, after); serr != nil && err == nil {
 		err = serr
