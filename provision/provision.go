@@ -17,7 +17,7 @@ import (
 	"strings"
 )
 
-//go:embed apt-components bake-proxy base-customize inventory lib.sh run seal settle guarded launch proxy-env.sh vibe-egress vibe-firewall vibe-selftest vibe-statusline *.nft *.service steps/*.sh
+//go:embed port-relay apt-components bake-proxy base-customize inventory lib.sh run seal settle guarded launch proxy-env.sh vibe-egress vibe-firewall vibe-selftest vibe-statusline *.nft *.service steps/*.sh
 var FS embed.FS
 
 // File returns an embedded file's content.

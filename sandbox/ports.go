@@ -21,6 +21,9 @@ type Port struct {
 	// Exposed names where a device under vibe's name listens when that is
 	// not the host's loopback (someone changed it): shown, never hidden.
 	Exposed string `json:"exposed,omitempty"`
+	// Relay is the pid of the vibe that relays the port (a VM's, or one
+	// forwarded with --relay); 0 for an incus proxy device.
+	Relay int `json:"relay_pid,omitempty"`
 }
 
 const portPrefix = "vibe-port-"
@@ -90,8 +93,10 @@ func ports(inst *api.Instance) []Port {
 	return out
 }
 
-// ErrVMPorts is returned for VM sandboxes.
-var ErrVMPorts = errors.New("ports of VM sandboxes are not forwarded yet: incus forwards into a VM only by NAT to its address, which the sandbox's isolated network does not let in, and never from the host's loopback; use a container sandbox (instance.type: container) to forward ports")
+// ErrVMPorts is returned for VM sandboxes: incus proxies into a VM only by
+// NAT, to an address the sandbox's isolated network does not let in, and
+// never from the host's loopback. vibe relays their ports instead (Relay).
+var ErrVMPorts = errors.New("a VM's ports cannot have an incus proxy device on the host's loopback")
 
 // Forward makes the sandbox's guest port reachable on the host's loopback
 // at p.Host. The device lives on the instance, so vibe restore, which

@@ -51,7 +51,7 @@ func TestPortsFromDevices(t *testing.T) {
 		"vibe-port-9000":  {"type": "proxy", "listen": "tcp:0.0.0.0:9000", "connect": "tcp:127.0.0.1:9000", "bind": "host"},
 		"workspace":       {"type": "disk", "source": "/x", "path": "/y"},
 	}}}
-	want := []Port{{8080, 8080, ""}, {9000, 9000, "tcp:0.0.0.0:9000"}, {3000, 13000, ""}}
+	want := []Port{{Guest: 8080, Host: 8080}, {Guest: 9000, Host: 9000, Exposed: "tcp:0.0.0.0:9000"}, {Guest: 3000, Host: 13000}}
 	if got := ports(inst); !reflect.DeepEqual(got, want) {
 		t.Errorf("ports %v, want %v", got, want)
 	}

@@ -304,6 +304,7 @@ func (st *statusCmd) Run(c *cli) error {
 	if err != nil {
 		return err
 	}
+	in.Ports = relayPorts(in.Name, in.Ports)
 	if st.JSON {
 		return printJSON(in)
 	}
@@ -402,9 +403,10 @@ func (a *allowCmd) Run(c *cli) error {
 }
 
 type portCmd struct {
-	Port string `arg:"" optional:"" help:"PORT (the same port on the host) or PORT:HOSTPORT; with --rm, the HOSTPORT to stop. None: list them." placeholder:"PORT[:HOSTPORT]"`
-	Rm   bool   `help:"Stop forwarding the host port given."`
-	JSON bool   `help:"List as JSON."`
+	Port  string `arg:"" optional:"" help:"PORT (the same port on the host) or PORT:HOSTPORT; with --rm, the HOSTPORT to stop. None: list them." placeholder:"PORT[:HOSTPORT]"`
+	Rm    bool   `help:"Stop forwarding the host port given."`
+	Relay bool   `help:"Relay the port through this vibe while it runs, instead of an incus proxy device (what VMs and a daemon on another machine get anyway)."`
+	JSON  bool   `help:"List as JSON."`
 }
 
 func (pc *portCmd) Run(c *cli) error {
@@ -428,24 +430,39 @@ func (pc *portCmd) Run(c *cli) error {
 		if err != nil {
 			return err
 		}
+		ports := relayPorts(s.spec.Name, in.Ports)
 		if pc.JSON {
-			if in.Ports == nil {
-				in.Ports = []sandbox.Port{}
+			if ports == nil {
+				ports = []sandbox.Port{}
 			}
-			return printJSON(in.Ports)
+			return printJSON(ports)
 		}
-		for _, p := range in.Ports {
+		for _, p := range ports {
 			fmt.Println(portLine(p, s.spec.Name+":", ""))
 		}
 		return nil
 	case pc.Rm:
+		if relayed, err := endRelay(s.spec.Name, p.Host); relayed || err != nil {
+			if err == nil {
+				fmt.Printf("127.0.0.1:%d no longer reaches %s (its relay was told to stop)\n", p.Host, s.spec.Name)
+			}
+			return err
+		}
 		if err := s.mgr.Unforward(s.ctx, s.spec.Name, p.Host); err != nil {
 			return err
 		}
 		fmt.Printf("127.0.0.1:%d no longer reaches %s\n", p.Host, s.spec.Name)
 		return nil
+	case pc.Relay:
+		return s.relay(p, "asked for with --relay")
+	case !s.mgr.Local:
+		// A proxy device would listen on the daemon's machine.
+		return s.relay(p, "the incus daemon runs on another machine")
 	}
 	if err := s.mgr.Forward(s.ctx, s.spec.Name, p); err != nil {
+		if errors.Is(err, sandbox.ErrVMPorts) {
+			return s.relay(p, "incus proxies into a VM only by NAT, which the sandbox's network does not let in")
+		}
 		return err
 	}
 	fmt.Printf("http://127.0.0.1:%d -> %s:%d (this machine's loopback only; vibe port --rm %d or vibe restore ends it)\n", p.Host, s.spec.Name, p.Guest, p.Host)
@@ -459,6 +476,9 @@ func portLine(p sandbox.Port, guestPrefix, note string) string {
 		return fmt.Sprintf("WARNING: %s listens on %q, not only this machine's loopback (changed outside vibe; vibe port --rm %d)", sandbox.PortDevice(p.Host), p.Exposed, p.Host)
 	}
 	line := fmt.Sprintf("http://127.0.0.1:%d -> %s%d", p.Host, guestPrefix, p.Guest)
+	if p.Relay != 0 {
+		note = fmt.Sprintf("relayed by vibe pid %d while it runs", p.Relay)
+	}
 	if note != "" {
 		line += " (" + note + ")"
 	}

@@ -1,12 +1,20 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -142,4 +150,186 @@ func TestE2EStatusLine(t *testing.T) {
 	if out := line(); !strings.Contains(out, "egress allowlist") {
 		t.Errorf("with the firewall on again the status line says %q", out)
 	}
+}
+
+// startRelay runs vibe port --relay in the background, as a VM's port
+// runs, and returns it once it says it listens.
+func (w *world) startRelay(spec string) (*exec.Cmd, *bytes.Buffer) {
+	w.t.Helper()
+	cmd := exec.Command(vibeBin, "--config", filepath.Join(w.dir, "vibe.yaml"), "port", "--relay", spec)
+	cmd.Dir = w.dir
+	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+filepath.Join(w.dir, "config"), "XDG_DATA_HOME="+filepath.Join(w.dir, "data"), "HOME="+w.dir)
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		w.t.Fatal(err)
+	}
+	w.t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || !strings.Contains(line, "this vibe relays it while it runs") {
+		w.t.Fatalf("vibe port --relay %s: %q %v\n%s", spec, line, err, errb.String())
+	}
+	return cmd, &errb
+}
+
+// waitExit waits for cmd to end by itself and returns its exit code.
+func waitExit(t *testing.T, cmd *exec.Cmd, within time.Duration) int {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if ee, ok := err.(*exec.ExitError); ok {
+			return ee.ExitCode()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return 0
+	case <-time.After(within):
+		t.Fatalf("vibe port --relay still runs after %s", within)
+		return -1
+	}
+}
+
+// The relay that VMs get (incus proxies into a VM only by NAT, which the
+// sandbox's network does not let in), run here on a container with
+// --relay: the same requests reach the daemon either way. It answers on
+// the host's loopback only, carries data unchanged and in parallel, runs
+// its guest half as the sandbox user, is listed while it runs, and ends
+// with --rm and by itself at vibe restore.
+func TestE2EPortRelay(t *testing.T) {
+	w := newWorld(t)
+	t.Cleanup(func() { w.vibe("rm") })
+	w.must("up")
+	host, other := freePort(t), freePort(t)
+	if _, code := w.guest("sh", "-c", "mkdir -p /tmp/site && echo hello-from-the-sandbox > /tmp/site/index.html && head -c 8388608 /dev/urandom > /tmp/site/big && chown -R vibe /tmp/site && cd /tmp/site && setsid runuser -u vibe -- python3 -m http.server 8000 --bind 127.0.0.1 >/dev/null 2>&1 < /dev/null &"); code != 0 {
+		t.Fatal("start the guest's server")
+	}
+	sum, _ := w.guest("sh", "-c", "sha256sum /tmp/site/big | cut -d' ' -f1")
+	relay, relayErr := w.startRelay(fmt.Sprintf("8000:%d", host))
+	get := func(path string) (string, error) {
+		var err error
+		for i := 0; i < 40; i++ {
+			var r *http.Response
+			if r, err = http.Get(fmt.Sprintf("http://127.0.0.1:%d%s", host, path)); err == nil {
+				b, rerr := io.ReadAll(r.Body)
+				r.Body.Close()
+				return string(b), rerr
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+		return "", err
+	}
+	if body, err := get("/"); !strings.Contains(body, "hello-from-the-sandbox") {
+		t.Fatalf("the relayed port answered %q %v", body, err)
+	}
+	// Figures for the note, not assertions: a request on a new connection
+	// (one exec each), and one 8 MiB download.
+	var lat []time.Duration
+	for i := 0; i < 10; i++ {
+		t0 := time.Now()
+		get("/")
+		lat = append(lat, time.Since(t0))
+	}
+	slices.Sort(lat)
+	t0 := time.Now()
+	get("/big")
+	t.Logf("relay: a request on a new connection %s (median of 10), 8 MiB in %s", lat[5], time.Since(t0))
+	// 8 MiB, 6 at once (a browser's share of connections): unchanged.
+	var wg sync.WaitGroup
+	for i := 0; i < 6; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			body, err := get("/big")
+			if got := fmt.Sprintf("%x", sha256.Sum256([]byte(body))); got != strings.TrimSpace(sum) {
+				t.Errorf("a parallel download came through as %d bytes, sha256 %s, want %s (%v)", len(body), got, strings.TrimSpace(sum), err)
+			}
+		}()
+	}
+	wg.Wait()
+	// The guest half runs as the sandbox user, never as root.
+	c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", host))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var who string
+	for i := 0; i < 20 && who == ""; i++ {
+		time.Sleep(100 * time.Millisecond)
+		who, _ = w.guest("sh", "-c", "ps -eo user:20,args | grep '[p]ython3 -I -c' | cut -d' ' -f1 | sort -u")
+	}
+	c.Close()
+	if strings.TrimSpace(who) != "vibe" {
+		t.Errorf("the guest half runs as %q, want the sandbox user only", who)
+	}
+	// Only the loopback.
+	if addrs, _ := net.InterfaceAddrs(); len(addrs) > 0 {
+		for _, a := range addrs {
+			ip, _, _ := net.ParseCIDR(a.String())
+			if ip == nil || ip.IsLoopback() || ip.To4() == nil {
+				continue
+			}
+			if c, err := net.DialTimeout("tcp", net.JoinHostPort(ip.String(), fmt.Sprint(host)), time.Second); err == nil {
+				c.Close()
+				t.Errorf("the relay also answers on %s", ip)
+			}
+		}
+	}
+	// Listed, with the pid that relays it; a second relay of the same host
+	// port is refused.
+	if st := w.must("status"); !strings.Contains(st, fmt.Sprintf("port       http://127.0.0.1:%d -> 8000 (relayed by vibe pid %d while it runs)", host, relay.Process.Pid)) {
+		t.Errorf("vibe status does not list the relay:\n%s", st)
+	}
+	var listed []sandbox.Port
+	if err := json.Unmarshal([]byte(w.must("port", "--json")), &listed); err != nil || len(listed) != 1 || listed[0] != (sandbox.Port{Guest: 8000, Host: host, Relay: relay.Process.Pid}) {
+		t.Errorf("vibe port --json: %v %v", listed, err)
+	}
+	if _, errOut, code := w.vibe("port", "--relay", fmt.Sprintf("8001:%d", host)); code == 0 || !strings.Contains(errOut, "is taken on 127.0.0.1") {
+		t.Errorf("a second relay on the same host port: exit %d %s", code, errOut)
+	}
+	// A guest port nobody listens on: the connection closes, and the relay
+	// says which port refused.
+	idle, idleErr := w.startRelay(fmt.Sprintf("8002:%d", other))
+	if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", other)); err == nil {
+		c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		if n, _ := c.Read(make([]byte, 1)); n != 0 {
+			t.Error("a relay to a closed guest port answered")
+		}
+		c.Close()
+	}
+	// --rm ends a relay.
+	if out := w.must("port", "--rm", fmt.Sprint(other)); !strings.Contains(out, "no longer reaches") {
+		t.Errorf("--rm of a relay says %q", out)
+	}
+	waitExit(t, idle, 10*time.Second)
+	if !strings.Contains(idleErr.String(), "refused a connection: nothing answers on 127.0.0.1:8002") {
+		t.Errorf("the relay to a closed port said %q", idleErr.String())
+	}
+	// restore makes a new instance: the relay ends by itself and says why.
+	w.must("restore")
+	if code := waitExit(t, relay, 10*time.Second); code == 0 || !strings.Contains(relayErr.String(), "run vibe port again") {
+		t.Errorf("the relay after restore: exit %d %q", code, relayErr.String())
+	}
+	if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", host), time.Second); err == nil {
+		c.Close()
+		t.Error("the relayed port still answers after vibe restore")
+	}
+	if st := w.must("status"); strings.Contains(st, "port ") {
+		t.Errorf("vibe status lists a port after restore:\n%s", st)
+	}
+}
+
+// freePort is a free port of the host's loopback, found by the kernel.
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }
