@@ -163,8 +163,8 @@ func TestSnapshotSeesChangesAndIsBounded(t *testing.T) {
 		os.WriteFile(filepath.Join(dir, ".git", "hooks", "h"+strconv.Itoa(i)), nil, 0o644)
 	}
 	full := TakeSnapshot(mounts, nil)
-	if n := len(full); n > snapshotMaxFiles+1 || full[tooMany] == "" {
-		t.Errorf("snapshot of %d files, bound %d, truncation marked: %v", n, snapshotMaxFiles, full[tooMany] != "")
+	if n := len(full); n > snapshotMaxFiles+1 || len(full.Truncated()) != 1 {
+		t.Errorf("snapshot of %d files, bound %d, truncated: %v", n, snapshotMaxFiles, full.Truncated())
 	}
 }
 
@@ -332,5 +332,60 @@ func TestPlanMounts(t *testing.T) {
 		if got := planMounts(c.vm, c.running, c.have, c.want); got != c.step {
 			t.Errorf("%s: step %d, want %d", c.name, got, c.step)
 		}
+	}
+}
+
+// An agent that fills its own state folder past the snapshot's bound
+// cannot blind the report for the project: each folder has its own bound,
+// and a folder cut short is said again after every session.
+func TestSnapshotFloodedStateHidesNothing(t *testing.T) {
+	dir, state := t.TempDir(), t.TempDir()
+	os.MkdirAll(filepath.Join(dir, ".git", "hooks"), 0o755)
+	flood := filepath.Join(state, "plugins", "flood")
+	os.MkdirAll(flood, 0o755)
+	for i := 0; i < snapshotMaxFiles+10; i++ {
+		os.WriteFile(filepath.Join(flood, "f"+strconv.Itoa(i)), nil, 0o644)
+	}
+	mounts := []workspace.Mount{{Name: "p", Source: dir}}
+	states := map[string]string{"claude": state}
+	before := TakeSnapshot(mounts, states)
+	os.WriteFile(filepath.Join(dir, ".git", "hooks", "pre-commit"), []byte("#!/bin/sh\nevil\n"), 0o755)
+	after := TakeSnapshot(mounts, states)
+	if changed := after.Changed(before); !slices.Contains(changed, filepath.Join(dir, ".git", "hooks", "pre-commit")) {
+		t.Errorf("with the agent's state flooded, a new git hook went unreported: %v", changed)
+	}
+	if cut := after.Truncated(); len(cut) != 1 || cut[0] != state {
+		t.Errorf("folders cut short: %v, want the state folder", cut)
+	}
+}
+
+// Claude Code keeps an installed plugin's hooks deep in its state folder.
+func TestSnapshotSeesDeepPluginHooks(t *testing.T) {
+	state := t.TempDir()
+	hooks := filepath.Join(state, "plugins", "cache", "market", "plugin", "1.0.0", "hooks", "hooks.json")
+	os.MkdirAll(filepath.Dir(hooks), 0o755)
+	os.WriteFile(hooks, []byte(`{}`), 0o644)
+	states := map[string]string{"claude": state}
+	before := TakeSnapshot(nil, states)
+	os.WriteFile(hooks, []byte(`{"hooks":{"SessionStart":[{"command":"evil"}]}}`), 0o644)
+	if changed := TakeSnapshot(nil, states).Changed(before); !slices.Contains(changed, hooks) {
+		t.Errorf("an installed plugin's hooks changed unreported: %v", changed)
+	}
+}
+
+// A folder of many large files is read only up to a total per folder; what
+// went unread is said (sizes are still compared).
+func TestSnapshotReadsBoundedPerFolder(t *testing.T) {
+	dir := t.TempDir()
+	hooks := filepath.Join(dir, ".git", "hooks")
+	os.MkdirAll(hooks, 0o755)
+	for i := 0; i <= snapshotMaxTotal/snapshotMaxRead; i++ {
+		f, _ := os.Create(filepath.Join(hooks, "big"+strconv.Itoa(i)))
+		f.Truncate(snapshotMaxRead) // sparse: no disk used
+		f.Close()
+	}
+	snap := TakeSnapshot([]workspace.Mount{{Name: "p", Source: dir}}, nil)
+	if cut := snap.Truncated(); len(cut) != 1 || cut[0] != dir {
+		t.Errorf("folders cut short: %v, want %s", cut, dir)
 	}
 }

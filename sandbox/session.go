@@ -98,25 +98,28 @@ var HostRun = []string{
 }
 
 // Bounds of a snapshot, so that a project the agent filled with files
-// cannot stall the host.
+// cannot stall the host. Each folder (a project, an agent's state) has its
+// own bound on files, so that filling one hides nothing in another.
 const (
 	snapshotMaxFiles = 4096
-	snapshotMaxRead  = 16 << 20
+	snapshotMaxRead  = 16 << 20  // of one file (its size is compared whole)
+	snapshotMaxTotal = 256 << 20 // of one folder's files
 )
 
 // Snapshot maps each host-run file of the writable mounts to a digest of
 // its type, mode, size and content (a symlink's target, never followed).
 type Snapshot map[string]string
 
-// tooMany stands in a snapshot that reached its bound, so that an agent
-// flooding a host-run folder to hide a file is reported too.
+// tooMany names the entry that stands for the files of a folder past its
+// bound: it makes the first snapshot that reached the bound differ, and
+// Truncated names the folder after every session.
 const tooMany = "(more host-run files than vibe compares: review them all)"
 
 // TakeSnapshot records the host-run files of the writable mounts and, in
 // each agent's state folder (states: agent → host folder), the entries
-// that run code or steer it (its preset's Steer). Every path is opened
-// inside its folder (os.Root): a symlink the agent made cannot lead the
-// host's vibe out of it.
+// that run code or steer it (its preset's Steer), however deep. Every path
+// is opened inside its folder (os.Root): a symlink the agent made cannot
+// lead the host's vibe out of it.
 func TakeSnapshot(mounts []workspace.Mount, states map[string]string) Snapshot {
 	snap := Snapshot{}
 	for _, name := range slices.Sorted(maps.Keys(states)) {
@@ -125,9 +128,9 @@ func TakeSnapshot(mounts []workspace.Mount, states map[string]string) Snapshot {
 		if p == nil || err != nil {
 			continue
 		}
-		sn := snapper{root: root, base: states[name], snap: snap}
+		sn := &snapper{root: root, base: states[name], snap: snap}
 		for _, rel := range p.Steer {
-			sn.add(rel, 4)
+			sn.add(rel, 64)
 		}
 		root.Close()
 	}
@@ -139,7 +142,7 @@ func TakeSnapshot(mounts []workspace.Mount, states map[string]string) Snapshot {
 		if err != nil {
 			continue
 		}
-		sn := snapper{root: root, base: m.Source, snap: snap}
+		sn := &snapper{root: root, base: m.Source, snap: snap}
 		// .git as a file ("gitdir: …") sends git elsewhere.
 		if st, err := root.Lstat(".git"); err == nil && !st.IsDir() {
 			sn.add(".git", 0)
@@ -151,10 +154,10 @@ func TakeSnapshot(mounts []workspace.Mount, states map[string]string) Snapshot {
 		visited := 0
 		fs.WalkDir(root.FS(), ".git/modules", func(p string, d fs.DirEntry, err error) error {
 			visited++
-			if err != nil || visited > snapshotMaxFiles || len(snap) >= snapshotMaxFiles {
-				if visited > snapshotMaxFiles {
-					snap[tooMany] = "truncated"
-				}
+			if visited > snapshotMaxFiles {
+				sn.cut()
+			}
+			if err != nil || sn.full() {
 				return fs.SkipAll
 			}
 			if name := d.Name(); name == "config" || name == "hooks" {
@@ -170,17 +173,24 @@ func TakeSnapshot(mounts []workspace.Mount, states map[string]string) Snapshot {
 	return snap
 }
 
+// snapper records one folder's files, up to snapshotMaxFiles of them.
 type snapper struct {
-	root *os.Root
-	base string
-	snap Snapshot
+	root  *os.Root
+	base  string
+	snap  Snapshot
+	count int
+	read  int64
 }
 
+func (sn *snapper) full() bool { return sn.count >= snapshotMaxFiles }
+
+// cut marks the folder as holding more than the snapshot compares.
+func (sn *snapper) cut() { sn.snap[filepath.Join(sn.base, tooMany)] = "truncated" }
+
 // add records rel and, for a folder, what it holds, depth levels down.
-func (sn snapper) add(rel string, depth int) {
-	s := sn.snap
-	if len(s) >= snapshotMaxFiles {
-		s[tooMany] = "truncated"
+func (sn *snapper) add(rel string, depth int) {
+	if sn.full() {
+		sn.cut()
 		return
 	}
 	st, err := sn.root.Lstat(rel)
@@ -192,7 +202,11 @@ func (sn snapper) add(rel string, depth int) {
 	switch {
 	case st.Mode().IsRegular():
 		if f, err := sn.root.OpenFile(rel, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0); err == nil {
-			io.Copy(h, io.LimitReader(f, snapshotMaxRead))
+			n, _ := io.Copy(h, io.LimitReader(f, min(snapshotMaxRead, snapshotMaxTotal-sn.read)))
+			sn.read += n
+			if sn.read >= snapshotMaxTotal && n < min(st.Size(), snapshotMaxRead) {
+				sn.cut() // this file's content went uncompared
+			}
 			f.Close()
 		}
 	case st.Mode()&os.ModeSymlink != 0:
@@ -207,11 +221,25 @@ func (sn snapper) add(rel string, depth int) {
 			}
 		}
 	}
-	if len(s) >= snapshotMaxFiles {
-		s[tooMany] = "truncated"
+	if sn.full() {
+		sn.cut()
 		return
 	}
-	s[filepath.Join(sn.base, rel)] = hex.EncodeToString(h.Sum(nil))
+	sn.count++
+	sn.snap[filepath.Join(sn.base, rel)] = hex.EncodeToString(h.Sum(nil))
+}
+
+// Truncated lists the folders that held more host-run files than the
+// snapshot compares, sorted: a change past the bound goes unseen there.
+func (s Snapshot) Truncated() []string {
+	var out []string
+	for p := range s {
+		if dir, ok := strings.CutSuffix(p, string(filepath.Separator)+tooMany); ok {
+			out = append(out, dir)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // Changed lists files added, removed or modified since before, sorted.
