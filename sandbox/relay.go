@@ -51,6 +51,10 @@ func (m *Manager) StartRelay(name string) (Relayed, error) {
 	if inst.StatusCode != api.Running {
 		return Relayed{}, fmt.Errorf("%s is %s: start it first (vibe up), then forward its port", name, strings.ToLower(inst.Status))
 	}
+	// Without incus's id for the instance, a restore could not be told.
+	if inst.Config["volatile.uuid"] == "" {
+		return Relayed{}, fmt.Errorf("%s has no volatile.uuid: this incus is too old to relay ports safely", name)
+	}
 	return Relayed{UUID: inst.Config["volatile.uuid"]}, nil
 }
 
@@ -59,8 +63,19 @@ func (m *Manager) StartRelay(name string) (Relayed, error) {
 // connection to 127.0.0.1:guest in the guest. logf reports connections the
 // guest refused, at most once until one succeeds again. It closes ln.
 func (m *Manager) Relay(ctx context.Context, s *Spec, r Relayed, ln net.Listener, guest int, logf func(string)) error {
+	req, err := relayExec(s, guest)
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
+	var wg sync.WaitGroup
+	// Whatever ends the loop ends the connections too, before waiting
+	// for them: a guest server that never closes cannot hold vibe.
+	defer func() {
+		cancel(nil)
+		wg.Wait()
+	}()
 	go func() {
 		<-ctx.Done()
 		ln.Close()
@@ -68,27 +83,43 @@ func (m *Manager) Relay(ctx context.Context, s *Spec, r Relayed, ln net.Listener
 	go func() {
 		t := time.NewTicker(relayWatch)
 		defer t.Stop()
+		failed := 0
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-t.C:
 			}
-			if why := m.relayGone(s.Name, r); why != "" {
+			why, final := m.relayGone(s.Name, r)
+			switch {
+			case why == "":
+				failed = 0
+			case final:
 				cancel(fmt.Errorf("%w: %s", ErrRelayEnded, why))
 				return
+			default: // the daemon did not answer: a few times in a row end it
+				if failed++; failed >= relayPatience {
+					cancel(fmt.Errorf("%w: %s", ErrRelayEnded, why))
+					return
+				}
 			}
 		}
 	}()
-	req, err := relayExec(s, guest)
-	if err != nil {
-		return err
-	}
 	slots := make(chan struct{}, relayMax)
-	var wg sync.WaitGroup
-	defer wg.Wait()
 	var mu sync.Mutex
 	quiet := false
+	report := func(ok bool, msg string) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case ctx.Err() != nil:
+		case ok:
+			quiet = false
+		case !quiet:
+			quiet = true
+			logf(msg)
+		}
+	}
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
@@ -111,27 +142,37 @@ func (m *Manager) Relay(ctx context.Context, s *Spec, r Relayed, ln net.Listener
 			defer wg.Done()
 			defer func() { <-slots }()
 			defer conn.Close()
+			// The instance is checked again for each connection: the
+			// watch's last look may be a second old.
+			if why, final := m.relayGone(s.Name, r); why != "" && final {
+				cancel(fmt.Errorf("%w: %s", ErrRelayEnded, why))
+				return
+			}
 			e := req
 			var errb capped.Buffer
 			errb.Limit = 512
 			e.Stdin, e.Stdout, e.Stderr = conn, conn, &errb
 			code, err := daemon.Execute(ctx, m.C, s.Name, e)
-			mu.Lock()
-			defer mu.Unlock()
 			switch {
-			case ctx.Err() != nil:
-			case err != nil && !quiet:
-				quiet = true
-				logf(fmt.Sprintf("a connection to %s:%d failed: %v", s.Name, guest, err))
-			case code != 0 && !quiet:
-				quiet = true
-				logf(fmt.Sprintf("%s:%d refused a connection: %s", s.Name, guest, Printable(strings.TrimSpace(errb.String()))))
-			case err == nil && code == 0:
-				quiet = false
+			case err != nil:
+				report(false, fmt.Sprintf("a connection to %s:%d failed: %s", s.Name, guest, Printable(err.Error())))
+			case code == relayRefused:
+				report(false, fmt.Sprintf("%s:%d refused a connection: %s", s.Name, guest, Printable(strings.TrimSpace(errb.String()))))
+			case code != 0:
+				report(false, fmt.Sprintf("the relay in %s ended with status %d: %s", s.Name, code, Printable(strings.TrimSpace(errb.String()))))
+			default:
+				report(true, "")
 			}
 		}()
 	}
 }
+
+// relayRefused is port-relay's exit status when nothing listens.
+const relayRefused = 3
+
+// relayPatience is how many checks in a row the daemon may fail before a
+// relay gives up.
+const relayPatience = 5
 
 // relayExec is the exec that carries one connection: the guest's half of
 // the relay, as the sandbox user, with nothing of the host's environment.
@@ -148,18 +189,19 @@ func relayExec(s *Spec, guest int) (daemon.Exec, error) {
 }
 
 // relayGone says why the relay's instance is no longer the one it serves,
-// or "". A stopped sandbox keeps its relay, as it keeps a proxy device
-// (connections fail until it runs again); a new instance under the name
-// (vibe restore) or none ends it.
-func (m *Manager) relayGone(name string, r Relayed) string {
+// or "", and whether that is final (not a daemon that did not answer). A
+// stopped sandbox keeps its relay, as it keeps a proxy device (connections
+// fail until it runs again); a new instance under the name (vibe restore)
+// or none ends it.
+func (m *Manager) relayGone(name string, r Relayed) (string, bool) {
 	inst, _, err := m.C.GetInstance(name)
 	switch {
 	case api.StatusErrorCheck(err, 404):
-		return name + " is gone (deleted, or being restored): run vibe port again once it runs"
+		return name + " is gone (deleted, or being restored): run vibe port again once it runs", true
 	case err != nil:
-		return "the incus daemon did not answer: " + err.Error()
+		return "the incus daemon did not answer: " + Printable(err.Error()), false
 	case inst.Config["volatile.uuid"] != r.UUID:
-		return name + " was restored (a new instance): run vibe port again"
+		return name + " was restored (a new instance): run vibe port again", true
 	}
-	return ""
+	return "", false
 }

@@ -91,6 +91,10 @@ func TestRelayFollowsItsInstance(t *testing.T) {
 	if _, err := m.StartRelay("app"); err == nil || !strings.Contains(err.Error(), "vibe up") {
 		t.Errorf("StartRelay on a stopped sandbox: %v", err)
 	}
+	f.inst = sandboxInstance(api.InstanceTypeContainer, api.Running, "")
+	if _, err := m.StartRelay("app"); err == nil {
+		t.Error("StartRelay without volatile.uuid: no error")
+	}
 	r := Relayed{UUID: "u1"}
 	for _, tc := range []struct {
 		inst *api.Instance
@@ -101,11 +105,13 @@ func TestRelayFollowsItsInstance(t *testing.T) {
 		{sandboxInstance(api.InstanceTypeContainer, api.Running, "u2"), nil, "restored"},
 		{sandboxInstance(api.InstanceTypeContainer, api.Stopped, "u1"), nil, ""},
 		{nil, api.StatusErrorf(http.StatusNotFound, "not found"), "gone"},
+		// A daemon that did not answer once is not the end.
+		{nil, errors.New("connection reset"), "did not answer"},
 	} {
 		f.inst, f.err = tc.inst, tc.err
-		got := m.relayGone("app", r)
-		if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
-			t.Errorf("relayGone = %q, want %q", got, tc.want)
+		got, final := m.relayGone("app", r)
+		if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) || final != (tc.want != "" && tc.want != "did not answer") {
+			t.Errorf("relayGone = %q (final %v), want %q", got, final, tc.want)
 		}
 	}
 }

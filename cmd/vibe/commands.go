@@ -304,7 +304,7 @@ func (st *statusCmd) Run(c *cli) error {
 	if err != nil {
 		return err
 	}
-	in.Ports = relayPorts(in.Name, in.Ports)
+	in.Ports = relayPorts(in.Name, c.Remote, in.Ports)
 	if st.JSON {
 		return printJSON(in)
 	}
@@ -430,7 +430,7 @@ func (pc *portCmd) Run(c *cli) error {
 		if err != nil {
 			return err
 		}
-		ports := relayPorts(s.spec.Name, in.Ports)
+		ports := relayPorts(s.spec.Name, c.Remote, in.Ports)
 		if pc.JSON {
 			if ports == nil {
 				ports = []sandbox.Port{}
@@ -442,7 +442,7 @@ func (pc *portCmd) Run(c *cli) error {
 		}
 		return nil
 	case pc.Rm:
-		if relayed, err := endRelay(s.spec.Name, p.Host); relayed || err != nil {
+		if relayed, err := endRelay(s.spec.Name, c.Remote, p.Host); relayed || err != nil {
 			if err == nil {
 				fmt.Printf("127.0.0.1:%d no longer reaches %s (its relay was told to stop)\n", p.Host, s.spec.Name)
 			}
@@ -454,14 +454,14 @@ func (pc *portCmd) Run(c *cli) error {
 		fmt.Printf("127.0.0.1:%d no longer reaches %s\n", p.Host, s.spec.Name)
 		return nil
 	case pc.Relay:
-		return s.relay(p, "asked for with --relay")
+		return s.relay(c.Remote, p, "asked for with --relay")
 	case !s.mgr.Local:
 		// A proxy device would listen on the daemon's machine.
-		return s.relay(p, "the incus daemon runs on another machine")
+		return s.relay(c.Remote, p, "the incus daemon runs on another machine")
 	}
 	if err := s.mgr.Forward(s.ctx, s.spec.Name, p); err != nil {
 		if errors.Is(err, sandbox.ErrVMPorts) {
-			return s.relay(p, "incus proxies into a VM only by NAT, which the sandbox's network does not let in")
+			return s.relay(c.Remote, p, "incus proxies into a VM only by NAT, which the sandbox's network does not let in")
 		}
 		return err
 	}

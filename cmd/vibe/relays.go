@@ -17,23 +17,25 @@ import (
 
 // A relayed port (vibe port on a VM, on a remote daemon, or with --relay)
 // lives as long as the vibe that serves it. Its record in vibe's state
-// folder, locked while that vibe runs, is how vibe status lists it and
-// vibe port --rm ends it: a record whose lock is free is stale, whatever
-// process its pid names by now.
+// folder, which that vibe holds a POSIX lock on while it runs, is how vibe
+// status lists it and vibe port --rm ends it. The pid comes from the
+// kernel (the lock's holder), never from the file: a record left by a
+// vibe that crashed names nothing, whatever process its pid is by now.
 type relayRecord struct {
-	PID   int    `json:"pid"`
-	Guest int    `json:"guest"`
-	Host  int    `json:"host"`
-	UUID  string `json:"uuid"`
+	Remote string `json:"remote"`
+	Guest  int    `json:"guest"`
+	Host   int    `json:"host"`
+	UUID   string `json:"uuid"`
+	PID    int    `json:"-"` // the lock's holder
 }
 
 func relayDir(name string) (string, error) {
 	return dataPath(filepath.Join("state", name, "relays"))
 }
 
-// holdRelay records this vibe's relay of p and locks the record until
-// release.
-func holdRelay(name string, p sandbox.Port, r sandbox.Relayed) (release func(), err error) {
+// holdRelay records this vibe's relay of p and holds the record's lock
+// until release.
+func holdRelay(name, remote string, p sandbox.Port, r sandbox.Relayed) (release func(), err error) {
 	dir, err := relayDir(name)
 	if err != nil {
 		return nil, err
@@ -42,31 +44,42 @@ func holdRelay(name string, p sandbox.Port, r sandbox.Relayed) (release func(), 
 		return nil, fmt.Errorf("relay record: %w", err)
 	}
 	path := filepath.Join(dir, strconv.Itoa(p.Host)+".json")
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("relay record: %w", err)
+	// A relay that ends removes its record: the file locked must still be
+	// the one at the path, or it would be a record nobody finds.
+	for range 3 {
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("relay record: %w", err)
+		}
+		lk := syscall.Flock_t{Type: syscall.F_WRLCK, Whence: io.SeekStart}
+		if err := syscall.FcntlFlock(f.Fd(), syscall.F_SETLK, &lk); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("another vibe relays host port %d of %s already (vibe port --rm %d ends it)", p.Host, name, p.Host)
+		}
+		var held, there syscall.Stat_t
+		if syscall.Fstat(int(f.Fd()), &held) != nil || syscall.Lstat(path, &there) != nil || held.Ino != there.Ino || held.Dev != there.Dev {
+			f.Close()
+			continue
+		}
+		b, _ := json.Marshal(relayRecord{Remote: remote, Guest: p.Guest, Host: p.Host, UUID: r.UUID})
+		if err := f.Truncate(0); err == nil {
+			_, err = f.WriteAt(b, 0)
+		}
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("relay record %s: %w", path, err)
+		}
+		return func() {
+			os.Remove(path)
+			f.Close()
+		}, nil
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("another vibe relays host port %d of %s already (vibe port --rm %d ends it)", p.Host, name, p.Host)
-	}
-	b, _ := json.Marshal(relayRecord{PID: os.Getpid(), Guest: p.Guest, Host: p.Host, UUID: r.UUID})
-	if err := f.Truncate(0); err == nil {
-		_, err = f.WriteAt(b, 0)
-	}
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("relay record %s: %w", path, err)
-	}
-	return func() {
-		os.Remove(path)
-		f.Close()
-	}, nil
+	return nil, fmt.Errorf("relay record %s: it kept changing under this vibe; try again", path)
 }
 
-// liveRelays lists the relays of sandbox name whose vibe still runs,
-// sorted by host port.
-func liveRelays(name string) []relayRecord {
+// liveRelays lists the relays of sandbox name on remote whose vibe still
+// runs, sorted by host port.
+func liveRelays(name, remote string) []relayRecord {
 	dir, err := relayDir(name)
 	if err != nil {
 		return nil
@@ -77,7 +90,7 @@ func liveRelays(name string) []relayRecord {
 		if !strings.HasSuffix(e.Name(), ".json") || !e.Type().IsRegular() {
 			continue
 		}
-		if rec, ok := readLiveRelay(filepath.Join(dir, e.Name())); ok {
+		if rec, ok := readLiveRelay(filepath.Join(dir, e.Name())); ok && rec.Remote == remote {
 			out = append(out, rec)
 		}
 	}
@@ -90,20 +103,22 @@ func readLiveRelay(path string) (relayRecord, bool) {
 		return relayRecord{}, false
 	}
 	defer f.Close()
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); !errors.Is(err, syscall.EWOULDBLOCK) {
-		return relayRecord{}, false // free (stale), or not lockable
+	lk := syscall.Flock_t{Type: syscall.F_WRLCK, Whence: io.SeekStart}
+	if err := syscall.FcntlFlock(f.Fd(), syscall.F_GETLK, &lk); err != nil || lk.Type == syscall.F_UNLCK || lk.Pid <= 0 {
+		return relayRecord{}, false // nobody holds it: stale
 	}
 	var rec relayRecord
 	b, err := io.ReadAll(io.LimitReader(f, 4096))
-	if err != nil || json.Unmarshal(b, &rec) != nil || rec.PID <= 0 {
+	if err != nil || json.Unmarshal(b, &rec) != nil {
 		return relayRecord{}, false
 	}
+	rec.PID = int(lk.Pid)
 	return rec, true
 }
 
 // relayPorts adds the live relays of name to a list of forwarded ports.
-func relayPorts(name string, ports []sandbox.Port) []sandbox.Port {
-	for _, r := range liveRelays(name) {
+func relayPorts(name, remote string, ports []sandbox.Port) []sandbox.Port {
+	for _, r := range liveRelays(name, remote) {
 		ports = append(ports, sandbox.Port{Guest: r.Guest, Host: r.Host, Relay: r.PID})
 	}
 	return ports
@@ -111,7 +126,7 @@ func relayPorts(name string, ports []sandbox.Port) []sandbox.Port {
 
 // relay serves p in the foreground until interrupted, restored or ended
 // with vibe port --rm.
-func (s *session) relay(p sandbox.Port, why string) error {
+func (s *session) relay(remote string, p sandbox.Port, why string) error {
 	r, err := s.mgr.StartRelay(s.spec.Name)
 	if err != nil {
 		return err
@@ -123,7 +138,7 @@ func (s *session) relay(p sandbox.Port, why string) error {
 		}
 		return fmt.Errorf("forward port %d of %s: %w", p.Guest, s.spec.Name, err)
 	}
-	release, err := holdRelay(s.spec.Name, p, r)
+	release, err := holdRelay(s.spec.Name, remote, p, r)
 	if err != nil {
 		ln.Close()
 		return err
@@ -136,8 +151,8 @@ func (s *session) relay(p sandbox.Port, why string) error {
 }
 
 // endRelay stops the live relay of host port host, if there is one.
-func endRelay(name string, host int) (bool, error) {
-	for _, r := range liveRelays(name) {
+func endRelay(name, remote string, host int) (bool, error) {
+	for _, r := range liveRelays(name, remote) {
 		if r.Host != host {
 			continue
 		}
