@@ -122,8 +122,9 @@ func TestE2ERealAgentFromRegistries(t *testing.T) {
 		"node: {enabled: false}": "node: {enabled: true, source: distro}",
 		"update: false":          "update: true",
 		"helm: {enabled: false}": "helm: {enabled: false}\n  go: {enabled: true}",
-		// One more agent, pinned like Claude Code.
-		"agent:\n  enabled: false\n": "agent:\n  enabled: true\nagents:\n  codex: {enabled: true}\n",
+		// Two more agents, pinned like Claude Code. Gemini CLI needs
+		// Node.js 20, newer than bookworm's (the bake would refuse it).
+		"agent:\n  enabled: false\n": "agent:\n  enabled: true\nagents:\n  codex: {enabled: true}\n  opencode: {enabled: true}\n",
 	} {
 		if !strings.Contains(cfg, old) {
 			t.Fatalf("examples/offline.yaml has no %q", old)
@@ -155,8 +156,10 @@ func TestE2ERealAgentFromRegistries(t *testing.T) {
 	for _, p := range pkgs {
 		found[p.Type+" "+p.Name] = p.Version
 	}
-	if v := found["npm @openai/codex"]; v == "" || found["tool agent-codex"] != v {
-		t.Errorf("the SBOM: codex %q (recorded %q)", v, found["tool agent-codex"])
+	for a, pkg := range map[string]string{"codex": "@openai/codex", "opencode": "opencode-ai"} {
+		if v := found["npm "+pkg]; v == "" || found["tool agent-"+a] != v {
+			t.Errorf("the SBOM: %s %q (recorded %q)", pkg, v, found["tool agent-"+a])
+		}
 	}
 	if v := found["npm @anthropic-ai/claude-code"]; !strings.HasPrefix(v, "2.") || found["deb nodejs"] == "" || found["tool agent"] != v || !strings.HasPrefix(found["tool go"], "go1.") {
 		t.Errorf("the SBOM: agent %q (recorded %q), nodejs %q, go %q", v, found["tool agent"], found["deb nodejs"], found["tool go"])
@@ -165,7 +168,7 @@ func TestE2ERealAgentFromRegistries(t *testing.T) {
 	// A sandbox from it, behind the same gateway, runs the real agent CLI.
 	mine, _ := os.ReadFile(filepath.Join(w.dir, "vibe.yaml"))
 	my := strings.Replace(string(mine), "alias: vibe-offline\n", "alias: "+alias+"\n", 1)
-	my = strings.Replace(strings.Replace(my, "node: {enabled: false}", "node: {enabled: true}", 1), "sandbox:\n", "agents:\n  codex: {enabled: true}\nsandbox:\n", 1)
+	my = strings.Replace(strings.Replace(my, "node: {enabled: false}", "node: {enabled: true}", 1), "sandbox:\n", "agents:\n  codex: {enabled: true}\n  opencode: {enabled: true}\nsandbox:\n", 1)
 	my = withEgress(t, my, gateway)
 	os.WriteFile(filepath.Join(w.dir, "vibe.yaml"), []byte(my), 0o644)
 	w.must("up")
@@ -173,10 +176,12 @@ func TestE2ERealAgentFromRegistries(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, "Claude Code") {
 		t.Errorf("claude --version in the sandbox: exit %d %q %s", code, stdout, stderr)
 	}
-	// vibe --agent codex starts the preset's own command.
-	stdout, stderr, code = w.vibe("--agent", "codex", "app", "--", "--version")
-	if code != 0 || !strings.Contains(stdout, "codex-cli 0.") {
-		t.Errorf("vibe --agent codex -- --version: exit %d %q %s", code, stdout, stderr)
+	// vibe --agent NAME starts the preset's own command, in its auto mode.
+	for a, want := range map[string]string{"codex": "codex-cli 0.", "opencode": "1.18."} {
+		stdout, stderr, code = w.vibe("--agent", a, "app", "--", "--version")
+		if code != 0 || !strings.Contains(stdout, want) {
+			t.Errorf("vibe --agent %s -- --version: exit %d %q %s", a, code, stdout, stderr)
+		}
 	}
 	// Go, from the module proxy, checked against its pinned checksum.
 	stdout, stderr, code = w.vibe("exec", "--", "go", "version")

@@ -12,11 +12,14 @@ agent_version=$(jq -r .agent.version "$VIBE_BUILD_JSON")
 home=$(cfg .user.home)
 
 # install_agents NPM...: the agents baked beside the agent (agents.*), each
-# pinned, installed by the sandbox user with the given npm command.
+# pinned, installed by the sandbox user with the given npm command. Their
+# engines are enforced: an agent that needs a newer Node.js than the image
+# has (Gemini CLI on bookworm's) fails the bake, not every session after.
 install_agents() {
 	local name package version
 	while IFS=$'\t' read -r name package version; do
-		"$@" install -g "${package}@${version}"
+		"$@" install -g --engine-strict "${package}@${version}" ||
+			die "agent $name (${package}@${version}) did not install on Node.js $("$@" exec -c 'node --version' 2>/dev/null || echo '?'): npm says why above (an engines field names the Node.js it needs); set toolchains.node.source: nvm with a newer toolchains.node.version, or use a newer distribution"
 		record "agent-$name" "$("$@" ls -g --depth=0 --json | jq -r --arg p "$package" '.dependencies[$p].version')"
 	done < <(jq -r '(.agents // [])[] | [.name, .package, .version] | @tsv' "$VIBE_BUILD_JSON")
 }
