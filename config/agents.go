@@ -90,9 +90,11 @@ var AgentPresets = []AgentPreset{
 		Keep: []string{"opencode/auth.json", "opencode/storage"},
 		// Its configuration is in the guest's home; its data folder holds
 		// the language servers it downloads and runs.
-		Steer:   []string{"opencode/bin"},
-		Keys:    []string{"ANTHROPIC_API_KEY", "OPENAI_API_KEY"},
-		Env:     map[string]string{"OPENCODE_DISABLE_AUTOUPDATE": "1", "OPENCODE_DISABLE_MODELS_FETCH": "1", "OPENCODE_DISABLE_SHARE": "true"},
+		Steer: []string{"opencode/bin"},
+		Keys:  []string{"ANTHROPIC_API_KEY", "OPENAI_API_KEY"},
+		// Language servers it would download land in its persisted state
+		// and run at every start: the image's toolchains serve instead.
+		Env:     map[string]string{"OPENCODE_DISABLE_AUTOUPDATE": "1", "OPENCODE_DISABLE_MODELS_FETCH": "1", "OPENCODE_DISABLE_SHARE": "true", "OPENCODE_DISABLE_LSP_DOWNLOAD": "true"},
 		Gateway: "ANTHROPIC_API_KEY and OPENAI_API_KEY stay in the gateway (the base URLs name its routes, with /v1 as opencode expects); a login (opencode auth) lives in the guest",
 	},
 }

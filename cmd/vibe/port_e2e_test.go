@@ -58,19 +58,7 @@ func TestE2EPortForward(t *testing.T) {
 	if !strings.Contains(body, "hello-from-the-sandbox") {
 		t.Fatalf("the forwarded port answered %q", body)
 	}
-	// Only the loopback: no other address of this machine listens.
-	if addrs, _ := net.InterfaceAddrs(); len(addrs) > 0 {
-		for _, a := range addrs {
-			ip, _, _ := net.ParseCIDR(a.String())
-			if ip == nil || ip.IsLoopback() || ip.To4() == nil {
-				continue
-			}
-			if c, err := net.DialTimeout("tcp", net.JoinHostPort(ip.String(), fmt.Sprint(host)), time.Second); err == nil {
-				c.Close()
-				t.Errorf("the port also answers on %s", ip)
-			}
-		}
-	}
+	onlyLoopback(t, host)
 	// Listed; again is a no-op; another guest port on the same host port
 	// is refused.
 	if st := w.must("status"); !strings.Contains(st, fmt.Sprintf("port       http://127.0.0.1:%d -> 8000", host)) {
@@ -267,19 +255,7 @@ func TestE2EPortRelay(t *testing.T) {
 	if strings.TrimSpace(who) != "vibe" {
 		t.Errorf("the guest half runs as %q, want the sandbox user only", who)
 	}
-	// Only the loopback.
-	if addrs, _ := net.InterfaceAddrs(); len(addrs) > 0 {
-		for _, a := range addrs {
-			ip, _, _ := net.ParseCIDR(a.String())
-			if ip == nil || ip.IsLoopback() || ip.To4() == nil {
-				continue
-			}
-			if c, err := net.DialTimeout("tcp", net.JoinHostPort(ip.String(), fmt.Sprint(host)), time.Second); err == nil {
-				c.Close()
-				t.Errorf("the relay also answers on %s", ip)
-			}
-		}
-	}
+	onlyLoopback(t, host)
 	// Listed, with the pid that relays it; a second relay of the same host
 	// port is refused.
 	if st := w.must("status"); !strings.Contains(st, fmt.Sprintf("port       http://127.0.0.1:%d -> 8000 (relayed by vibe pid %d while it runs)", host, relay.Process.Pid)) {
@@ -332,4 +308,21 @@ func freePort(t *testing.T) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// onlyLoopback checks that no other address of this machine answers on
+// host port.
+func onlyLoopback(t *testing.T, port int) {
+	t.Helper()
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		ip, _, _ := net.ParseCIDR(a.String())
+		if ip == nil || ip.IsLoopback() || ip.To4() == nil {
+			continue
+		}
+		if c, err := net.DialTimeout("tcp", net.JoinHostPort(ip.String(), fmt.Sprint(port)), time.Second); err == nil {
+			c.Close()
+			t.Errorf("port %d also answers on %s", port, ip)
+		}
+	}
 }
