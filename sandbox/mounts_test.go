@@ -1,12 +1,14 @@
 package sandbox
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -387,5 +389,91 @@ func TestSnapshotReadsBoundedPerFolder(t *testing.T) {
 	snap := TakeSnapshot([]workspace.Mount{{Name: "p", Source: dir}}, nil)
 	if cut := snap.Truncated(); len(cut) != 1 || cut[0] != dir {
 		t.Errorf("folders cut short: %v, want %s", cut, dir)
+	}
+}
+
+// A FIFO the agent swaps in for a file or a folder between the host's
+// look and its open is never waited on: it is noted, not read.
+func TestSnapshotNeverWaitsOnAFIFO(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A writer holds it open, so that a read would wait for data.
+	w, err := os.OpenFile(fifo, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	root, _ := os.OpenRoot(dir)
+	defer root.Close()
+	os.WriteFile(filepath.Join(dir, "file"), []byte("x"), 0o644)
+	sawFile, _ := root.Lstat("file") // what the host saw before the swap
+	sn := &snapper{root: root, base: dir, snap: Snapshot{}}
+	done := make(chan struct{})
+	go func() {
+		sn.content(io.Discard, "fifo", sawFile)
+		if got := sn.list("fifo"); got != nil {
+			t.Errorf("a FIFO listed as a folder: %v", got)
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the snapshot waits on a FIFO")
+	}
+	if len(sn.snap.Truncated()) != 1 {
+		t.Error("a folder that turned into a FIFO is not marked cut short")
+	}
+}
+
+// What the bounds leave uncompared marks the folder: a tree deeper than
+// compared, a file past the read bound. A submodule's objects are not
+// walked (a big repository is not cut short); a flood of folders is.
+func TestSnapshotCutsWhatItDoesNotCompare(t *testing.T) {
+	deep := t.TempDir()
+	p := filepath.Join(deep, ".claude")
+	for i := 0; i <= snapshotMaxDepth; i++ {
+		p = filepath.Join(p, "d")
+	}
+	os.MkdirAll(p, 0o755)
+	os.WriteFile(filepath.Join(p, "hook.sh"), []byte("evil"), 0o755)
+	if cut := TakeSnapshot([]workspace.Mount{{Name: "p", Source: deep}}, nil).Truncated(); len(cut) != 1 {
+		t.Errorf("a hook deeper than compared: cut %v", cut)
+	}
+
+	big := t.TempDir()
+	f, _ := os.Create(filepath.Join(big, "settings.json"))
+	f.Truncate(snapshotMaxRead + 1)
+	f.Close()
+	if cut := TakeSnapshot(nil, map[string]string{"claude": big}).Truncated(); len(cut) != 1 {
+		t.Errorf("settings past the read bound: cut %v", cut)
+	}
+
+	repo := t.TempDir()
+	sub := filepath.Join(repo, ".git", "modules", "lib", "foo")
+	os.MkdirAll(filepath.Join(sub, "objects", "ab"), 0o755)
+	os.MkdirAll(filepath.Join(sub, "hooks"), 0o755)
+	os.WriteFile(filepath.Join(sub, "HEAD"), []byte("ref: refs/heads/main\n"), 0o644)
+	os.WriteFile(filepath.Join(sub, "config"), []byte("[core]\n"), 0o644)
+	for i := 0; i < snapshotMaxFiles+10; i++ {
+		os.WriteFile(filepath.Join(sub, "objects", "ab", strconv.Itoa(i)), nil, 0o444)
+	}
+	mounts := []workspace.Mount{{Name: "p", Source: repo}}
+	before := TakeSnapshot(mounts, nil)
+	if cut := before.Truncated(); len(cut) != 0 {
+		t.Errorf("a submodule with many objects is cut short: %v", cut)
+	}
+	os.WriteFile(filepath.Join(sub, "hooks", "post-checkout"), []byte("evil"), 0o755)
+	if changed := TakeSnapshot(mounts, nil).Changed(before); !slices.Contains(changed, filepath.Join(sub, "hooks", "post-checkout")) {
+		t.Errorf("a hook of submodule lib/foo changed unreported: %v", changed)
+	}
+	for i := 0; i < snapshotMaxFiles+10; i++ {
+		os.Mkdir(filepath.Join(repo, ".git", "modules", "m"+strconv.Itoa(i)), 0o755)
+	}
+	if cut := TakeSnapshot(mounts, nil).Truncated(); len(cut) != 1 {
+		t.Errorf("a flood of submodule folders: cut %v", cut)
 	}
 }

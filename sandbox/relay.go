@@ -71,10 +71,16 @@ func (m *Manager) Relay(ctx context.Context, s *Spec, r Relayed, ln net.Listener
 	ctx, cancel := context.WithCancelCause(ctx)
 	var wg sync.WaitGroup
 	// Whatever ends the loop ends the connections too, before waiting
-	// for them: a guest server that never closes cannot hold vibe.
+	// for them: a guest server that never closes cannot hold vibe, nor
+	// can a daemon that stopped answering (its calls take no context).
 	defer func() {
 		cancel(nil)
-		wg.Wait()
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(relayDrain):
+		}
 	}()
 	go func() {
 		<-ctx.Done()
@@ -169,6 +175,9 @@ func (m *Manager) Relay(ctx context.Context, s *Spec, r Relayed, ln net.Listener
 
 // relayRefused is port-relay's exit status when nothing listens.
 const relayRefused = 3
+
+// relayDrain bounds the wait for a stopping relay's connections.
+const relayDrain = 5 * time.Second
 
 // relayPatience is how many checks in a row the daemon may fail before a
 // relay gives up.

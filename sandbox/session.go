@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"io/fs"
 	"maps"
 	"os"
 	"os/exec"
@@ -117,9 +116,11 @@ const tooMany = "(more host-run files than vibe compares: review them all)"
 
 // TakeSnapshot records the host-run files of the writable mounts and, in
 // each agent's state folder (states: agent → host folder), the entries
-// that run code or steer it (its preset's Steer), however deep. Every path
-// is opened inside its folder (os.Root): a symlink the agent made cannot
-// lead the host's vibe out of it.
+// that run code or steer it (its preset's Steer). Every path is opened
+// inside its folder (os.Root): a symlink the agent made cannot lead the
+// host's vibe out of it. Nothing is opened that could block (a FIFO the
+// agent swapped in), and whatever the bounds leave uncompared marks its
+// folder as cut short (Truncated), never silently.
 func TakeSnapshot(mounts []workspace.Mount, states map[string]string) Snapshot {
 	snap := Snapshot{}
 	for _, name := range slices.Sorted(maps.Keys(states)) {
@@ -130,7 +131,7 @@ func TakeSnapshot(mounts []workspace.Mount, states map[string]string) Snapshot {
 		}
 		sn := &snapper{root: root, base: states[name], snap: snap}
 		for _, rel := range p.Steer {
-			sn.add(rel, 64)
+			sn.add(rel, snapshotMaxDepth)
 		}
 		root.Close()
 	}
@@ -148,44 +149,62 @@ func TakeSnapshot(mounts []workspace.Mount, states map[string]string) Snapshot {
 			sn.add(".git", 0)
 		}
 		for _, rel := range HostRun {
-			sn.add(rel, 8)
+			sn.add(rel, snapshotMaxDepth)
 		}
-		// Submodules: .git/modules/NAME[/modules/...]/{config,hooks}.
-		visited := 0
-		fs.WalkDir(root.FS(), ".git/modules", func(p string, d fs.DirEntry, err error) error {
-			visited++
-			if visited > snapshotMaxFiles {
-				sn.cut()
-			}
-			if err != nil || sn.full() {
-				return fs.SkipAll
-			}
-			if name := d.Name(); name == "config" || name == "hooks" {
-				sn.add(p, 4)
-				if d.IsDir() {
-					return fs.SkipDir
-				}
-			}
-			return nil
-		})
+		sn.modules(".git/modules", snapshotMaxDepth)
 		root.Close()
 	}
 	return snap
 }
 
-// snapper records one folder's files, up to snapshotMaxFiles of them.
+// snapshotMaxDepth bounds how deep a folder is compared; deeper is cut.
+const snapshotMaxDepth = 32
+
+// snapper records one folder's files, up to snapshotMaxFiles of them, and
+// lists at most that many entries of it.
 type snapper struct {
-	root  *os.Root
-	base  string
-	snap  Snapshot
-	count int
-	read  int64
+	root   *os.Root
+	base   string
+	snap   Snapshot
+	count  int   // files recorded
+	listed int   // entries listed
+	read   int64 // bytes read
 }
 
 func (sn *snapper) full() bool { return sn.count >= snapshotMaxFiles }
 
 // cut marks the folder as holding more than the snapshot compares.
 func (sn *snapper) cut() { sn.snap[filepath.Join(sn.base, tooMany)] = "truncated" }
+
+// list returns the entries of folder rel, or cuts: a folder that cannot
+// be opened as one (it became something else), cannot be read, or holds
+// more than the snapshot lists is not compared whole.
+func (sn *snapper) list(rel string) []os.DirEntry {
+	room := snapshotMaxFiles - sn.listed
+	if room <= 0 {
+		sn.cut()
+		return nil
+	}
+	// O_DIRECTORY: a FIFO swapped in after the Lstat fails here, where
+	// opening it would wait for a writer.
+	d, err := sn.root.OpenFile(rel, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		sn.cut()
+		return nil
+	}
+	defer d.Close()
+	entries, err := d.ReadDir(room)
+	sn.listed += len(entries)
+	if err != nil && err != io.EOF {
+		sn.cut()
+	}
+	if len(entries) == room {
+		if more, _ := d.ReadDir(1); len(more) > 0 {
+			sn.cut()
+		}
+	}
+	return entries
+}
 
 // add records rel and, for a folder, what it holds, depth levels down.
 func (sn *snapper) add(rel string, depth int) {
@@ -201,24 +220,17 @@ func (sn *snapper) add(rel string, depth int) {
 	fmt.Fprintf(h, "%s %d\n", st.Mode(), st.Size())
 	switch {
 	case st.Mode().IsRegular():
-		if f, err := sn.root.OpenFile(rel, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0); err == nil {
-			n, _ := io.Copy(h, io.LimitReader(f, min(snapshotMaxRead, snapshotMaxTotal-sn.read)))
-			sn.read += n
-			if sn.read >= snapshotMaxTotal && n < min(st.Size(), snapshotMaxRead) {
-				sn.cut() // this file's content went uncompared
-			}
-			f.Close()
-		}
+		sn.content(h, rel, st)
 	case st.Mode()&os.ModeSymlink != 0:
 		target, _ := sn.root.Readlink(rel)
 		h.Write([]byte(target))
-	case st.IsDir() && depth > 0:
-		if d, err := sn.root.Open(rel); err == nil {
-			entries, _ := d.ReadDir(snapshotMaxFiles)
-			d.Close()
-			for _, e := range entries {
-				sn.add(rel+"/"+e.Name(), depth-1)
-			}
+	case st.IsDir() && depth <= 0:
+		if len(sn.list(rel)) > 0 {
+			sn.cut() // too deep to compare what it holds
+		}
+	case st.IsDir():
+		for _, e := range sn.list(rel) {
+			sn.add(rel+"/"+e.Name(), depth-1)
 		}
 	}
 	if sn.full() {
@@ -227,6 +239,63 @@ func (sn *snapper) add(rel string, depth int) {
 	}
 	sn.count++
 	sn.snap[filepath.Join(sn.base, rel)] = hex.EncodeToString(h.Sum(nil))
+}
+
+// content adds a regular file's bytes to h, within the bounds. The file
+// opened must be the one Lstat saw: a FIFO or device swapped in between
+// is never read (a read could wait for ever), only noted.
+func (sn *snapper) content(h io.Writer, rel string, st os.FileInfo) {
+	f, err := sn.root.OpenFile(rel, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	if fst, err := f.Stat(); err != nil || !fst.Mode().IsRegular() || !os.SameFile(st, fst) {
+		fmt.Fprintf(h, "changed while read\n")
+		return
+	}
+	if st.Size() > snapshotMaxRead {
+		sn.cut() // past the bound, a change that keeps the size is unseen
+	}
+	n, _ := io.Copy(h, io.LimitReader(f, min(snapshotMaxRead, snapshotMaxTotal-sn.read)))
+	sn.read += n
+	if sn.read >= snapshotMaxTotal && n < min(st.Size(), snapshotMaxRead) {
+		sn.cut() // this file's content went uncompared
+	}
+}
+
+// modules records each submodule's config and hooks under dir
+// (.git/modules). A submodule's name may hold slashes (lib/foo), even
+// one inside another's (a, a/b), and its own submodules are in its
+// modules folder: every folder is visited but a git folder's objects,
+// refs and logs, which can be huge and run nothing.
+func (sn *snapper) modules(dir string, depth int) {
+	if st, err := sn.root.Lstat(dir); err != nil || !st.IsDir() {
+		return
+	}
+	if depth <= 0 {
+		sn.cut()
+		return
+	}
+	entries := sn.list(dir)
+	gitDir := false
+	for _, e := range entries {
+		if n := e.Name(); n == "HEAD" || n == "config" {
+			gitDir = true
+		}
+	}
+	if gitDir {
+		sn.add(dir+"/config", 0)
+		sn.add(dir+"/hooks", snapshotMaxDepth)
+	}
+	for _, e := range entries {
+		switch n := e.Name(); {
+		case !e.IsDir():
+		case gitDir && (n == "objects" || n == "refs" || n == "logs" || n == "hooks"):
+		default:
+			sn.modules(dir+"/"+n, depth-1)
+		}
+	}
 }
 
 // Truncated lists the folders that held more host-run files than the
