@@ -11,6 +11,7 @@ import (
 
 	"github.com/lxc/incus/v6/shared/api"
 
+	"github.com/vibesandbox/vibe/config"
 	"github.com/vibesandbox/vibe/distro"
 	"github.com/vibesandbox/vibe/egress"
 	"github.com/vibesandbox/vibe/internal/e2e"
@@ -182,6 +183,18 @@ func TestE2ERealAgentFromRegistries(t *testing.T) {
 		if code != 0 || !strings.Contains(stdout, want) {
 			t.Errorf("vibe --agent %s -- --version: exit %d %q %s", a, code, stdout, stderr)
 		}
+	}
+	// The bake's npm (bookworm's, with --engine-strict as 40-node.sh runs
+	// it) refuses Gemini CLI, which needs Node.js 20: a bake with it
+	// enabled stops there instead of every session failing.
+	defaults, err := config.Parse("", nil, config.Host{UID: 1000, GID: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := defaults.Agents.Gemini
+	stdout, stderr, code = w.vibe("exec", "--", "npm", "install", "-g", "--engine-strict", g.Package+"@"+g.Version)
+	if code == 0 || !strings.Contains(stdout+stderr, "EBADENGINE") {
+		t.Errorf("npm --engine-strict installed Gemini CLI on bookworm's Node.js: exit %d\n%s%s", code, stdout, stderr)
 	}
 	// Go, from the module proxy, checked against its pinned checksum.
 	stdout, stderr, code = w.vibe("exec", "--", "go", "version")
