@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/lxc/incus/v6/shared/api"
+	"golang.org/x/sys/unix"
 
 	"github.com/vibesandbox/vibe/config"
 	"github.com/vibesandbox/vibe/workspace"
@@ -414,7 +415,7 @@ func TestSnapshotNeverWaitsOnAFIFO(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		sn.content(io.Discard, "fifo", sawFile)
-		if got := sn.list("fifo"); got != nil {
+		if got := sn.list("fifo", sawFile); got != nil {
 			t.Errorf("a FIFO listed as a folder: %v", got)
 		}
 		close(done)
@@ -475,5 +476,71 @@ func TestSnapshotCutsWhatItDoesNotCompare(t *testing.T) {
 	}
 	if cut := TakeSnapshot(mounts, nil).Truncated(); len(cut) != 1 {
 		t.Errorf("a flood of submodule folders: cut %v", cut)
+	}
+}
+
+// A folder swapped for a link to a decoy between the host's look and its
+// listing is not listed: os.Root follows a link that stays inside.
+func TestSnapshotListsOnlyTheFolderItSaw(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "hooks"), 0o755)
+	os.MkdirAll(filepath.Join(dir, "decoy"), 0o755)
+	os.WriteFile(filepath.Join(dir, "decoy", "old"), nil, 0o644)
+	root, _ := os.OpenRoot(dir)
+	defer root.Close()
+	saw, _ := root.Lstat("hooks")
+	os.Remove(filepath.Join(dir, "hooks"))
+	os.Symlink("decoy", filepath.Join(dir, "hooks"))
+	sn := &snapper{root: root, base: dir, snap: Snapshot{}}
+	if got := sn.list("hooks", saw); got != nil || len(sn.snap.Truncated()) != 1 {
+		t.Errorf("listed %v through a swapped-in link; cut %v", got, sn.snap.Truncated())
+	}
+}
+
+// A file the agent holds a lease on cannot be opened without waiting: it
+// is not compared, so its folder is cut, never passed over in silence.
+func TestSnapshotLeasedFileCuts(t *testing.T) {
+	state := t.TempDir()
+	p := filepath.Join(state, "settings.json")
+	os.WriteFile(p, []byte(`{"hooks":"good"}`), 0o644)
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := unix.FcntlInt(f.Fd(), unix.F_SETLEASE, unix.F_WRLCK); err != nil {
+		t.Skip("no leases here:", err)
+	}
+	defer unix.FcntlInt(f.Fd(), unix.F_SETLEASE, unix.F_UNLCK)
+	if cut := TakeSnapshot(nil, map[string]string{"claude": state}).Truncated(); len(cut) != 1 {
+		t.Errorf("a leased settings.json: cut %v", cut)
+	}
+}
+
+// Submodules: a linked .git/modules or submodule folder is recorded (git
+// follows it), and so is a commondir that sends git elsewhere.
+func TestSnapshotSubmoduleLinksAndCommondir(t *testing.T) {
+	repo := t.TempDir()
+	os.MkdirAll(filepath.Join(repo, ".git", "hooks"), 0o755)
+	mounts := []workspace.Mount{{Name: "p", Source: repo}}
+	before := TakeSnapshot(mounts, nil)
+	os.MkdirAll(filepath.Join(repo, "x", "foo"), 0o755)
+	os.Symlink("../x", filepath.Join(repo, ".git", "modules"))
+	if changed := TakeSnapshot(mounts, nil).Changed(before); !slices.Contains(changed, filepath.Join(repo, ".git", "modules")) {
+		t.Errorf(".git/modules linked elsewhere, unreported: %v", changed)
+	}
+	os.Remove(filepath.Join(repo, ".git", "modules"))
+	sub := filepath.Join(repo, ".git", "modules", "foo")
+	os.MkdirAll(sub, 0o755)
+	os.WriteFile(filepath.Join(sub, "HEAD"), []byte("ref: refs/heads/main\n"), 0o644)
+	os.WriteFile(filepath.Join(sub, "config"), []byte("[core]\n"), 0o644)
+	before = TakeSnapshot(mounts, nil)
+	os.Symlink("../../x/foo", filepath.Join(repo, ".git", "modules", "bar"))
+	os.WriteFile(filepath.Join(sub, "commondir"), []byte("../../../x\n"), 0o644)
+	changed := TakeSnapshot(mounts, nil).Changed(before)
+	for _, want := range []string{filepath.Join(repo, ".git", "modules", "bar"), filepath.Join(sub, "commondir")} {
+		if !slices.Contains(changed, want) {
+			t.Errorf("%s unreported: %v", want, changed)
+		}
 	}
 }

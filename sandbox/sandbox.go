@@ -169,7 +169,8 @@ func (m *Manager) Up(ctx context.Context, s *Spec) (*SelfTest, error) {
 // one made while the old one is killed: incus renames only a stopped
 // instance, so the new one is made, stopped, under a name of its own, and
 // takes the sandbox's name once the old one has given it up. The kill
-// itself stays on the critical path (about a second here: LXC's teardown). Never booted, it starts with its mounts in place, as a new
+// itself stays on the critical path (about a second here: LXC's
+// teardown). Never booted, it starts with its mounts in place, as a new
 // sandbox does. dead runs once nothing of the old one runs, before the new
 // one starts (vibe sets the agent's state aside there: earlier, a process
 // left behind in the old one could write it back).

@@ -3,8 +3,10 @@ package sandbox
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
 	"os"
 	"os/exec"
@@ -144,21 +146,32 @@ func TakeSnapshot(mounts []workspace.Mount, states map[string]string) Snapshot {
 			continue
 		}
 		sn := &snapper{root: root, base: m.Source, snap: snap}
-		// .git as a file ("gitdir: …") sends git elsewhere.
+		// .git as a file ("gitdir: …") or a link sends git elsewhere: it is
+		// recorded itself, and nothing is looked up through it.
+		gitDir := true
 		if st, err := root.Lstat(".git"); err == nil && !st.IsDir() {
 			sn.add(".git", 0)
+			gitDir = false
 		}
 		for _, rel := range HostRun {
-			sn.add(rel, snapshotMaxDepth)
+			if gitDir || !strings.HasPrefix(rel, ".git/") {
+				sn.add(rel, snapshotMaxDepth)
+			}
 		}
-		sn.modules(".git/modules", snapshotMaxDepth)
+		if gitDir {
+			sn.modules(".git/modules", snapshotMaxDepth)
+		}
 		root.Close()
 	}
 	return snap
 }
 
-// snapshotMaxDepth bounds how deep a folder is compared; deeper is cut.
-const snapshotMaxDepth = 32
+// snapshotMaxDepth bounds how deep a folder is compared, snapshotMaxPath
+// how long a path is recorded; past either, the folder is cut.
+const (
+	snapshotMaxDepth = 32
+	snapshotMaxPath  = 1024
+)
 
 // snapper records one folder's files, up to snapshotMaxFiles of them, and
 // lists at most that many entries of it.
@@ -176,10 +189,11 @@ func (sn *snapper) full() bool { return sn.count >= snapshotMaxFiles }
 // cut marks the folder as holding more than the snapshot compares.
 func (sn *snapper) cut() { sn.snap[filepath.Join(sn.base, tooMany)] = "truncated" }
 
-// list returns the entries of folder rel, or cuts: a folder that cannot
-// be opened as one (it became something else), cannot be read, or holds
-// more than the snapshot lists is not compared whole.
-func (sn *snapper) list(rel string) []os.DirEntry {
+// list returns the entries of folder rel, which Lstat saw as st, or
+// cuts: a folder that cannot be opened as one, is no longer the one seen
+// (a symlink swapped in, which os.Root follows inside the folder), cannot
+// be read, or holds more than the snapshot lists is not compared whole.
+func (sn *snapper) list(rel string, st os.FileInfo) []os.DirEntry {
 	room := snapshotMaxFiles - sn.listed
 	if room <= 0 {
 		sn.cut()
@@ -193,6 +207,10 @@ func (sn *snapper) list(rel string) []os.DirEntry {
 		return nil
 	}
 	defer d.Close()
+	if dst, err := d.Stat(); err != nil || !os.SameFile(st, dst) {
+		sn.cut()
+		return nil
+	}
 	entries, err := d.ReadDir(room)
 	sn.listed += len(entries)
 	if err != nil && err != io.EOF {
@@ -212,8 +230,15 @@ func (sn *snapper) add(rel string, depth int) {
 		sn.cut()
 		return
 	}
+	if len(rel) > snapshotMaxPath {
+		sn.cut() // a path this long is a flood of the host's memory and output
+		return
+	}
 	st, err := sn.root.Lstat(rel)
 	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			sn.cut() // there, but not to be looked at (out of the folder, denied)
+		}
 		return
 	}
 	h := sha256.New()
@@ -225,11 +250,11 @@ func (sn *snapper) add(rel string, depth int) {
 		target, _ := sn.root.Readlink(rel)
 		h.Write([]byte(target))
 	case st.IsDir() && depth <= 0:
-		if len(sn.list(rel)) > 0 {
+		if len(sn.list(rel, st)) > 0 {
 			sn.cut() // too deep to compare what it holds
 		}
 	case st.IsDir():
-		for _, e := range sn.list(rel) {
+		for _, e := range sn.list(rel, st) {
 			sn.add(rel+"/"+e.Name(), depth-1)
 		}
 	}
@@ -243,15 +268,20 @@ func (sn *snapper) add(rel string, depth int) {
 
 // content adds a regular file's bytes to h, within the bounds. The file
 // opened must be the one Lstat saw: a FIFO or device swapped in between
-// is never read (a read could wait for ever), only noted.
+// is never read (a read could wait for ever). A file that cannot be read
+// (a lease the agent holds makes the open fail) or changed while read
+// cuts the folder: its content went uncompared.
 func (sn *snapper) content(h io.Writer, rel string, st os.FileInfo) {
 	f, err := sn.root.OpenFile(rel, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			sn.cut()
+		}
 		return
 	}
 	defer f.Close()
 	if fst, err := f.Stat(); err != nil || !fst.Mode().IsRegular() || !os.SameFile(st, fst) {
-		fmt.Fprintf(h, "changed while read\n")
+		sn.cut()
 		return
 	}
 	if st.Size() > snapshotMaxRead {
@@ -264,39 +294,56 @@ func (sn *snapper) content(h io.Writer, rel string, st os.FileInfo) {
 	}
 }
 
-// modules records each submodule's config and hooks under dir
-// (.git/modules). A submodule's name may hold slashes (lib/foo), even
-// one inside another's (a, a/b), and its own submodules are in its
+// modules records each submodule's git folder under dir (.git/modules):
+// what git reads as configuration or runs (config, config.worktree,
+// commondir, info, hooks). A submodule's name may hold slashes (lib/foo),
+// even one inside another's (a, a/b), and its own submodules are in its
 // modules folder: every folder is visited but a git folder's objects,
-// refs and logs, which can be huge and run nothing.
+// refs, logs and caches, which can be huge and run nothing. A link
+// anywhere here is recorded (git follows it).
 func (sn *snapper) modules(dir string, depth int) {
-	if st, err := sn.root.Lstat(dir); err != nil || !st.IsDir() {
+	st, err := sn.root.Lstat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
 		return
-	}
-	if depth <= 0 {
+	case err != nil || !st.IsDir():
+		sn.add(dir, 0)
+		return
+	case depth <= 0:
 		sn.cut()
 		return
 	}
-	entries := sn.list(dir)
+	entries := sn.list(dir, st)
 	gitDir := false
 	for _, e := range entries {
-		if n := e.Name(); n == "HEAD" || n == "config" {
+		if n := e.Name(); n == "HEAD" || n == "config" || n == "commondir" {
 			gitDir = true
 		}
 	}
 	if gitDir {
-		sn.add(dir+"/config", 0)
+		for _, name := range []string{"config", "config.worktree", "commondir", "gitdir"} {
+			sn.add(dir+"/"+name, 0)
+		}
+		sn.add(dir+"/info", snapshotMaxDepth)
 		sn.add(dir+"/hooks", snapshotMaxDepth)
 	}
 	for _, e := range entries {
-		switch n := e.Name(); {
+		n := e.Name()
+		switch {
+		case e.Type()&fs.ModeSymlink != 0:
+			sn.add(dir+"/"+n, 0)
 		case !e.IsDir():
-		case gitDir && (n == "objects" || n == "refs" || n == "logs" || n == "hooks"):
+		case gitDir && slices.Contains(gitBulk, n):
 		default:
 			sn.modules(dir+"/"+n, depth-1)
 		}
 	}
 }
+
+// gitBulk are the folders of a git folder that hold data, not
+// configuration or programs, and may be huge (info and hooks are
+// recorded on their own).
+var gitBulk = []string{"objects", "refs", "logs", "lfs", "rr-cache", "info", "hooks"}
 
 // Truncated lists the folders that held more host-run files than the
 // snapshot compares, sorted: a change past the bound goes unseen there.

@@ -291,13 +291,25 @@ func (s *session) asUser(argv []string, cwd string, terminal bool) (int, error) 
 	if err != nil {
 		return -1, err
 	}
-	if last, ok := loadSnapshot(snapPath); ok {
-		warnChanged(sandbox.TakeSnapshot(s.spec.Mounts, s.spec.StateFolders()).Changed(last), "since the last session ended (something in the sandbox went on running)")
+	// The sandbox is paused while vibe reads: a process the agent left
+	// running cannot swap what is read between the look and the read.
+	var before, after sandbox.Snapshot
+	take := func(into *sandbox.Snapshot) func() {
+		return func() { *into = sandbox.TakeSnapshot(s.spec.Mounts, s.spec.StateFolders()) }
 	}
-	before := sandbox.TakeSnapshot(s.spec.Mounts, s.spec.StateFolders())
+	if err := s.mgr.Paused(s.ctx, s.spec.Name, take(&before)); err != nil {
+		return -1, err
+	}
+	if last, ok := loadSnapshot(snapPath); ok {
+		warnChanged(before.Changed(last), "since the last session ended (something in the sandbox went on running)")
+	}
 	env := sandbox.Env(s.spec, sandbox.HostGitIdentity(), termName(terminal))
 	code, err := s.mgr.Launch(s.ctx, s.spec, argv, cwd, env, s.secrets, terminal)
-	after := sandbox.TakeSnapshot(s.spec.Mounts, s.spec.StateFolders())
+	if perr := s.mgr.Paused(s.ctx, s.spec.Name, take(&after)); perr != nil {
+		// The session has run: its changes are still compared, unpaused.
+		fmt.Fprintf(os.Stderr, "vibe: WARNING: %v; comparing without it\n", perr)
+		take(&after)()
+	}
 	warnChanged(after.Changed(before), "during the session")
 	// Said after every session, not only when it first happens: past the
 	// bound, a change goes unseen.
@@ -310,6 +322,10 @@ func (s *session) asUser(argv []string, cwd string, terminal bool) (int, error) 
 	return code, err
 }
 
+// maxChangedLines bounds the changed files listed: a flood of them is a
+// message in itself.
+const maxChangedLines = 50
+
 // warnChanged reports changed host-run files; their names came from the
 // guest, so they are printed without control characters.
 func warnChanged(changed []string, when string) {
@@ -317,7 +333,11 @@ func warnChanged(changed []string, when string) {
 		return
 	}
 	fmt.Fprintf(os.Stderr, "\nvibe: WARNING: files that run or are obeyed on the host (or, for the agent's settings and hooks, in every sandbox) changed %s; review them:\n", when)
-	for _, p := range changed {
+	for i, p := range changed {
+		if i == maxChangedLines {
+			fmt.Fprintf(os.Stderr, "  … and %d more\n", len(changed)-i)
+			break
+		}
 		fmt.Fprintf(os.Stderr, "  %s\n", sandbox.Printable(p))
 	}
 }
