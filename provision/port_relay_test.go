@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/vibesandbox/vibe/internal/e2e"
 )
 
 // relayTo runs the guest half of a relayed port against port on this
@@ -20,16 +22,8 @@ func relayTo(t *testing.T, port int, stdin io.Reader) (string, string, int) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command("python3", "-I", "-c", prog, strconv.Itoa(port))
-	var out, errb bytes.Buffer
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, &out, &errb
-	err = cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return out.String(), errb.String(), code
+	cmd.Stdin = stdin
+	return e2e.Run(t, cmd)
 }
 
 // Bytes go both ways unchanged, the client's end reaches the server as a

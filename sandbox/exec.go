@@ -11,7 +11,6 @@ import (
 	"slices"
 
 	incus "github.com/lxc/incus/v6/client"
-	"github.com/lxc/incus/v6/shared/api"
 
 	"github.com/vibesandbox/vibe/daemon"
 	"github.com/vibesandbox/vibe/egress"
@@ -96,31 +95,4 @@ func (m *Manager) Launch(ctx context.Context, s *Spec, argv []string, cwd string
 	}
 	cmd := append([]string{Launcher, s.User, path, "--"}, argv...)
 	return m.Run(ctx, s.Name, daemon.Exec{Command: cmd, Cwd: cwd, Env: env, Terminal: terminal})
-}
-
-// Paused runs fn with every process of the sandbox frozen, so that
-// nothing in it can change what fn reads on the host while it reads (vibe
-// compares host-run files this way: a process the agent left running
-// could otherwise swap a file between vibe's look and its read). The
-// sandbox is thawed after fn, whatever fn does. A sandbox that cannot be
-// frozen is an error, and fn does not run.
-func (m *Manager) Paused(ctx context.Context, name string, fn func()) error {
-	if err := m.setState(ctx, name, "freeze"); err != nil {
-		return fmt.Errorf("pause %s to compare host-run files: %w", name, err)
-	}
-	defer func() {
-		// Thawed even when ctx has ended: a sandbox left frozen would
-		// refuse every command (vibe up says to stop it).
-		m.setState(context.WithoutCancel(ctx), name, "unfreeze")
-	}()
-	fn()
-	return nil
-}
-
-func (m *Manager) setState(ctx context.Context, name, action string) error {
-	op, err := m.C.UpdateInstanceState(name, api.InstanceStatePut{Action: action, Timeout: -1}, "")
-	if err == nil {
-		err = op.WaitContext(ctx)
-	}
-	return err
 }

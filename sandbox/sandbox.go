@@ -241,11 +241,7 @@ func (m *Manager) Replace(ctx context.Context, s *Spec, dead func() error) (*Sel
 		return nil, fmt.Errorf("%w (the new sandbox is %s: incus delete -f %s, then vibe up)", err, fresh, fresh)
 	}
 	m.phase("start")
-	op, err := m.C.UpdateInstanceState(s.Name, api.InstanceStatePut{Action: "start", Timeout: -1}, "")
-	if err == nil {
-		err = op.WaitContext(ctx)
-	}
-	if err != nil {
+	if err := m.setState(ctx, s.Name, api.InstanceStatePut{Action: "start", Timeout: -1}); err != nil {
 		return nil, fmt.Errorf("start %s: %w", s.Name, err)
 	}
 	inst, err := m.Get(s.Name)
@@ -535,11 +531,7 @@ func (m *Manager) image(ref string) (*api.Image, error) {
 
 // start starts a stopped sandbox and records when.
 func (m *Manager) start(ctx context.Context, name string) error {
-	op, err := m.C.UpdateInstanceState(name, api.InstanceStatePut{Action: "start", Timeout: -1}, "")
-	if err != nil {
-		return fmt.Errorf("start %s: %w", name, err)
-	}
-	if err := op.WaitContext(ctx); err != nil {
+	if err := m.setState(ctx, name, api.InstanceStatePut{Action: "start", Timeout: -1}); err != nil {
 		return fmt.Errorf("start %s: %w", name, err)
 	}
 	inst, etag, err := m.C.GetInstance(name)
@@ -595,11 +587,7 @@ func (m *Manager) Stop(ctx context.Context, name string) error {
 	if inst.StatusCode == api.Stopped {
 		return nil
 	}
-	op, err := m.C.UpdateInstanceState(name, api.InstanceStatePut{Action: "stop", Timeout: 60}, "")
-	if err == nil {
-		err = op.WaitContext(ctx)
-	}
-	if err != nil {
+	if err := m.setState(ctx, name, api.InstanceStatePut{Action: "stop", Timeout: 60}); err != nil {
 		op, ferr := m.C.UpdateInstanceState(name, api.InstanceStatePut{Action: "stop", Force: true, Timeout: -1}, "")
 		if ferr != nil {
 			return fmt.Errorf("stop %s: %w", name, err)
@@ -607,6 +595,35 @@ func (m *Manager) Stop(ctx context.Context, name string) error {
 		return op.WaitContext(ctx)
 	}
 	return nil
+}
+
+// Paused runs fn with every process of the sandbox frozen, so that
+// nothing in it can change what fn reads on the host while it reads (vibe
+// compares host-run files this way: a process the agent left running
+// could otherwise swap a file between vibe's look and its read). The
+// sandbox is thawed after fn, whatever fn does. A sandbox that cannot be
+// frozen is an error, and fn does not run.
+func (m *Manager) Paused(ctx context.Context, name string, fn func()) error {
+	if err := m.setState(ctx, name, api.InstanceStatePut{Action: "freeze", Timeout: -1}); err != nil {
+		return fmt.Errorf("pause %s to compare host-run files: %w", name, err)
+	}
+	defer func() {
+		// Thawed even when ctx has ended: a sandbox left frozen would
+		// refuse every command (vibe up says to stop it).
+		m.setState(context.WithoutCancel(ctx), name, api.InstanceStatePut{Action: "unfreeze", Timeout: -1})
+	}()
+	fn()
+	return nil
+}
+
+// setState asks incus to change the instance's state (start, stop,
+// freeze...) and waits until it has.
+func (m *Manager) setState(ctx context.Context, name string, put api.InstanceStatePut) error {
+	op, err := m.C.UpdateInstanceState(name, put, "")
+	if err == nil {
+		err = op.WaitContext(ctx)
+	}
+	return err
 }
 
 // forget removes what the gateway holds for the sandbox (its policy, its

@@ -294,10 +294,8 @@ func (s *session) asUser(argv []string, cwd string, terminal bool) (int, error) 
 	// The sandbox is paused while vibe reads: a process the agent left
 	// running cannot swap what is read between the look and the read.
 	var before, after sandbox.Snapshot
-	take := func(into *sandbox.Snapshot) func() {
-		return func() { *into = sandbox.TakeSnapshot(s.spec.Mounts, s.spec.StateFolders()) }
-	}
-	if err := s.mgr.Paused(s.ctx, s.spec.Name, take(&before)); err != nil {
+	snap := func() sandbox.Snapshot { return sandbox.TakeSnapshot(s.spec.Mounts, s.spec.StateFolders()) }
+	if err := s.mgr.Paused(s.ctx, s.spec.Name, func() { before = snap() }); err != nil {
 		return -1, err
 	}
 	if last, ok := loadSnapshot(snapPath); ok {
@@ -305,10 +303,10 @@ func (s *session) asUser(argv []string, cwd string, terminal bool) (int, error) 
 	}
 	env := sandbox.Env(s.spec, sandbox.HostGitIdentity(), termName(terminal))
 	code, err := s.mgr.Launch(s.ctx, s.spec, argv, cwd, env, s.secrets, terminal)
-	if perr := s.mgr.Paused(s.ctx, s.spec.Name, take(&after)); perr != nil {
+	if perr := s.mgr.Paused(s.ctx, s.spec.Name, func() { after = snap() }); perr != nil {
 		// The session has run: its changes are still compared, unpaused.
 		fmt.Fprintf(os.Stderr, "vibe: WARNING: %v; comparing without it\n", perr)
-		take(&after)()
+		after = snap()
 	}
 	warnChanged(after.Changed(before), "during the session")
 	// Said after every session, not only when it first happens: past the
