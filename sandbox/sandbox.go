@@ -597,25 +597,6 @@ func (m *Manager) Stop(ctx context.Context, name string) error {
 	return nil
 }
 
-// Paused runs fn with every process of the sandbox frozen, so that
-// nothing in it can change what fn reads on the host while it reads (vibe
-// compares host-run files this way: a process the agent left running
-// could otherwise swap a file between vibe's look and its read). The
-// sandbox is thawed after fn, whatever fn does. A sandbox that cannot be
-// frozen is an error, and fn does not run.
-func (m *Manager) Paused(ctx context.Context, name string, fn func()) error {
-	if err := m.setState(ctx, name, api.InstanceStatePut{Action: "freeze", Timeout: -1}); err != nil {
-		return fmt.Errorf("pause %s to compare host-run files: %w", name, err)
-	}
-	defer func() {
-		// Thawed even when ctx has ended: a sandbox left frozen would
-		// refuse every command (vibe up says to stop it).
-		m.setState(context.WithoutCancel(ctx), name, api.InstanceStatePut{Action: "unfreeze", Timeout: -1})
-	}()
-	fn()
-	return nil
-}
-
 // setState asks incus to change the instance's state (start, stop,
 // freeze...) and waits until it has.
 func (m *Manager) setState(ctx context.Context, name string, put api.InstanceStatePut) error {

@@ -291,23 +291,14 @@ func (s *session) asUser(argv []string, cwd string, terminal bool) (int, error) 
 	if err != nil {
 		return -1, err
 	}
-	// The sandbox is paused while vibe reads: a process the agent left
-	// running cannot swap what is read between the look and the read.
-	var before, after sandbox.Snapshot
 	snap := func() sandbox.Snapshot { return sandbox.TakeSnapshot(s.spec.Mounts, s.spec.StateFolders()) }
-	if err := s.mgr.Paused(s.ctx, s.spec.Name, func() { before = snap() }); err != nil {
-		return -1, err
-	}
+	before := snap()
 	if last, ok := loadSnapshot(snapPath); ok {
 		warnChanged(before.Changed(last), "since the last session ended (something in the sandbox went on running)")
 	}
 	env := sandbox.Env(s.spec, sandbox.HostGitIdentity(), termName(terminal))
 	code, err := s.mgr.Launch(s.ctx, s.spec, argv, cwd, env, s.secrets, terminal)
-	if perr := s.mgr.Paused(s.ctx, s.spec.Name, func() { after = snap() }); perr != nil {
-		// The session has run: its changes are still compared, unpaused.
-		fmt.Fprintf(os.Stderr, "vibe: WARNING: %v; comparing without it\n", perr)
-		after = snap()
-	}
+	after := snap()
 	warnChanged(after.Changed(before), "during the session")
 	// Said after every session, not only when it first happens: past the
 	// bound, a change goes unseen.
