@@ -114,7 +114,7 @@ func newView(c *config.Config) (*view, error) {
 		C:  c,
 		VM: c.Instance.Type == config.VM,
 		User: userView{
-			Name: c.User.Name, Home: "/home/" + c.User.Name, Shell: c.User.Shell,
+			Name: c.User.Name, Home: c.User.Home(), Shell: c.User.Shell,
 			UID: c.User.UID, GID: c.User.GID,
 		},
 		Packages: packages(c),

@@ -74,6 +74,10 @@ type User struct {
 	Shell string `yaml:"shell" json:"shell"`
 }
 
+// Home is the user's home folder in the guest: always /home/NAME, so the
+// name (checked to be a plain login name) decides it and nothing else.
+func (u User) Home() string { return "/home/" + u.Name }
+
 type Packages struct {
 	Extra  []string `yaml:"extra" json:"extra"`
 	Update bool     `yaml:"update" json:"update"`

@@ -35,6 +35,7 @@ import (
 
 	"github.com/vibesandbox/vibe/daemon"
 	"github.com/vibesandbox/vibe/gateway"
+	"github.com/vibesandbox/vibe/provision"
 )
 
 // Defaults for the names vibe gives what it creates.
@@ -563,7 +564,11 @@ func (g *Gateway) install(ctx context.Context, info *Info, bin []byte, unit stri
 	if err := g.waitBoot(ctx); err != nil {
 		return err
 	}
-	r, err := g.run(ctx, "sh", "-c", `command -v nft >/dev/null || { echo "the gateway image has no nft (nftables): pick a base image with it (egress.gateway.image)" >&2; exit 1; }; install -d -m 0755 /usr/local/lib/vibe-gateway /etc/vibe-gateway && { getent passwd `+serviceUser+` >/dev/null || useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin `+serviceUser+`; } && printf '%s:%s' "$(id -u `+serviceUser+`)" "$(id -g `+serviceUser+`)"`)
+	script, err := provision.File("gateway-install")
+	if err != nil {
+		return err
+	}
+	r, err := g.run(ctx, "bash", "-c", script, "gateway-install", "prepare", serviceUser)
 	if err != nil {
 		return err
 	}
@@ -580,7 +585,7 @@ func (g *Gateway) install(ctx context.Context, info *Info, bin []byte, unit stri
 	if err := g.push(rulesPath, []byte(rules), 0, 0, 0o644); err != nil {
 		return err
 	}
-	if _, err := g.run(ctx, "sh", "-c", "mv -f "+binPath+".new "+binPath+" && systemctl daemon-reload && systemctl enable vibe-gateway.service >/dev/null 2>&1 && systemctl restart vibe-gateway.service"); err != nil {
+	if _, err := g.run(ctx, "bash", "-c", script, "gateway-install", "activate", binPath); err != nil {
 		return err
 	}
 	if err := g.waitListen(ctx, info); err != nil {

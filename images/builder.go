@@ -272,7 +272,7 @@ var keyPackages = map[string]bool{"cloud-init": true, "nftables": true, "tinypro
 func (b *baker) inventory(ctx context.Context, name string) (map[string]string, []sbom.Package, error) {
 	b.enter("inventory")
 	u := b.o.Config.User
-	home := "/home/" + u.Name
+	home := u.Home()
 	out := &capped.Buffer{Limit: sbom.MaxInventory}
 	errb := &capped.Buffer{Limit: 64 << 10}
 	// Reading thousands of small files takes seconds; a home folder made

@@ -18,6 +18,7 @@ import (
 	"github.com/lxc/incus/v6/shared/api"
 
 	"github.com/vibesandbox/vibe/allowlist"
+	"github.com/vibesandbox/vibe/config"
 	"github.com/vibesandbox/vibe/daemon"
 	"github.com/vibesandbox/vibe/egress"
 	"github.com/vibesandbox/vibe/workspace"
@@ -61,7 +62,7 @@ type Spec struct {
 }
 
 // Home is the sandbox user's home in the guest.
-func (s *Spec) Home() string { return "/home/" + s.User }
+func (s *Spec) Home() string { return config.User{Name: s.User}.Home() }
 
 // Phase is one timed step, for `vibe up` and the bench.
 type Phase struct {
