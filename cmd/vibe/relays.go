@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/vibesandbox/vibe/sandbox"
 )
 
@@ -27,6 +29,7 @@ type relayRecord struct {
 	Host   int    `json:"host"`
 	UUID   string `json:"uuid"`
 	PID    int    `json:"-"` // the lock's holder
+	path   string
 }
 
 func relayDir(name string) (string, error) {
@@ -112,7 +115,7 @@ func readLiveRelay(path string) (relayRecord, bool) {
 	if err != nil || json.Unmarshal(b, &rec) != nil {
 		return relayRecord{}, false
 	}
-	rec.PID = int(lk.Pid)
+	rec.PID, rec.path = int(lk.Pid), path
 	return rec, true
 }
 
@@ -156,10 +159,36 @@ func endRelay(name, remote string, host int) (bool, error) {
 		if r.Host != host {
 			continue
 		}
-		if err := syscall.Kill(r.PID, syscall.SIGTERM); err != nil {
+		if err := signalHolder(r, unix.SIGTERM); err != nil {
 			return true, fmt.Errorf("stop the vibe (pid %d) that relays host port %d: %w", r.PID, host, err)
 		}
 		return true, nil
 	}
 	return false, nil
+}
+
+// signalHolder signals the process that holds r's lock. A pid alone could
+// be reused between the lock's look and the kill, so the process is pinned
+// by a pidfd first and the lock is looked at again: if the same pid still
+// holds it, the pidfd is that holder, and it alone gets the signal.
+func signalHolder(r relayRecord, sig unix.Signal) error {
+	fd, err := unix.PidfdOpen(r.PID, 0)
+	if errors.Is(err, unix.ENOSYS) {
+		return unix.Kill(r.PID, sig) // a kernel before 5.3: the pid as read
+	}
+	if err != nil {
+		if errors.Is(err, unix.ESRCH) {
+			return nil // it ended meanwhile
+		}
+		return err
+	}
+	defer unix.Close(fd)
+	again, ok := readLiveRelay(r.path)
+	if !ok || again.PID != r.PID {
+		return nil // it ended meanwhile; the pid is someone else's now
+	}
+	if err := unix.PidfdSendSignal(fd, sig, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
+		return err
+	}
+	return nil
 }

@@ -2,11 +2,16 @@ package main
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/vibesandbox/vibe/sandbox"
 )
@@ -103,5 +108,42 @@ func TestRelayRecordSymlinkNotFollowed(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(target); string(b) != "keep" {
 		t.Errorf("the symlink's target was changed: %q", b)
+	}
+}
+
+// --rm pins the process before it signals: a relay that ended after vibe
+// looked at its record, its pid now another process's, signals nobody; a
+// relay still holding its record gets the signal and ends.
+func TestRelayEndSignalsOnlyTheHolder(t *testing.T) {
+	t.Setenv("XDG_DATA_HOME", t.TempDir())
+	holder := startHolder(t, "")
+	live := liveRelays("app", "")
+	if len(live) != 1 {
+		t.Fatalf("live relays %+v", live)
+	}
+	// The same record as looked at, but its pid is now a bystander's.
+	bystander := exec.Command("sleep", "60")
+	if err := bystander.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bystander.Process.Kill(); bystander.Wait() })
+	reused := live[0]
+	reused.PID = bystander.Process.Pid
+	if err := signalHolder(reused, unix.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	// A SIGTERM ends sleep at once; give it half a second to show.
+	for range 10 {
+		time.Sleep(50 * time.Millisecond)
+		if stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", bystander.Process.Pid)); strings.Contains(string(stat), ") Z ") {
+			t.Fatal("the bystander was signalled")
+		}
+	}
+	if found, err := endRelay("app", "", 13000); !found || err != nil {
+		t.Fatalf("--rm: found %v, %v", found, err)
+	}
+	err := holder.Wait()
+	if ws, ok := holder.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGTERM {
+		t.Errorf("the holder did not end by SIGTERM: %v", err)
 	}
 }
