@@ -131,10 +131,11 @@ func (m *Manager) settle(ctx context.Context, s *Spec, inst *api.Instance, want 
 	if err != nil {
 		return nil, 0, err
 	}
+	specs := mountSpecs(s, want, gitHostRun(s.Mounts))
 	deadline := time.Now().Add(readyTimeout)
 	last := ""
 	for {
-		argv := append([]string{"bash", "-c", settleScript, "settle", provision.Digests(), strings.Join(HostRun, "\n"), s.User, gw}, mountSpecs(s, want)...)
+		argv := append([]string{"bash", "-c", settleScript, "settle", provision.Digests(), strings.Join(HostRun, "\n"), s.User, gw}, specs...)
 		// Bounded: a guest that makes settle hang (a huge mount table, a
 		// stuck command) fails closed instead of holding vibe.
 		runCtx, cancel := context.WithTimeout(ctx, settleTimeout)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -226,11 +227,24 @@ func sameDevice(a, b map[string]string) bool {
 // mountSpecs are the settle script's MOUNT arguments: each mount point,
 // rw: or ro:, and pj: for a writable project (whose host-run files the
 // guest makes read-only) unless its entry says :hostrun-rw.
-func mountSpecs(s *Spec, want map[string]map[string]string) []string {
+func mountSpecs(s *Spec, want map[string]map[string]string, extra map[string]*gitFound) []string {
 	open := map[string]bool{}
 	for _, mt := range s.Mounts {
 		open[mountDevice(mt.Name)] = mt.HostRunWritable
 	}
+	// A project's own host-run paths (gitHostRun) follow every mount: the
+	// mount that holds one is remounted before it is protected.
+	var own []string
+	for _, mt := range s.Mounts {
+		if d, ok := want[mountDevice(mt.Name)]; ok && strings.HasPrefix(mountDevice(mt.Name), wsPrefix) && !open[mountDevice(mt.Name)] && d["readonly"] != "true" {
+			if f := extra[filepath.Clean(mt.Source)]; f != nil {
+				for _, rel := range f.rel {
+					own = append(own, "hr:"+path.Join(d["path"], filepath.ToSlash(rel)))
+				}
+			}
+		}
+	}
+	slices.Sort(own)
 	var out []string
 	for dev, d := range want {
 		kind := "rw:"
@@ -243,7 +257,7 @@ func mountSpecs(s *Spec, want map[string]map[string]string) []string {
 		out = append(out, kind+d["path"])
 	}
 	sort.Strings(out)
-	return out
+	return append(out, own...)
 }
 
 // mountEntry is one line of /proc/PID/mountinfo. The kernel lists mounts

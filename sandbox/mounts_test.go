@@ -136,14 +136,16 @@ func TestIdmapMapsOnlyTheUser(t *testing.T) {
 }
 
 func TestMountSpecs(t *testing.T) {
-	s := &Spec{Mounts: []workspace.Mount{{Name: "app"}, {Name: "doc", ReadOnly: true}, {Name: "hooks", HostRunWritable: true}}}
+	s := &Spec{Mounts: []workspace.Mount{{Name: "app", Source: "/src/app"}, {Name: "doc", Source: "/src/doc", ReadOnly: true}, {Name: "hooks", Source: "/src/hooks", HostRunWritable: true}}}
 	got := mountSpecs(s, map[string]map[string]string{
 		mountDevice("app"):   {"path": "/workspace/app"},
 		mountDevice("doc"):   {"path": "/workspace/doc", "readonly": "true"},
 		mountDevice("hooks"): {"path": "/workspace/hooks"},
 		stateDevice:          {"path": StatePath},
-	})
-	if strings.Join(got, " ") != "pj:/workspace/app ro:/workspace/doc rw:/var/lib/vibe/state/claude rw:/workspace/hooks" {
+	}, map[string]*gitFound{"/src/app": {rel: []string{".githooks", "conf/git"}}, "/src/hooks": {rel: []string{"x"}}, "/src/doc": {rel: []string{"y"}}})
+	// A project's own host-run paths come last (after its remount), and
+	// only for a project whose host-run files are protected.
+	if strings.Join(got, " ") != "pj:/workspace/app ro:/workspace/doc rw:/var/lib/vibe/state/claude rw:/workspace/hooks hr:/workspace/app/.githooks hr:/workspace/app/conf/git" {
 		t.Errorf("mountSpecs: %v", got)
 	}
 }

@@ -125,6 +125,7 @@ const tooMany = "(more host-run files than vibe compares: review them all)"
 // folder as cut short (Truncated), never silently.
 func TakeSnapshot(mounts []workspace.Mount, states map[string]string) Snapshot {
 	snap := Snapshot{}
+	extra := gitHostRun(mounts)
 	for _, name := range slices.Sorted(maps.Keys(states)) {
 		p := config.AgentPresetNamed(name)
 		root, err := os.OpenRoot(states[name])
@@ -160,6 +161,14 @@ func TakeSnapshot(mounts []workspace.Mount, states map[string]string) Snapshot {
 		}
 		if gitDir {
 			sn.modules(".git/modules", snapshotMaxDepth)
+		}
+		if f := extra[filepath.Clean(m.Source)]; f != nil {
+			for _, rel := range f.rel {
+				sn.addBelow(rel)
+			}
+			if f.cut {
+				sn.cut()
+			}
 		}
 		root.Close()
 	}
@@ -225,6 +234,21 @@ func (sn *snapper) list(rel string, st os.FileInfo) []os.DirEntry {
 }
 
 // add records rel and, for a folder, what it holds, depth levels down.
+// addBelow records a path a git configuration names, however deep: a
+// folder on its way that is a symlink (which os.Root would follow, inside
+// the folder) is recorded itself instead.
+func (sn *snapper) addBelow(rel string) {
+	parts := strings.Split(filepath.ToSlash(rel), "/")
+	for i := 1; i < len(parts); i++ {
+		a := strings.Join(parts[:i], "/")
+		if st, err := sn.root.Lstat(a); err == nil && st.Mode()&os.ModeSymlink != 0 {
+			sn.add(a, 0)
+			return
+		}
+	}
+	sn.add(rel, snapshotMaxDepth)
+}
+
 func (sn *snapper) add(rel string, depth int) {
 	if sn.full() {
 		sn.cut()

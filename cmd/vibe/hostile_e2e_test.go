@@ -315,18 +315,29 @@ func TestE2EHostileSelfTestIgnoresTheUsersFiles(t *testing.T) {
 // named is printed without its control characters.
 func TestE2EHostileHostRunFiles(t *testing.T) {
 	w := newWorld(t)
-	for _, d := range []string{".git/hooks", ".git/modules/sub/hooks", ".vscode", ".husky", ".claude"} {
+	for _, d := range []string{".git/hooks", ".git/modules/sub/hooks", ".vscode", ".husky", ".claude", ".githooks"} {
 		os.MkdirAll(filepath.Join(w.project, d), 0o755)
 	}
-	for _, f := range []string{".git/config", ".git/modules/sub/config", ".gitmodules", ".envrc", ".vscode/settings.json", ".claude/settings.json", ".claude/settings.local.json", ".mcp.json", ".git/hooks/pre-commit"} {
+	for _, f := range []string{".git/modules/sub/config", ".gitmodules", ".envrc", ".vscode/settings.json", ".claude/settings.json", ".claude/settings.local.json", ".mcp.json", ".git/hooks/pre-commit", ".githooks/pre-commit", ".gitconfig.project"} {
 		os.WriteFile(filepath.Join(w.project, f), []byte("original\n"), 0o644)
 	}
+	// The project's git runs its hooks from .githooks and reads more of
+	// its configuration from a file in the worktree (both common): the
+	// host's git would run what the agent writes there.
+	os.WriteFile(filepath.Join(w.project, ".git/config"), []byte("[core]\n\thooksPath = .githooks\n[include]\n\tpath = ../.gitconfig.project\n"), 0o644)
 	exec.Command("chown", "-R", "1000:1000", w.project).Run()
 	w.must("up")
-	for _, f := range []string{".git/config", ".git/modules/sub/config", ".git/modules/sub/hooks/post-checkout", ".gitmodules", ".envrc", ".vscode/settings.json", ".vscode/tasks.json", ".husky/pre-commit", ".claude/settings.json", ".claude/settings.local.json", ".claude/hooks.sh", ".mcp.json", ".git/hooks/pre-commit", ".git/hooks/post-checkout"} {
+	for _, f := range []string{".git/config", ".git/modules/sub/config", ".git/modules/sub/hooks/post-checkout", ".gitmodules", ".envrc", ".vscode/settings.json", ".vscode/tasks.json", ".husky/pre-commit", ".claude/settings.json", ".claude/settings.local.json", ".claude/hooks.sh", ".mcp.json", ".git/hooks/pre-commit", ".git/hooks/post-checkout", ".githooks/pre-commit", ".githooks/pre-push", ".gitconfig.project"} {
 		out, _ := w.sh("cd /workspace/app && (echo pwned >>" + f + ") 2>/dev/null && echo wrote")
 		if strings.Contains(out, "wrote") {
 			t.Errorf("the agent wrote %s", f)
+		}
+	}
+	// Nor can it move a protected file's folder aside and put a copy of
+	// its own in its place (the kernel renames no mount point).
+	for _, d := range []string{".git", ".githooks"} {
+		if out, _ := w.sh("cd /workspace/app && mv " + d + " moved 2>/dev/null && echo moved"); strings.Contains(out, "moved") {
+			t.Errorf("the agent moved %s aside", d)
 		}
 	}
 	// Pointing git elsewhere through .git/commondir (its config and hooks
@@ -419,6 +430,10 @@ func lines(s string) []string {
 // cores). Settle now stops the sandbox user's processes while it works.
 func TestE2EHostileProtectRace(t *testing.T) {
 	w := newWorld(t)
+	// No .git when the sandbox starts: once one is there, settle pins it
+	// (a mount point cannot be renamed) and the swap below fails at once.
+	// The race is against the first settle that finds the agent's .git.
+	os.RemoveAll(filepath.Join(w.project, ".git"))
 	w.must("up")
 	if op, err := w.c.UpdateInstance(w.name, func() api.InstancePut {
 		inst, _, _ := w.c.GetInstance(w.name)
@@ -431,7 +446,8 @@ func TestE2EHostileProtectRace(t *testing.T) {
 	flip := `import ctypes, os
 libc = ctypes.CDLL(None, use_errno=True)
 os.chdir("/workspace/app")
-os.rename(".git", ".git-old")
+if os.path.lexists(".git"):
+    os.rename(".git", ".git-old")
 os.makedirs(".git/modules")
 payload = "#!/bin/sh\ntouch /tmp/race-won\n"
 open(".git/config", "w").write(payload)

@@ -1,0 +1,383 @@
+package sandbox
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/vibesandbox/vibe/workspace"
+)
+
+// A project's git configuration can send the host's git into the
+// project's files: core.hooksPath names a folder of hooks (.githooks is a
+// common one), include.path / includeIf.*.path pull in more configuration,
+// and commands (a filter, core.fsmonitor, an alias) may start a script of
+// the project's. All are the user's choice, made in .git/config (which the
+// agent cannot write) or in the user's own configuration; the files they
+// name often lie in the worktree, which it can. Those files are host-run
+// files of that project too.
+
+// Bounds of the walk through a project's configuration, which included
+// files (the agent's, once written) can make as long as they like. Past
+// one, what is left unread marks the project's snapshot as cut short.
+const (
+	gitMaxConfigs = 24       // configuration files read per project
+	gitMaxConfig  = 64 << 10 // bytes of one (git takes seconds over a crafted MiB)
+	gitMaxOutput  = 1 << 20  // of git's answer about one
+	gitMaxExtra   = 64       // host-run paths found per project
+	gitTimeout    = 10 * time.Second
+)
+
+// gitHooks are the names git runs from a hooks folder: a core.hooksPath
+// that is the project's root protects these, not the whole project.
+var gitHooks = []string{
+	"applypatch-msg", "pre-applypatch", "post-applypatch", "pre-commit", "pre-merge-commit",
+	"prepare-commit-msg", "commit-msg", "post-commit", "pre-rebase", "post-checkout", "post-merge",
+	"pre-push", "pre-receive", "update", "proc-receive", "post-receive", "post-update",
+	"reference-transaction", "push-to-checkout", "pre-auto-gc", "post-rewrite",
+	"sendemail-validate", "fsmonitor-watchman", "post-index-change",
+	"p4-changelist", "p4-prepare-changelist", "p4-post-changelist", "p4-pre-submit",
+}
+
+// gitKeys are the keys whose values git follows: the hooks folder, the
+// includes, and the commands it runs (through a shell, from the worktree)
+// or the programs it starts.
+const gitKeys = `^(core\.hookspath|include\.path|includeif\..*\.path` +
+	`|core\.(fsmonitor|editor|pager|sshcommand|askpass|gitproxy|alternaterefscommand)|sequence\.editor|pager\..*` +
+	`|diff\.external|diff\..*\.(command|textconv)|merge\..*\.driver|filter\..*\.(clean|smudge|process)` +
+	`|(diff|merge)tool\..*\.(cmd|path)|alias\..*|credential\.helper|credential\..*\.helper` +
+	`|gpg\.program|gpg\..*\.program|gpg\.ssh\.defaultkeycommand|interactive\.difffilter` +
+	`|trailer\..*\.(command|cmd)|tar\..*\.command|remote\..*\.(uploadpack|receivepack)|submodule\..*\.update` +
+	`|(man|browser)\..*\.(cmd|path)|guitool\..*\.cmd|lfs\.customtransfer\..*\.path)$`
+
+// gitFound is what a project's configuration sends git to.
+type gitFound struct {
+	rel []string // host-run paths, relative to the mount that holds each
+	cut bool     // a bound was reached: more may go unseen
+}
+
+// gitHostRun returns, by host folder of each writable mount, the paths in
+// it that the host's git reads or runs through the configuration of a
+// project whose host-run files are protected: its core.hooksPath, the
+// files its includes name (followed, whatever their condition), and the
+// programs its commands start by a path. The user's own files (global and
+// system configuration, .git/config, .git/config.worktree and what they
+// include outside the mounts) are read first; a file in a mount, which the
+// agent may have written, is read inside its mount, never through a
+// symlink or anything that could block, and what it names outside the
+// mounts is not followed. git itself parses each file, from standard
+// input (without git on the host, nothing here runs hooks, and nothing is
+// added).
+func gitHostRun(mounts []workspace.Mount) map[string]*gitFound {
+	out := map[string]*gitFound{}
+	var roots, projects []string
+	for _, m := range mounts {
+		if m.ReadOnly {
+			continue
+		}
+		root := filepath.Clean(m.Source)
+		roots = append(roots, root)
+		if !m.HostRunWritable {
+			projects = append(projects, root)
+		}
+	}
+	if _, err := exec.LookPath("git"); err != nil || len(projects) == 0 {
+		return out
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), gitTimeout)
+	defer cancel()
+	home, _ := os.UserHomeDir()
+	for _, project := range projects {
+		w := gitWalk{ctx: ctx, project: project, roots: roots, home: home, out: out, seen: map[string]bool{}}
+		start := userGitConfigs(home)
+		// A .git that is a file or a link sends git elsewhere: the
+		// snapshot records it, and nothing is looked up through it.
+		if st, err := os.Lstat(filepath.Join(project, ".git")); err == nil && st.IsDir() {
+			start = append(start, filepath.Join(project, ".git", "config"), filepath.Join(project, ".git", "config.worktree"))
+		}
+		w.walk(start)
+	}
+	for _, f := range out {
+		slices.Sort(f.rel)
+		f.rel = slices.Compact(f.rel)
+	}
+	return out
+}
+
+// userGitConfigs are the host user's own and the system's configuration
+// files, as git finds them.
+func userGitConfigs(home string) []string {
+	var files []string
+	if os.Getenv("GIT_CONFIG_NOSYSTEM") == "" {
+		files = append(files, cmp.Or(os.Getenv("GIT_CONFIG_SYSTEM"), "/etc/gitconfig"))
+	}
+	if g, ok := os.LookupEnv("GIT_CONFIG_GLOBAL"); ok {
+		return append(files, g)
+	}
+	xdg := os.Getenv("XDG_CONFIG_HOME")
+	if xdg == "" && home != "" {
+		xdg = filepath.Join(home, ".config")
+	}
+	if xdg != "" {
+		files = append(files, filepath.Join(xdg, "git", "config"))
+	}
+	if home != "" {
+		files = append(files, filepath.Join(home, ".gitconfig"))
+	}
+	return files
+}
+
+type gitWalk struct {
+	ctx     context.Context
+	project string
+	roots   []string
+	home    string
+	out     map[string]*gitFound
+	seen    map[string]bool
+	files   int
+	found   int
+}
+
+func (w *gitWalk) of(root string) *gitFound {
+	if w.out[root] == nil {
+		w.out[root] = &gitFound{}
+	}
+	return w.out[root]
+}
+
+// mount returns the writable mount that holds abs, if one does.
+func (w *gitWalk) mount(abs string) (root, rel string, ok bool) {
+	for _, r := range w.roots {
+		rel, err := filepath.Rel(r, abs)
+		if err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+			return r, rel, true
+		}
+	}
+	return "", "", false
+}
+
+// add records abs as a host-run path of the mount that holds it, if one
+// does (a path outside them is not the agent's to write). It says whether
+// abs is in a mount.
+func (w *gitWalk) add(abs string) bool {
+	root, rel, ok := w.mount(abs)
+	if !ok {
+		return false
+	}
+	if w.found >= gitMaxExtra || len(rel) > snapshotMaxPath {
+		w.of(w.project).cut = true
+		return true
+	}
+	w.found++
+	f := w.of(root)
+	if rel == "." {
+		// Hooks at the project's root: each hook, not the project.
+		f.rel = append(f.rel, gitHooks...)
+	} else {
+		f.rel = append(f.rel, rel)
+	}
+	return true
+}
+
+// resolve makes a configured path absolute as git does: ~/ is the home,
+// anything else relative is relative to base.
+func (w *gitWalk) resolve(base, p string) string {
+	switch {
+	case p == "~" || strings.HasPrefix(p, "~/"):
+		if w.home == "" {
+			return ""
+		}
+		return filepath.Join(w.home, strings.TrimPrefix(p, "~"))
+	case strings.HasPrefix(p, "~"):
+		return "" // another user's home: not one of the mounts
+	case filepath.IsAbs(p):
+		return filepath.Clean(p)
+	}
+	return filepath.Join(base, p)
+}
+
+// walk reads the configuration files from start and what they include,
+// the user's own files before any in a mount, breadth first within the
+// bounds: what the user configured is found before anything an included
+// file (perhaps the agent's) adds.
+func (w *gitWalk) walk(start []string) {
+	var mine, theirs []string // outside the mounts; in a mount
+	push := func(p string, fromMine bool) {
+		if _, _, in := w.mount(p); in {
+			theirs = append(theirs, p)
+		} else if fromMine {
+			mine = append(mine, p)
+		}
+	}
+	for _, p := range start {
+		if _, _, in := w.mount(p); in {
+			// .git/config and config.worktree: the user's (the agent
+			// cannot write them), read first.
+			mine = append(mine, p)
+		} else {
+			push(p, true)
+		}
+	}
+	for len(mine)+len(theirs) > 0 {
+		var path string
+		fromMine := len(mine) > 0
+		if fromMine {
+			path, mine = mine[0], mine[1:]
+		} else {
+			path, theirs = theirs[0], theirs[1:]
+		}
+		if w.seen[path] {
+			continue
+		}
+		if w.files >= gitMaxConfigs {
+			w.of(w.project).cut = true
+			return
+		}
+		w.seen[path] = true
+		w.files++
+		data, ok := w.read(path)
+		var hooks, includes, programs []string
+		if ok && len(data) > 0 {
+			hooks, includes, programs, ok = parseGitConfig(w.ctx, data)
+		}
+		if !ok {
+			w.of(w.project).cut = true // there, and not looked into
+			continue
+		}
+		// A hooks folder and a command's program are relative to the
+		// worktree, where git runs them.
+		for _, p := range append(hooks, programs...) {
+			if abs := w.resolve(w.project, p); abs != "" {
+				w.add(abs)
+			}
+		}
+		for _, p := range includes {
+			// git before 2.46 reads ":(optional)x" as that name; later
+			// ones as x, if it exists: both are followed.
+			for _, q := range []string{p, strings.TrimPrefix(p, ":(optional)")} {
+				if abs := w.resolve(filepath.Dir(path), q); abs != "" {
+					w.add(abs)
+					push(abs, fromMine)
+				}
+			}
+		}
+	}
+}
+
+// read returns a configuration file's content: one in a mount read inside
+// it (os.Root: no symlink leads out), the user's own directly; either only
+// if it is a regular file (a FIFO is never opened for reading) of at most
+// gitMaxConfig bytes. ok is false when it is there but cannot be read so.
+func (w *gitWalk) read(path string) (data []byte, ok bool) {
+	var f *os.File
+	var st os.FileInfo
+	var err error
+	if r, rel, in := w.mount(path); in {
+		var root *os.Root
+		if root, err = os.OpenRoot(r); err != nil {
+			return nil, false
+		}
+		defer root.Close()
+		if st, err = root.Lstat(rel); err == nil && st.Mode().IsRegular() {
+			f, err = root.OpenFile(rel, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0)
+		}
+	} else if st, err = os.Stat(path); err == nil && st.Mode().IsRegular() {
+		f, err = os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, true
+	}
+	if err != nil || f == nil {
+		return nil, false
+	}
+	defer f.Close()
+	if fst, err := f.Stat(); err != nil || !os.SameFile(st, fst) {
+		return nil, false
+	}
+	data, err = io.ReadAll(io.LimitReader(f, gitMaxConfig+1))
+	return data, err == nil && len(data) <= gitMaxConfig
+}
+
+// limited keeps up to n bytes and ends the command when more come: a file
+// made to blow up git's answer (one long name repeated on every line) costs
+// no more than the bound.
+type limited struct {
+	buf    bytes.Buffer
+	n      int
+	over   bool
+	cancel context.CancelFunc
+}
+
+func (l *limited) Write(p []byte) (int, error) {
+	if l.buf.Len()+len(p) > l.n {
+		l.over = true
+		l.cancel()
+		return 0, errors.New("git's answer is past its bound")
+	}
+	return l.buf.Write(p)
+}
+
+// parseGitConfig has git parse one configuration file from its content,
+// includes not followed (they are followed here, within bounds), and
+// returns its core.hooksPath values, the paths its includes name and the
+// programs its commands start by a path; ok is false when git could not
+// say (past the bounds, or the time).
+func parseGitConfig(ctx context.Context, data []byte) (hooks, includes, programs []string, ok bool) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "git", "config", "--no-includes", "--file", "-", "--null", "--get-regexp", gitKeys)
+	cmd.Dir = "/"
+	cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null")
+	cmd.Stdin = bytes.NewReader(data)
+	out := &limited{n: gitMaxOutput, cancel: cancel}
+	cmd.Stdout = out
+	if err := cmd.Run(); err != nil {
+		var ee *exec.ExitError
+		if out.over || ctx.Err() != nil || !errors.As(err, &ee) {
+			return nil, nil, nil, false
+		}
+		// 1: no such key; another status: not a configuration git reads
+		// (so git would stop on it too).
+		return nil, nil, nil, true
+	}
+	for _, entry := range strings.Split(out.buf.String(), "\x00") {
+		key, value, ok := strings.Cut(entry, "\n")
+		if !ok || value == "" {
+			continue
+		}
+		switch {
+		case key == "core.hookspath":
+			hooks = append(hooks, value)
+		case key == "include.path" || strings.HasPrefix(key, "includeif."):
+			includes = append(includes, value)
+		default:
+			if prog := commandProgram(value); prog != "" {
+				programs = append(programs, prog)
+			}
+		}
+	}
+	return hooks, includes, programs, true
+}
+
+// commandProgram is the program a configured command starts when it names
+// one by a path (./tools/watch, tools/x --flag, !scripts/y): a word with no
+// slash is looked up in PATH, and a quoted or otherwise shell-shaped first
+// word is not guessed at.
+func commandProgram(cmd string) string {
+	cmd = strings.TrimPrefix(strings.TrimSpace(cmd), "!")
+	f := strings.Fields(cmd)
+	if len(f) == 0 || !strings.Contains(f[0], "/") || strings.ContainsAny(f[0], "'\"\\$`;&|<>(){}*?[]=") {
+		return ""
+	}
+	return f[0]
+}
