@@ -39,6 +39,14 @@ func agentSession(agent string, argv []string, env, secrets map[string]string) (
 			`,env_key="OPENAI_API_KEY",wire_api="responses",supports_websockets=false}`
 		argv = slices.Concat(argv[:1], []string{"-c", `model_provider="vibe"`, "-c", "model_providers.vibe=" + provider}, argv[1:])
 	case "opencode":
+		// Its flags (--auto) belong to a subcommand: `opencode --auto run
+		// MSG` is refused where `opencode run --auto MSG` works, so a run
+		// asked for after the preset's flags goes first.
+		if len(argv) > 1 && filepath.Base(argv[0]) == "opencode" {
+			if i := slices.IndexFunc(argv[1:], func(a string) bool { return !strings.HasPrefix(a, "-") }); i > 0 && argv[1+i] == "run" {
+				argv = slices.Concat(argv[:1], []string{"run"}, argv[1:1+i], argv[2+i:])
+			}
+		}
 		// opencode's Anthropic client wants the base URL with /v1, which
 		// Claude Code's ANTHROPIC_BASE_URL leaves out.
 		for _, m := range []map[string]string{env, secrets} {

@@ -48,3 +48,20 @@ func TestAgentSessionOpencodeWantsV1(t *testing.T) {
 		t.Error("a session of no agent changed")
 	}
 }
+
+// opencode takes --auto after its subcommand: a run asked for after the
+// preset's flags goes first, and nothing else moves.
+func TestAgentSessionOpencodeRunGoesFirst(t *testing.T) {
+	for in, want := range map[string]string{
+		"opencode --auto run say hi":   "opencode run --auto say hi",
+		"opencode --auto":              "opencode --auto",
+		"opencode --auto auth login":   "opencode --auto auth login",
+		"opencode run --auto x":        "opencode run --auto x",
+		"opencode --auto --pure run x": "opencode run --auto --pure x",
+	} {
+		got, _, _ := agentSession("opencode", strings.Fields(in), map[string]string{}, map[string]string{})
+		if strings.Join(got, " ") != want {
+			t.Errorf("%q: %q, want %q", in, strings.Join(got, " "), want)
+		}
+	}
+}

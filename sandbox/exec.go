@@ -9,6 +9,7 @@ import (
 	"maps"
 	"os"
 	"slices"
+	"strings"
 
 	incus "github.com/lxc/incus/v6/client"
 
@@ -69,6 +70,12 @@ func (m *Manager) Launch(ctx context.Context, s *Spec, argv []string, cwd string
 		defer end()
 		env = maps.Clone(env)
 		maps.Copy(env, bound.Env)
+		// The routes are reached directly, not through the proxy: a
+		// client that tunnels every proxied request (undici's, in Gemini
+		// CLI) would ask the gateway for a CONNECT to its own port.
+		for _, k := range []string{"no_proxy", "NO_PROXY"} {
+			env[k] = strings.TrimPrefix(env[k]+","+info.Addr.String(), ",")
+		}
 		secrets = bound.Guest
 	}
 	if s.Agent != "" {

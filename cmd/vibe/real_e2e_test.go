@@ -1,14 +1,20 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	incus "github.com/lxc/incus/v6/client"
 	"github.com/lxc/incus/v6/shared/api"
 
 	"github.com/vibesandbox/vibe/config"
@@ -184,6 +190,49 @@ func TestE2ERealAgentFromRegistries(t *testing.T) {
 			t.Errorf("vibe --agent %s -- --version: exit %d %q %s", a, code, stdout, stderr)
 		}
 	}
+	// Each agent's real CLI calls its model API through the gateway's
+	// credential route, and the key that arrives is the real one, which
+	// the guest never held: the base URL each is given (and codex's
+	// model provider) is the one the CLI really uses.
+	model := startFakeModelAPI(t, w.c, nat)
+	os.WriteFile(filepath.Join(w.dir, "config", "vibe", "secrets.env"), []byte(
+		"ANTHROPIC_API_KEY="+realAnthropicKey+"\nANTHROPIC_BASE_URL="+model.url+
+			"\nOPENAI_API_KEY="+realOpenAIKey+"\nOPENAI_BASE_URL="+model.url+"/v1\n"), 0o600)
+	for _, run := range []struct {
+		agent string
+		args  []string
+		path  string
+		key   string
+	}{
+		{"claude", []string{"-p", "say hi"}, "/v1/messages", "x-api-key: " + realAnthropicKey},
+		{"codex", []string{"exec", "--skip-git-repo-check", "say hi"}, "/v1/responses", "authorization: Bearer " + realOpenAIKey},
+		// opencode picks its model among the providers it has a key for.
+		{"opencode", []string{"run", "say hi"}, "", ""},
+	} {
+		// This world's own agent command is a stand-in: Claude Code runs
+		// through exec, the others as their presets start them.
+		args := append([]string{"--agent", run.agent, "app", "--"}, run.args...)
+		if run.agent == "claude" {
+			args = append([]string{"exec", "--", "claude"}, run.args...)
+		}
+		model.reset()
+		stdout, stderr, code := w.vibeFor(3*time.Minute, args...)
+		got := model.requests()
+		ok := false
+		for _, r := range got {
+			if run.path == "" {
+				ok = ok || (r.Path == "/v1/messages" && r.Key == "x-api-key: "+realAnthropicKey) || (r.Path == "/v1/chat/completions" || r.Path == "/v1/responses") && r.Key == "authorization: Bearer "+realOpenAIKey
+			} else {
+				ok = ok || (r.Path == run.path && r.Key == run.key)
+			}
+			if strings.Contains(r.Key, egress.Placeholder) {
+				t.Errorf("%s: the placeholder reached the model API: %+v", run.agent, r)
+			}
+		}
+		if !ok {
+			t.Errorf("%s: no model API call with the real key arrived (exit %d): %+v\n%s%s", run.agent, code, got, stdout, stderr)
+		}
+	}
 	// The bake's npm (bookworm's, with --engine-strict as 40-node.sh runs
 	// it) refuses Gemini CLI, which needs Node.js 20: a bake with it
 	// enabled stops there instead of every session failing.
@@ -195,6 +244,28 @@ func TestE2ERealAgentFromRegistries(t *testing.T) {
 	stdout, stderr, code = w.vibe("exec", "--", "npm", "install", "-g", "--engine-strict", g.Package+"@"+g.Version)
 	if code == 0 || !strings.Contains(stdout+stderr, "EBADENGINE") {
 		t.Errorf("npm --engine-strict installed Gemini CLI on bookworm's Node.js: exit %d\n%s%s", code, stdout, stderr)
+	}
+	// Gemini CLI itself, on a Node.js 22 that npm serves (the node
+	// package), sends its call to the gateway's route with the real key:
+	// GOOGLE_GEMINI_BASE_URL and x-goog-api-key are what it really uses.
+	os.WriteFile(filepath.Join(w.dir, "config", "vibe", "secrets.env"), []byte(
+		"GEMINI_API_KEY="+realGeminiKey+"\nGOOGLE_GEMINI_BASE_URL="+model.url+"\n"), 0o600)
+	model.reset()
+	stdout, stderr, code = w.vibeFor(6*time.Minute, "exec", "--", "sh", "-c", `set -e
+cd "$(mktemp -d)"
+npm install --no-fund --no-audit --loglevel=error node@22 "$1" >/dev/null
+PATH=$PWD/node_modules/.bin:$PATH
+# What the image's system defaults say when Gemini CLI is baked.
+export GEMINI_CLI_HOME=$PWD
+mkdir -p .gemini && echo '{"security":{"auth":{"selectedType":"gemini-api-key"}}}' >.gemini/settings.json
+node --version
+gemini --skip-trust -p 'say hi'`, "sh", g.Package+"@"+g.Version)
+	ok := false
+	for _, r := range model.requests() {
+		ok = ok || (strings.HasPrefix(r.Path, "/v1beta/models/") && r.Key == "x-goog-api-key: "+realGeminiKey)
+	}
+	if !ok || !strings.Contains(stdout, "v22.") {
+		t.Errorf("gemini: no model API call with the real key arrived (exit %d): %+v\n%s%s", code, model.requests(), stdout, stderr)
 	}
 	// Go, from the module proxy, checked against its pinned checksum.
 	stdout, stderr, code = w.vibe("exec", "--", "go", "version")
@@ -212,4 +283,109 @@ func TestE2ERealAgentFromRegistries(t *testing.T) {
 	if code == 0 || strings.TrimSpace(stdout) != "403" {
 		t.Errorf("an unlisted host through the gateway: exit %d, CONNECT answered %q, want 403", code, stdout)
 	}
+}
+
+// Keys only the fake model API and the gateway ever see.
+const (
+	realAnthropicKey = "sk-ant-vibe-e2e-real-key-5d21"
+	realOpenAIKey    = "sk-openai-vibe-e2e-real-key-93c4"
+	realGeminiKey    = "AIza-vibe-e2e-real-key-0b7e"
+)
+
+type apiRequest struct {
+	Path string `json:"path"`
+	Key  string `json:"key"`
+}
+
+// fakeModelAPI is an instance on the test's NAT bridge (the gateway's
+// uplink; the gateway never connects to the host's own address there)
+// that logs the path and credential header of each call and answers a
+// client error, which no agent retries.
+type fakeModelAPI struct {
+	t    *testing.T
+	c    incus.InstanceServer
+	name string
+	url  string
+}
+
+const modelAPILog = "/root/model-api.jsonl"
+
+func (f *fakeModelAPI) reset() { e2e.Exec(f.t, f.c, f.name, "sh", "-c", ": >"+modelAPILog) }
+
+func (f *fakeModelAPI) requests() []apiRequest {
+	out, _ := e2e.Exec(f.t, f.c, f.name, "cat", modelAPILog)
+	var got []apiRequest
+	for _, line := range strings.Split(out, "\n") {
+		var r apiRequest
+		if json.Unmarshal([]byte(line), &r) == nil {
+			got = append(got, r)
+		}
+	}
+	return got
+}
+
+func startFakeModelAPI(t *testing.T, c incus.InstanceServer, network string) *fakeModelAPI {
+	t.Helper()
+	f := &fakeModelAPI{t: t, c: c, name: "vibe-e2e-rapi"}
+	e2e.ForceDelete(c, f.name)
+	op, err := c.CreateInstance(api.InstancesPost{
+		Name:   f.name,
+		Source: api.InstanceSource{Type: "image", Alias: "vibe-test-base"},
+		InstancePut: api.InstancePut{
+			Devices: map[string]map[string]string{"eth0": {"type": "nic", "network": network, "name": "eth0"}},
+		},
+		Start: true,
+	})
+	if err == nil {
+		err = op.Wait()
+	}
+	if err != nil {
+		t.Fatalf("create the model API instance: %v", err)
+	}
+	t.Cleanup(func() { e2e.ForceDelete(c, f.name) })
+	script, err := os.ReadFile("testdata/model-api.py")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CreateInstanceFile(f.name, "/root/model-api.py", incus.InstanceFileArgs{Content: strings.NewReader(string(script)), Mode: 0o755, Type: "file", WriteMode: "overwrite"}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		out, _ := e2e.Exec(t, c, f.name, "sh", "-c", "ip -4 -o addr show dev eth0 scope global | awk '{print $4}' | cut -d/ -f1")
+		if a, err := netip.ParseAddr(strings.TrimSpace(out)); err == nil {
+			f.url = "http://" + a.String() + ":8080"
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the model API instance has no address: %q", out)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	e2e.Exec(t, c, f.name, "sh", "-c", "setsid python3 /root/model-api.py 8080 "+modelAPILog+" >/root/model-api.out 2>&1 </dev/null &")
+	return f
+}
+
+// vibeFor is w.vibe, killed after d: an agent that retries without end
+// fails the test instead of holding it.
+func (w *world) vibeFor(d time.Duration, args ...string) (string, string, int) {
+	w.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, vibeBin, append([]string{"--config", filepath.Join(w.dir, "vibe.yaml")}, args...)...)
+	cmd.Dir = w.dir
+	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+filepath.Join(w.dir, "config"), "XDG_DATA_HOME="+filepath.Join(w.dir, "data"), "HOME="+w.dir)
+	cmd.Stdin = strings.NewReader("")
+	cmd.WaitDelay = 10 * time.Second
+	var o, e strings.Builder
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		w.t.Fatal(err)
+	}
+	if ctx.Err() != nil {
+		return o.String(), e.String() + "\n(killed after " + d.String() + ")", -1
+	}
+	return o.String(), e.String(), cmd.ProcessState.ExitCode()
 }
