@@ -758,3 +758,33 @@ func TestRequestsInFlightEndWhenThePolicyNarrows(t *testing.T) {
 	}
 	<-done
 }
+
+// A credential route reached directly (the guest's no_proxy names the
+// gateway) streams as long as the upstream does, like one reached through
+// the proxy: it is not a connection to a host the policy must allow.
+func TestCredentialRouteStreamsDirectAndProxied(t *testing.T) {
+	for _, mode := range []string{"direct", "proxied"} {
+		f := newFixture(t)
+		f.write(PolicyFile, Policy{Sandbox: "sb"})
+		f.write(CredentialsFile, Credentials{Credentials: []Credential{{
+			Name: "K", Upstream: f.upstream.URL, Header: "X-Api-Key", Value: "sk-real",
+		}}})
+		var resp *http.Response
+		var err error
+		if mode == "direct" {
+			resp, err = http.Get(f.proxy.URL + CredentialPath + "K/stream")
+		} else {
+			resp, err = f.client().Get("http://192.0.2.1:3128" + CredentialPath + "K/stream")
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The policy is looked at every second: the stream outlives two.
+		go func() { time.Sleep(2500 * time.Millisecond); close(f.release) }()
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(b), "second") {
+			t.Errorf("%s: the stream was cut: %q", mode, b)
+		}
+	}
+}

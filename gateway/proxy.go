@@ -87,9 +87,15 @@ func (s *Server) Handler() http.Handler {
 	p.OnRequest().HandleConnectFunc(s.connect)
 	p.OnRequest().DoFunc(s.request)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// A credential route reached through a proxy (the guest's
-		// HTTP_PROXY) is served here, streamed, never forwarded.
-		if r.Method != http.MethodConnect && r.URL.IsAbs() {
+		// A credential route, reached through a proxy (the guest's
+		// HTTP_PROXY) or directly (no_proxy names the gateway), is served
+		// here, streamed, never forwarded: it is no connection to a host
+		// the policy must go on allowing.
+		if r.Method != http.MethodConnect {
+			if !r.URL.IsAbs() {
+				s.credential(w, r)
+				return
+			}
 			if a, err := netip.ParseAddr(r.URL.Hostname()); err == nil && a.Unmap() == s.Self {
 				s.credential(w, r)
 				return

@@ -43,7 +43,10 @@ func agentSession(agent string, argv []string, env, secrets map[string]string) (
 		// MSG` is refused where `opencode run --auto MSG` works, so a run
 		// asked for after the preset's flags goes first.
 		if len(argv) > 1 && filepath.Base(argv[0]) == "opencode" {
-			if i := slices.IndexFunc(argv[1:], func(a string) bool { return !strings.HasPrefix(a, "-") }); i > 0 && argv[1+i] == "run" {
+			// Only past flags that take no value: "--prompt run" is a
+			// prompt, and "--" ends the flags.
+			bare := func(a string) bool { return slices.Contains([]string{"--auto", "--pure", "--print-logs", "--mini"}, a) }
+			if i := slices.IndexFunc(argv[1:], func(a string) bool { return !bare(a) }); i > 0 && argv[1+i] == "run" {
 				argv = slices.Concat(argv[:1], []string{"run"}, argv[1:1+i], argv[2+i:])
 			}
 		}

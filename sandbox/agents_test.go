@@ -53,11 +53,14 @@ func TestAgentSessionOpencodeWantsV1(t *testing.T) {
 // preset's flags goes first, and nothing else moves.
 func TestAgentSessionOpencodeRunGoesFirst(t *testing.T) {
 	for in, want := range map[string]string{
-		"opencode --auto run say hi":   "opencode run --auto say hi",
-		"opencode --auto":              "opencode --auto",
-		"opencode --auto auth login":   "opencode --auto auth login",
-		"opencode run --auto x":        "opencode run --auto x",
-		"opencode --auto --pure run x": "opencode run --auto --pure x",
+		"opencode --auto run say hi":    "opencode run --auto say hi",
+		"opencode --auto":               "opencode --auto",
+		"opencode --auto auth login":    "opencode --auto auth login",
+		"opencode run --auto x":         "opencode run --auto x",
+		"opencode --auto --pure run x":  "opencode run --auto --pure x",
+		"opencode --auto --prompt run":  "opencode --auto --prompt run",
+		"opencode --auto -- run":        "opencode --auto -- run",
+		"opencode --auto --agent run x": "opencode --auto --agent run x",
 	} {
 		got, _, _ := agentSession("opencode", strings.Fields(in), map[string]string{}, map[string]string{})
 		if strings.Join(got, " ") != want {

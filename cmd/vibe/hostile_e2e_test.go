@@ -340,6 +340,13 @@ func TestE2EHostileHostRunFiles(t *testing.T) {
 			t.Errorf("the agent moved %s aside", d)
 		}
 	}
+	// Sessions do not multiply the project's mounts (on a shared mount a
+	// bind is copied into every one beneath it, doubling per level).
+	w.must("exec", "--", "true")
+	w.must("exec", "--", "true")
+	if out, _ := w.guest("sh", "-c", "findmnt -rn -o TARGET | grep -c '^/workspace/app'"); strings.TrimSpace(out) == "" || len(strings.TrimSpace(out)) > 2 {
+		t.Errorf("mounts under the project after three sessions: %s", out)
+	}
 	// Pointing git elsewhere through .git/commondir (its config and hooks
 	// then run on the host's git status) is reported at once.
 	if _, stderr, _ := w.vibe("exec", "--", "sh", "-c", "echo ../src/.e >/workspace/app/.git/commondir"); !strings.Contains(stderr, ".git/commondir") {
