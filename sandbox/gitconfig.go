@@ -274,38 +274,53 @@ func (w *gitWalk) walk(start []string) {
 	}
 }
 
-// read returns a configuration file's content: one in a mount read inside
-// it (os.Root: no symlink leads out), the user's own directly; either only
-// if it is a regular file (a FIFO is never opened for reading) of at most
-// gitMaxConfig bytes. ok is false when it is there but cannot be read so.
+// read returns a configuration file's content, at most gitMaxConfig
+// bytes of a regular file: one in a mount read inside it (openSeen: no
+// link followed, no FIFO opened), the user's own directly. ok is false
+// when it is there but cannot be read so.
 func (w *gitWalk) read(path string) (data []byte, ok bool) {
-	var f *os.File
-	var st os.FileInfo
-	var err error
-	if r, rel, in := w.mount(path); in {
-		var root *os.Root
-		if root, err = os.OpenRoot(r); err != nil {
-			return nil, false
-		}
-		defer root.Close()
-		if st, err = root.Lstat(rel); err == nil && st.Mode().IsRegular() {
-			f, err = root.OpenFile(rel, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0)
-		}
-	} else if st, err = os.Stat(path); err == nil && st.Mode().IsRegular() {
-		f, err = os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	}
+	f, err := w.open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, true
 	}
-	if err != nil || f == nil {
+	if err != nil {
 		return nil, false
 	}
 	defer f.Close()
-	if fst, err := f.Stat(); err != nil || !os.SameFile(st, fst) {
-		return nil, false
-	}
 	data, err = io.ReadAll(io.LimitReader(f, gitMaxConfig+1))
 	return data, err == nil && len(data) <= gitMaxConfig
+}
+
+func (w *gitWalk) open(path string) (*os.File, error) {
+	if r, rel, in := w.mount(path); in {
+		root, err := os.OpenRoot(r)
+		if err != nil {
+			return nil, err
+		}
+		defer root.Close()
+		st, err := root.Lstat(rel)
+		if err != nil {
+			return nil, err
+		}
+		return openSeen(root, rel, st)
+	}
+	// The user's own, where a link is the user's: followed.
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, errNotSeen
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	if fst, err := f.Stat(); err != nil || !os.SameFile(st, fst) {
+		f.Close()
+		return nil, errNotSeen
+	}
+	return f, nil
 }
 
 // limited keeps up to n bytes and ends the command when more come: a file

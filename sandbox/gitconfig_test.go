@@ -46,9 +46,7 @@ func writeFile(t *testing.T, path, text string) {
 // host-run files of that project: its hooks folder, the files it includes
 // and, through them, what those set.
 func TestGitHostRunFollowsHooksPathAndIncludes(t *testing.T) {
-	needGit(t)
-	t.Setenv("HOME", t.TempDir())
-	t.Setenv("GIT_CONFIG_GLOBAL", "/dev/null")
+	gitEnv(t)
 	app, other, ro := t.TempDir(), t.TempDir(), t.TempDir()
 	writeFile(t, filepath.Join(app, ".git/config"), "[core]\n\thooksPath = .githooks\n[include]\n\tpath = ../conf/project.gitconfig\n[includeIf \"onbranch:main\"]\n\tpath = \""+filepath.Join(other, "shared.gitconfig")+"\"\n[include]\n\tpath = /etc/gitconfig-elsewhere\n\tpath = "+filepath.Join(ro, "x")+"\n")
 	// An included file sets more: another hooks folder and another include.
@@ -76,9 +74,7 @@ func TestGitHostRunFollowsHooksPathAndIncludes(t *testing.T) {
 // A hooks folder that is the project itself protects the hooks, not the
 // project; the user's own core.hooksPath, relative, is every project's.
 func TestGitHostRunHooksAtRootAndGlobal(t *testing.T) {
-	needGit(t)
-	home := t.TempDir()
-	t.Setenv("HOME", home)
+	home := gitEnv(t)
 	global := filepath.Join(home, "global.gitconfig")
 	writeFile(t, global, "[core]\n\thooksPath = .hooks\n")
 	t.Setenv("GIT_CONFIG_GLOBAL", global)
@@ -97,9 +93,7 @@ func TestGitHostRunHooksAtRootAndGlobal(t *testing.T) {
 // of the mounts: an included FIFO, a symlink out, a loop of includes, a
 // flood of them, garbage.
 func TestGitHostRunHostileIncludes(t *testing.T) {
-	needGit(t)
-	t.Setenv("HOME", t.TempDir())
-	t.Setenv("GIT_CONFIG_GLOBAL", "/dev/null")
+	gitEnv(t)
 	app := t.TempDir()
 	var b strings.Builder
 	b.WriteString("[include]\n\tpath = ../fifo\n\tpath = ../out\n\tpath = ../loop\n\tpath = ../flood\n\tpath = ../garbage\n")
@@ -136,9 +130,7 @@ func TestGitHostRunHostileIncludes(t *testing.T) {
 // The snapshot compares the files a project's configuration names: a hook
 // the agent adds to .githooks is reported.
 func TestSnapshotSeesConfiguredHooks(t *testing.T) {
-	needGit(t)
-	t.Setenv("HOME", t.TempDir())
-	t.Setenv("GIT_CONFIG_GLOBAL", "/dev/null")
+	gitEnv(t)
 	app := t.TempDir()
 	writeFile(t, filepath.Join(app, ".git/config"), "[core]\n\thooksPath = .githooks\n[include]\n\tpath = ../.gitconfig.local\n")
 	mounts := []workspace.Mount{{Source: app}}

@@ -236,7 +236,8 @@ func mountSpecs(s *Spec, want map[string]map[string]string, extra map[string]*gi
 	// mount that holds one is remounted before it is protected.
 	var own []string
 	for _, mt := range s.Mounts {
-		if d, ok := want[mountDevice(mt.Name)]; ok && strings.HasPrefix(mountDevice(mt.Name), wsPrefix) && !open[mountDevice(mt.Name)] && d["readonly"] != "true" {
+		dev := mountDevice(mt.Name)
+		if d, ok := want[dev]; ok && strings.HasPrefix(dev, wsPrefix) && !open[dev] && d["readonly"] != "true" {
 			if f := extra[filepath.Clean(mt.Source)]; f != nil {
 				for _, rel := range f.rel {
 					own = append(own, "hr:"+path.Join(d["path"], filepath.ToSlash(rel)))

@@ -296,7 +296,7 @@ func (sn *snapper) add(rel string, depth int) {
 // (a lease the agent holds makes the open fail) or changed while read
 // cuts the folder: its content went uncompared.
 func (sn *snapper) content(h io.Writer, rel string, st os.FileInfo) {
-	f, err := sn.root.OpenFile(rel, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	f, err := openSeen(sn.root, rel, st)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			sn.cut()
@@ -304,10 +304,6 @@ func (sn *snapper) content(h io.Writer, rel string, st os.FileInfo) {
 		return
 	}
 	defer f.Close()
-	if fst, err := f.Stat(); err != nil || !fst.Mode().IsRegular() || !os.SameFile(st, fst) {
-		sn.cut()
-		return
-	}
 	if st.Size() > snapshotMaxRead {
 		sn.cut() // past the bound, a change that keeps the size is unseen
 	}
@@ -316,6 +312,27 @@ func (sn *snapper) content(h io.Writer, rel string, st os.FileInfo) {
 	if sn.read >= snapshotMaxTotal && n < min(st.Size(), snapshotMaxRead) {
 		sn.cut() // this file's content went uncompared
 	}
+}
+
+// errNotSeen says a file is no longer the one looked at, or not a file.
+var errNotSeen = errors.New("not the regular file looked at")
+
+// openSeen opens rel in root only if it is the regular file Lstat saw as
+// st, and still is once open: never through a link, and never blocking on
+// a FIFO swapped in between the look and the open.
+func openSeen(root *os.Root, rel string, st os.FileInfo) (*os.File, error) {
+	if !st.Mode().IsRegular() {
+		return nil, errNotSeen
+	}
+	f, err := root.OpenFile(rel, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	if fst, err := f.Stat(); err != nil || !fst.Mode().IsRegular() || !os.SameFile(st, fst) {
+		f.Close()
+		return nil, errNotSeen
+	}
+	return f, nil
 }
 
 // modules records each submodule's git folder under dir (.git/modules):

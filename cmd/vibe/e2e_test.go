@@ -5,6 +5,7 @@ package main
 // where a missing daemon is a failure; without it they are skipped.
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -119,11 +120,16 @@ func withEgress(t *testing.T, cfg, egress string) string {
 // stdout, stderr and the exit code.
 func (w *world) vibeIn(dir string, stdin string, args ...string) (string, string, int) {
 	w.t.Helper()
-	cmd := exec.Command(vibeBin, append([]string{"--config", filepath.Join(w.dir, "vibe.yaml")}, args...)...)
+	return e2e.Run(w.t, w.command(context.Background(), dir, stdin, args...))
+}
+
+// command is vibe in dir with the world's configuration and folders.
+func (w *world) command(ctx context.Context, dir string, stdin string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, vibeBin, append([]string{"--config", filepath.Join(w.dir, "vibe.yaml")}, args...)...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+filepath.Join(w.dir, "config"), "XDG_DATA_HOME="+filepath.Join(w.dir, "data"), "HOME="+w.dir)
 	cmd.Stdin = strings.NewReader(stdin)
-	return e2e.Run(w.t, cmd)
+	return cmd
 }
 
 func (w *world) vibe(args ...string) (string, string, int) {

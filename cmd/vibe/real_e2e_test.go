@@ -372,10 +372,7 @@ func (w *world) vibeFor(d time.Duration, args ...string) (string, string, int) {
 	w.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, vibeBin, append([]string{"--config", filepath.Join(w.dir, "vibe.yaml")}, args...)...)
-	cmd.Dir = w.dir
-	cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+filepath.Join(w.dir, "config"), "XDG_DATA_HOME="+filepath.Join(w.dir, "data"), "HOME="+w.dir)
-	cmd.Stdin = strings.NewReader("")
+	cmd := w.command(ctx, w.dir, "", args...)
 	cmd.WaitDelay = 10 * time.Second
 	var o, e strings.Builder
 	cmd.Stdout, cmd.Stderr = &o, &e
