@@ -5,6 +5,10 @@ BINDIR  ?= $(PREFIX)/bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS := -X github.com/vibesandbox/vibe/internal/version.Version=$(VERSION)
 FUZZTIME ?= 30s
+# Fuzzing runs on Go 1.27.3, which the go command fetches from the module
+# proxy: on 1.26 a -fuzztime deadline can race the coordinator and fail a
+# target that found nothing (go.dev/issue/75804, fixed in 1.27).
+FUZZGO  ?= GOTOOLCHAIN=go1.27.3 $(GO)
 
 .PHONY: all build install check lint test testenv unit deps fuzz bench golden clean
 
@@ -45,23 +49,23 @@ deps:
 	scripts/test-deps
 
 fuzz:
-	$(GO) test ./allowlist -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
-	$(GO) test ./config -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
-	$(GO) test ./config -run '^$$' -fuzz FuzzProjectKeys -fuzztime $(FUZZTIME)
-	$(GO) test ./sandbox -run '^$$' -fuzz FuzzParseMountinfo -fuzztime $(FUZZTIME)
-	$(GO) test ./sandbox -run '^$$' -fuzz FuzzCommandProgram -fuzztime $(FUZZTIME)
-	$(GO) test ./workspace -run '^$$' -fuzz FuzzParseList -fuzztime $(FUZZTIME)
-	$(GO) test ./secrets -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
-	$(GO) test ./images -run '^$$' -fuzz FuzzReadMetaTarball -fuzztime $(FUZZTIME)
-	$(GO) test ./signing -run '^$$' -fuzz FuzzParseAllowedSigners -fuzztime $(FUZZTIME)
-	$(GO) test ./signing -run '^$$' -fuzz FuzzCheck -fuzztime $(FUZZTIME)
-	$(GO) test ./signing -run '^$$' -fuzz FuzzParseEnvelope -fuzztime $(FUZZTIME)
-	$(GO) test ./streams -run '^$$' -fuzz FuzzOpen -fuzztime $(FUZZTIME)
-	$(GO) test ./gateway -run '^$$' -fuzz FuzzRequest -fuzztime $(FUZZTIME)
-	$(GO) test ./gateway -run '^$$' -fuzz FuzzReadEntries -fuzztime $(FUZZTIME)
-	$(GO) test ./distro -run '^$$' -fuzz FuzzParseSources -fuzztime $(FUZZTIME)
-	$(GO) test ./sbom -run '^$$' -fuzz FuzzParseInventory -fuzztime $(FUZZTIME)
-	$(GO) test ./sbom -run '^$$' -fuzz 'FuzzParse$$' -fuzztime $(FUZZTIME)
+	$(FUZZGO) test ./allowlist -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
+	$(FUZZGO) test ./config -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
+	$(FUZZGO) test ./config -run '^$$' -fuzz FuzzProjectKeys -fuzztime $(FUZZTIME)
+	$(FUZZGO) test ./sandbox -run '^$$' -fuzz FuzzParseMountinfo -fuzztime $(FUZZTIME)
+	$(FUZZGO) test ./sandbox -run '^$$' -fuzz FuzzCommandProgram -fuzztime $(FUZZTIME)
+	$(FUZZGO) test ./workspace -run '^$$' -fuzz FuzzParseList -fuzztime $(FUZZTIME)
+	$(FUZZGO) test ./secrets -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
+	$(FUZZGO) test ./images -run '^$$' -fuzz FuzzReadMetaTarball -fuzztime $(FUZZTIME)
+	$(FUZZGO) test ./signing -run '^$$' -fuzz FuzzParseAllowedSigners -fuzztime $(FUZZTIME)
+	$(FUZZGO) test ./signing -run '^$$' -fuzz FuzzCheck -fuzztime $(FUZZTIME)
+	$(FUZZGO) test ./signing -run '^$$' -fuzz FuzzParseEnvelope -fuzztime $(FUZZTIME)
+	$(FUZZGO) test ./streams -run '^$$' -fuzz FuzzOpen -fuzztime $(FUZZTIME)
+	$(FUZZGO) test ./gateway -run '^$$' -fuzz FuzzRequest -fuzztime $(FUZZTIME)
+	$(FUZZGO) test ./gateway -run '^$$' -fuzz FuzzReadEntries -fuzztime $(FUZZTIME)
+	$(FUZZGO) test ./distro -run '^$$' -fuzz FuzzParseSources -fuzztime $(FUZZTIME)
+	$(FUZZGO) test ./sbom -run '^$$' -fuzz FuzzParseInventory -fuzztime $(FUZZTIME)
+	$(FUZZGO) test ./sbom -run '^$$' -fuzz 'FuzzParse$$' -fuzztime $(FUZZTIME)
 
 bench: build
 	$(GO) test ./cloudinit -run '^$$' -bench . -benchmem
