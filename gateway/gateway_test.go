@@ -788,3 +788,48 @@ func TestCredentialRouteStreamsDirectAndProxied(t *testing.T) {
 		}
 	}
 }
+
+// A streamed answer on a credential route ends once the sandbox no longer
+// holds that credential (removed from secrets.env, or the sandbox's policy
+// gone with it), or holds it for another upstream: the key the gateway
+// added must not go on serving a sandbox it no longer belongs to.
+func TestCredentialStreamsEndWhenTheCredentialGoes(t *testing.T) {
+	for _, change := range []string{"removed", "moved", "policy gone"} {
+		for _, mode := range []string{"direct", "proxied"} {
+			f := newFixture(t)
+			f.write(PolicyFile, Policy{Sandbox: "sb"})
+			cred := Credential{Name: "K", Upstream: f.upstream.URL, Header: "X-Api-Key", Value: "sk-real"}
+			f.write(CredentialsFile, Credentials{Credentials: []Credential{cred}})
+			var resp *http.Response
+			var err error
+			if mode == "direct" {
+				resp, err = http.Get(f.proxy.URL + CredentialPath + "K/stream")
+			} else {
+				resp, err = f.client().Get("http://192.0.2.1:3128" + CredentialPath + "K/stream")
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			first := make([]byte, len("data: first"))
+			if _, err := io.ReadFull(resp.Body, first); err != nil {
+				t.Fatalf("%s, %s: control: no first event: %v", change, mode, err)
+			}
+			switch change {
+			case "removed":
+				f.write(CredentialsFile, Credentials{})
+			case "moved":
+				cred.Upstream = "https://elsewhere.test"
+				f.write(CredentialsFile, Credentials{Credentials: []Credential{cred}})
+			case "policy gone":
+				os.RemoveAll(filepath.Join(f.state, "sandboxes", "127.0.0.1"))
+			}
+			time.Sleep(3 * TunnelCheck)
+			close(f.release)
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if strings.Contains(string(b), "second") {
+				t.Errorf("%s, %s: the stream went on after the credential changed: %q", change, mode, b)
+			}
+		}
+	}
+}

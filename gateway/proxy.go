@@ -320,6 +320,14 @@ func (s *Server) credential(w http.ResponseWriter, r *http.Request) {
 	}
 	host, port := splitTarget(target.Host, map[string]string{"https": "443", "http": "80"}[target.Scheme])
 	s.record(r, v, r.Method, host, port, "")
+	// A streamed answer ends when the sandbox stops holding this
+	// credential (removed, bound elsewhere, the sandbox forgotten).
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	ch := &channel{req: r, host: host, port: port, end: cancel, cred: &c}
+	s.open(ch)
+	defer s.forget(ch)
+	r = r.WithContext(ctx)
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL.Scheme, pr.Out.URL.Host = target.Scheme, target.Host
@@ -450,12 +458,28 @@ type writerOnly struct{ io.Writer }
 var TunnelCheck = time.Second
 
 // channel is something open through the gateway for a sandbox: a CONNECT
-// tunnel or a request in flight. Every TunnelCheck, each is judged again by
-// its sandbox's current policy and ended when that no longer allows it.
+// tunnel, a request in flight or a credential route's answer. Every
+// TunnelCheck, each is judged again by its sandbox's current policy and
+// ended when that no longer allows it.
 type channel struct {
 	req        *http.Request
 	host, port string
 	end        func()
+	// cred, on a credential route, is the credential it was served
+	// with: the route lives as long as the sandbox holds that same one.
+	cred *Credential
+}
+
+// allowed reports whether v, the sandbox's current view (nil: gone or
+// unreadable), still lets ch go on.
+func (ch *channel) allowed(v *View) bool {
+	switch {
+	case v == nil:
+		return false
+	case ch.cred != nil:
+		return v.Credentials[ch.cred.Name] == *ch.cred
+	}
+	return v.Allows(ch.host)
 }
 
 // tunnel is the upstream side of an open CONNECT tunnel. It embeds the TCP
@@ -530,7 +554,7 @@ func (s *Server) judge() {
 				v, _ = s.Store.Lookup(a) // unreadable or gone: nil, ended
 				views[a] = v
 			}
-			if v != nil && (v.Open || v.Allows(ch.host)) {
+			if ch.allowed(v) {
 				continue
 			}
 			s.forget(ch)
