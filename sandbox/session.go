@@ -416,5 +416,58 @@ func (s Snapshot) Changed(before Snapshot) []string {
 	return out
 }
 
+// groupAtLeast is how many changed entries a new folder holds before it is
+// shown as one line.
+const groupAtLeast = 4
+
+// Grouped is Changed for people: a folder that is new since before (nothing
+// was recorded in it or below it) and holds groupAtLeast changed entries or
+// more is one line naming the folder, so an agent's first run (which
+// unpacks dozens of bundled skills) does not bury the one line that
+// matters. Folders are grouped only strictly below one of roots (the
+// folders the snapshot was taken of).
+func (s Snapshot) Grouped(before Snapshot, roots []string) []string {
+	old := map[string]bool{}
+	for p := range before {
+		for d := p; !old[d]; d = filepath.Dir(d) {
+			old[d] = true
+			if d == filepath.Dir(d) {
+				break
+			}
+		}
+	}
+	below := func(d string) bool {
+		for _, r := range roots {
+			r = filepath.Clean(r)
+			if strings.HasPrefix(d, r+"/") {
+				return true
+			}
+		}
+		return false
+	}
+	groups := map[string][]string{}
+	var out []string
+	for _, p := range s.Changed(before) {
+		if _, there := before[p]; there {
+			out = append(out, p)
+			continue
+		}
+		top := ""
+		for d := p; below(d) && !old[d]; d = filepath.Dir(d) {
+			top = d
+		}
+		groups[top] = append(groups[top], p)
+	}
+	for top, ps := range groups {
+		if top == "" || len(ps) < groupAtLeast {
+			out = append(out, ps...)
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s/ (a new folder of %d files and folders: review it whole)", top, len(ps)))
+	}
+	sort.Strings(out)
+	return out
+}
+
 // Printable is text from the guest made safe to print on one line.
 func Printable(s string) string { return safetext.Line(s) }

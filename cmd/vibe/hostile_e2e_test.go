@@ -381,6 +381,28 @@ func TestE2EHostileHostRunFiles(t *testing.T) {
 	}
 }
 
+// The agent fills .git/modules with decoy submodules, so that a real one's
+// config (whose core.fsmonitor the host's git status runs) falls past what
+// settle protects: the next session does not start (fail closed) and says
+// why and what to do.
+func TestE2EHostileSubmoduleFlood(t *testing.T) {
+	w := newWorld(t)
+	os.MkdirAll(filepath.Join(w.project, ".git/modules/sub/hooks"), 0o755)
+	os.WriteFile(filepath.Join(w.project, ".git/modules/sub/config"), []byte("original\n"), 0o644)
+	exec.Command("chown", "-R", "1000:1000", w.project).Run()
+	w.must("up")
+	if out, code := w.sh("cd /workspace/app/.git/modules && for i in $(seq 1 300); do mkdir -p d$i/hooks && echo x >d$i/config || exit 1; done && echo made"); code != 0 || !strings.Contains(out, "made") {
+		t.Fatalf("the decoys could not be made, so this proves nothing: %s", out)
+	}
+	stdout, stderr, code := w.vibe("exec", "--", "sh", "-c", "echo ran")
+	if code == 0 || strings.Contains(stdout, "ran") {
+		t.Fatalf("a session started with 300 submodules' files under .git/modules (some left writable): exit %d %q", code, stdout)
+	}
+	if !strings.Contains(stderr, ".git/modules") || !strings.Contains(stderr, "fail closed") {
+		t.Errorf("the refusal does not say what and why: %q", stderr)
+	}
+}
+
 // vibe restore starts from the image: hooks the agent wrote into its own
 // persisted settings do not come back with it.
 func TestE2EHostileRestoreState(t *testing.T) {

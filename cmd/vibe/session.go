@@ -291,15 +291,23 @@ func (s *session) asUser(argv []string, cwd string, terminal bool) (int, error) 
 	if err != nil {
 		return -1, err
 	}
-	snap := func() sandbox.Snapshot { return sandbox.TakeSnapshot(s.spec.Mounts, s.spec.StateFolders()) }
+	states := s.spec.StateFolders()
+	snap := func() sandbox.Snapshot { return sandbox.TakeSnapshot(s.spec.Mounts, states) }
+	var roots []string
+	for _, m := range s.spec.Mounts {
+		roots = append(roots, m.Source)
+	}
+	for _, dir := range states {
+		roots = append(roots, dir)
+	}
 	before := snap()
 	if last, ok := loadSnapshot(snapPath); ok {
-		warnChanged(before.Changed(last), "since the last session ended (something in the sandbox went on running)")
+		warnChanged(before.Grouped(last, roots), "since the last session ended (something in the sandbox went on running)")
 	}
 	env := sandbox.Env(s.spec, sandbox.HostGitIdentity(), termName(terminal))
 	code, err := s.mgr.Launch(s.ctx, s.spec, argv, cwd, env, s.secrets, terminal)
 	after := snap()
-	warnChanged(after.Changed(before), "during the session")
+	warnChanged(after.Grouped(before, roots), "during the session")
 	// Said after every session, not only when it first happens: past the
 	// bound, a change goes unseen.
 	for _, dir := range after.Truncated() {
