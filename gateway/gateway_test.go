@@ -830,6 +830,9 @@ func TestCredentialStreamsEndWhenTheCredentialGoes(t *testing.T) {
 			if strings.Contains(string(b), "second") {
 				t.Errorf("%s, %s: the stream went on after the credential changed: %q", change, mode, b)
 			}
+			if logged, _ := os.ReadFile(f.log); !strings.Contains(string(logged), ReasonCredentialGone) {
+				t.Errorf("%s, %s: the cut is not logged as the credential's: %s", change, mode, logged)
+			}
 		}
 	}
 }

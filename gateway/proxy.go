@@ -28,6 +28,10 @@ const ReasonNotAllowed = "not in the sandbox's allowlist"
 // flight is ended because the sandbox's policy no longer allows its host.
 const ReasonClosed = "ended: the sandbox's policy no longer allows this host"
 
+// ReasonCredentialGone is logged when a credential route's answer is cut:
+// the sandbox no longer holds the credential it was served with.
+const ReasonCredentialGone = "ended: the sandbox no longer holds this credential"
+
 // Server is the gateway's proxy.
 type Server struct {
 	Store *Store
@@ -559,7 +563,11 @@ func (s *Server) judge() {
 			}
 			s.forget(ch)
 			method := ch.req.Method
-			s.record(ch.req, v, method, ch.host, ch.port, ReasonClosed)
+			reason := ReasonClosed
+			if ch.cred != nil {
+				reason = ReasonCredentialGone
+			}
+			s.record(ch.req, v, method, ch.host, ch.port, reason)
 			ch.end()
 		}
 	}

@@ -130,6 +130,9 @@ func TakeSnapshot(mounts []workspace.Mount, states map[string]string) Snapshot {
 		p := config.AgentPresetNamed(name)
 		root, err := os.OpenRoot(states[name])
 		if p == nil || err != nil {
+			if p != nil && !errors.Is(err, fs.ErrNotExist) {
+				snap[filepath.Join(states[name], tooMany)] = "unreadable"
+			}
 			continue
 		}
 		sn := &snapper{root: root, base: states[name], snap: snap}
@@ -144,6 +147,9 @@ func TakeSnapshot(mounts []workspace.Mount, states map[string]string) Snapshot {
 		}
 		root, err := os.OpenRoot(m.Source)
 		if err != nil {
+			if !errors.Is(err, fs.ErrNotExist) {
+				snap[filepath.Join(m.Source, tooMany)] = "unreadable"
+			}
 			continue
 		}
 		sn := &snapper{root: root, base: m.Source, snap: snap}
@@ -420,13 +426,40 @@ func (s Snapshot) Changed(before Snapshot) []string {
 // shown as one line.
 const groupAtLeast = 4
 
-// Grouped is Changed for people: a folder that is new since before (nothing
-// was recorded in it or below it) and holds groupAtLeast changed entries or
-// more is one line naming the folder, so an agent's first run (which
-// unpacks dozens of bundled skills) does not bury the one line that
-// matters. Folders are grouped only strictly below one of roots (the
-// folders the snapshot was taken of).
-func (s Snapshot) Grouped(before Snapshot, roots []string) []string {
+// GroupRoots are the folders below which a new folder may be reported as
+// one line (Grouped): each entry the snapshot records of an agent's state
+// (its preset's Steer) and of a writable project (HostRun, .git/modules).
+// Never a project or a state folder itself: a new .git there, or a new
+// .gemini holding settings.json, is named file by file.
+func GroupRoots(mounts []workspace.Mount, states map[string]string) []string {
+	var out []string
+	for name, dir := range states {
+		if p := config.AgentPresetNamed(name); p != nil {
+			for _, rel := range p.Steer {
+				out = append(out, filepath.Join(dir, rel))
+			}
+		}
+	}
+	for _, m := range mounts {
+		if m.ReadOnly {
+			continue
+		}
+		for _, rel := range append(slices.Clone(HostRun), ".git/modules") {
+			out = append(out, filepath.Join(m.Source, rel))
+		}
+	}
+	return out
+}
+
+// Grouped is Changed for people. What was there before and changed or
+// went is named, always, first (changed); what is new comes after
+// (added), where a folder that is new since before (nothing recorded in
+// it or below it) and holds groupAtLeast new entries or more is one line
+// naming it, so that an agent's first run (which unpacks dozens of
+// bundled skills) does not bury the line that matters. Folders are
+// grouped only strictly below one of roots (GroupRoots), and never where
+// before was cut short: there, "new" may only mean "not compared".
+func (s Snapshot) Grouped(before Snapshot, roots []string) (changed, added []string) {
 	old := map[string]bool{}
 	for p := range before {
 		for d := p; !old[d]; d = filepath.Dir(d) {
@@ -436,9 +469,24 @@ func (s Snapshot) Grouped(before Snapshot, roots []string) []string {
 			}
 		}
 	}
+	var usable []string
+	for _, r := range roots {
+		r = filepath.Clean(r)
+		cut := false
+		for d := r; ; d = filepath.Dir(d) {
+			if _, ok := before[filepath.Join(d, tooMany)]; ok {
+				cut = true
+			}
+			if d == filepath.Dir(d) {
+				break
+			}
+		}
+		if !cut {
+			usable = append(usable, r)
+		}
+	}
 	below := func(d string) bool {
-		for _, r := range roots {
-			r = filepath.Clean(r)
+		for _, r := range usable {
 			if strings.HasPrefix(d, r+"/") {
 				return true
 			}
@@ -446,10 +494,9 @@ func (s Snapshot) Grouped(before Snapshot, roots []string) []string {
 		return false
 	}
 	groups := map[string][]string{}
-	var out []string
 	for _, p := range s.Changed(before) {
 		if _, there := before[p]; there {
-			out = append(out, p)
+			changed = append(changed, p)
 			continue
 		}
 		top := ""
@@ -460,13 +507,16 @@ func (s Snapshot) Grouped(before Snapshot, roots []string) []string {
 	}
 	for top, ps := range groups {
 		if top == "" || len(ps) < groupAtLeast {
-			out = append(out, ps...)
+			for _, p := range ps {
+				added = append(added, p+" (new)")
+			}
 			continue
 		}
-		out = append(out, fmt.Sprintf("%s/ (a new folder of %d files and folders: review it whole)", top, len(ps)))
+		added = append(added, fmt.Sprintf("%s/ (a new folder of %d files and folders: review it whole)", top, len(ps)))
 	}
-	sort.Strings(out)
-	return out
+	sort.Strings(changed)
+	sort.Strings(added)
+	return changed, added
 }
 
 // Printable is text from the guest made safe to print on one line.

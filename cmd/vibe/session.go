@@ -293,21 +293,17 @@ func (s *session) asUser(argv []string, cwd string, terminal bool) (int, error) 
 	}
 	states := s.spec.StateFolders()
 	snap := func() sandbox.Snapshot { return sandbox.TakeSnapshot(s.spec.Mounts, states) }
-	var roots []string
-	for _, m := range s.spec.Mounts {
-		roots = append(roots, m.Source)
-	}
-	for _, dir := range states {
-		roots = append(roots, dir)
-	}
+	roots := sandbox.GroupRoots(s.spec.Mounts, states)
 	before := snap()
 	if last, ok := loadSnapshot(snapPath); ok {
-		warnChanged(before.Grouped(last, roots), "since the last session ended (something in the sandbox went on running)")
+		changed, added := before.Grouped(last, roots)
+		warnChanged(changed, added, "since the last session ended (something in the sandbox went on running)")
 	}
 	env := sandbox.Env(s.spec, sandbox.HostGitIdentity(), termName(terminal))
 	code, err := s.mgr.Launch(s.ctx, s.spec, argv, cwd, env, s.secrets, terminal)
 	after := snap()
-	warnChanged(after.Grouped(before, roots), "during the session")
+	changed, added := after.Grouped(before, roots)
+	warnChanged(changed, added, "during the session")
 	// Said after every session, not only when it first happens: past the
 	// bound, a change goes unseen.
 	for _, dir := range after.Truncated() {
@@ -319,20 +315,25 @@ func (s *session) asUser(argv []string, cwd string, terminal bool) (int, error) 
 	return code, err
 }
 
-// maxChangedLines bounds the changed files listed: a flood of them is a
+// maxAddedLines bounds the new files listed: a flood of them is a
 // message in itself.
-const maxChangedLines = 50
+const maxAddedLines = 50
 
-// warnChanged reports changed host-run files; their names came from the
-// guest, so they are printed without control characters.
-func warnChanged(changed []string, when string) {
-	if len(changed) == 0 {
+// warnChanged reports changed host-run files: every one that was there
+// and changed or went, then the new ones up to maxAddedLines (so that a
+// flood of new files cannot push a changed one out of sight). Their names
+// came from the guest, so they are printed without control characters.
+func warnChanged(changed, added []string, when string) {
+	if len(changed)+len(added) == 0 {
 		return
 	}
 	fmt.Fprintf(os.Stderr, "\nvibe: WARNING: files that run or are obeyed on the host (or, for the agent's settings and hooks, in every sandbox) changed %s; review them:\n", when)
-	for i, p := range changed {
-		if i == maxChangedLines {
-			fmt.Fprintf(os.Stderr, "  … and %d more\n", len(changed)-i)
+	for _, p := range changed {
+		fmt.Fprintf(os.Stderr, "  %s\n", sandbox.Printable(p))
+	}
+	for i, p := range added {
+		if i == maxAddedLines {
+			fmt.Fprintf(os.Stderr, "  … and %d more new\n", len(added)-i)
 			break
 		}
 		fmt.Fprintf(os.Stderr, "  %s\n", sandbox.Printable(p))
