@@ -34,7 +34,7 @@ const (
 	gitMaxConfigs = 24       // configuration files read per project
 	gitMaxConfig  = 64 << 10 // bytes of one (git takes seconds over a crafted MiB)
 	gitMaxOutput  = 1 << 20  // of git's answer about one
-	gitMaxExtra   = 64       // host-run paths found per project
+	gitMaxExtra   = 256      // host-run paths found per project
 	gitTimeout    = 10 * time.Second
 )
 
@@ -102,10 +102,15 @@ func gitHostRun(mounts []workspace.Mount) map[string]*gitFound {
 		start := userGitConfigs(home)
 		// A .git that is a file or a link sends git elsewhere: the
 		// snapshot records it, and nothing is looked up through it.
+		dotGit := false
 		if st, err := os.Lstat(filepath.Join(project, ".git")); err == nil && st.IsDir() {
+			dotGit = true
 			start = append(start, filepath.Join(project, ".git", "config"), filepath.Join(project, ".git", "config.worktree"))
 		}
-		w.walk(start)
+		w.walk(start, project, true)
+		if dotGit {
+			w.links(filepath.Join(project, ".git"), project, 0)
+		}
 	}
 	for _, f := range out {
 		slices.Sort(f.rel)
@@ -209,8 +214,11 @@ func (w *gitWalk) resolve(base, p string) string {
 // walk reads the configuration files from start and what they include,
 // the user's own files before any in a mount, breadth first within the
 // bounds: what the user configured is found before anything an included
-// file (perhaps the agent's) adds.
-func (w *gitWalk) walk(start []string) {
+// file (perhaps the agent's) adds. Hooks and programs are relative to
+// worktree; start's files in a mount are the user's when mine is set (a
+// project's .git/config, which the agent cannot write), the agent's
+// otherwise (a submodule's it made).
+func (w *gitWalk) walk(start []string, worktree string, trusted bool) {
 	var mine, theirs []string // outside the mounts; in a mount
 	push := func(p string, fromMine bool) {
 		if _, _, in := w.mount(p); in {
@@ -220,12 +228,12 @@ func (w *gitWalk) walk(start []string) {
 		}
 	}
 	for _, p := range start {
-		if _, _, in := w.mount(p); in {
+		if _, _, in := w.mount(p); in && trusted {
 			// .git/config and config.worktree: the user's (the agent
 			// cannot write them), read first.
 			mine = append(mine, p)
 		} else {
-			push(p, true)
+			push(p, trusted)
 		}
 	}
 	for len(mine)+len(theirs) > 0 {
@@ -257,7 +265,7 @@ func (w *gitWalk) walk(start []string) {
 		// A hooks folder and a command's program are relative to the
 		// worktree, where git runs them.
 		for _, p := range append(hooks, programs...) {
-			if abs := w.resolve(w.project, p); abs != "" {
+			if abs := w.resolve(worktree, p); abs != "" {
 				w.add(abs)
 			}
 		}
@@ -279,6 +287,9 @@ func (w *gitWalk) walk(start []string) {
 // link followed, no FIFO opened), the user's own directly. ok is false
 // when it is there but cannot be read so.
 func (w *gitWalk) read(path string) (data []byte, ok bool) {
+	if path == os.DevNull {
+		return nil, true // GIT_CONFIG_GLOBAL=/dev/null: no configuration
+	}
 	f, err := w.open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, true

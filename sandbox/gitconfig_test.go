@@ -236,7 +236,7 @@ func TestGitHostRunFloodIsBoundedAndMarked(t *testing.T) {
 	writeFile(t, filepath.Join(app, ".git/config.worktree"), "[core]\n\thooksPath = .githooks\n")
 	var b strings.Builder
 	b.WriteString("[alias]\n")
-	for i := range 100 {
+	for i := range gitMaxExtra + 40 {
 		fmt.Fprintf(&b, "\ta%d = !x/%d\n", i, i)
 	}
 	writeFile(t, filepath.Join(app, ".gitconfig.local"), b.String())

@@ -403,6 +403,38 @@ func TestE2EHostileSubmoduleFlood(t *testing.T) {
 	}
 }
 
+// A gitlink in the project's index sends the host's git status into that
+// folder's own repository, whose config may run a command
+// (core.fsmonitor), with no .gitmodules: a checked-out one's config is
+// read-only in the sandbox, and one the agent makes during a session is
+// reported when it ends.
+func TestE2EHostileGitlink(t *testing.T) {
+	w := newWorld(t)
+	hostGit := func(dir string, args ...string) string {
+		out, err := exec.Command("git", append([]string{"-C", dir, "-c", "user.name=t", "-c", "user.email=t@t"}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %v: %v %s", args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	os.RemoveAll(filepath.Join(w.project, ".git"))
+	hostGit(w.project, "init", "-q")
+	sub := filepath.Join(w.project, "vendored")
+	os.MkdirAll(sub, 0o755)
+	hostGit(sub, "init", "-q")
+	hostGit(sub, "commit", "-q", "--allow-empty", "-m", "v")
+	hostGit(w.project, "update-index", "--add", "--cacheinfo", "160000,"+hostGit(sub, "rev-parse", "HEAD")+",vendored")
+	exec.Command("chown", "-R", "1000:1000", w.project).Run()
+	w.must("up")
+	if out, _ := w.sh("cd /workspace/app/vendored && (git config core.fsmonitor 'touch /tmp/pwned; false') 2>/dev/null && echo wrote"); strings.Contains(out, "wrote") {
+		t.Errorf("the agent set a command in a gitlink's config")
+	}
+	_, stderr, _ := w.vibe("exec", "--", "sh", "-c", `cd /workspace/app && mkdir other && cd other && git init -q && git -c user.name=a -c user.email=a@a commit -q --allow-empty -m o && git config core.fsmonitor 'touch /tmp/pwned; false' && cd .. && git update-index --add --cacheinfo 160000,$(git -C other rev-parse HEAD),other && echo made`)
+	if !strings.Contains(stderr, "other/.git/config") {
+		t.Errorf("a new gitlink's config with a command was not reported:\n%s", stderr)
+	}
+}
+
 // vibe restore starts from the image: hooks the agent wrote into its own
 // persisted settings do not come back with it.
 func TestE2EHostileRestoreState(t *testing.T) {

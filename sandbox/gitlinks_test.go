@@ -1,0 +1,160 @@
+package sandbox
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/vibesandbox/vibe/workspace"
+)
+
+func git(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", append([]string{"-C", dir, "-c", "user.name=t", "-c", "user.email=t@t", "-c", "init.defaultBranch=main", "-c", "protocol.file.allow=always"}, args...)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %v: %v\n%s", args, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// The agent makes a folder of the project a repository of its own, whose
+// config runs a command (core.fsmonitor), and adds it to the index as a
+// submodule, with no .gitmodules: the host's git status goes into it and
+// runs the command. Each gitlink's git folder is a host-run path of the
+// project: its config, hooks and the rest are protected and compared, and
+// so is a gitfile that sends git elsewhere, and the folder it names; and
+// the submodule's own submodules, and what its configuration names.
+func TestGitHostRunFollowsGitlinks(t *testing.T) {
+	gitEnv(t)
+	app := t.TempDir()
+	git(t, app, "init", "-q")
+	sub := filepath.Join(app, "sub")
+	os.MkdirAll(sub, 0o755)
+	git(t, sub, "init", "-q")
+	inner := filepath.Join(sub, "inner")
+	os.MkdirAll(inner, 0o755)
+	git(t, inner, "init", "-q")
+	git(t, inner, "commit", "-q", "--allow-empty", "-m", "i")
+	git(t, sub, "update-index", "--add", "--cacheinfo", "160000,"+git(t, inner, "rev-parse", "HEAD")+",inner")
+	git(t, sub, "config", "core.hooksPath", "myhooks")
+	git(t, sub, "commit", "-q", "--allow-empty", "-m", "s")
+	git(t, app, "update-index", "--add", "--cacheinfo", "160000,"+git(t, sub, "rev-parse", "HEAD")+",sub")
+	// A second one whose .git is a file naming a folder elsewhere in the
+	// project (as git worktree and absorbed submodules write).
+	os.MkdirAll(filepath.Join(app, "lib/two"), 0o755)
+	os.MkdirAll(filepath.Join(app, "stash"), 0o755)
+	git(t, filepath.Join(app, "stash"), "init", "-q", "--bare", "g")
+	writeFile(t, filepath.Join(app, "lib/two/.git"), "gitdir: ../../stash/g\n")
+	git(t, app, "update-index", "--add", "--cacheinfo", "160000,"+git(t, sub, "rev-parse", "HEAD")+",lib/two")
+	// A gitlink whose folder is not checked out is not entered.
+	git(t, app, "update-index", "--add", "--cacheinfo", "160000,"+git(t, sub, "rev-parse", "HEAD")+",absent")
+
+	got := hostRunPaths([]workspace.Mount{{Source: app}})[app]
+	for _, want := range []string{
+		"sub/.git/config", "sub/.git/hooks", "sub/.git/info", "sub/myhooks",
+		"sub/inner/.git/config", "sub/inner/.git/hooks",
+		"lib/two/.git", "stash/g/config", "stash/g/hooks",
+	} {
+		if !slices.Contains(got, want) {
+			t.Errorf("%s is not a host-run path: %v", want, got)
+		}
+	}
+	for _, p := range got {
+		if strings.HasPrefix(p, "absent") {
+			t.Errorf("a gitlink not checked out gave %s", p)
+		}
+	}
+
+	// And the snapshot compares them: a command set there is reported.
+	mounts := []workspace.Mount{{Source: app}}
+	before := TakeSnapshot(mounts, nil)
+	git(t, sub, "config", "core.fsmonitor", "touch /tmp/pwned; false")
+	changed := TakeSnapshot(mounts, nil).Changed(before)
+	if !slices.Contains(changed, filepath.Join(sub, ".git", "config")) {
+		t.Errorf("a command set in a gitlink's config is not reported: %v", changed)
+	}
+}
+
+// An index that cannot be read whole (too big, split, not an index) marks
+// the project cut short rather than passing for one with no submodules.
+func TestGitHostRunUnreadableIndexIsCut(t *testing.T) {
+	gitEnv(t)
+	app := t.TempDir()
+	git(t, app, "init", "-q")
+	git(t, app, "commit", "-q", "--allow-empty", "-m", "x")
+	writeFile(t, filepath.Join(app, "a"), "a")
+	git(t, app, "add", "a")
+	if f := gitHostRun([]workspace.Mount{{Source: app}})[app]; f != nil && f.cut {
+		t.Fatal("control: a project with a plain index is cut short")
+	}
+	writeFile(t, filepath.Join(app, ".git/index"), "DIRC not an index")
+	if f := gitHostRun([]workspace.Mount{{Source: app}})[app]; f == nil || !f.cut {
+		t.Errorf("an unreadable index did not cut the project short: %+v", f)
+	}
+}
+
+// How long reading a project's index for gitlinks takes, for an index of
+// 20,000 files (the size of the mounted-workspace benchmark's tree).
+func BenchmarkGitHostRunIndex(b *testing.B) {
+	if _, err := exec.LookPath("git"); err != nil {
+		b.Skip("no git")
+	}
+	b.Setenv("GIT_CONFIG_GLOBAL", "/dev/null")
+	b.Setenv("GIT_CONFIG_NOSYSTEM", "1")
+	app := b.TempDir()
+	if out, err := exec.Command("git", "init", "-q", app).CombinedOutput(); err != nil {
+		b.Fatalf("%v %s", err, out)
+	}
+	var lines strings.Builder
+	for i := 0; i < 20000; i++ {
+		lines.WriteString("100644 e69de29bb2d1d6434b8b29ae775ad8c2e48c5391\tsrc/d" + string(rune('a'+i%26)) + "/file" + strings.Repeat("x", i%7) + "-" + strconv.Itoa(i) + ".go\n")
+	}
+	cmd := exec.Command("git", "-C", app, "update-index", "--index-info")
+	cmd.Stdin = strings.NewReader(lines.String())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("%v %s", err, out)
+	}
+	st, _ := os.Stat(filepath.Join(app, ".git", "index"))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if f := gitHostRun([]workspace.Mount{{Source: app}})[app]; f != nil && f.cut {
+			b.Fatal("cut")
+		}
+	}
+	b.ReportMetric(float64(st.Size())/1e6, "index-MB")
+}
+
+// An index is the agent's to write: whatever it holds, reading it returns
+// paths or an error, never a panic, and every path is one git could have
+// stored (no NUL).
+func FuzzIndexGitlinks(f *testing.F) {
+	if _, err := exec.LookPath("git"); err == nil {
+		dir := f.TempDir()
+		exec.Command("git", "init", "-q", dir).Run()
+		cmd := exec.Command("git", "-C", dir, "update-index", "--index-info")
+		cmd.Stdin = strings.NewReader("160000 e69de29bb2d1d6434b8b29ae775ad8c2e48c5391\tsub\n100644 e69de29bb2d1d6434b8b29ae775ad8c2e48c5391\ta/b\n")
+		cmd.Run()
+		if b, err := os.ReadFile(filepath.Join(dir, ".git", "index")); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Add([]byte("DIRC\x00\x00\x00\x02\x00\x00\x00\x00"))
+	f.Add([]byte("DIRC\x00\x00\x00\x04\xff\xff\xff\xff"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		names, err := indexGitlinks(bytes.NewReader(b))
+		if err != nil {
+			return
+		}
+		for _, n := range names {
+			if strings.ContainsRune(n, 0) {
+				t.Fatalf("a name with a NUL: %q", n)
+			}
+		}
+	})
+}
