@@ -93,6 +93,14 @@ func TestGitHostRunUnreadableIndexIsCut(t *testing.T) {
 	if f := gitHostRun([]workspace.Mount{{Source: app}})[app]; f != nil && f.cut {
 		t.Fatal("control: a project with a plain index is cut short")
 	}
+	// One written without a checksum (index.skipHash, which git 2.40
+	// and later write for feature.manyFiles) is read.
+	git(t, app, "update-index", "--add", "--cacheinfo", "160000,e69de29bb2d1d6434b8b29ae775ad8c2e48c5391,sub")
+	b, _ := os.ReadFile(filepath.Join(app, ".git/index"))
+	copy(b[len(b)-20:], make([]byte, 20))
+	if names, err := indexGitlinks(bytes.NewReader(b)); err != nil || !slices.Equal(names, []string{"sub"}) {
+		t.Errorf("an index without a checksum: %v %v", names, err)
+	}
 	writeFile(t, filepath.Join(app, ".git/index"), "DIRC not an index")
 	if f := gitHostRun([]workspace.Mount{{Source: app}})[app]; f == nil || !f.cut {
 		t.Errorf("an unreadable index did not cut the project short: %+v", f)
