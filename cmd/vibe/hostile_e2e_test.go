@@ -360,9 +360,17 @@ func TestE2EHostileHostRunFiles(t *testing.T) {
 	// terminal escapes, into a host-run folder that did not exist when the
 	// session started (so nothing made it read-only); the next start
 	// reports it, escapes stripped.
-	w.detached(`sleep 3; mkdir -p /workspace/app/.idea && echo pwned >/workspace/app/.idea/"$(printf "x\033[8mhidden")"`)
+	// It writes once the test says so (a file the host makes), after the
+	// session below has ended: a write during it would be reported by it.
+	w.detached(`until [ -e /workspace/app/go-now ]; do sleep 0.2; done; mkdir -p /workspace/app/.idea && echo pwned >/workspace/app/.idea/"$(printf "x\033[8mhidden")"`)
 	w.must("exec", "--", "true")
-	time.Sleep(5 * time.Second)
+	os.WriteFile(filepath.Join(w.project, "go-now"), nil, 0o644)
+	for i := 0; i < 100; i++ {
+		if entries, _ := os.ReadDir(filepath.Join(w.project, ".idea")); len(entries) > 0 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	_, stderr, _ := w.vibe("exec", "--", "true")
 	if !strings.Contains(stderr, "hidden") || strings.Contains(stderr, "\033") {
 		t.Errorf("a write after the session is not reported (or carries escapes) at the next start: %q", stderr)
