@@ -98,7 +98,7 @@ func gitHostRun(mounts []workspace.Mount) map[string]*gitFound {
 	defer cancel()
 	home, _ := os.UserHomeDir()
 	for _, project := range projects {
-		w := gitWalk{ctx: ctx, project: project, roots: roots, home: home, out: out, seen: map[string]bool{}}
+		w := gitWalk{ctx: ctx, project: project, roots: roots, home: home, out: out, seen: map[string]bool{}, repos: map[string]bool{}}
 		start := userGitConfigs(home)
 		// A .git that is a file or a link sends git elsewhere: the
 		// snapshot records it, and nothing is looked up through it.
@@ -149,6 +149,7 @@ type gitWalk struct {
 	home    string
 	out     map[string]*gitFound
 	seen    map[string]bool
+	repos   map[string]bool // git folders looked into
 	files   int
 	found   int
 }

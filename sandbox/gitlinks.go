@@ -1,15 +1,20 @@
 package sandbox
 
 import (
+	"bufio"
+	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 
-	"github.com/go-git/go-git/v5/plumbing/filemode"
-	"github.com/go-git/go-git/v5/plumbing/format/index"
+	"golang.org/x/sys/unix"
 )
 
 // A gitlink in a project's index (a submodule, .gitmodules or not) sends
@@ -21,6 +26,7 @@ import (
 
 const (
 	gitMaxIndex     = 32 << 20 // bytes of an index read whole
+	gitMaxMemory    = 1 << 30  // git's address space while it reads one
 	gitMaxLinkDepth = 4        // submodules of submodules, and so on
 )
 
@@ -33,6 +39,10 @@ func (w *gitWalk) links(gitDir, worktree string, depth int) {
 	names, ok := w.gitlinks(filepath.Join(gitDir, "index"))
 	if !ok {
 		w.of(w.project).cut = true // there, and not looked into
+		return
+	}
+	if len(names) > 0 && depth >= gitMaxLinkDepth {
+		w.of(w.project).cut = true
 		return
 	}
 	for _, name := range names {
@@ -54,43 +64,121 @@ func (w *gitWalk) links(gitDir, worktree string, depth int) {
 			w.of(w.project).cut = true
 		case st.IsDir():
 			w.repo(dotGit, sub, depth)
-		default:
-			// A gitfile (or a link): recorded itself, and the folder a
-			// gitfile names is the repository git uses.
+		case st.Mode()&fs.ModeSymlink != 0:
+			// git follows the link: recorded itself, and where it leads.
 			w.add(dotGit)
-			if st.Mode().IsRegular() {
-				if dir := w.gitfile(dotGit); dir != "" {
-					w.repo(dir, sub, depth)
-				}
+			if target, ok := w.readlink(dotGit); ok {
+				w.repo(w.resolve(sub, target), sub, depth)
 			}
+		case st.Mode().IsRegular():
+			// A gitfile: recorded itself, and the folder it names.
+			w.add(dotGit)
+			if dir := w.gitfile(dotGit); dir != "" {
+				w.repo(dir, sub, depth)
+			}
+		default:
+			w.add(dotGit)
 		}
 	}
 }
 
 // repo records what git reads or runs in gitDir, a repository whose
-// worktree is worktree, follows its configuration, and its gitlinks.
+// worktree is worktree (and in the common folder its commondir names),
+// follows its configuration, and its gitlinks.
 func (w *gitWalk) repo(gitDir, worktree string, depth int) {
-	if _, _, in := w.mount(gitDir); !in {
+	if _, _, in := w.mount(gitDir); !in || gitDir == "" {
 		return // not the agent's to write
 	}
-	// Those below the project's .git/modules are protected and compared
-	// as such; only their own gitlinks are looked at here.
-	if !strings.HasPrefix(gitDir, filepath.Join(w.project, ".git", "modules")+"/") {
-		for _, n := range gitDirFiles {
-			w.add(filepath.Join(gitDir, n))
+	if w.repos[gitDir] {
+		return
+	}
+	w.repos[gitDir] = true
+	// A folder reached through a link can be pointed elsewhere at any
+	// time: what is below it is neither protected nor compared for
+	// certain.
+	if w.linked(gitDir) {
+		w.of(w.project).cut = true
+		return
+	}
+	w.record(gitDir)
+	configs := []string{filepath.Join(gitDir, "config"), filepath.Join(gitDir, "config.worktree")}
+	// A linked worktree's (or one made so) configuration and hooks are
+	// in its common folder.
+	if data, ok := w.read(filepath.Join(gitDir, "commondir")); !ok {
+		w.of(w.project).cut = true
+	} else if common := gitPath(data); common != "" {
+		dir := w.resolve(gitDir, common)
+		if _, _, in := w.mount(dir); in && !w.repos[dir] {
+			w.repos[dir] = true
+			if w.linked(dir) {
+				w.of(w.project).cut = true
+			} else {
+				w.record(dir)
+				configs = append(configs, filepath.Join(dir, "config"))
+			}
 		}
 	}
-	w.walk([]string{filepath.Join(gitDir, "config"), filepath.Join(gitDir, "config.worktree")}, worktree, false)
-	if depth+1 < gitMaxLinkDepth {
-		w.links(gitDir, worktree, depth+1)
-	} else {
-		w.of(w.project).cut = true
+	w.walk(configs, worktree, false)
+	w.links(gitDir, worktree, depth+1)
+}
+
+// record adds what git reads or runs in gitDir; those below the
+// project's .git/modules are protected and compared as such already.
+func (w *gitWalk) record(gitDir string) {
+	if strings.HasPrefix(gitDir, filepath.Join(w.project, ".git", "modules")+"/") {
+		return
+	}
+	for _, n := range gitDirFiles {
+		w.add(filepath.Join(gitDir, n))
 	}
 }
 
+// linked reports whether a folder on the way to path, inside its mount,
+// is a symlink (or cannot be looked at).
+func (w *gitWalk) linked(path string) bool {
+	r, rel, in := w.mount(path)
+	if !in {
+		return false
+	}
+	root, err := os.OpenRoot(r)
+	if err != nil {
+		return true
+	}
+	defer root.Close()
+	parts := strings.Split(filepath.ToSlash(rel), "/")
+	for i := 1; i <= len(parts); i++ {
+		st, err := root.Lstat(strings.Join(parts[:i], "/"))
+		if errors.Is(err, fs.ErrNotExist) {
+			return false
+		}
+		if err != nil || st.Mode()&fs.ModeSymlink != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// readlink reads a link inside its mount.
+func (w *gitWalk) readlink(path string) (string, bool) {
+	r, rel, in := w.mount(path)
+	if !in {
+		return "", false
+	}
+	root, err := os.OpenRoot(r)
+	if err != nil {
+		return "", false
+	}
+	defer root.Close()
+	target, err := root.Readlink(rel)
+	return target, err == nil
+}
+
 // gitlinks returns the paths of the gitlinks in the index at path (none
-// when there is no index). An index that cannot be read whole (too big,
-// one whose entries live in a shared index, not an index) is not ok.
+// when there is no index). git itself reads a copy of the index (its
+// entry modes, versions, extensions and threaded reads exactly as the
+// host's git status sees them), in a repository of its own with no
+// configuration but this: nothing of the project's is read or run. An
+// index it cannot read whole (too big, split, too slow) is not ok.
 func (w *gitWalk) gitlinks(path string) ([]string, bool) {
 	f, err := w.open(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -100,32 +188,124 @@ func (w *gitWalk) gitlinks(path string) ([]string, bool) {
 		return nil, false
 	}
 	defer f.Close()
-	names, err := indexGitlinks(io.LimitReader(f, gitMaxIndex))
+	names, err := indexGitlinks(w.ctx, f)
 	return names, err == nil
 }
 
-// indexGitlinks decodes an index (the agent's: it may be anything) and
-// returns its gitlinks' paths. One cut short by the bound fails its
-// checksum; a panic in the decoder is an error, never the host's vibe
-// gone.
-func indexGitlinks(r io.Reader) (names []string, err error) {
-	defer func() {
-		if recover() != nil {
-			names, err = nil, errors.New("the index decoder failed")
-		}
-	}()
-	var idx index.Index
-	// Its checksum is not the point: git writes none with index.skipHash
-	// (feature.manyFiles), and the entries are all read before it.
-	if err := index.NewDecoder(r).Decode(&idx); err != nil && !errors.Is(err, index.ErrInvalidChecksum) {
+// indexGitlinks has git list the gitlinks of the index r holds (the
+// agent's: it may be anything).
+func indexGitlinks(ctx context.Context, r io.Reader) ([]string, error) {
+	tmp, err := os.MkdirTemp("", "vibe-index-")
+	if err != nil {
 		return nil, err
 	}
-	for _, e := range idx.Entries {
-		if e.Mode == filemode.Submodule {
-			names = append(names, filepath.FromSlash(e.Name))
+	defer os.RemoveAll(tmp)
+	gitDir := filepath.Join(tmp, "git")
+	for _, d := range []string{"objects", "refs", "worktree"} {
+		if err := os.MkdirAll(filepath.Join(gitDir, d), 0o700); err != nil {
+			return nil, err
 		}
 	}
-	return names, nil
+	if err := os.WriteFile(filepath.Join(gitDir, "HEAD"), []byte("ref: refs/heads/main\n"), 0o600); err != nil {
+		return nil, err
+	}
+	index := filepath.Join(tmp, "index")
+	copyTo, err := os.OpenFile(index, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	n, err := io.Copy(copyTo, io.LimitReader(r, gitMaxIndex+1))
+	if cerr := copyTo.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	if n > gitMaxIndex {
+		return nil, fmt.Errorf("an index of more than %d MiB", gitMaxIndex>>20)
+	}
+	// Read one block after another, and as threads read it (from the
+	// offsets its IEOT extension lists): which one git does depends on
+	// index.threads, which a submodule's own configuration sets.
+	seen := map[string]bool{}
+	var out []string
+	for _, threads := range []string{"1", "4"} {
+		names, err := lsGitlinks(ctx, gitDir, index, threads)
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range names {
+			if !seen[n] {
+				seen[n] = true
+				out = append(out, n)
+			}
+		}
+	}
+	return out, nil
+}
+
+// gitMaxRecord bounds one entry of git's listing (mode, object, stage and
+// a path git keeps under PATH_MAX).
+const gitMaxRecord = 64 + 4096
+
+// lsGitlinks lists the gitlinks of the index at index with git ls-files,
+// in the empty repository gitDir, under a bound of time (the walk's) and
+// memory (a crafted index makes git's reading of it grow as the square of
+// its entries).
+func lsGitlinks(ctx context.Context, gitDir, index, threads string) ([]string, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "git", "--no-optional-locks", "-c", "core.fsmonitor=false", "-c", "index.threads="+threads, "ls-files", "--stage", "-z")
+	cmd.Dir = filepath.Join(gitDir, "worktree")
+	cmd.Env = []string{
+		"PATH=" + os.Getenv("PATH"), "HOME=" + gitDir, "LC_ALL=C",
+		"GIT_DIR=" + gitDir, "GIT_WORK_TREE=" + cmd.Dir, "GIT_INDEX_FILE=" + index,
+		"GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null", "GIT_OPTIONAL_LOCKS=0",
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	lim := unix.Rlimit{Cur: gitMaxMemory, Max: gitMaxMemory}
+	if err := unix.Prlimit(cmd.Process.Pid, unix.RLIMIT_AS, &lim, nil); err != nil {
+		cancel()
+		cmd.Wait()
+		return nil, fmt.Errorf("bound git's memory: %w", err)
+	}
+	r := bufio.NewReaderSize(stdout, gitMaxRecord)
+	var names []string
+	var rerr error
+	for {
+		rec, err := r.ReadSlice(0)
+		if err == io.EOF && len(rec) == 0 {
+			break
+		}
+		if err != nil {
+			rerr = fmt.Errorf("git's listing: %w", err) // a record past its bound, or cut off
+			cancel()
+			break
+		}
+		head, name, ok := bytes.Cut(rec[:len(rec)-1], []byte("\t"))
+		mode, _, _ := bytes.Cut(head, []byte(" "))
+		m, perr := strconv.ParseUint(string(mode), 8, 32)
+		if !ok || perr != nil {
+			rerr = errors.New("git's listing is not one of entries")
+			cancel()
+			break
+		}
+		// A gitlink is its type bits, whatever the rest (git enters a
+		// folder listed as 160755 too).
+		if m&0o170000 == 0o160000 {
+			names = append(names, filepath.FromSlash(string(name)))
+		}
+	}
+	if err := cmd.Wait(); err != nil && rerr == nil {
+		rerr = fmt.Errorf("git ls-files: %w", err)
+	}
+	return names, rerr
 }
 
 // gitfile returns the folder a gitfile ("gitdir: PATH") names, absolute,
@@ -136,12 +316,19 @@ func (w *gitWalk) gitfile(path string) string {
 		w.of(w.project).cut = true
 		return ""
 	}
-	line, _, _ := strings.Cut(string(data), "\n")
-	dir, ok := strings.CutPrefix(strings.TrimSuffix(line, "\r"), "gitdir: ")
+	dir, ok := strings.CutPrefix(gitPath(data), "gitdir: ")
 	if !ok || dir == "" {
-		return ""
+		return "" // git refuses it, and goes nowhere
 	}
 	return w.resolve(filepath.Dir(path), dir)
+}
+
+// gitPath is a path file's content as git reads it (a gitfile, commondir):
+// up to a NUL (C's end of string), without its trailing CRs and LFs, and
+// nothing else taken off: "a\nb" is a folder named so.
+func gitPath(data []byte) string {
+	s, _, _ := strings.Cut(string(data), "\x00")
+	return strings.TrimRight(s, "\r\n")
 }
 
 // lstat looks at path inside the mount that holds it.

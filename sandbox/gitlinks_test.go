@@ -2,6 +2,8 @@ package sandbox
 
 import (
 	"bytes"
+	"context"
+	"crypto/sha1"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -98,7 +100,7 @@ func TestGitHostRunUnreadableIndexIsCut(t *testing.T) {
 	git(t, app, "update-index", "--add", "--cacheinfo", "160000,e69de29bb2d1d6434b8b29ae775ad8c2e48c5391,sub")
 	b, _ := os.ReadFile(filepath.Join(app, ".git/index"))
 	copy(b[len(b)-20:], make([]byte, 20))
-	if names, err := indexGitlinks(bytes.NewReader(b)); err != nil || !slices.Equal(names, []string{"sub"}) {
+	if names, err := indexGitlinks(context.Background(), bytes.NewReader(b)); err != nil || !slices.Equal(names, []string{"sub"}) {
 		t.Errorf("an index without a checksum: %v %v", names, err)
 	}
 	writeFile(t, filepath.Join(app, ".git/index"), "DIRC not an index")
@@ -155,7 +157,7 @@ func FuzzIndexGitlinks(f *testing.F) {
 	f.Add([]byte("DIRC\x00\x00\x00\x02\x00\x00\x00\x00"))
 	f.Add([]byte("DIRC\x00\x00\x00\x04\xff\xff\xff\xff"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		names, err := indexGitlinks(bytes.NewReader(b))
+		names, err := indexGitlinks(context.Background(), bytes.NewReader(b))
 		if err != nil {
 			return
 		}
@@ -165,4 +167,76 @@ func FuzzIndexGitlinks(f *testing.F) {
 			}
 		}
 	})
+}
+
+// What a hostile review found git goes into and the first reading of the
+// index missed: a gitlink whose mode has other bits set (git looks at the
+// type only), a .git that is a link, a gitfile read as git reads it (only
+// trailing CRs and LFs taken off), and the common folder a commondir
+// names; a git folder reached through a linked folder cuts the project
+// short, since it can be pointed elsewhere at any time.
+func TestGitHostRunGitlinkVariants(t *testing.T) {
+	gitEnv(t)
+	app := t.TempDir()
+	git(t, app, "init", "-q")
+	head := func(dir string) string {
+		git(t, dir, "init", "-q")
+		git(t, dir, "commit", "-q", "--allow-empty", "-m", "x")
+		return git(t, dir, "rev-parse", "HEAD")
+	}
+	odd := filepath.Join(app, "odd")
+	os.MkdirAll(odd, 0o755)
+	git(t, app, "update-index", "--add", "--cacheinfo", "160000,"+head(odd)+",odd")
+	// Mode 160755 for the only entry: patched in place, checksum anew.
+	idx := filepath.Join(app, ".git", "index")
+	b, _ := os.ReadFile(idx)
+	if m := uint32(b[36])<<24 | uint32(b[37])<<16 | uint32(b[38])<<8 | uint32(b[39]); m != 0o160000 {
+		t.Fatalf("control: the first entry's mode is %o", m)
+	}
+	b[38], b[39] = 0xE1, 0xED // 0o160755
+	sum := sha1.Sum(b[:len(b)-20])
+	copy(b[len(b)-20:], sum[:])
+	os.WriteFile(idx, b, 0o644)
+	if out := git(t, app, "ls-files", "--stage"); !strings.HasPrefix(out, "160755") {
+		t.Fatalf("control: git does not read the patched mode: %s", out)
+	}
+
+	// A .git that is a link to a repository elsewhere in the project.
+	os.MkdirAll(filepath.Join(app, "store"), 0o755)
+	id := head(filepath.Join(app, "store"))
+	os.MkdirAll(filepath.Join(app, "lnk"), 0o755)
+	os.Symlink("../store/.git", filepath.Join(app, "lnk", ".git"))
+	// A gitfile with CRs before its newline, and one whose repository's
+	// commondir names another folder.
+	os.MkdirAll(filepath.Join(app, "crlf"), 0o755)
+	git(t, app, "init", "-q", "--bare", filepath.Join(app, "stash", "g"))
+	writeFile(t, filepath.Join(app, "crlf/.git"), "gitdir: ../stash/g\r\r\n")
+	os.MkdirAll(filepath.Join(app, "wt"), 0o755)
+	writeFile(t, filepath.Join(app, "wt/.git"), "gitdir: ../wtgit\n")
+	writeFile(t, filepath.Join(app, "wtgit/HEAD"), "ref: refs/heads/main\n")
+	writeFile(t, filepath.Join(app, "wtgit/commondir"), "../common\n")
+	git(t, app, "init", "-q", "--bare", filepath.Join(app, "common"))
+	for _, name := range []string{"lnk", "crlf", "wt"} {
+		git(t, app, "update-index", "--add", "--cacheinfo", "160000,"+id+","+name)
+	}
+	got := hostRunPaths([]workspace.Mount{{Source: app}})[app]
+	for _, want := range []string{
+		"odd/.git/config",
+		"lnk/.git", "store/.git/config", "store/.git/hooks",
+		"crlf/.git", "stash/g/config",
+		"wt/.git", "wtgit/config", "wtgit/commondir", "common/config", "common/hooks",
+	} {
+		if !slices.Contains(got, want) {
+			t.Errorf("%s is not a host-run path: %v", want, got)
+		}
+	}
+
+	// A gitfile that names a folder through a link in the project.
+	os.Symlink("stash", filepath.Join(app, "via"))
+	os.MkdirAll(filepath.Join(app, "through"), 0o755)
+	writeFile(t, filepath.Join(app, "through/.git"), "gitdir: ../via/g\n")
+	git(t, app, "update-index", "--add", "--cacheinfo", "160000,"+id+",through")
+	if f := gitHostRun([]workspace.Mount{{Source: app}})[app]; f == nil || !f.cut {
+		t.Errorf("a git folder reached through a link did not cut the project short")
+	}
 }
