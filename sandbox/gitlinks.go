@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -224,44 +225,73 @@ func indexGitlinks(ctx context.Context, r io.Reader) ([]string, error) {
 	if n > gitMaxIndex {
 		return nil, fmt.Errorf("an index of more than %d MiB", gitMaxIndex>>20)
 	}
-	// Read one block after another, and as threads read it (from the
-	// offsets its IEOT extension lists): which one git does depends on
-	// index.threads, which a submodule's own configuration sets.
-	seen := map[string]bool{}
-	var out []string
-	for _, threads := range []string{"1", "4"} {
-		names, err := lsGitlinks(ctx, gitDir, index, threads)
-		if err != nil {
-			return nil, err
-		}
-		for _, n := range names {
-			if !seen[n] {
-				seen[n] = true
-				out = append(out, n)
-			}
-		}
+	// With index.threads (a submodule's own configuration sets it), git
+	// reads the entries from the offsets an IEOT extension lists, which
+	// may be other entries than those in order; and git does not check
+	// those offsets (a crafted table writes past its array). Such an
+	// index is not read here at all.
+	data, err := os.ReadFile(index)
+	if err != nil {
+		return nil, err
 	}
-	return out, nil
+	if hasOffsetTable(data) {
+		return nil, errors.New("an index with an entry offset table (IEOT)")
+	}
+	return lsGitlinks(ctx, gitDir, index)
+}
+
+// hasOffsetTable reports whether git, reading the index data with threads,
+// would find an IEOT extension (or cannot be sure it would not): git looks
+// for it only through an EOIE extension at the end, which gives where the
+// extensions start.
+func hasOffsetTable(data []byte) bool {
+	const hashLen, eoieLen = 20, 4 + 4 + 4 + 20
+	if len(data) < 12+eoieLen+hashLen {
+		return false
+	}
+	eoie := data[len(data)-hashLen-eoieLen:]
+	if string(eoie[:4]) != "EOIE" {
+		return false
+	}
+	pos := int(binary.BigEndian.Uint32(eoie[8:12]))
+	end := len(data) - hashLen
+	if pos < 12 || pos > end {
+		return true
+	}
+	for pos+8 <= end {
+		sig, size := string(data[pos:pos+4]), int(binary.BigEndian.Uint32(data[pos+4:pos+8]))
+		if sig == "IEOT" {
+			return true
+		}
+		if size > end-pos-8 {
+			return true
+		}
+		pos += 8 + size
+	}
+	return pos != end
 }
 
 // gitMaxRecord bounds one entry of git's listing (mode, object, stage and
 // a path git keeps under PATH_MAX).
 const gitMaxRecord = 64 + 4096
 
-// lsGitlinks lists the gitlinks of the index at index with git ls-files,
+// lsGitlinks lists the gitlinks of the index at index with git ls-files
+// (one block after another, never as threads would),
 // in the empty repository gitDir, under a bound of time (the walk's) and
 // memory (a crafted index makes git's reading of it grow as the square of
 // its entries).
-func lsGitlinks(ctx context.Context, gitDir, index, threads string) ([]string, error) {
+func lsGitlinks(ctx context.Context, gitDir, index string) ([]string, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "git", "--no-optional-locks", "-c", "core.fsmonitor=false", "-c", "index.threads="+threads, "ls-files", "--stage", "-z")
+	cmd := exec.CommandContext(ctx, "git", "--no-optional-locks", "-c", "core.fsmonitor=false", "-c", "index.threads=1", "ls-files", "--stage", "-z")
 	cmd.Dir = filepath.Join(gitDir, "worktree")
 	cmd.Env = []string{
 		"PATH=" + os.Getenv("PATH"), "HOME=" + gitDir, "LC_ALL=C",
 		"GIT_DIR=" + gitDir, "GIT_WORK_TREE=" + cmd.Dir, "GIT_INDEX_FILE=" + index,
 		"GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null", "GIT_OPTIONAL_LOCKS=0",
 	}
+	stderr := &limited{n: 4096, cancel: cancel}
+	cmd.Stderr = stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -269,8 +299,8 @@ func lsGitlinks(ctx context.Context, gitDir, index, threads string) ([]string, e
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	lim := unix.Rlimit{Cur: gitMaxMemory, Max: gitMaxMemory}
-	if err := unix.Prlimit(cmd.Process.Pid, unix.RLIMIT_AS, &lim, nil); err != nil {
+	mem, core := unix.Rlimit{Cur: gitMaxMemory, Max: gitMaxMemory}, unix.Rlimit{}
+	if err := errors.Join(unix.Prlimit(cmd.Process.Pid, unix.RLIMIT_AS, &mem, nil), unix.Prlimit(cmd.Process.Pid, unix.RLIMIT_CORE, &core, nil)); err != nil {
 		cancel()
 		cmd.Wait()
 		return nil, fmt.Errorf("bound git's memory: %w", err)
@@ -297,13 +327,25 @@ func lsGitlinks(ctx context.Context, gitDir, index, threads string) ([]string, e
 			break
 		}
 		// A gitlink is its type bits, whatever the rest (git enters a
-		// folder listed as 160755 too).
-		if m&0o170000 == 0o160000 {
+		// folder listed as 160755 too). A folder entry (a sparse index)
+		// stands for a tree git expands from the project's objects,
+		// which may hold gitlinks: not read here.
+		switch m & 0o170000 {
+		case 0o160000:
 			names = append(names, filepath.FromSlash(string(name)))
+		case 0o040000:
+			if rerr == nil {
+				rerr = errors.New("a sparse index (folder entries)")
+			}
 		}
 	}
 	if err := cmd.Wait(); err != nil && rerr == nil {
 		rerr = fmt.Errorf("git ls-files: %w", err)
+	}
+	// git says what it could not read and goes on (a tree it would
+	// expand): anything it says means the list may be short.
+	if rerr == nil && (stderr.buf.Len() > 0 || stderr.over) {
+		rerr = fmt.Errorf("git ls-files: %s", strings.TrimSpace(stderr.buf.String()))
 	}
 	return names, rerr
 }

@@ -240,3 +240,45 @@ func TestGitHostRunGitlinkVariants(t *testing.T) {
 		t.Errorf("a git folder reached through a link did not cut the project short")
 	}
 }
+
+// An index git would read from an entry offset table (IEOT) with threads
+// is not read (its blocks may list other entries than those in order, and
+// git does not check their offsets); one that only records where its
+// extensions start (EOIE, as index.threads writes) is; a sparse index,
+// whose folder entries git expands from objects it may hold gitlinks in,
+// is not.
+func TestIndexGitlinksRefusesWhatGitReadsElsewhere(t *testing.T) {
+	needGit(t)
+	t.Setenv("GIT_CONFIG_GLOBAL", "/dev/null")
+	t.Setenv("GIT_CONFIG_NOSYSTEM", "1")
+	index := func(lines string, cfg ...string) []byte {
+		dir := t.TempDir()
+		git(t, dir, "init", "-q")
+		cmd := exec.Command("git", append(append([]string{"-C", dir}, cfg...), "update-index", "--index-info")...)
+		cmd.Stdin = strings.NewReader(lines)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%v %s", err, out)
+		}
+		b, _ := os.ReadFile(filepath.Join(dir, ".git", "index"))
+		return b
+	}
+	const entries = "100644 e69de29bb2d1d6434b8b29ae775ad8c2e48c5391\ta\n160000 e69de29bb2d1d6434b8b29ae775ad8c2e48c5391\tsub\n"
+	eoie := index(entries, "-c", "index.recordEndOfIndexEntries=true")
+	if !bytes.Contains(eoie, []byte("EOIE")) {
+		t.Fatal("control: no EOIE written")
+	}
+	if names, err := indexGitlinks(context.Background(), bytes.NewReader(eoie)); err != nil || !slices.Equal(names, []string{"sub"}) {
+		t.Errorf("an index with EOIE only: %v %v", names, err)
+	}
+	ieot := index(entries, "-c", "index.recordEndOfIndexEntries=true", "-c", "index.recordOffsetTable=true", "-c", "index.threads=4")
+	if !bytes.Contains(ieot, []byte("IEOT")) {
+		t.Fatal("control: no IEOT written")
+	}
+	if names, err := indexGitlinks(context.Background(), bytes.NewReader(ieot)); err == nil {
+		t.Errorf("an index with an offset table was read: %v", names)
+	}
+	sparse := index("040000 4b825dc642cb6eb9a060e54bf8d69288fbee4904\ts/\n")
+	if names, err := indexGitlinks(context.Background(), bytes.NewReader(sparse)); err == nil {
+		t.Errorf("a sparse index was read: %v", names)
+	}
+}

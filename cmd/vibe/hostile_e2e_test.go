@@ -419,7 +419,7 @@ func TestE2EHostileSubmoduleFlood(t *testing.T) {
 func TestE2EHostileGitlink(t *testing.T) {
 	w := newWorld(t)
 	hostGit := func(dir string, args ...string) string {
-		out, err := exec.Command("git", append([]string{"-C", dir, "-c", "user.name=t", "-c", "user.email=t@t"}, args...)...).CombinedOutput()
+		out, err := exec.Command("git", append([]string{"-C", dir, "-c", "safe.directory=*", "-c", "user.name=t", "-c", "user.email=t@t"}, args...)...).CombinedOutput()
 		if err != nil {
 			t.Fatalf("git %v: %v %s", args, err, out)
 		}
