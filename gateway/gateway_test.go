@@ -759,6 +759,23 @@ func TestRequestsInFlightEndWhenThePolicyNarrows(t *testing.T) {
 	<-done
 }
 
+// stream asks credential route K for /stream, directly (no_proxy names
+// the gateway) or through the gateway as a proxy.
+func (f *fixture) stream(mode string) *http.Response {
+	f.t.Helper()
+	var resp *http.Response
+	var err error
+	if mode == "direct" {
+		resp, err = http.Get(f.proxy.URL + CredentialPath + "K/stream")
+	} else {
+		resp, err = f.client().Get("http://192.0.2.1:3128" + CredentialPath + "K/stream")
+	}
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return resp
+}
+
 // A credential route reached directly (the guest's no_proxy names the
 // gateway) streams as long as the upstream does, like one reached through
 // the proxy: it is not a connection to a host the policy must allow.
@@ -769,16 +786,7 @@ func TestCredentialRouteStreamsDirectAndProxied(t *testing.T) {
 		f.write(CredentialsFile, Credentials{Credentials: []Credential{{
 			Name: "K", Upstream: f.upstream.URL, Header: "X-Api-Key", Value: "sk-real",
 		}}})
-		var resp *http.Response
-		var err error
-		if mode == "direct" {
-			resp, err = http.Get(f.proxy.URL + CredentialPath + "K/stream")
-		} else {
-			resp, err = f.client().Get("http://192.0.2.1:3128" + CredentialPath + "K/stream")
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp := f.stream(mode)
 		// The policy is looked at every second: the stream outlives two.
 		go func() { time.Sleep(2500 * time.Millisecond); close(f.release) }()
 		b, _ := io.ReadAll(resp.Body)
@@ -800,16 +808,7 @@ func TestCredentialStreamsEndWhenTheCredentialGoes(t *testing.T) {
 			f.write(PolicyFile, Policy{Sandbox: "sb"})
 			cred := Credential{Name: "K", Upstream: f.upstream.URL, Header: "X-Api-Key", Value: "sk-real"}
 			f.write(CredentialsFile, Credentials{Credentials: []Credential{cred}})
-			var resp *http.Response
-			var err error
-			if mode == "direct" {
-				resp, err = http.Get(f.proxy.URL + CredentialPath + "K/stream")
-			} else {
-				resp, err = f.client().Get("http://192.0.2.1:3128" + CredentialPath + "K/stream")
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
+			resp := f.stream(mode)
 			first := make([]byte, len("data: first"))
 			if _, err := io.ReadFull(resp.Body, first); err != nil {
 				t.Fatalf("%s, %s: control: no first event: %v", change, mode, err)
