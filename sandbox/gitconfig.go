@@ -52,7 +52,7 @@ var gitHooks = []string{
 // gitKeys are the keys whose values git follows: the hooks folder, the
 // includes, and the commands it runs (through a shell, from the worktree)
 // or the programs it starts.
-const gitKeys = `^(core\.hookspath|include\.path|includeif\..*\.path` +
+const gitKeys = `^(core\.hookspath|core\.worktree|include\.path|includeif\..*\.path` +
 	`|core\.(fsmonitor|editor|pager|sshcommand|askpass|gitproxy|alternaterefscommand)|sequence\.editor|pager\..*` +
 	`|diff\.external|diff\..*\.(command|textconv)|merge\..*\.driver|filter\..*\.(clean|smudge|process)` +
 	`|(diff|merge)tool\..*\.(cmd|path)|alias\..*|credential\.helper|credential\..*\.helper` +
@@ -256,12 +256,18 @@ func (w *gitWalk) walk(start []string, worktree string, trusted bool) {
 		w.files++
 		data, ok := w.read(path)
 		var hooks, includes, programs []string
+		moved := false
 		if ok && len(data) > 0 {
-			hooks, includes, programs, ok = parseGitConfig(w.ctx, data)
+			hooks, includes, programs, moved, ok = parseGitConfig(w.ctx, data)
 		}
 		if !ok {
 			w.of(w.project).cut = true // there, and not looked into
 			continue
+		}
+		// A worktree moved by a file the agent may have written: git
+		// runs hooks and commands from there, which is not followed.
+		if moved && !fromMine {
+			w.of(w.project).cut = true
 		}
 		// A hooks folder and a command's program are relative to the
 		// worktree, where git runs them.
@@ -356,10 +362,11 @@ func (l *limited) Write(p []byte) (int, error) {
 
 // parseGitConfig has git parse one configuration file from its content,
 // includes not followed (they are followed here, within bounds), and
-// returns its core.hooksPath values, the paths its includes name and the
-// programs its commands start by a path; ok is false when git could not
-// say (past the bounds, or the time).
-func parseGitConfig(ctx context.Context, data []byte) (hooks, includes, programs []string, ok bool) {
+// returns its core.hooksPath values, the paths its includes name, the
+// programs its commands start by a path, and whether it sets
+// core.worktree; ok is false when git could not say (past the bounds, or
+// the time).
+func parseGitConfig(ctx context.Context, data []byte) (hooks, includes, programs []string, worktree, ok bool) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "git", "config", "--no-includes", "--file", "-", "--null", "--get-regexp", gitKeys)
@@ -371,11 +378,11 @@ func parseGitConfig(ctx context.Context, data []byte) (hooks, includes, programs
 	if err := cmd.Run(); err != nil {
 		var ee *exec.ExitError
 		if out.over || ctx.Err() != nil || !errors.As(err, &ee) {
-			return nil, nil, nil, false
+			return nil, nil, nil, false, false
 		}
 		// 1: no such key; another status: not a configuration git reads
 		// (so git would stop on it too).
-		return nil, nil, nil, true
+		return nil, nil, nil, false, true
 	}
 	for _, entry := range strings.Split(out.buf.String(), "\x00") {
 		key, value, ok := strings.Cut(entry, "\n")
@@ -385,6 +392,8 @@ func parseGitConfig(ctx context.Context, data []byte) (hooks, includes, programs
 		switch {
 		case key == "core.hookspath":
 			hooks = append(hooks, value)
+		case key == "core.worktree":
+			worktree = true
 		case key == "include.path" || strings.HasPrefix(key, "includeif."):
 			includes = append(includes, value)
 		default:
@@ -393,7 +402,7 @@ func parseGitConfig(ctx context.Context, data []byte) (hooks, includes, programs
 			}
 		}
 	}
-	return hooks, includes, programs, true
+	return hooks, includes, programs, worktree, true
 }
 
 // commandProgram is the program a configured command starts when it names

@@ -282,3 +282,24 @@ func TestIndexGitlinksRefusesWhatGitReadsElsewhere(t *testing.T) {
 		t.Errorf("a sparse index was read: %v", names)
 	}
 }
+
+// A submodule's configuration, the agent's, that moves its worktree
+// (core.worktree) sends git's hooks and commands elsewhere: not followed,
+// so the project is cut short.
+func TestGitHostRunSubmoduleWorktreeMovedIsCut(t *testing.T) {
+	gitEnv(t)
+	app := t.TempDir()
+	git(t, app, "init", "-q")
+	sub := filepath.Join(app, "sub")
+	os.MkdirAll(sub, 0o755)
+	git(t, sub, "init", "-q")
+	git(t, sub, "commit", "-q", "--allow-empty", "-m", "s")
+	git(t, app, "update-index", "--add", "--cacheinfo", "160000,"+git(t, sub, "rev-parse", "HEAD")+",sub")
+	if f := gitHostRun([]workspace.Mount{{Source: app}})[app]; f == nil || f.cut {
+		t.Fatalf("control: %+v", f)
+	}
+	git(t, sub, "config", "core.worktree", "../elsewhere")
+	if f := gitHostRun([]workspace.Mount{{Source: app}})[app]; f == nil || !f.cut {
+		t.Errorf("a moved worktree did not cut the project short: %+v", f)
+	}
+}
