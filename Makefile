@@ -55,6 +55,7 @@ fuzz:
 	$(FUZZGO) test ./sandbox -run '^$$' -fuzz FuzzParseMountinfo -fuzztime $(FUZZTIME)
 	$(FUZZGO) test ./sandbox -run '^$$' -fuzz FuzzCommandProgram -fuzztime $(FUZZTIME)
 	$(FUZZGO) test ./sandbox -run '^$$' -fuzz FuzzIndexGitlinks -fuzztime $(FUZZTIME)
+	$(FUZZGO) test ./sandbox -run '^$$' -fuzz FuzzHasOffsetTable -fuzztime $(FUZZTIME)
 	$(FUZZGO) test ./workspace -run '^$$' -fuzz FuzzParseList -fuzztime $(FUZZTIME)
 	$(FUZZGO) test ./secrets -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 	$(FUZZGO) test ./images -run '^$$' -fuzz FuzzReadMetaTarball -fuzztime $(FUZZTIME)

@@ -303,3 +303,26 @@ func TestGitHostRunSubmoduleWorktreeMovedIsCut(t *testing.T) {
 		t.Errorf("a moved worktree did not cut the project short: %+v", f)
 	}
 }
+
+// hasOffsetTable walks the agent's bytes by lengths they give: it never
+// panics or loops, and says no only for data git would not read an offset
+// table from (no EOIE at the end, or extensions that end where it says).
+func FuzzHasOffsetTable(f *testing.F) {
+	f.Add([]byte("DIRC\x00\x00\x00\x02\x00\x00\x00\x00"))
+	eoie := append([]byte("DIRC\x00\x00\x00\x02\x00\x00\x00\x00"), "TREE\x00\x00\x00\x00"...)
+	eoie = append(eoie, "EOIE\x00\x00\x00\x18\x00\x00\x00\x0c"...)
+	eoie = append(eoie, make([]byte, 40)...)
+	f.Add(eoie)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if hasOffsetTable(b) {
+			return
+		}
+		if i := bytes.Index(b, []byte("IEOT")); i >= 0 && len(b) >= 64 && string(b[len(b)-52:len(b)-48]) == "EOIE" {
+			// An IEOT after the offset EOIE gives would have been found.
+			pos := int(uint32(b[len(b)-44])<<24 | uint32(b[len(b)-43])<<16 | uint32(b[len(b)-42])<<8 | uint32(b[len(b)-41]))
+			if pos == i {
+				t.Fatalf("an offset table at the start of the extensions was not seen")
+			}
+		}
+	})
+}
