@@ -297,16 +297,23 @@ func (w *gitWalk) read(path string) (data []byte, ok bool) {
 	if path == os.DevNull {
 		return nil, true // GIT_CONFIG_GLOBAL=/dev/null: no configuration
 	}
+	f, ok := w.openIfThere(path)
+	if f == nil {
+		return nil, ok
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, gitMaxConfig+1))
+	return data, err == nil && len(data) <= gitMaxConfig
+}
+
+// openIfThere opens path as open does: a file that is not there is none,
+// and ok; one there that cannot be opened so is not ok.
+func (w *gitWalk) openIfThere(path string) (f *os.File, ok bool) {
 	f, err := w.open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, true
 	}
-	if err != nil {
-		return nil, false
-	}
-	defer f.Close()
-	data, err = io.ReadAll(io.LimitReader(f, gitMaxConfig+1))
-	return data, err == nil && len(data) <= gitMaxConfig
+	return f, err == nil
 }
 
 func (w *gitWalk) open(path string) (*os.File, error) {

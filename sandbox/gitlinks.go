@@ -181,12 +181,9 @@ func (w *gitWalk) readlink(path string) (string, bool) {
 // configuration but this: nothing of the project's is read or run. An
 // index it cannot read whole (too big, split, too slow) is not ok.
 func (w *gitWalk) gitlinks(path string) ([]string, bool) {
-	f, err := w.open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, true
-	}
-	if err != nil {
-		return nil, false
+	f, ok := w.openIfThere(path)
+	if f == nil {
+		return nil, ok
 	}
 	defer f.Close()
 	names, err := indexGitlinks(w.ctx, f)

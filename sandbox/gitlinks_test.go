@@ -25,6 +25,22 @@ func git(t *testing.T, dir string, args ...string) string {
 	return strings.TrimSpace(string(out))
 }
 
+// repoAt makes dir a repository with one commit and returns the commit.
+func repoAt(t *testing.T, dir string) string {
+	t.Helper()
+	os.MkdirAll(dir, 0o755)
+	git(t, dir, "init", "-q")
+	git(t, dir, "commit", "-q", "--allow-empty", "-m", "x")
+	return git(t, dir, "rev-parse", "HEAD")
+}
+
+// addGitlink adds name to the index of the repository at repo as a
+// gitlink to commit, as the agent can (no .gitmodules).
+func addGitlink(t *testing.T, repo, name, commit string) {
+	t.Helper()
+	git(t, repo, "update-index", "--add", "--cacheinfo", "160000,"+commit+","+name)
+}
+
 // The agent makes a folder of the project a repository of its own, whose
 // config runs a command (core.fsmonitor), and adds it to the index as a
 // submodule, with no .gitmodules: the host's git status goes into it and
@@ -37,25 +53,19 @@ func TestGitHostRunFollowsGitlinks(t *testing.T) {
 	app := t.TempDir()
 	git(t, app, "init", "-q")
 	sub := filepath.Join(app, "sub")
-	os.MkdirAll(sub, 0o755)
-	git(t, sub, "init", "-q")
-	inner := filepath.Join(sub, "inner")
-	os.MkdirAll(inner, 0o755)
-	git(t, inner, "init", "-q")
-	git(t, inner, "commit", "-q", "--allow-empty", "-m", "i")
-	git(t, sub, "update-index", "--add", "--cacheinfo", "160000,"+git(t, inner, "rev-parse", "HEAD")+",inner")
+	id := repoAt(t, sub)
+	addGitlink(t, sub, "inner", repoAt(t, filepath.Join(sub, "inner")))
 	git(t, sub, "config", "core.hooksPath", "myhooks")
-	git(t, sub, "commit", "-q", "--allow-empty", "-m", "s")
-	git(t, app, "update-index", "--add", "--cacheinfo", "160000,"+git(t, sub, "rev-parse", "HEAD")+",sub")
+	addGitlink(t, app, "sub", id)
 	// A second one whose .git is a file naming a folder elsewhere in the
 	// project (as git worktree and absorbed submodules write).
 	os.MkdirAll(filepath.Join(app, "lib/two"), 0o755)
 	os.MkdirAll(filepath.Join(app, "stash"), 0o755)
 	git(t, filepath.Join(app, "stash"), "init", "-q", "--bare", "g")
 	writeFile(t, filepath.Join(app, "lib/two/.git"), "gitdir: ../../stash/g\n")
-	git(t, app, "update-index", "--add", "--cacheinfo", "160000,"+git(t, sub, "rev-parse", "HEAD")+",lib/two")
+	addGitlink(t, app, "lib/two", id)
 	// A gitlink whose folder is not checked out is not entered.
-	git(t, app, "update-index", "--add", "--cacheinfo", "160000,"+git(t, sub, "rev-parse", "HEAD")+",absent")
+	addGitlink(t, app, "absent", id)
 
 	got := hostRunPaths([]workspace.Mount{{Source: app}})[app]
 	for _, want := range []string{
@@ -97,7 +107,7 @@ func TestGitHostRunUnreadableIndexIsCut(t *testing.T) {
 	}
 	// One written without a checksum (index.skipHash, which git 2.40
 	// and later write for feature.manyFiles) is read.
-	git(t, app, "update-index", "--add", "--cacheinfo", "160000,e69de29bb2d1d6434b8b29ae775ad8c2e48c5391,sub")
+	addGitlink(t, app, "sub", "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391")
 	b, _ := os.ReadFile(filepath.Join(app, ".git/index"))
 	copy(b[len(b)-20:], make([]byte, 20))
 	if names, err := indexGitlinks(context.Background(), bytes.NewReader(b)); err != nil || !slices.Equal(names, []string{"sub"}) {
@@ -179,14 +189,7 @@ func TestGitHostRunGitlinkVariants(t *testing.T) {
 	gitEnv(t)
 	app := t.TempDir()
 	git(t, app, "init", "-q")
-	head := func(dir string) string {
-		git(t, dir, "init", "-q")
-		git(t, dir, "commit", "-q", "--allow-empty", "-m", "x")
-		return git(t, dir, "rev-parse", "HEAD")
-	}
-	odd := filepath.Join(app, "odd")
-	os.MkdirAll(odd, 0o755)
-	git(t, app, "update-index", "--add", "--cacheinfo", "160000,"+head(odd)+",odd")
+	addGitlink(t, app, "odd", repoAt(t, filepath.Join(app, "odd")))
 	// Mode 160755 for the only entry: patched in place, checksum anew.
 	idx := filepath.Join(app, ".git", "index")
 	b, _ := os.ReadFile(idx)
@@ -202,8 +205,7 @@ func TestGitHostRunGitlinkVariants(t *testing.T) {
 	}
 
 	// A .git that is a link to a repository elsewhere in the project.
-	os.MkdirAll(filepath.Join(app, "store"), 0o755)
-	id := head(filepath.Join(app, "store"))
+	id := repoAt(t, filepath.Join(app, "store"))
 	os.MkdirAll(filepath.Join(app, "lnk"), 0o755)
 	os.Symlink("../store/.git", filepath.Join(app, "lnk", ".git"))
 	// A gitfile with CRs before its newline, and one whose repository's
@@ -217,7 +219,7 @@ func TestGitHostRunGitlinkVariants(t *testing.T) {
 	writeFile(t, filepath.Join(app, "wtgit/commondir"), "../common\n")
 	git(t, app, "init", "-q", "--bare", filepath.Join(app, "common"))
 	for _, name := range []string{"lnk", "crlf", "wt"} {
-		git(t, app, "update-index", "--add", "--cacheinfo", "160000,"+id+","+name)
+		addGitlink(t, app, name, id)
 	}
 	got := hostRunPaths([]workspace.Mount{{Source: app}})[app]
 	for _, want := range []string{
@@ -235,7 +237,7 @@ func TestGitHostRunGitlinkVariants(t *testing.T) {
 	os.Symlink("stash", filepath.Join(app, "via"))
 	os.MkdirAll(filepath.Join(app, "through"), 0o755)
 	writeFile(t, filepath.Join(app, "through/.git"), "gitdir: ../via/g\n")
-	git(t, app, "update-index", "--add", "--cacheinfo", "160000,"+id+",through")
+	addGitlink(t, app, "through", id)
 	if f := gitHostRun([]workspace.Mount{{Source: app}})[app]; f == nil || !f.cut {
 		t.Errorf("a git folder reached through a link did not cut the project short")
 	}
@@ -291,10 +293,7 @@ func TestGitHostRunSubmoduleWorktreeMovedIsCut(t *testing.T) {
 	app := t.TempDir()
 	git(t, app, "init", "-q")
 	sub := filepath.Join(app, "sub")
-	os.MkdirAll(sub, 0o755)
-	git(t, sub, "init", "-q")
-	git(t, sub, "commit", "-q", "--allow-empty", "-m", "s")
-	git(t, app, "update-index", "--add", "--cacheinfo", "160000,"+git(t, sub, "rev-parse", "HEAD")+",sub")
+	addGitlink(t, app, "sub", repoAt(t, sub))
 	if f := gitHostRun([]workspace.Mount{{Source: app}})[app]; f == nil || f.cut {
 		t.Fatalf("control: %+v", f)
 	}
