@@ -216,8 +216,8 @@ func (w *gitWalk) resolve(base, p string) string {
 // the user's own files before any in a mount, breadth first within the
 // bounds: what the user configured is found before anything an included
 // file (perhaps the agent's) adds. Hooks and programs are relative to
-// worktree; start's files in a mount are the user's when mine is set (a
-// project's .git/config, which the agent cannot write), the agent's
+// worktree; start's files in a mount are the user's when trusted is set
+// (a project's .git/config, which the agent cannot write), the agent's
 // otherwise (a submodule's it made).
 func (w *gitWalk) walk(start []string, worktree string, trusted bool) {
 	var mine, theirs []string // outside the mounts; in a mount
