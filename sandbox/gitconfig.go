@@ -255,19 +255,22 @@ func (w *gitWalk) walk(start []string, worktree string, trusted bool) {
 		w.seen[path] = true
 		w.files++
 		data, ok := w.read(path)
-		var hooks, includes, programs []string
-		moved := false
+		var hooks, includes, programs, worktrees []string
 		if ok && len(data) > 0 {
-			hooks, includes, programs, moved, ok = parseGitConfig(w.ctx, data)
+			hooks, includes, programs, worktrees, ok = parseGitConfig(w.ctx, data)
 		}
 		if !ok {
 			w.of(w.project).cut = true // there, and not looked into
 			continue
 		}
 		// A worktree moved by a file the agent may have written: git
-		// runs hooks and commands from there, which is not followed.
-		if moved && !fromMine {
-			w.of(w.project).cut = true
+		// runs hooks and commands from there, which is not followed. (git
+		// itself names the worktree of a submodule it keeps in
+		// .git/modules, where it is: that one is fine.)
+		for _, wt := range worktrees {
+			if !fromMine && w.resolve(filepath.Dir(path), wt) != filepath.Clean(worktree) {
+				w.of(w.project).cut = true
+			}
 		}
 		// A hooks folder and a command's program are relative to the
 		// worktree, where git runs them.
@@ -370,10 +373,9 @@ func (l *limited) Write(p []byte) (int, error) {
 // parseGitConfig has git parse one configuration file from its content,
 // includes not followed (they are followed here, within bounds), and
 // returns its core.hooksPath values, the paths its includes name, the
-// programs its commands start by a path, and whether it sets
-// core.worktree; ok is false when git could not say (past the bounds, or
+// programs its commands start by a path, and its core.worktree values; ok is false when git could not say (past the bounds, or
 // the time).
-func parseGitConfig(ctx context.Context, data []byte) (hooks, includes, programs []string, worktree, ok bool) {
+func parseGitConfig(ctx context.Context, data []byte) (hooks, includes, programs, worktrees []string, ok bool) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "git", "config", "--no-includes", "--file", "-", "--null", "--get-regexp", gitKeys)
@@ -385,11 +387,11 @@ func parseGitConfig(ctx context.Context, data []byte) (hooks, includes, programs
 	if err := cmd.Run(); err != nil {
 		var ee *exec.ExitError
 		if out.over || ctx.Err() != nil || !errors.As(err, &ee) {
-			return nil, nil, nil, false, false
+			return nil, nil, nil, nil, false
 		}
 		// 1: no such key; another status: not a configuration git reads
 		// (so git would stop on it too).
-		return nil, nil, nil, false, true
+		return nil, nil, nil, nil, true
 	}
 	for _, entry := range strings.Split(out.buf.String(), "\x00") {
 		key, value, ok := strings.Cut(entry, "\n")
@@ -400,7 +402,7 @@ func parseGitConfig(ctx context.Context, data []byte) (hooks, includes, programs
 		case key == "core.hookspath":
 			hooks = append(hooks, value)
 		case key == "core.worktree":
-			worktree = true
+			worktrees = append(worktrees, value)
 		case key == "include.path" || strings.HasPrefix(key, "includeif."):
 			includes = append(includes, value)
 		default:
@@ -409,7 +411,7 @@ func parseGitConfig(ctx context.Context, data []byte) (hooks, includes, programs
 			}
 		}
 	}
-	return hooks, includes, programs, worktree, true
+	return hooks, includes, programs, worktrees, true
 }
 
 // commandProgram is the program a configured command starts when it names

@@ -297,6 +297,17 @@ func TestGitHostRunSubmoduleWorktreeMovedIsCut(t *testing.T) {
 	if f := gitHostRun([]workspace.Mount{{Source: app}})[app]; f == nil || f.cut {
 		t.Fatalf("control: %+v", f)
 	}
+	// An ordinary submodule, whose repository git keeps in .git/modules
+	// with core.worktree naming its folder, is not cut short.
+	lib := filepath.Join(t.TempDir(), "lib")
+	repoAt(t, lib)
+	git(t, app, "-c", "protocol.file.allow=always", "submodule", "add", "-q", lib, "vendor/lib")
+	if b, _ := os.ReadFile(filepath.Join(app, ".git/modules/vendor/lib/config")); !strings.Contains(string(b), "worktree") {
+		t.Fatalf("control: git wrote no core.worktree for the submodule: %s", b)
+	}
+	if f := gitHostRun([]workspace.Mount{{Source: app}})[app]; f == nil || f.cut {
+		t.Fatalf("an ordinary submodule cut the project short: %+v", f)
+	}
 	git(t, sub, "config", "core.worktree", "../elsewhere")
 	if f := gitHostRun([]workspace.Mount{{Source: app}})[app]; f == nil || !f.cut {
 		t.Errorf("a moved worktree did not cut the project short: %+v", f)
