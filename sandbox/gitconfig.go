@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -52,7 +53,7 @@ var gitHooks = []string{
 // gitKeys are the keys whose values git follows: the hooks folder, the
 // includes, and the commands it runs (through a shell, from the worktree)
 // or the programs it starts.
-const gitKeys = `^(core\.hookspath|core\.worktree|include\.path|includeif\..*\.path` +
+const gitKeys = `^(core\.hookspath|core\.worktree|extensions\.objectformat|include\.path|includeif\..*\.path` +
 	`|core\.(fsmonitor|editor|pager|sshcommand|askpass|gitproxy|alternaterefscommand)|sequence\.editor|pager\..*` +
 	`|diff\.external|diff\..*\.(command|textconv)|merge\..*\.driver|filter\..*\.(clean|smudge|process)` +
 	`|(diff|merge)tool\..*\.(cmd|path)|alias\..*|credential\.helper|credential\..*\.helper` +
@@ -63,7 +64,7 @@ const gitKeys = `^(core\.hookspath|core\.worktree|include\.path|includeif\..*\.p
 // gitFound is what a project's configuration sends git to.
 type gitFound struct {
 	rel []string // host-run paths, relative to the mount that holds each
-	cut bool     // a bound was reached: more may go unseen
+	cut string   // why more may go unseen (a bound, something not read), or ""
 }
 
 // gitHostRun returns, by host folder of each writable mount, the paths in
@@ -98,7 +99,7 @@ func gitHostRun(mounts []workspace.Mount) map[string]*gitFound {
 	defer cancel()
 	home, _ := os.UserHomeDir()
 	for _, project := range projects {
-		w := gitWalk{ctx: ctx, project: project, roots: roots, home: home, out: out, seen: map[string]bool{}, repos: map[string]bool{}}
+		w := gitWalk{ctx: ctx, project: project, roots: roots, home: home, out: out, seen: map[string]bool{}, repos: map[string]bool{}, otherFormat: map[string]bool{}}
 		start := userGitConfigs(home)
 		// A .git that is a file or a link sends git elsewhere: the
 		// snapshot records it, and nothing is looked up through it.
@@ -108,7 +109,7 @@ func gitHostRun(mounts []workspace.Mount) map[string]*gitFound {
 			start = append(start, filepath.Join(project, ".git", "config"), filepath.Join(project, ".git", "config.worktree"))
 		}
 		w.walk(start, project, true)
-		if dotGit {
+		if dotGit && !w.formatOther(start[len(start)-2:]) {
 			w.links(filepath.Join(project, ".git"), project, 0)
 		}
 	}
@@ -150,8 +151,11 @@ type gitWalk struct {
 	out     map[string]*gitFound
 	seen    map[string]bool
 	repos   map[string]bool // git folders looked into
-	files   int
-	found   int
+	// otherFormat holds the configuration files read that name another
+	// object format than SHA-1.
+	otherFormat map[string]bool
+	files       int
+	found       int
 }
 
 func (w *gitWalk) of(root string) *gitFound {
@@ -159,6 +163,22 @@ func (w *gitWalk) of(root string) *gitFound {
 		w.out[root] = &gitFound{}
 	}
 	return w.out[root]
+}
+
+// cut marks the project as cut short for reason, the first one met.
+func (w *gitWalk) cut(reason string) {
+	if f := w.of(w.project); f.cut == "" {
+		f.cut = reason
+	}
+}
+
+// name is path for a message: relative to the project when it is in it,
+// printable and short.
+func (w *gitWalk) name(path string) string {
+	if rel, err := filepath.Rel(w.project, path); err == nil && filepath.IsLocal(rel) {
+		path = rel
+	}
+	return quotePath(path)
 }
 
 // mount returns the writable mount that holds abs, if one does.
@@ -180,8 +200,12 @@ func (w *gitWalk) add(abs string) bool {
 	if !ok {
 		return false
 	}
-	if w.found >= gitMaxExtra || len(rel) > snapshotMaxPath {
-		w.of(w.project).cut = true
+	if w.found >= gitMaxExtra {
+		w.cut(fmt.Sprintf("git's configuration names more than %d host-run paths", gitMaxExtra))
+		return true
+	}
+	if len(rel) > snapshotMaxPath {
+		w.cut(fmt.Sprintf("git's configuration names a path longer than %d bytes", snapshotMaxPath))
 		return true
 	}
 	w.found++
@@ -249,37 +273,43 @@ func (w *gitWalk) walk(start []string, worktree string, trusted bool) {
 			continue
 		}
 		if w.files >= gitMaxConfigs {
-			w.of(w.project).cut = true
+			w.cut(fmt.Sprintf("more than %d git configuration files (includes, submodules)", gitMaxConfigs))
 			return
 		}
 		w.seen[path] = true
 		w.files++
 		data, ok := w.read(path)
-		var hooks, includes, programs, worktrees []string
+		var c gitConfig
 		if ok && len(data) > 0 {
-			hooks, includes, programs, worktrees, ok = parseGitConfig(w.ctx, data)
+			c, ok = parseGitConfig(w.ctx, data)
 		}
 		if !ok {
-			w.of(w.project).cut = true // there, and not looked into
+			// There, and not looked into.
+			w.cut(fmt.Sprintf("the git configuration file %s cannot be read within vibe's bounds (%d KiB, %s)", w.name(path), gitMaxConfig>>10, gitTimeout))
 			continue
+		}
+		for _, f := range c.formats {
+			if f != "sha1" {
+				w.otherFormat[path] = true
+			}
 		}
 		// A worktree moved by a file the agent may have written: git
 		// runs hooks and commands from there, which is not followed. (git
 		// itself names the worktree of a submodule it keeps in
 		// .git/modules, where it is: that one is fine.)
-		for _, wt := range worktrees {
+		for _, wt := range c.worktrees {
 			if !fromMine && w.resolve(filepath.Dir(path), wt) != filepath.Clean(worktree) {
-				w.of(w.project).cut = true
+				w.cut(fmt.Sprintf("the git configuration file %s moves its worktree elsewhere (core.worktree), which vibe does not follow", w.name(path)))
 			}
 		}
 		// A hooks folder and a command's program are relative to the
 		// worktree, where git runs them.
-		for _, p := range append(hooks, programs...) {
+		for _, p := range append(c.hooks, c.programs...) {
 			if abs := w.resolve(worktree, p); abs != "" {
 				w.add(abs)
 			}
 		}
-		for _, p := range includes {
+		for _, p := range c.includes {
 			// git before 2.46 reads ":(optional)x" as that name; later
 			// ones as x, if it exists: both are followed.
 			for _, q := range []string{p, strings.TrimPrefix(p, ":(optional)")} {
@@ -370,12 +400,19 @@ func (l *limited) Write(p []byte) (int, error) {
 	return l.buf.Write(p)
 }
 
+// gitConfig is what one configuration file sends git to.
+type gitConfig struct {
+	hooks     []string // core.hooksPath values
+	includes  []string // the paths its includes name
+	programs  []string // the programs its commands start by a path
+	worktrees []string // core.worktree values
+	formats   []string // extensions.objectFormat values
+}
+
 // parseGitConfig has git parse one configuration file from its content,
-// includes not followed (they are followed here, within bounds), and
-// returns its core.hooksPath values, the paths its includes name, the
-// programs its commands start by a path, and its core.worktree values; ok is false when git could not say (past the bounds, or
-// the time).
-func parseGitConfig(ctx context.Context, data []byte) (hooks, includes, programs, worktrees []string, ok bool) {
+// includes not followed (they are followed here, within bounds); ok is
+// false when git could not say (past the bounds, or the time).
+func parseGitConfig(ctx context.Context, data []byte) (c gitConfig, ok bool) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "git", "config", "--no-includes", "--file", "-", "--null", "--get-regexp", gitKeys)
@@ -387,11 +424,11 @@ func parseGitConfig(ctx context.Context, data []byte) (hooks, includes, programs
 	if err := cmd.Run(); err != nil {
 		var ee *exec.ExitError
 		if out.over || ctx.Err() != nil || !errors.As(err, &ee) {
-			return nil, nil, nil, nil, false
+			return c, false
 		}
 		// 1: no such key; another status: not a configuration git reads
 		// (so git would stop on it too).
-		return nil, nil, nil, nil, true
+		return c, true
 	}
 	for _, entry := range strings.Split(out.buf.String(), "\x00") {
 		key, value, ok := strings.Cut(entry, "\n")
@@ -400,18 +437,20 @@ func parseGitConfig(ctx context.Context, data []byte) (hooks, includes, programs
 		}
 		switch {
 		case key == "core.hookspath":
-			hooks = append(hooks, value)
+			c.hooks = append(c.hooks, value)
 		case key == "core.worktree":
-			worktrees = append(worktrees, value)
+			c.worktrees = append(c.worktrees, value)
+		case key == "extensions.objectformat":
+			c.formats = append(c.formats, value)
 		case key == "include.path" || strings.HasPrefix(key, "includeif."):
-			includes = append(includes, value)
+			c.includes = append(c.includes, value)
 		default:
 			if prog := commandProgram(value); prog != "" {
-				programs = append(programs, prog)
+				c.programs = append(c.programs, prog)
 			}
 		}
 	}
-	return hooks, includes, programs, worktrees, true
+	return c, true
 }
 
 // commandProgram is the program a configured command starts when it names

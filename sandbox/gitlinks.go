@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -37,22 +38,25 @@ var gitDirFiles = []string{"config", "config.worktree", "commondir", "info", "ho
 // links records the git folders of the gitlinks in gitDir's index, whose
 // worktree is worktree, and theirs in turn.
 func (w *gitWalk) links(gitDir, worktree string, depth int) {
-	names, ok := w.gitlinks(filepath.Join(gitDir, "index"))
-	if !ok {
-		w.of(w.project).cut = true // there, and not looked into
+	index := filepath.Join(gitDir, "index")
+	names, err := w.gitlinks(index)
+	if err != nil {
+		// There, and not looked into.
+		w.cut(fmt.Sprintf("an index vibe cannot read for submodules (%s: %s)", w.name(index), shortErr(err)))
 		return
 	}
 	if len(names) > 0 && depth >= gitMaxLinkDepth {
-		w.of(w.project).cut = true
+		w.cut(fmt.Sprintf("submodules nested more than %d deep (%s)", gitMaxLinkDepth, w.name(worktree)))
 		return
 	}
 	for _, name := range names {
 		if w.ctx.Err() != nil {
-			w.of(w.project).cut = true
+			w.cut(fmt.Sprintf("looking through git's configuration and submodules took more than %s", gitTimeout))
 			return
 		}
 		if !filepath.IsLocal(name) {
-			w.of(w.project).cut = true // git refuses such a path; never followed
+			// git refuses such a path; never followed.
+			w.cut(fmt.Sprintf("an index (%s) names a submodule outside its worktree", w.name(index)))
 			continue
 		}
 		sub := filepath.Join(worktree, name)
@@ -62,7 +66,7 @@ func (w *gitWalk) links(gitDir, worktree string, depth int) {
 		case errors.Is(err, fs.ErrNotExist):
 			// Not checked out: git does not go in.
 		case err != nil:
-			w.of(w.project).cut = true
+			w.cut(fmt.Sprintf("%s cannot be looked at", w.name(dotGit)))
 		case st.IsDir():
 			w.repo(dotGit, sub, depth)
 		case st.Mode()&fs.ModeSymlink != 0:
@@ -98,21 +102,28 @@ func (w *gitWalk) repo(gitDir, worktree string, depth int) {
 	// time: what is below it is neither protected nor compared for
 	// certain.
 	if w.linked(gitDir) {
-		w.of(w.project).cut = true
+		w.cut(fmt.Sprintf("a submodule's git folder (%s) is reached through a symbolic link", w.name(gitDir)))
 		return
 	}
 	w.record(gitDir)
 	configs := []string{filepath.Join(gitDir, "config"), filepath.Join(gitDir, "config.worktree")}
+	format := slices.Clone(configs) // where git learns the index's layout
 	// A linked worktree's (or one made so) configuration and hooks are
 	// in its common folder.
 	if data, ok := w.read(filepath.Join(gitDir, "commondir")); !ok {
-		w.of(w.project).cut = true
+		w.cut(fmt.Sprintf("%s cannot be read", w.name(filepath.Join(gitDir, "commondir"))))
 	} else if common := gitPath(data); common != "" {
 		dir := w.resolve(gitDir, common)
-		if _, _, in := w.mount(dir); in && !w.repos[dir] {
+		if _, _, in := w.mount(dir); !in {
+			// git reads the layout of the index from there, unseen.
+			w.cut(fmt.Sprintf("a submodule's commondir (%s) leads out of the folders vibe mounts", w.name(filepath.Join(gitDir, "commondir"))))
+			return
+		}
+		format = append(format, filepath.Join(dir, "config"))
+		if !w.repos[dir] {
 			w.repos[dir] = true
 			if w.linked(dir) {
-				w.of(w.project).cut = true
+				w.cut(fmt.Sprintf("a submodule's common git folder (%s) is reached through a symbolic link", w.name(dir)))
 			} else {
 				w.record(dir)
 				configs = append(configs, filepath.Join(dir, "config"))
@@ -120,7 +131,23 @@ func (w *gitWalk) repo(gitDir, worktree string, depth int) {
 		}
 	}
 	w.walk(configs, worktree, false)
-	w.links(gitDir, worktree, depth+1)
+	if !w.formatOther(format) {
+		w.links(gitDir, worktree, depth+1)
+	}
+}
+
+// formatOther reports whether a configuration file of configs names an
+// object format other than SHA-1, and if so cuts: such an index holds
+// longer hashes, and vibe's reading of it (as SHA-1) could take it
+// otherwise than the host's git does.
+func (w *gitWalk) formatOther(configs []string) bool {
+	for _, c := range configs {
+		if w.otherFormat[c] {
+			w.cut(fmt.Sprintf("%s names an object format other than SHA-1 (a SHA-256 repository, extensions.objectFormat), whose index vibe does not read for submodules", w.name(c)))
+			return true
+		}
+	}
+	return false
 }
 
 // record adds what git reads or runs in gitDir; those below the
@@ -179,15 +206,17 @@ func (w *gitWalk) readlink(path string) (string, bool) {
 // entry modes, versions, extensions and threaded reads exactly as the
 // host's git status sees them), in a repository of its own with no
 // configuration but this: nothing of the project's is read or run. An
-// index it cannot read whole (too big, split, too slow) is not ok.
-func (w *gitWalk) gitlinks(path string) ([]string, bool) {
-	f, ok := w.openIfThere(path)
-	if f == nil {
-		return nil, ok
+// index it cannot read whole (too big, split, too slow) is an error.
+func (w *gitWalk) gitlinks(path string) ([]string, error) {
+	f, err := w.open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
 	}
 	defer f.Close()
-	names, err := indexGitlinks(w.ctx, f)
-	return names, err == nil
+	return indexGitlinks(w.ctx, f)
 }
 
 // indexGitlinks has git list the gitlinks of the index r holds (the
@@ -338,6 +367,10 @@ func lsGitlinks(ctx context.Context, gitDir, index string) ([]string, error) {
 	}
 	if err := cmd.Wait(); err != nil && rerr == nil {
 		rerr = fmt.Errorf("git ls-files: %w", err)
+		if msg, _, _ := strings.Cut(strings.TrimSpace(stderr.buf.String()), "\n"); msg != "" {
+			// What git says is why (naming vibe's copy as the index).
+			rerr = fmt.Errorf("git ls-files: %s", strings.ReplaceAll(msg, index, "index"))
+		}
 	}
 	// git says what it could not read and goes on (a tree it would
 	// expand): anything it says means the list may be short.
@@ -352,7 +385,7 @@ func lsGitlinks(ctx context.Context, gitDir, index string) ([]string, error) {
 func (w *gitWalk) gitfile(path string) string {
 	data, ok := w.read(path)
 	if !ok {
-		w.of(w.project).cut = true
+		w.cut(fmt.Sprintf("%s cannot be read", w.name(path)))
 		return ""
 	}
 	dir, ok := strings.CutPrefix(gitPath(data), "gitdir: ")

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -111,9 +113,10 @@ const (
 // its type, mode, size and content (a symlink's target, never followed).
 type Snapshot map[string]string
 
-// tooMany names the entry that stands for the files of a folder past its
-// bound: it makes the first snapshot that reached the bound differ, and
-// Truncated names the folder after every session.
+// tooMany names the entry that marks a folder whose host-run files were
+// not all compared; its value says why (the first reason met). It is no
+// file: Changed skips it, and Truncated names the folder after every
+// session.
 const tooMany = "(more host-run files than vibe compares: review them all)"
 
 // TakeSnapshot records the host-run files of the writable mounts and, in
@@ -131,7 +134,7 @@ func TakeSnapshot(mounts []workspace.Mount, states map[string]string) Snapshot {
 		root, err := os.OpenRoot(states[name])
 		if p == nil || err != nil {
 			if p != nil && !errors.Is(err, fs.ErrNotExist) {
-				snap[filepath.Join(states[name], tooMany)] = "unreadable"
+				snap[filepath.Join(states[name], tooMany)] = "the folder cannot be opened: " + shortErr(err)
 			}
 			continue
 		}
@@ -148,7 +151,7 @@ func TakeSnapshot(mounts []workspace.Mount, states map[string]string) Snapshot {
 		root, err := os.OpenRoot(m.Source)
 		if err != nil {
 			if !errors.Is(err, fs.ErrNotExist) {
-				snap[filepath.Join(m.Source, tooMany)] = "unreadable"
+				snap[filepath.Join(m.Source, tooMany)] = "the folder cannot be opened: " + shortErr(err)
 			}
 			continue
 		}
@@ -172,8 +175,8 @@ func TakeSnapshot(mounts []workspace.Mount, states map[string]string) Snapshot {
 			for _, rel := range f.rel {
 				sn.addBelow(rel)
 			}
-			if f.cut {
-				sn.cut()
+			if f.cut != "" {
+				sn.cut(f.cut)
 			}
 		}
 		root.Close()
@@ -201,8 +204,37 @@ type snapper struct {
 
 func (sn *snapper) full() bool { return sn.count >= snapshotMaxFiles }
 
-// cut marks the folder as holding more than the snapshot compares.
-func (sn *snapper) cut() { sn.snap[filepath.Join(sn.base, tooMany)] = "truncated" }
+// cut marks the folder as holding more than the snapshot compares, for
+// the reason given (the first one is kept).
+func (sn *snapper) cut(reason string) {
+	if k := filepath.Join(sn.base, tooMany); sn.snap[k] == "" {
+		sn.snap[k] = reason
+	}
+}
+
+// cutf is cut with a reason that names rel, a path the agent chose: made
+// printable and short.
+func (sn *snapper) cutf(format, rel string) {
+	sn.cut(fmt.Sprintf(format, quotePath(rel)))
+}
+
+// quotePath is a path of the agent's, for a message: one line, at most
+// 80 characters of it.
+func quotePath(rel string) string {
+	if len(rel) > 80 {
+		rel = rel[:80] + "..."
+	}
+	return strconv.Quote(safetext.Line(rel))
+}
+
+// shortErr is an error's text, for a message: one line, bounded.
+func shortErr(err error) string {
+	s := safetext.Line(err.Error())
+	if len(s) > 200 {
+		s = s[:200] + "..."
+	}
+	return s
+}
 
 // list returns the entries of folder rel, which Lstat saw as st, or
 // cuts: a folder that cannot be opened as one, is no longer the one seen
@@ -211,29 +243,29 @@ func (sn *snapper) cut() { sn.snap[filepath.Join(sn.base, tooMany)] = "truncated
 func (sn *snapper) list(rel string, st os.FileInfo) []os.DirEntry {
 	room := snapshotMaxFiles - sn.listed
 	if room <= 0 {
-		sn.cut()
+		sn.cut(fmt.Sprintf("more than %d entries", snapshotMaxFiles))
 		return nil
 	}
 	// O_DIRECTORY: a FIFO swapped in after the Lstat fails here, where
 	// opening it would wait for a writer.
 	d, err := sn.root.OpenFile(rel, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		sn.cut()
+		sn.cutf("%s cannot be opened as a folder", rel)
 		return nil
 	}
 	defer d.Close()
 	if dst, err := d.Stat(); err != nil || !os.SameFile(st, dst) {
-		sn.cut()
+		sn.cutf("%s was swapped while it was looked at", rel)
 		return nil
 	}
 	entries, err := d.ReadDir(room)
 	sn.listed += len(entries)
 	if err != nil && err != io.EOF {
-		sn.cut()
+		sn.cutf("%s cannot be listed", rel)
 	}
 	if len(entries) == room {
 		if more, _ := d.ReadDir(1); len(more) > 0 {
-			sn.cut()
+			sn.cut(fmt.Sprintf("more than %d entries", snapshotMaxFiles))
 		}
 	}
 	return entries
@@ -257,17 +289,19 @@ func (sn *snapper) addBelow(rel string) {
 
 func (sn *snapper) add(rel string, depth int) {
 	if sn.full() {
-		sn.cut()
+		sn.cut(fmt.Sprintf("more than %d files", snapshotMaxFiles))
 		return
 	}
 	if len(rel) > snapshotMaxPath {
-		sn.cut() // a path this long is a flood of the host's memory and output
+		// A path this long is a flood of the host's memory and output.
+		sn.cut(fmt.Sprintf("a path longer than %d bytes", snapshotMaxPath))
 		return
 	}
 	st, err := sn.root.Lstat(rel)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
-			sn.cut() // there, but not to be looked at (out of the folder, denied)
+			// There, but not to be looked at (out of the folder, denied).
+			sn.cutf("%s cannot be looked at", rel)
 		}
 		return
 	}
@@ -281,7 +315,7 @@ func (sn *snapper) add(rel string, depth int) {
 		h.Write([]byte(target))
 	case st.IsDir() && depth <= 0:
 		if len(sn.list(rel, st)) > 0 {
-			sn.cut() // too deep to compare what it holds
+			sn.cutf(fmt.Sprintf("%%s is deeper than %d levels", snapshotMaxDepth), rel)
 		}
 	case st.IsDir():
 		for _, e := range sn.list(rel, st) {
@@ -289,7 +323,7 @@ func (sn *snapper) add(rel string, depth int) {
 		}
 	}
 	if sn.full() {
-		sn.cut()
+		sn.cut(fmt.Sprintf("more than %d files", snapshotMaxFiles))
 		return
 	}
 	sn.count++
@@ -305,18 +339,20 @@ func (sn *snapper) content(h io.Writer, rel string, st os.FileInfo) {
 	f, err := openSeen(sn.root, rel, st)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
-			sn.cut()
+			sn.cutf("%s cannot be read", rel)
 		}
 		return
 	}
 	defer f.Close()
 	if st.Size() > snapshotMaxRead {
-		sn.cut() // past the bound, a change that keeps the size is unseen
+		// Past the bound, a change that keeps the size is unseen.
+		sn.cutf(fmt.Sprintf("%%s is larger than %d MiB", snapshotMaxRead>>20), rel)
 	}
 	n, _ := io.Copy(h, io.LimitReader(f, min(snapshotMaxRead, snapshotMaxTotal-sn.read)))
 	sn.read += n
 	if sn.read >= snapshotMaxTotal && n < min(st.Size(), snapshotMaxRead) {
-		sn.cut() // this file's content went uncompared
+		// This file's content went uncompared.
+		sn.cut(fmt.Sprintf("more than %d MiB of host-run files", snapshotMaxTotal>>20))
 	}
 }
 
@@ -357,7 +393,7 @@ func (sn *snapper) modules(dir string, depth int) {
 		sn.add(dir, 0)
 		return
 	case depth <= 0:
-		sn.cut()
+		sn.cutf(fmt.Sprintf("%%s is nested deeper than %d levels", snapshotMaxDepth), dir)
 		return
 	}
 	entries := sn.list(dir, st)
@@ -405,16 +441,24 @@ func (s Snapshot) Truncated() []string {
 	return out
 }
 
+// Reason says why the folder dir, one Truncated lists, was not compared
+// whole.
+func (s Snapshot) Reason(dir string) string {
+	return cmp.Or(s[filepath.Join(dir, tooMany)], "not compared whole")
+}
+
+func isMark(p string) bool { return filepath.Base(p) == tooMany }
+
 // Changed lists files added, removed or modified since before, sorted.
 func (s Snapshot) Changed(before Snapshot) []string {
 	var out []string
 	for p, d := range s {
-		if before[p] != d {
+		if before[p] != d && !isMark(p) {
 			out = append(out, p)
 		}
 	}
 	for p := range before {
-		if _, ok := s[p]; !ok {
+		if _, ok := s[p]; !ok && !isMark(p) {
 			out = append(out, p)
 		}
 	}

@@ -307,7 +307,7 @@ func (s *session) asUser(argv []string, cwd string, terminal bool) (int, error) 
 	// Said after every session, not only when it first happens: past the
 	// bound, a change goes unseen.
 	for _, dir := range after.Truncated() {
-		fmt.Fprintf(os.Stderr, "vibe: WARNING: %s holds more host-run files than vibe compares: a change there may go unreported; review it (vibe restore sets an agent's state aside)\n", sandbox.Printable(dir))
+		fmt.Fprintf(os.Stderr, "vibe: WARNING: vibe could not compare all the host-run files of %s (%s): a change there may go unreported; review it (vibe restore sets an agent's state aside)\n", sandbox.Printable(dir), sandbox.Printable(after.Reason(dir)))
 	}
 	if serr := saveSnapshot(snapPath, after); serr != nil && err == nil {
 		err = serr
