@@ -111,3 +111,24 @@ func TestGitHostRunOtherObjectFormatIsCut(t *testing.T) {
 		t.Errorf("objectFormat sha1 cut the project short: %+v", f)
 	}
 }
+
+// A file the agent names as the mark is a file like any other: its
+// changes are reported, and it marks nothing as cut short.
+func TestCutShortMarkCannotBeForged(t *testing.T) {
+	app := t.TempDir()
+	forged := filepath.Join(app, ".claude", "commands", tooMany)
+	writeFile(t, forged, "a")
+	before := TakeSnapshot([]workspace.Mount{{Name: "p", Source: app}}, nil)
+	if cut := before.Truncated(); len(cut) != 0 {
+		t.Errorf("a file named as the mark cut %v short", cut)
+	}
+	writeFile(t, forged, "b")
+	after := TakeSnapshot([]workspace.Mount{{Name: "p", Source: app}}, nil)
+	if changed := after.Changed(before); len(changed) != 1 || changed[0] != forged {
+		t.Errorf("changed: %q, want the file named as the mark", changed)
+	}
+	os.Remove(forged)
+	if changed := TakeSnapshot([]workspace.Mount{{Name: "p", Source: app}}, nil).Changed(after); len(changed) != 1 {
+		t.Errorf("removed: %q, want the file named as the mark", changed)
+	}
+}

@@ -432,9 +432,9 @@ var gitBulk = []string{"objects", "refs", "logs", "lfs", "rr-cache", "info", "ho
 // snapshot compares, sorted: a change past the bound goes unseen there.
 func (s Snapshot) Truncated() []string {
 	var out []string
-	for p := range s {
-		if dir, ok := strings.CutSuffix(p, string(filepath.Separator)+tooMany); ok {
-			out = append(out, dir)
+	for p, v := range s {
+		if isMark(p, v) {
+			out = append(out, filepath.Dir(p))
 		}
 	}
 	sort.Strings(out)
@@ -447,18 +447,26 @@ func (s Snapshot) Reason(dir string) string {
 	return cmp.Or(s[filepath.Join(dir, tooMany)], "not compared whole")
 }
 
-func isMark(p string) bool { return filepath.Base(p) == tooMany }
+// isMark reports whether the entry p, v is a folder's cut-short mark: a
+// file the agent names so is recorded with a digest, never a reason.
+func isMark(p, v string) bool {
+	if filepath.Base(p) != tooMany {
+		return false
+	}
+	_, err := hex.DecodeString(v)
+	return len(v) != 2*sha256.Size || err != nil
+}
 
 // Changed lists files added, removed or modified since before, sorted.
 func (s Snapshot) Changed(before Snapshot) []string {
 	var out []string
 	for p, d := range s {
-		if before[p] != d && !isMark(p) {
+		if before[p] != d && !isMark(p, d) {
 			out = append(out, p)
 		}
 	}
-	for p := range before {
-		if _, ok := s[p]; !ok && !isMark(p) {
+	for p, d := range before {
+		if _, ok := s[p]; !ok && !isMark(p, d) {
 			out = append(out, p)
 		}
 	}
