@@ -99,18 +99,15 @@ func gitHostRun(mounts []workspace.Mount) map[string]*gitFound {
 	defer cancel()
 	home, _ := os.UserHomeDir()
 	for _, project := range projects {
-		w := gitWalk{ctx: ctx, project: project, roots: roots, home: home, out: out, seen: map[string]bool{}, repos: map[string]bool{}, otherFormat: map[string]bool{}}
+		w := gitWalk{ctx: ctx, project: project, roots: roots, home: home, out: out, seen: map[string]bool{}, repos: map[string]string{}, common: map[string]bool{}, otherFormat: map[string]bool{}}
 		start := userGitConfigs(home)
-		// A .git that is a file or a link sends git elsewhere: the
-		// snapshot records it, and nothing is looked up through it.
-		dotGit := false
-		if st, err := os.Lstat(filepath.Join(project, ".git")); err == nil && st.IsDir() {
-			dotGit = true
-			start = append(start, filepath.Join(project, ".git", "config"), filepath.Join(project, ".git", "config.worktree"))
+		gitDir, own := w.projectGitDir()
+		if gitDir != "" {
+			start = append(start, own...)
 		}
 		w.walk(start, project, true)
-		if dotGit && !w.formatOther(start[len(start)-2:]) {
-			w.links(filepath.Join(project, ".git"), project, 0)
+		if gitDir != "" && !w.formatOther(own) {
+			w.links(gitDir, project, 0)
 		}
 	}
 	for _, f := range out {
@@ -118,6 +115,52 @@ func gitHostRun(mounts []workspace.Mount) map[string]*gitFound {
 		f.rel = slices.Compact(f.rel)
 	}
 	return out
+}
+
+// projectGitDir returns the project's git folder and the configuration
+// files of it that are the user's (the agent cannot write them), or ""
+// when there is none to follow. A .git folder's are protected in the
+// sandbox. A .git file (a linked worktree, a submodule's checkout) is
+// recorded by the snapshot and names a folder of the user's outside the
+// mounts, whose index lists the gitlinks the host's git goes into; one
+// that names a folder inside them, or a .git that is a link, is not
+// followed: the project is cut short.
+func (w *gitWalk) projectGitDir() (string, []string) {
+	dotGit := filepath.Join(w.project, ".git")
+	st, err := os.Lstat(dotGit)
+	switch {
+	case err != nil:
+		return "", nil
+	case st.IsDir():
+		return dotGit, []string{filepath.Join(dotGit, "config"), filepath.Join(dotGit, "config.worktree")}
+	case !st.Mode().IsRegular():
+		w.cut("the project's .git is a symbolic link or another special file, which vibe does not follow")
+		return "", nil
+	}
+	gitDir := w.gitfile(dotGit)
+	if gitDir == "" {
+		return "", nil // git goes nowhere (or cut)
+	}
+	if _, _, in := w.mount(gitDir); in {
+		w.cut("the project's .git file names a git folder inside the mounted folders, which vibe does not follow")
+		return "", nil
+	}
+	own := []string{filepath.Join(gitDir, "config"), filepath.Join(gitDir, "config.worktree")}
+	if data, ok := w.read(filepath.Join(gitDir, "commondir")); !ok {
+		w.cut(fmt.Sprintf("%s cannot be read", w.name(filepath.Join(gitDir, "commondir"))))
+		return "", nil
+	} else if common := gitPath(data); common != "" {
+		dir := w.physical(gitDir, common)
+		if dir == "" {
+			return "", nil
+		}
+		if _, _, in := w.mount(dir); in {
+			w.cut("the project's common git folder is inside the mounted folders, which vibe does not follow")
+			return "", nil
+		}
+		own = append(own, filepath.Join(dir, "config"))
+	}
+	return gitDir, own
 }
 
 // userGitConfigs are the host user's own and the system's configuration
@@ -150,7 +193,8 @@ type gitWalk struct {
 	home    string
 	out     map[string]*gitFound
 	seen    map[string]bool
-	repos   map[string]bool // git folders looked into
+	repos   map[string]string // git folders looked into, and the worktree of each
+	common  map[string]bool   // common folders recorded
 	// otherFormat holds the configuration files read that name another
 	// object format than SHA-1.
 	otherFormat map[string]bool
@@ -165,11 +209,10 @@ func (w *gitWalk) of(root string) *gitFound {
 	return w.out[root]
 }
 
-// cut marks the project as cut short for reason, the first one met.
+// cut marks the project as cut short for reason (see addReason).
 func (w *gitWalk) cut(reason string) {
-	if f := w.of(w.project); f.cut == "" {
-		f.cut = reason
-	}
+	f := w.of(w.project)
+	f.cut = addReason(f.cut, reason)
 }
 
 // name is path for a message: relative to the project when it is in it,
@@ -298,7 +341,7 @@ func (w *gitWalk) walk(start []string, worktree string, trusted bool) {
 		// itself names the worktree of a submodule it keeps in
 		// .git/modules, where it is: that one is fine.)
 		for _, wt := range c.worktrees {
-			if !fromMine && w.resolve(filepath.Dir(path), wt) != filepath.Clean(worktree) {
+			if !fromMine && w.physical(filepath.Dir(path), wt) != filepath.Clean(worktree) {
 				w.cut(fmt.Sprintf("the git configuration file %s moves its worktree elsewhere (core.worktree), which vibe does not follow", w.name(path)))
 			}
 		}

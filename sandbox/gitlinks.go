@@ -73,7 +73,7 @@ func (w *gitWalk) links(gitDir, worktree string, depth int) {
 			// git follows the link: recorded itself, and where it leads.
 			w.add(dotGit)
 			if target, ok := w.readlink(dotGit); ok {
-				w.repo(w.resolve(sub, target), sub, depth)
+				w.repo(w.physical(sub, target), sub, depth)
 			}
 		case st.Mode().IsRegular():
 			// A gitfile: recorded itself, and the folder it names.
@@ -92,12 +92,17 @@ func (w *gitWalk) links(gitDir, worktree string, depth int) {
 // follows its configuration, and its gitlinks.
 func (w *gitWalk) repo(gitDir, worktree string, depth int) {
 	if _, _, in := w.mount(gitDir); !in || gitDir == "" {
-		return // not the agent's to write
+		return // not the agent's to write (or "": cut already)
 	}
-	if w.repos[gitDir] {
+	if wt, ok := w.repos[gitDir]; ok {
+		// The same git folder for another worktree: git goes into each
+		// with its own moves (core.worktree), not followed twice here.
+		if wt != worktree {
+			w.cut(fmt.Sprintf("one git folder (%s) serves two submodules", w.name(gitDir)))
+		}
 		return
 	}
-	w.repos[gitDir] = true
+	w.repos[gitDir] = worktree
 	// A folder reached through a link can be pointed elsewhere at any
 	// time: what is below it is neither protected nor compared for
 	// certain.
@@ -113,15 +118,18 @@ func (w *gitWalk) repo(gitDir, worktree string, depth int) {
 	if data, ok := w.read(filepath.Join(gitDir, "commondir")); !ok {
 		w.cut(fmt.Sprintf("%s cannot be read", w.name(filepath.Join(gitDir, "commondir"))))
 	} else if common := gitPath(data); common != "" {
-		dir := w.resolve(gitDir, common)
+		dir := w.physical(gitDir, common)
+		if dir == "" {
+			return // cut
+		}
 		if _, _, in := w.mount(dir); !in {
 			// git reads the layout of the index from there, unseen.
 			w.cut(fmt.Sprintf("a submodule's commondir (%s) leads out of the folders vibe mounts", w.name(filepath.Join(gitDir, "commondir"))))
 			return
 		}
 		format = append(format, filepath.Join(dir, "config"))
-		if !w.repos[dir] {
-			w.repos[dir] = true
+		if !w.common[dir] {
+			w.common[dir] = true
 			if w.linked(dir) {
 				w.cut(fmt.Sprintf("a submodule's common git folder (%s) is reached through a symbolic link", w.name(dir)))
 			} else {
@@ -392,7 +400,33 @@ func (w *gitWalk) gitfile(path string) string {
 	if !ok || dir == "" {
 		return "" // git refuses it, and goes nowhere
 	}
-	return w.resolve(filepath.Dir(path), dir)
+	return w.physical(filepath.Dir(path), dir)
+}
+
+// physical is the folder a path git finds in a file (a gitfile, a .git
+// link, commondir, core.worktree) names, relative to base: as git takes
+// it, with no ~ expanded, and ".." taken on disk, after any link before
+// it. Where the path climbs out of a link in a mount, the text and the
+// disk part ways: the project is cut short, and "" returned.
+func (w *gitWalk) physical(base, p string) string {
+	cur := base
+	if filepath.IsAbs(p) {
+		cur = "/"
+	}
+	for _, c := range strings.Split(p, "/") {
+		switch c {
+		case "", ".":
+		case "..":
+			if w.linked(cur) {
+				w.cut(fmt.Sprintf("a path git follows (%s) climbs out of a symbolic link", quotePath(p)))
+				return ""
+			}
+			cur = filepath.Dir(cur)
+		default:
+			cur = filepath.Join(cur, c)
+		}
+	}
+	return cur
 }
 
 // gitPath is a path file's content as git reads it (a gitfile, commondir):

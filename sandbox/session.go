@@ -205,11 +205,27 @@ type snapper struct {
 func (sn *snapper) full() bool { return sn.count >= snapshotMaxFiles }
 
 // cut marks the folder as holding more than the snapshot compares, for
-// the reason given (the first one is kept).
+// the reason given (see addReason).
 func (sn *snapper) cut(reason string) {
-	if k := filepath.Join(sn.base, tooMany); sn.snap[k] == "" {
-		sn.snap[k] = reason
+	k := filepath.Join(sn.base, tooMany)
+	sn.snap[k] = addReason(sn.snap[k], reason)
+}
+
+// maxReasons is how many different reasons a folder's mark keeps: one the
+// agent can cause at will (a big file) does not hide another.
+const maxReasons = 3
+
+// addReason adds reason to the reasons in have ("; " between them), if it
+// is a new one and there is room.
+func addReason(have, reason string) string {
+	if have == "" {
+		return reason
 	}
+	list := strings.Split(have, "; ")
+	if len(list) >= maxReasons || slices.Contains(list, reason) {
+		return have
+	}
+	return have + "; " + reason
 }
 
 // cutf is cut with a reason that names rel, a path the agent chose: made
