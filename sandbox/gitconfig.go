@@ -53,7 +53,7 @@ var gitHooks = []string{
 // gitKeys are the keys whose values git follows: the hooks folder, the
 // includes, and the commands it runs (through a shell, from the worktree)
 // or the programs it starts.
-const gitKeys = `^(core\.hookspath|core\.worktree|extensions\.objectformat|include\.path|includeif\..*\.path` +
+const gitKeys = `^(core\.hookspath|core\.worktree|extensions\.(objectformat|worktreeconfig)|include\.path|includeif\..*\.path` +
 	`|core\.(fsmonitor|editor|pager|sshcommand|askpass|gitproxy|alternaterefscommand)|sequence\.editor|pager\..*` +
 	`|diff\.external|diff\..*\.(command|textconv)|merge\..*\.driver|filter\..*\.(clean|smudge|process)` +
 	`|(diff|merge)tool\..*\.(cmd|path)|alias\..*|credential\.helper|credential\..*\.helper` +
@@ -99,13 +99,14 @@ func gitHostRun(mounts []workspace.Mount) map[string]*gitFound {
 	defer cancel()
 	home, _ := os.UserHomeDir()
 	for _, project := range projects {
-		w := gitWalk{ctx: ctx, project: project, roots: roots, home: home, out: out, seen: map[string]bool{}, repos: map[string]string{}, common: map[string]bool{}, otherFormat: map[string]bool{}}
+		w := gitWalk{ctx: ctx, project: project, projects: projects, roots: roots, home: home, out: out, seen: map[string]bool{}, repos: map[string]string{}, common: map[string]bool{},
+			otherFormat: map[string]bool{}, worktrees: map[string][]string{}, worktreeConfig: map[string]bool{}}
 		start := userGitConfigs(home)
 		gitDir, own := w.projectGitDir()
 		if gitDir != "" {
 			start = append(start, own...)
 		}
-		w.walk(start, project, true)
+		w.walk(start, project, gitDir, true)
 		if gitDir != "" && !w.formatOther(own) {
 			w.links(gitDir, project, 0)
 		}
@@ -132,6 +133,13 @@ func (w *gitWalk) projectGitDir() (string, []string) {
 	case err != nil:
 		return "", nil
 	case st.IsDir():
+		// A repository of its own has no commondir; one the agent
+		// writes (none was there to protect) sends git's configuration,
+		// hooks and index layout elsewhere.
+		if _, err := w.lstat(filepath.Join(dotGit, "commondir")); !errors.Is(err, fs.ErrNotExist) {
+			w.cut("the project's .git folder has a commondir, which sends git elsewhere for its configuration and hooks and which vibe does not follow")
+			return "", nil
+		}
 		return dotGit, []string{filepath.Join(dotGit, "config"), filepath.Join(dotGit, "config.worktree")}
 	case !st.Mode().IsRegular():
 		w.cut("the project's .git is a symbolic link or another special file, which vibe does not follow")
@@ -142,6 +150,11 @@ func (w *gitWalk) projectGitDir() (string, []string) {
 		return "", nil // git goes nowhere (or cut)
 	}
 	if _, _, in := w.mount(gitDir); in {
+		if sibling := w.siblingWorktree(gitDir); sibling != "" {
+			// Another project's linked worktree: that project's .git
+			// (its worktrees folder and config) is protected.
+			return gitDir, []string{filepath.Join(gitDir, "config.worktree"), filepath.Join(sibling, ".git", "config")}
+		}
 		w.cut("the project's .git file names a git folder inside the mounted folders, which vibe does not follow")
 		return "", nil
 	}
@@ -150,7 +163,7 @@ func (w *gitWalk) projectGitDir() (string, []string) {
 		w.cut(fmt.Sprintf("%s cannot be read", w.name(filepath.Join(gitDir, "commondir"))))
 		return "", nil
 	} else if common := gitPath(data); common != "" {
-		dir := w.physical(gitDir, common)
+		dir := w.physical(gitDir, common, true)
 		if dir == "" {
 			return "", nil
 		}
@@ -161,6 +174,23 @@ func (w *gitWalk) projectGitDir() (string, []string) {
 		own = append(own, filepath.Join(dir, "config"))
 	}
 	return gitDir, own
+}
+
+// siblingWorktree returns the protected project whose .git/worktrees
+// holds gitDir (a linked worktree of it mounted as a project of its own),
+// or "".
+func (w *gitWalk) siblingWorktree(gitDir string) string {
+	for _, p := range w.projects {
+		if p == w.project || filepath.Dir(gitDir) != filepath.Join(p, ".git", "worktrees") {
+			continue
+		}
+		if st, err := w.lstat(filepath.Join(p, ".git")); err == nil && st.IsDir() && !w.linked(gitDir) {
+			if data, ok := w.read(filepath.Join(gitDir, "commondir")); ok && w.physical(gitDir, gitPath(data), false) == filepath.Join(p, ".git") {
+				return p
+			}
+		}
+	}
+	return ""
 }
 
 // userGitConfigs are the host user's own and the system's configuration
@@ -187,19 +217,24 @@ func userGitConfigs(home string) []string {
 }
 
 type gitWalk struct {
-	ctx     context.Context
-	project string
-	roots   []string
-	home    string
-	out     map[string]*gitFound
-	seen    map[string]bool
-	repos   map[string]string // git folders looked into, and the worktree of each
-	common  map[string]bool   // common folders recorded
+	ctx      context.Context
+	project  string
+	projects []string // every project whose host-run files are protected
+	roots    []string
+	home     string
+	out      map[string]*gitFound
+	seen     map[string]bool
+	repos    map[string]string // git folders looked into, and the worktree of each
+	common   map[string]bool   // common folders recorded
 	// otherFormat holds the configuration files read that name another
 	// object format than SHA-1.
 	otherFormat map[string]bool
-	files       int
-	found       int
+	// worktrees and worktreeConfig are, by configuration file read, its
+	// core.worktree values and extensions.worktreeConfig.
+	worktrees      map[string][]string
+	worktreeConfig map[string]bool
+	files          int
+	found          int
 }
 
 func (w *gitWalk) of(root string) *gitFound {
@@ -283,15 +318,18 @@ func (w *gitWalk) resolve(base, p string) string {
 // the user's own files before any in a mount, breadth first within the
 // bounds: what the user configured is found before anything an included
 // file (perhaps the agent's) adds. Hooks and programs are relative to
-// worktree; start's files in a mount are the user's when trusted is set
+// worktree, a core.worktree relative to gitDir (the repository's git
+// folder); start's files in a mount are the user's when trusted is set
 // (a project's .git/config, which the agent cannot write), the agent's
-// otherwise (a submodule's it made).
-func (w *gitWalk) walk(start []string, worktree string, trusted bool) {
+// otherwise (a submodule's it made). A file is read once for each
+// worktree: what it names relative to the worktree differs.
+func (w *gitWalk) walk(start []string, worktree, gitDir string, trusted bool) {
 	var mine, theirs []string // outside the mounts; in a mount
 	push := func(p string, fromMine bool) {
+		p = w.place(p, fromMine)
 		if _, _, in := w.mount(p); in {
 			theirs = append(theirs, p)
-		} else if fromMine {
+		} else if fromMine && p != "" {
 			mine = append(mine, p)
 		}
 	}
@@ -312,14 +350,14 @@ func (w *gitWalk) walk(start []string, worktree string, trusted bool) {
 		} else {
 			path, theirs = theirs[0], theirs[1:]
 		}
-		if w.seen[path] {
+		if w.seen[path+"\x00"+worktree] {
 			continue
 		}
 		if w.files >= gitMaxConfigs {
 			w.cut(fmt.Sprintf("more than %d git configuration files (includes, submodules)", gitMaxConfigs))
 			return
 		}
-		w.seen[path] = true
+		w.seen[path+"\x00"+worktree] = true
 		w.files++
 		data, ok := w.read(path)
 		var c gitConfig
@@ -336,19 +374,12 @@ func (w *gitWalk) walk(start []string, worktree string, trusted bool) {
 				w.otherFormat[path] = true
 			}
 		}
-		// A worktree moved by a file the agent may have written: git
-		// runs hooks and commands from there, which is not followed. (git
-		// itself names the worktree of a submodule it keeps in
-		// .git/modules, where it is: that one is fine.)
-		for _, wt := range c.worktrees {
-			if !fromMine && w.physical(filepath.Dir(path), wt) != filepath.Clean(worktree) {
-				w.cut(fmt.Sprintf("the git configuration file %s moves its worktree elsewhere (core.worktree), which vibe does not follow", w.name(path)))
-			}
-		}
+		w.worktrees[path] = c.worktrees
+		w.worktreeConfig[path] = c.worktreeConfig
 		// A hooks folder and a command's program are relative to the
 		// worktree, where git runs them.
 		for _, p := range append(c.hooks, c.programs...) {
-			if abs := w.resolve(worktree, p); abs != "" {
+			if abs := w.place(w.resolve(worktree, p), fromMine); abs != "" {
 				w.add(abs)
 			}
 		}
@@ -356,7 +387,7 @@ func (w *gitWalk) walk(start []string, worktree string, trusted bool) {
 			// git before 2.46 reads ":(optional)x" as that name; later
 			// ones as x, if it exists: both are followed.
 			for _, q := range []string{p, strings.TrimPrefix(p, ":(optional)")} {
-				if abs := w.resolve(filepath.Dir(path), q); abs != "" {
+				if abs := w.place(w.resolve(filepath.Dir(path), q), fromMine); abs != "" {
 					w.add(abs)
 					push(abs, fromMine)
 				}
@@ -450,6 +481,9 @@ type gitConfig struct {
 	programs  []string // the programs its commands start by a path
 	worktrees []string // core.worktree values
 	formats   []string // extensions.objectFormat values
+	// worktreeConfig is extensions.worktreeConfig: git then takes
+	// core.worktree from a linked worktree's common configuration too.
+	worktreeConfig bool
 }
 
 // parseGitConfig has git parse one configuration file from its content,
@@ -475,6 +509,12 @@ func parseGitConfig(ctx context.Context, data []byte) (c gitConfig, ok bool) {
 	}
 	for _, entry := range strings.Split(out.buf.String(), "\x00") {
 		key, value, ok := strings.Cut(entry, "\n")
+		if key == "extensions.worktreeconfig" {
+			// A boolean: set unless it plainly says false (a bare key is
+			// true).
+			c.worktreeConfig = !slices.Contains([]string{"false", "no", "off", "0"}, strings.ToLower(value)) || c.worktreeConfig
+			continue
+		}
 		if !ok || value == "" {
 			continue
 		}

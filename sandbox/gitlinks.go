@@ -73,7 +73,7 @@ func (w *gitWalk) links(gitDir, worktree string, depth int) {
 			// git follows the link: recorded itself, and where it leads.
 			w.add(dotGit)
 			if target, ok := w.readlink(dotGit); ok {
-				w.repo(w.physical(sub, target), sub, depth)
+				w.repo(w.physical(sub, target, false), sub, depth)
 			}
 		case st.Mode().IsRegular():
 			// A gitfile: recorded itself, and the folder it names.
@@ -89,10 +89,13 @@ func (w *gitWalk) links(gitDir, worktree string, depth int) {
 
 // repo records what git reads or runs in gitDir, a repository whose
 // worktree is worktree (and in the common folder its commondir names),
-// follows its configuration, and its gitlinks.
+// follows its configuration, and its gitlinks. A git folder outside the
+// mounts is the user's (a linked worktree's submodules are kept in the
+// main repository's): nothing in it is recorded, but its configuration and
+// index still lead into the worktree, which is the agent's.
 func (w *gitWalk) repo(gitDir, worktree string, depth int) {
-	if _, _, in := w.mount(gitDir); !in || gitDir == "" {
-		return // not the agent's to write (or "": cut already)
+	if gitDir == "" {
+		return // cut already
 	}
 	if wt, ok := w.repos[gitDir]; ok {
 		// The same git folder for another worktree: git goes into each
@@ -103,14 +106,17 @@ func (w *gitWalk) repo(gitDir, worktree string, depth int) {
 		return
 	}
 	w.repos[gitDir] = worktree
+	_, _, in := w.mount(gitDir)
 	// A folder reached through a link can be pointed elsewhere at any
 	// time: what is below it is neither protected nor compared for
 	// certain.
-	if w.linked(gitDir) {
+	if in && w.linked(gitDir) {
 		w.cut(fmt.Sprintf("a submodule's git folder (%s) is reached through a symbolic link", w.name(gitDir)))
 		return
 	}
-	w.record(gitDir)
+	if in {
+		w.record(gitDir)
+	}
 	configs := []string{filepath.Join(gitDir, "config"), filepath.Join(gitDir, "config.worktree")}
 	format := slices.Clone(configs) // where git learns the index's layout
 	// A linked worktree's (or one made so) configuration and hooks are
@@ -118,11 +124,11 @@ func (w *gitWalk) repo(gitDir, worktree string, depth int) {
 	if data, ok := w.read(filepath.Join(gitDir, "commondir")); !ok {
 		w.cut(fmt.Sprintf("%s cannot be read", w.name(filepath.Join(gitDir, "commondir"))))
 	} else if common := gitPath(data); common != "" {
-		dir := w.physical(gitDir, common)
+		dir := w.physical(gitDir, common, !in)
 		if dir == "" {
 			return // cut
 		}
-		if _, _, in := w.mount(dir); !in {
+		if _, _, cin := w.mount(dir); in && !cin {
 			// git reads the layout of the index from there, unseen.
 			w.cut(fmt.Sprintf("a submodule's commondir (%s) leads out of the folders vibe mounts", w.name(filepath.Join(gitDir, "commondir"))))
 			return
@@ -130,18 +136,51 @@ func (w *gitWalk) repo(gitDir, worktree string, depth int) {
 		format = append(format, filepath.Join(dir, "config"))
 		if !w.common[dir] {
 			w.common[dir] = true
-			if w.linked(dir) {
+			switch _, _, cin := w.mount(dir); {
+			case !cin:
+			case w.linked(dir):
 				w.cut(fmt.Sprintf("a submodule's common git folder (%s) is reached through a symbolic link", w.name(dir)))
-			} else {
+			default:
 				w.record(dir)
-				configs = append(configs, filepath.Join(dir, "config"))
 			}
 		}
+		configs = append(configs, filepath.Join(dir, "config"))
 	}
-	w.walk(configs, worktree, false)
+	w.walk(configs, worktree, gitDir, !in)
+	if in && w.worktreeMoved(gitDir, worktree, format) {
+		return
+	}
 	if !w.formatOther(format) {
 		w.links(gitDir, worktree, depth+1)
 	}
+}
+
+// worktreeMoved reports whether the repository at gitDir, whose files
+// the agent may have written, moves its worktree away from worktree
+// (core.worktree), and if so cuts: git runs hooks and commands from
+// there, which is not followed. git takes core.worktree from the
+// repository's configuration (the common folder's, format[2], for a
+// linked worktree only with extensions.worktreeConfig, which also reads
+// config.worktree), never from an include, relative to gitDir. (git
+// itself names the worktree of a submodule it keeps in .git/modules,
+// where it is: that one is fine.)
+func (w *gitWalk) worktreeMoved(gitDir, worktree string, format []string) bool {
+	files := format[:2] // config, config.worktree (this one always: over-cautious)
+	if len(format) > 2 {
+		files = format[1:2]
+		if w.worktreeConfig[format[2]] {
+			files = format[1:]
+		}
+	}
+	for _, f := range files {
+		for _, wt := range w.worktrees[f] {
+			if w.physical(gitDir, wt, false) != filepath.Clean(worktree) {
+				w.cut(fmt.Sprintf("the git configuration file %s moves its worktree elsewhere (core.worktree), which vibe does not follow", w.name(f)))
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // formatOther reports whether a configuration file of configs names an
@@ -158,11 +197,20 @@ func (w *gitWalk) formatOther(configs []string) bool {
 	return false
 }
 
-// record adds what git reads or runs in gitDir; those below the
-// project's .git/modules are protected and compared as such already.
+// record adds what git reads or runs in gitDir; those of a git folder
+// the snapshot's walk of the project's .git/modules visits are protected
+// and compared as such already (not one below a folder it skips: objects,
+// refs and the like, or deeper than it goes).
 func (w *gitWalk) record(gitDir string) {
-	if strings.HasPrefix(gitDir, filepath.Join(w.project, ".git", "modules")+"/") {
-		return
+	if rel, ok := strings.CutPrefix(gitDir, filepath.Join(w.project, ".git", "modules")+"/"); ok {
+		parts := strings.Split(rel, "/")
+		bulk := len(parts) >= snapshotMaxDepth
+		for _, p := range parts {
+			bulk = bulk || slices.Contains(gitBulk, p)
+		}
+		if !bulk {
+			return
+		}
 	}
 	for _, n := range gitDirFiles {
 		w.add(filepath.Join(gitDir, n))
@@ -400,7 +448,7 @@ func (w *gitWalk) gitfile(path string) string {
 	if !ok || dir == "" {
 		return "" // git refuses it, and goes nowhere
 	}
-	return w.physical(filepath.Dir(path), dir)
+	return w.physical(filepath.Dir(path), dir, false)
 }
 
 // physical is the folder a path git finds in a file (a gitfile, a .git
@@ -408,7 +456,7 @@ func (w *gitWalk) gitfile(path string) string {
 // it, with no ~ expanded, and ".." taken on disk, after any link before
 // it. Where the path climbs out of a link in a mount, the text and the
 // disk part ways: the project is cut short, and "" returned.
-func (w *gitWalk) physical(base, p string) string {
+func (w *gitWalk) physical(base, p string, fromMine bool) string {
 	cur := base
 	if filepath.IsAbs(p) {
 		cur = "/"
@@ -426,7 +474,49 @@ func (w *gitWalk) physical(base, p string) string {
 			cur = filepath.Join(cur, c)
 		}
 	}
-	return cur
+	return w.place(cur, fromMine)
+}
+
+// place is where the absolute, clean path p is, for the question whether
+// it is in a mount. One in a mount is taken as it is (a link inside is
+// judged where it matters). One outside is resolved through the host's
+// links: where that leads into a mount, it is taken there; and a path the
+// agent wrote (not fromMine) that goes through a link outside the mounts
+// cuts, and is "": /proc/self/cwd is one, and names another folder for
+// each process that follows it (git's own working folder, in the
+// project).
+func (w *gitWalk) place(p string, fromMine bool) string {
+	if p == "" {
+		return ""
+	}
+	if _, _, in := w.mount(p); in {
+		return p
+	}
+	r := evalExisting(p)
+	switch _, _, in := w.mount(r); {
+	case r == p:
+		return p
+	case !fromMine:
+		w.cut(fmt.Sprintf("a path the agent could write (%s) goes through a symbolic link outside the mounted folders", quotePath(p)))
+		return ""
+	case in:
+		return r
+	}
+	return p
+}
+
+// evalExisting resolves the links of p as far as it exists.
+func evalExisting(p string) string {
+	rest := ""
+	for d := p; ; d = filepath.Dir(d) {
+		if r, err := filepath.EvalSymlinks(d); err == nil {
+			return filepath.Join(r, rest)
+		}
+		if d == filepath.Dir(d) {
+			return p
+		}
+		rest = filepath.Join(filepath.Base(d), rest)
+	}
 }
 
 // gitPath is a path file's content as git reads it (a gitfile, commondir):

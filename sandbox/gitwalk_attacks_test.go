@@ -246,3 +246,245 @@ func TestGitHostRunSuperprojectWorktreeGitlink(t *testing.T) {
 		t.Logf("rel=%q", f.rel)
 	}
 }
+
+// fsmonitorRuns sets core.fsmonitor in the config file cfg to a command
+// that leaves a mark, runs the host's git status in app, and reports
+// whether the mark was left.
+func fsmonitorRuns(t *testing.T, app, cfg string) bool {
+	t.Helper()
+	ran := filepath.Join(t.TempDir(), "ran")
+	git(t, app, "config", "--file", cfg, "core.fsmonitor", "echo pwned >>"+ran+"; false #")
+	out, _ := exec.Command("git", "-C", app, "status", "--short").CombinedOutput()
+	t.Logf("git status: %s", out)
+	b, _ := os.ReadFile(ran)
+	return len(b) > 0
+}
+
+// /proc/self/cwd is a path outside the mounts for vibe, and the
+// submodule's own worktree for the git that follows it.
+func TestGitHostRunProcSelfCwdGitfileIsCut(t *testing.T) {
+	gitEnv(t)
+	app := t.TempDir()
+	git(t, app, "init", "-q")
+	os.MkdirAll(filepath.Join(app, "sub"), 0o755)
+	git(t, app, "init", "-q", "--separate-git-dir="+filepath.Join(app, "sub/.g"), "sub")
+	git(t, filepath.Join(app, "sub"), "commit", "-q", "--allow-empty", "-m", "x")
+	id := git(t, filepath.Join(app, "sub"), "rev-parse", "HEAD")
+	writeFile(t, filepath.Join(app, "sub/.git"), "gitdir: /proc/self/cwd/.g\n")
+	git(t, app, "init", "-q", "--bare", ".g") // what the parent git (cwd = app) checks
+	addGitlink(t, app, "sub", id)
+	if !fsmonitorRuns(t, app, filepath.Join(app, "sub/.g/config")) {
+		t.Fatal("control: git status did not run sub/.g's fsmonitor")
+	}
+	if rec, cut := coveredOrCut(t, app, "sub/.g/config"); !rec && cut == "" {
+		t.Errorf("sub/.g/config (run by git status) neither recorded nor cut")
+	}
+}
+
+// The project's .git is a folder and has no commondir at the session's
+// start (so nothing protects one): the agent writes one, and git reads the
+// configuration of the folder it names instead of .git/config.
+func TestGitHostRunProjectCommondirIsCut(t *testing.T) {
+	gitEnv(t)
+	app := t.TempDir()
+	repoAt(t, app)
+	c := filepath.Join(app, "c")
+	git(t, app, "init", "-q", "--bare", "c")
+	git(t, app, "config", "--file", filepath.Join(c, "config"), "core.bare", "false")
+	writeFile(t, filepath.Join(app, ".git/commondir"), "../c\n")
+	if !fsmonitorRuns(t, app, filepath.Join(c, "config")) {
+		t.Fatal("control: git status did not run c/config's fsmonitor")
+	}
+	if rec, cut := coveredOrCut(t, app, "c/config"); !rec && cut == "" {
+		t.Errorf("c/config (run by git status) neither recorded nor cut")
+	}
+}
+
+// With extensions.worktreeConfig, git 2.39 takes core.worktree from a
+// linked worktree's common config too, relative to the worktree's git
+// folder.
+func TestGitHostRunWorktreeConfigFromCommon(t *testing.T) {
+	gitEnv(t)
+	app := t.TempDir()
+	git(t, app, "init", "-q")
+	sub := filepath.Join(app, "sub")
+	id := repoAt(t, sub)
+	addGitlink(t, app, "sub", id)
+	addGitlink(t, sub, "n", id)
+	c := filepath.Join(app, "c")
+	os.MkdirAll(c, 0o755)
+	for _, n := range []string{"config", "objects", "refs"} {
+		os.Rename(filepath.Join(sub, ".git", n), filepath.Join(c, n))
+	}
+	writeFile(t, filepath.Join(sub, ".git/commondir"), "../../c\n")
+	cfg := filepath.Join(c, "config")
+	git(t, app, "config", "--file", cfg, "core.repositoryformatversion", "1")
+	git(t, app, "config", "--file", cfg, "extensions.worktreeConfig", "true")
+	git(t, app, "config", "--file", cfg, "core.worktree", "../sub")
+	n := filepath.Join(sub, "sub/n")
+	os.MkdirAll(n, 0o755)
+	git(t, n, "init", "-q")
+	if got := git(t, sub, "rev-parse", "--show-toplevel"); got != filepath.Join(sub, "sub") {
+		t.Fatalf("control: git's worktree is %s", got)
+	}
+	if !fsmonitorRuns(t, app, filepath.Join(n, ".git/config")) {
+		t.Fatal("control: git status did not run sub/sub/n's fsmonitor")
+	}
+	if rec, cut := coveredOrCut(t, app, "sub/sub/n/.git/config"); !rec && cut == "" {
+		t.Errorf("sub/sub/n/.git/config (run by git status) neither recorded nor cut")
+	}
+}
+
+// A submodule whose git folder is the user's, outside the mounts (in a
+// linked-worktree project, git submodule update puts it in
+// main/.git/worktrees/app/modules): its index lists a nested gitlink the
+// agent makes a repository of.
+func TestGitHostRunUserSubmoduleGitDirFollowed(t *testing.T) {
+	gitEnv(t)
+	base := t.TempDir()
+	inner, lib, main := filepath.Join(base, "inner"), filepath.Join(base, "lib"), filepath.Join(base, "main")
+	repoAt(t, inner)
+	repoAt(t, lib)
+	git(t, lib, "submodule", "add", "-q", inner, "inner")
+	git(t, lib, "commit", "-q", "-m", "inner")
+	repoAt(t, main)
+	git(t, main, "submodule", "add", "-q", lib, "lib")
+	git(t, main, "commit", "-q", "-m", "lib")
+	app := filepath.Join(t.TempDir(), "app")
+	git(t, main, "worktree", "add", "-q", app)
+	git(t, app, "submodule", "update", "--init", "-q") // not --recursive
+	t.Logf("lib/.git: %s", git(t, app, "-C", "lib", "rev-parse", "--absolute-git-dir"))
+	// the agent
+	n := filepath.Join(app, "lib/inner")
+	git(t, n, "init", "-q")
+	if !fsmonitorRuns(t, app, filepath.Join(n, ".git/config")) {
+		t.Fatal("control: git status did not run lib/inner's fsmonitor")
+	}
+	if rec, cut := coveredOrCut(t, app, "lib/inner/.git/config"); !rec && cut == "" {
+		t.Errorf("lib/inner/.git/config (run by git status) neither recorded nor cut")
+	}
+}
+
+// A gitfile naming a git folder under .git/modules that the snapshot
+// skips (a "bulk" folder of what it takes for a module's git folder):
+// recorded like any other.
+func TestGitHostRunGitDirInModulesBulk(t *testing.T) {
+	gitEnv(t)
+	app := t.TempDir()
+	git(t, app, "init", "-q")
+	writeFile(t, filepath.Join(app, ".git/modules/x/HEAD"), "ref: refs/heads/main\n")
+	os.MkdirAll(filepath.Join(app, ".git/modules/x/objects"), 0o755)
+	os.MkdirAll(filepath.Join(app, "sub"), 0o755)
+	g := filepath.Join(app, ".git/modules/x/objects/g")
+	git(t, app, "init", "-q", "--separate-git-dir="+g, "sub")
+	git(t, filepath.Join(app, "sub"), "commit", "-q", "--allow-empty", "-m", "x")
+	id := git(t, filepath.Join(app, "sub"), "rev-parse", "HEAD")
+	writeFile(t, filepath.Join(app, "sub/.git"), "gitdir: ../.git/modules/x/objects/g\n")
+	addGitlink(t, app, "sub", id)
+	if !fsmonitorRuns(t, app, filepath.Join(g, "config")) {
+		t.Fatal("control: git status did not run the fsmonitor")
+	}
+	rel := ".git/modules/x/objects/g/config"
+	rec, cut := coveredOrCut(t, app, rel)
+	mounts := []workspace.Mount{{Source: app}}
+	snap := TakeSnapshot(mounts, nil)
+	_, inSnap := snap[filepath.Join(app, rel)]
+	t.Logf("in snapshot: %v", inSnap)
+	if !rec && cut == "" && !inSnap {
+		t.Errorf("%s (run by git status) neither recorded, snapshotted nor cut", rel)
+	}
+}
+
+// Three reasons the agent causes at will do not push out the git walk's.
+func TestCutShortGitReasonsFirst(t *testing.T) {
+	gitEnv(t)
+	app := t.TempDir()
+	git(t, app, "init", "-q")
+	sub := filepath.Join(app, "sub")
+	addGitlink(t, app, "sub", repoAt(t, sub))
+	git(t, sub, "config", "core.repositoryformatversion", "1")
+	git(t, sub, "config", "extensions.objectFormat", "sha256")
+	for _, n := range []string{"a", "b", "c"} {
+		p := filepath.Join(app, ".claude", n+".bin")
+		writeFile(t, p, "")
+		os.Truncate(p, snapshotMaxRead+1)
+	}
+	snap := TakeSnapshot([]workspace.Mount{{Name: "p", Source: app}}, nil)
+	if why := snap.Reason(app); !strings.Contains(why, "object format") {
+		t.Errorf("reason shown: %q (the object-format cut is not)", why)
+	}
+}
+
+// Not cut: a linked worktree of one mounted project mounted as a
+// project of its own (a sibling in the workspace folder).
+func TestGitHostRunSiblingWorktreeNotCut(t *testing.T) {
+	gitEnv(t)
+	ws := t.TempDir()
+	app := filepath.Join(ws, "app")
+	repoAt(t, app)
+	wt := filepath.Join(ws, "app-feature")
+	git(t, app, "worktree", "add", "-q", "-b", "feature", wt)
+	f := gitHostRun([]workspace.Mount{{Name: "app", Source: app}, {Name: "app-feature", Source: wt}})
+	if f[wt] != nil && f[wt].cut != "" {
+		t.Errorf("an ordinary linked worktree next to its repository is cut: %q", f[wt].cut)
+	}
+}
+
+// A configuration file two worktrees share: a program it names relative
+// to the worktree is recorded for each, since git runs it in each.
+func TestGitHostRunSharedConfigEachWorktree(t *testing.T) {
+	gitEnv(t)
+	app := t.TempDir()
+	git(t, app, "init", "-q")
+	s1 := filepath.Join(app, "sub1")
+	id := repoAt(t, s1)
+	git(t, s1, "worktree", "add", "-q", "--detach", filepath.Join(app, "sub2"))
+	addGitlink(t, app, "sub1", id)
+	addGitlink(t, app, "sub2", id)
+	ran := filepath.Join(t.TempDir(), "ran")
+	writeFile(t, filepath.Join(app, "sub2/mon"), "#!/bin/sh\necho \"$PWD\" >>"+ran+"\nexit 1\n")
+	os.Chmod(filepath.Join(app, "sub2/mon"), 0o755)
+	git(t, s1, "config", "core.fsmonitor", "./mon")
+	exec.Command("git", "-C", app, "status", "--short").Run()
+	if b, _ := os.ReadFile(ran); !strings.Contains(string(b), "sub2") {
+		t.Fatalf("control: sub2/mon did not run: %q", b)
+	}
+	if rec, cut := coveredOrCut(t, app, "sub2/mon"); !rec && cut == "" {
+		t.Errorf("sub2/mon (run by git status) neither recorded nor cut")
+	}
+}
+
+// /proc/self/cwd through an include of a submodule's configuration.
+func TestGitHostRunProcSelfCwdIncludeIsCut(t *testing.T) {
+	gitEnv(t)
+	app := t.TempDir()
+	git(t, app, "init", "-q")
+	sub := filepath.Join(app, "sub")
+	addGitlink(t, app, "sub", repoAt(t, sub))
+	git(t, sub, "config", "include.path", "/proc/self/cwd/.inc")
+	if !fsmonitorRuns(t, app, filepath.Join(sub, ".inc")) {
+		t.Fatal("control: git status did not run sub/.inc's fsmonitor")
+	}
+	if rec, cut := coveredOrCut(t, app, "sub/.inc"); !rec && cut == "" {
+		t.Errorf("sub/.inc (run by git status) neither recorded nor cut")
+	}
+}
+
+// The project's own .git file (a linked worktree), rewritten by the
+// agent to name /proc/self/cwd/.evil: no folder of the user's.
+func TestGitHostRunProcSelfCwdProjectGitfileIsCut(t *testing.T) {
+	gitEnv(t)
+	main := t.TempDir()
+	repoAt(t, main)
+	app := filepath.Join(t.TempDir(), "wt")
+	git(t, main, "worktree", "add", "-q", app)
+	git(t, app, "init", "-q", "--bare", ".evil")
+	git(t, app, "config", "--file", filepath.Join(app, ".evil/config"), "core.bare", "false")
+	writeFile(t, filepath.Join(app, ".git"), "gitdir: /proc/self/cwd/.evil\n")
+	if !fsmonitorRuns(t, app, filepath.Join(app, ".evil/config")) {
+		t.Fatal("control: git status did not run .evil's fsmonitor")
+	}
+	if rec, cut := coveredOrCut(t, app, ".evil/config"); !rec && cut == "" {
+		t.Errorf(".evil/config (run by git status) neither recorded nor cut")
+	}
+}

@@ -156,6 +156,14 @@ func TakeSnapshot(mounts []workspace.Mount, states map[string]string) Snapshot {
 			continue
 		}
 		sn := &snapper{root: root, base: m.Source, snap: snap}
+		// The git walk's reasons first: the bounds below are ones the
+		// agent can reach at will, and would take every slot.
+		f := extra[filepath.Clean(m.Source)]
+		if f != nil && f.cut != "" {
+			for _, r := range strings.Split(f.cut, "; ") {
+				sn.cut(r)
+			}
+		}
 		// .git as a file ("gitdir: …") or a link sends git elsewhere: it is
 		// recorded itself, and nothing is looked up through it.
 		gitDir := true
@@ -171,12 +179,9 @@ func TakeSnapshot(mounts []workspace.Mount, states map[string]string) Snapshot {
 		if gitDir {
 			sn.modules(".git/modules", snapshotMaxDepth)
 		}
-		if f := extra[filepath.Clean(m.Source)]; f != nil {
+		if f != nil {
 			for _, rel := range f.rel {
 				sn.addBelow(rel)
-			}
-			if f.cut != "" {
-				sn.cut(f.cut)
 			}
 		}
 		root.Close()
