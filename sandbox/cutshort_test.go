@@ -97,17 +97,17 @@ func TestGitHostRunOtherObjectFormatIsCut(t *testing.T) {
 	sub := filepath.Join(app, "sub")
 	addGitlink(t, app, "sub", repoAt(t, sub))
 	addGitlink(t, sub, "inner", strings.Repeat("2", 40))
-	if f := gitHostRun([]workspace.Mount{{Source: app}})[app]; f == nil || f.cut != "" {
+	if f := gitHostRun([]workspace.Mount{{Source: app}}, nil)[app]; f == nil || f.cut != "" {
 		t.Fatalf("control: %+v", f)
 	}
 	for _, format := range []string{"sha256", "SHA1", "x"} {
 		git(t, app, "config", "--file", filepath.Join(sub, ".git/config"), "extensions.objectFormat", format)
-		if f := gitHostRun([]workspace.Mount{{Source: app}})[app]; f == nil || f.cut == "" {
+		if f := gitHostRun([]workspace.Mount{{Source: app}}, nil)[app]; f == nil || f.cut == "" {
 			t.Errorf("a submodule whose configuration says objectFormat %s is not cut short: %+v", format, f)
 		}
 	}
 	git(t, app, "config", "--file", filepath.Join(sub, ".git/config"), "extensions.objectFormat", "sha1")
-	if f := gitHostRun([]workspace.Mount{{Source: app}})[app]; f == nil || f.cut != "" {
+	if f := gitHostRun([]workspace.Mount{{Source: app}}, nil)[app]; f == nil || f.cut != "" {
 		t.Errorf("objectFormat sha1 cut the project short: %+v", f)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -79,7 +80,7 @@ type gitFound struct {
 // mounts is not followed. git itself parses each file, from standard
 // input (without git on the host, nothing here runs hooks, and nothing is
 // added).
-func gitHostRun(mounts []workspace.Mount) map[string]*gitFound {
+func gitHostRun(mounts []workspace.Mount, states map[string]string) map[string]*gitFound {
 	out := map[string]*gitFound{}
 	var roots, projects []string
 	for _, m := range mounts {
@@ -99,7 +100,7 @@ func gitHostRun(mounts []workspace.Mount) map[string]*gitFound {
 	defer cancel()
 	home, _ := os.UserHomeDir()
 	for _, project := range projects {
-		w := gitWalk{ctx: ctx, project: project, projects: projects, roots: roots, home: home, out: out, seen: map[string]bool{}, repos: map[string]string{}, common: map[string]bool{},
+		w := gitWalk{ctx: ctx, project: project, projects: projects, roots: roots, states: slices.Collect(maps.Values(states)), home: home, out: out, seen: map[string]bool{}, repos: map[string]string{}, common: map[string]bool{},
 			otherFormat: map[string]bool{}, worktrees: map[string][]string{}, worktreeConfig: map[string]bool{}}
 		start := userGitConfigs(home)
 		gitDir, own := w.projectGitDir()
@@ -220,6 +221,7 @@ type gitWalk struct {
 	ctx      context.Context
 	project  string
 	projects []string // every project whose host-run files are protected
+	states   []string // the agents' state folders: the agent's, not followed
 	roots    []string
 	home     string
 	out      map[string]*gitFound
@@ -248,6 +250,24 @@ func (w *gitWalk) of(root string) *gitFound {
 func (w *gitWalk) cut(reason string) {
 	f := w.of(w.project)
 	f.cut = addReason(f.cut, reason)
+}
+
+// linkedCut cuts when a path in a mount is reached through a link: the
+// snapshot records the link's text, not what git reads or runs there.
+func (w *gitWalk) linkedCut(abs string) {
+	if _, _, in := w.mount(abs); in && w.linked(abs) {
+		w.cut(fmt.Sprintf("%s is reached through a symbolic link, which vibe does not follow", w.name(abs)))
+	}
+}
+
+// foreign reports whether p is in an agent's state folder.
+func (w *gitWalk) foreign(p string) bool {
+	for _, r := range w.states {
+		if rel, err := filepath.Rel(filepath.Clean(r), p); err == nil && filepath.IsLocal(rel) || rel == "." {
+			return true
+		}
+	}
+	return false
 }
 
 // name is path for a message: relative to the project when it is in it,
@@ -334,6 +354,16 @@ func (w *gitWalk) walk(start []string, worktree, gitDir string, trusted bool) {
 		}
 	}
 	for _, p := range start {
+		if q := w.place(p, true); q != p && q != "" {
+			// A file of the user's that a link takes into a mount
+			// (~/.gitconfig in a dotfiles project): the agent's to
+			// write, so a host-run path, and read as the agent's.
+			if _, _, in := w.mount(q); in {
+				w.add(q)
+				theirs = append(theirs, q)
+				continue
+			}
+		}
 		if _, _, in := w.mount(p); in && trusted {
 			// .git/config and config.worktree: the user's (the agent
 			// cannot write them), read first.
@@ -376,10 +406,14 @@ func (w *gitWalk) walk(start []string, worktree, gitDir string, trusted bool) {
 		}
 		w.worktrees[path] = c.worktrees
 		w.worktreeConfig[path] = c.worktreeConfig
+		if !fromMine && c.opaque != "" {
+			w.cut(fmt.Sprintf("the git configuration file %s sets a command whose files vibe cannot tell (%s)", w.name(path), quotePath(c.opaque)))
+		}
 		// A hooks folder and a command's program are relative to the
 		// worktree, where git runs them.
 		for _, p := range append(c.hooks, c.programs...) {
-			if abs := w.place(w.resolve(worktree, p), fromMine); abs != "" {
+			if abs := w.locate(worktree, p, fromMine); abs != "" {
+				w.linkedCut(abs)
 				w.add(abs)
 			}
 		}
@@ -387,7 +421,8 @@ func (w *gitWalk) walk(start []string, worktree, gitDir string, trusted bool) {
 			// git before 2.46 reads ":(optional)x" as that name; later
 			// ones as x, if it exists: both are followed.
 			for _, q := range []string{p, strings.TrimPrefix(p, ":(optional)")} {
-				if abs := w.place(w.resolve(filepath.Dir(path), q), fromMine); abs != "" {
+				if abs := w.locate(filepath.Dir(path), q, fromMine); abs != "" {
+					w.linkedCut(abs)
 					w.add(abs)
 					push(abs, fromMine)
 				}
@@ -484,6 +519,9 @@ type gitConfig struct {
 	// worktreeConfig is extensions.worktreeConfig: git then takes
 	// core.worktree from a linked worktree's common configuration too.
 	worktreeConfig bool
+	// opaque is the key of a command whose files cannot be told: one
+	// with arguments, or a shell's words (sh x.sh, 'x.sh', env x.sh).
+	opaque string
 }
 
 // parseGitConfig has git parse one configuration file from its content,
@@ -528,12 +566,34 @@ func parseGitConfig(ctx context.Context, data []byte) (c gitConfig, ok bool) {
 		case key == "include.path" || strings.HasPrefix(key, "includeif."):
 			c.includes = append(c.includes, value)
 		default:
-			if prog := commandProgram(value); prog != "" {
+			prog := commandProgram(value)
+			if prog != "" {
 				c.programs = append(c.programs, prog)
+			}
+			if c.opaque == "" && opaqueCommand(key, value, prog) {
+				c.opaque = key
 			}
 		}
 	}
 	return c, true
+}
+
+// opaqueCommand reports whether the command value of key may run files
+// other than prog: more than one word, or a first word that is not a
+// plain program name or path. A boolean (core.fsmonitor = false) runs
+// nothing; an alias or credential helper that does not start with ! is a
+// git command.
+func opaqueCommand(key, value, prog string) bool {
+	v := strings.TrimSpace(value)
+	switch strings.ToLower(v) {
+	case "true", "false", "yes", "no", "on", "off", "1", "0", "":
+		return false
+	}
+	if (strings.HasPrefix(key, "alias.") || strings.HasPrefix(key, "credential.")) && !strings.HasPrefix(v, "!") && prog == "" {
+		return false
+	}
+	f := strings.Fields(strings.TrimPrefix(v, "!"))
+	return len(f) != 1 || prog == "" && strings.ContainsAny(f[0], "'\"\\$`;&|<>(){}*?[]=")
 }
 
 // commandProgram is the program a configured command starts when it names

@@ -26,7 +26,7 @@ func needGit(t *testing.T) {
 // hostRunPaths is gitHostRun's paths by mount.
 func hostRunPaths(mounts []workspace.Mount) map[string][]string {
 	out := map[string][]string{}
-	for root, f := range gitHostRun(mounts) {
+	for root, f := range gitHostRun(mounts, nil) {
 		if len(f.rel) > 0 {
 			out[root] = f.rel
 		}
@@ -240,7 +240,7 @@ func TestGitHostRunFloodIsBoundedAndMarked(t *testing.T) {
 		fmt.Fprintf(&b, "\ta%d = !x/%d\n", i, i)
 	}
 	writeFile(t, filepath.Join(app, ".gitconfig.local"), b.String())
-	f := gitHostRun([]workspace.Mount{{Source: app}})[app]
+	f := gitHostRun([]workspace.Mount{{Source: app}}, nil)[app]
 	if f == nil || !slices.Contains(f.rel, ".githooks") || f.cut == "" {
 		t.Fatalf("found %+v", f)
 	}
@@ -263,7 +263,7 @@ func TestGitHostRunAmplificationIsBounded(t *testing.T) {
 		writeFile(t, filepath.Join(app, name), body)
 	}
 	writeFile(t, filepath.Join(app, "c0"), inc)
-	f := gitHostRun([]workspace.Mount{{Source: app}})[app]
+	f := gitHostRun([]workspace.Mount{{Source: app}}, nil)[app]
 	if f == nil || f.cut == "" || !slices.Contains(f.rel, "c0") {
 		t.Errorf("found %+v", f)
 	}

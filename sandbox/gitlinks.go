@@ -213,6 +213,11 @@ func (w *gitWalk) record(gitDir string) {
 		}
 	}
 	for _, n := range gitDirFiles {
+		// One that is a link leads to what the snapshot does not
+		// compare (the link's text is all it records).
+		if st, err := w.lstat(filepath.Join(gitDir, n)); err == nil && st.Mode()&fs.ModeSymlink != 0 {
+			w.cut(fmt.Sprintf("%s is a symbolic link, which vibe does not follow", w.name(filepath.Join(gitDir, n))))
+		}
 		w.add(filepath.Join(gitDir, n))
 	}
 }
@@ -457,24 +462,51 @@ func (w *gitWalk) gitfile(path string) string {
 // it. Where the path climbs out of a link in a mount, the text and the
 // disk part ways: the project is cut short, and "" returned.
 func (w *gitWalk) physical(base, p string, fromMine bool) string {
+	if len(p) > snapshotMaxPath {
+		w.cut(fmt.Sprintf("a path git follows is longer than %d bytes", snapshotMaxPath))
+		return ""
+	}
 	cur := base
 	if filepath.IsAbs(p) {
 		cur = "/"
 	}
+	// through: a link (in a mount) is on the way to cur; one entry a
+	// level, so that each folder is looked at once.
+	through := w.linked(cur)
+	var above []bool
 	for _, c := range strings.Split(p, "/") {
 		switch c {
 		case "", ".":
 		case "..":
-			if w.linked(cur) {
+			if through {
 				w.cut(fmt.Sprintf("a path git follows (%s) climbs out of a symbolic link", quotePath(p)))
 				return ""
 			}
 			cur = filepath.Dir(cur)
+			if n := len(above); n > 0 {
+				through, above = above[n-1], above[:n-1]
+			} else {
+				through = w.linked(cur)
+			}
 		default:
+			above = append(above, through)
 			cur = filepath.Join(cur, c)
+			if !through {
+				st, err := w.lstat(cur)
+				through = err != nil && !errors.Is(err, fs.ErrNotExist) || err == nil && st.Mode()&fs.ModeSymlink != 0
+			}
 		}
 	}
 	return w.place(cur, fromMine)
+}
+
+// locate is where a path a configuration names (an include, a hooks
+// folder, a command's program) is, relative to base: ~ is the home there.
+func (w *gitWalk) locate(base, p string, fromMine bool) string {
+	if strings.HasPrefix(p, "~") {
+		return w.place(w.resolve(base, p), fromMine)
+	}
+	return w.physical(base, p, fromMine)
 }
 
 // place is where the absolute, clean path p is, for the question whether
@@ -493,6 +525,10 @@ func (w *gitWalk) place(p string, fromMine bool) string {
 		return p
 	}
 	r := evalExisting(p)
+	if w.foreign(p) || w.foreign(r) {
+		w.cut(fmt.Sprintf("a git path (%s) leads into an agent's state folder, which vibe does not follow", quotePath(p)))
+		return ""
+	}
 	switch _, _, in := w.mount(r); {
 	case r == p:
 		return p

@@ -102,7 +102,7 @@ func TestGitHostRunUnreadableIndexIsCut(t *testing.T) {
 	git(t, app, "commit", "-q", "--allow-empty", "-m", "x")
 	writeFile(t, filepath.Join(app, "a"), "a")
 	git(t, app, "add", "a")
-	if f := gitHostRun([]workspace.Mount{{Source: app}})[app]; f != nil && f.cut != "" {
+	if f := gitHostRun([]workspace.Mount{{Source: app}}, nil)[app]; f != nil && f.cut != "" {
 		t.Fatal("control: a project with a plain index is cut short")
 	}
 	// One written without a checksum (index.skipHash, which git 2.40
@@ -114,7 +114,7 @@ func TestGitHostRunUnreadableIndexIsCut(t *testing.T) {
 		t.Errorf("an index without a checksum: %v %v", names, err)
 	}
 	writeFile(t, filepath.Join(app, ".git/index"), "DIRC not an index")
-	if f := gitHostRun([]workspace.Mount{{Source: app}})[app]; f == nil || f.cut == "" {
+	if f := gitHostRun([]workspace.Mount{{Source: app}}, nil)[app]; f == nil || f.cut == "" {
 		t.Errorf("an unreadable index did not cut the project short: %+v", f)
 	}
 }
@@ -143,7 +143,7 @@ func BenchmarkGitHostRunIndex(b *testing.B) {
 	st, _ := os.Stat(filepath.Join(app, ".git", "index"))
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if f := gitHostRun([]workspace.Mount{{Source: app}})[app]; f != nil && f.cut != "" {
+		if f := gitHostRun([]workspace.Mount{{Source: app}}, nil)[app]; f != nil && f.cut != "" {
 			b.Fatal("cut")
 		}
 	}
@@ -238,7 +238,7 @@ func TestGitHostRunGitlinkVariants(t *testing.T) {
 	os.MkdirAll(filepath.Join(app, "through"), 0o755)
 	writeFile(t, filepath.Join(app, "through/.git"), "gitdir: ../via/g\n")
 	addGitlink(t, app, "through", id)
-	if f := gitHostRun([]workspace.Mount{{Source: app}})[app]; f == nil || f.cut == "" {
+	if f := gitHostRun([]workspace.Mount{{Source: app}}, nil)[app]; f == nil || f.cut == "" {
 		t.Errorf("a git folder reached through a link did not cut the project short")
 	}
 }
@@ -294,7 +294,7 @@ func TestGitHostRunSubmoduleWorktreeMovedIsCut(t *testing.T) {
 	git(t, app, "init", "-q")
 	sub := filepath.Join(app, "sub")
 	addGitlink(t, app, "sub", repoAt(t, sub))
-	if f := gitHostRun([]workspace.Mount{{Source: app}})[app]; f == nil || f.cut != "" {
+	if f := gitHostRun([]workspace.Mount{{Source: app}}, nil)[app]; f == nil || f.cut != "" {
 		t.Fatalf("control: %+v", f)
 	}
 	// An ordinary submodule, whose repository git keeps in .git/modules
@@ -305,11 +305,11 @@ func TestGitHostRunSubmoduleWorktreeMovedIsCut(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(app, ".git/modules/vendor/lib/config")); !strings.Contains(string(b), "worktree") {
 		t.Fatalf("control: git wrote no core.worktree for the submodule: %s", b)
 	}
-	if f := gitHostRun([]workspace.Mount{{Source: app}})[app]; f == nil || f.cut != "" {
+	if f := gitHostRun([]workspace.Mount{{Source: app}}, nil)[app]; f == nil || f.cut != "" {
 		t.Fatalf("an ordinary submodule cut the project short: %+v", f)
 	}
 	git(t, sub, "config", "core.worktree", "../elsewhere")
-	if f := gitHostRun([]workspace.Mount{{Source: app}})[app]; f == nil || f.cut == "" {
+	if f := gitHostRun([]workspace.Mount{{Source: app}}, nil)[app]; f == nil || f.cut == "" {
 		t.Errorf("a moved worktree did not cut the project short: %+v", f)
 	}
 }

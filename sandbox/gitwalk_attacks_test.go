@@ -4,8 +4,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vibesandbox/vibe/workspace"
 )
@@ -19,7 +21,7 @@ import (
 // records rel or cuts the project short.
 func coveredOrCut(t *testing.T, app, rel string) (recorded bool, cut string) {
 	t.Helper()
-	f := gitHostRun([]workspace.Mount{{Source: app}})[app]
+	f := gitHostRun([]workspace.Mount{{Source: app}}, nil)[app]
 	if f == nil {
 		return false, ""
 	}
@@ -78,7 +80,7 @@ func TestGitHostRunCommondirThroughLink(t *testing.T) {
 	}
 	// and the new objectFormat check is bypassed the same way
 	git(t, app, "config", "--file", filepath.Join(app, "deep/c/config"), "extensions.objectFormat", "sha256")
-	if f := gitHostRun([]workspace.Mount{{Source: app}})[app]; f == nil || f.cut == "" {
+	if f := gitHostRun([]workspace.Mount{{Source: app}}, nil)[app]; f == nil || f.cut == "" {
 		t.Errorf("objectFormat=sha256 in the real common dir not cut: %+v", f)
 	}
 }
@@ -141,7 +143,7 @@ func TestGitHostRunOrdinarySetupsNotCut(t *testing.T) {
 	git(t, app, "submodule", "add", "-q", lib, "vendor/lib")
 	git(t, app, "submodule", "update", "--init", "--recursive", "-q")
 	git(t, app, "commit", "-q", "-m", "lib")
-	if f := gitHostRun([]workspace.Mount{{Source: app}})[app]; f == nil || f.cut != "" {
+	if f := gitHostRun([]workspace.Mount{{Source: app}}, nil)[app]; f == nil || f.cut != "" {
 		t.Fatalf("ordinary nested submodules cut: %+v", f)
 	}
 	// absorbed / un-absorbed: a submodule with its .git dir in place
@@ -150,7 +152,7 @@ func TestGitHostRunOrdinarySetupsNotCut(t *testing.T) {
 	// a linked worktree of vendor/lib inside the project, as a gitlink
 	git(t, filepath.Join(app, "vendor/lib"), "worktree", "add", "-q", "--detach", filepath.Join(app, "wt"))
 	addGitlink(t, app, "wt", git(t, filepath.Join(app, "wt"), "rev-parse", "HEAD"))
-	if f := gitHostRun([]workspace.Mount{{Source: app}})[app]; f == nil || f.cut != "" {
+	if f := gitHostRun([]workspace.Mount{{Source: app}}, nil)[app]; f == nil || f.cut != "" {
 		t.Fatalf("a linked worktree submodule cut: %+v", f)
 	} else {
 		t.Logf("rel=%q", f.rel)
@@ -158,7 +160,7 @@ func TestGitHostRunOrdinarySetupsNotCut(t *testing.T) {
 	// worktree of a repo with sha1 written explicitly (version 1)
 	git(t, filepath.Join(app, "plain"), "config", "core.repositoryformatversion", "1")
 	git(t, filepath.Join(app, "plain"), "config", "extensions.objectFormat", "sha1")
-	if f := gitHostRun([]workspace.Mount{{Source: app}})[app]; f == nil || f.cut != "" {
+	if f := gitHostRun([]workspace.Mount{{Source: app}}, nil)[app]; f == nil || f.cut != "" {
 		t.Fatalf("explicit sha1 cut: %+v", f)
 	}
 }
@@ -182,7 +184,7 @@ func TestGitHostRunObjectFormatSpellings(t *testing.T) {
 	} {
 		writeFile(t, cfg, string(base)+"[core]\nrepositoryformatversion = 1\n"+extra)
 		out, _ := exec.Command("git", "-C", sub, "rev-parse", "--show-object-format").CombinedOutput()
-		f := gitHostRun([]workspace.Mount{{Source: app}})[app]
+		f := gitHostRun([]workspace.Mount{{Source: app}}, nil)[app]
 		t.Logf("%q: git says %q; cut %q", extra, strings.TrimSpace(string(out)), f.cut)
 		if strings.TrimSpace(string(out)) == "sha256" && (f == nil || f.cut == "") {
 			t.Errorf("git reads sha256, vibe does not cut: %q", extra)
@@ -240,7 +242,7 @@ func TestGitHostRunSuperprojectWorktreeGitlink(t *testing.T) {
 	id := repoAt(t, app)
 	git(t, app, "worktree", "add", "-q", "--detach", filepath.Join(app, "wt"))
 	addGitlink(t, app, "wt", id)
-	if f := gitHostRun([]workspace.Mount{{Source: app}})[app]; f == nil || f.cut != "" {
+	if f := gitHostRun([]workspace.Mount{{Source: app}}, nil)[app]; f == nil || f.cut != "" {
 		t.Errorf("cut: %+v", f)
 	} else {
 		t.Logf("rel=%q", f.rel)
@@ -424,7 +426,7 @@ func TestGitHostRunSiblingWorktreeNotCut(t *testing.T) {
 	repoAt(t, app)
 	wt := filepath.Join(ws, "app-feature")
 	git(t, app, "worktree", "add", "-q", "-b", "feature", wt)
-	f := gitHostRun([]workspace.Mount{{Name: "app", Source: app}, {Name: "app-feature", Source: wt}})
+	f := gitHostRun([]workspace.Mount{{Name: "app", Source: app}, {Name: "app-feature", Source: wt}}, nil)
 	if f[wt] != nil && f[wt].cut != "" {
 		t.Errorf("an ordinary linked worktree next to its repository is cut: %q", f[wt].cut)
 	}
@@ -486,5 +488,354 @@ func TestGitHostRunProcSelfCwdProjectGitfileIsCut(t *testing.T) {
 	}
 	if rec, cut := coveredOrCut(t, app, ".evil/config"); !rec && cut == "" {
 		t.Errorf(".evil/config (run by git status) neither recorded nor cut")
+	}
+}
+
+// An include path of an agent-made submodule config, "lnk/../evil.inc",
+// where lnk is a symlink: git opens it as written (the kernel resolves
+// lnk, then ".."), vibe joins it lexically and records another file.
+func TestGitHostRunIncludeDotDotAfterLink(t *testing.T) {
+	gitEnv(t)
+	app := t.TempDir()
+	git(t, app, "init", "-q")
+	sub := filepath.Join(app, "sub")
+	addGitlink(t, app, "sub", repoAt(t, sub))
+	os.MkdirAll(filepath.Join(app, "deep/a"), 0o755)
+	os.Symlink("../../deep/a", filepath.Join(sub, ".git/lnk"))
+	git(t, sub, "config", "include.path", "lnk/../evil.inc")
+	evil := filepath.Join(app, "deep/evil.inc")
+	writeFile(t, evil, "")
+	if !fsmonitorRuns(t, app, evil) {
+		t.Fatal("control: git status did not run deep/evil.inc's fsmonitor")
+	}
+	if rec, cut := coveredOrCut(t, app, "deep/evil.inc"); !rec && cut == "" {
+		t.Errorf("deep/evil.inc (run by git status) neither recorded nor cut")
+	}
+}
+
+// The same for a command's program, relative to the worktree.
+func TestGitHostRunProgramDotDotAfterLink(t *testing.T) {
+	gitEnv(t)
+	app := t.TempDir()
+	git(t, app, "init", "-q")
+	sub := filepath.Join(app, "sub")
+	addGitlink(t, app, "sub", repoAt(t, sub))
+	os.MkdirAll(filepath.Join(app, "deep/a"), 0o755)
+	os.Symlink("../deep/a", filepath.Join(sub, "lnk"))
+	ran := filepath.Join(t.TempDir(), "ran")
+	writeFile(t, filepath.Join(app, "deep/mon"), "#!/bin/sh\necho pwned >>"+ran+"\nexit 1\n")
+	os.Chmod(filepath.Join(app, "deep/mon"), 0o755)
+	git(t, sub, "config", "core.fsmonitor", "lnk/../mon")
+	exec.Command("git", "-C", app, "status", "--short").Run()
+	if b, _ := os.ReadFile(ran); len(b) == 0 {
+		t.Fatal("control: deep/mon did not run")
+	}
+	if rec, cut := coveredOrCut(t, app, "deep/mon"); !rec && cut == "" {
+		t.Errorf("deep/mon (run by git status) neither recorded nor cut")
+	}
+}
+
+var _ = strings.Contains
+
+// The same, made silent: in the first session lnk is a plain folder
+// (git and vibe agree on sub/.git/evil.inc); in the next the agent swaps a
+// symlink in for it, which nothing records: no snapshot change, no cut,
+// and git status runs deep/evil.inc's fsmonitor.
+func TestGitHostRunIncludeDotDotSwapped(t *testing.T) {
+	gitEnv(t)
+	app := t.TempDir()
+	git(t, app, "init", "-q")
+	sub := filepath.Join(app, "sub")
+	addGitlink(t, app, "sub", repoAt(t, sub))
+	os.MkdirAll(filepath.Join(sub, ".git/lnk"), 0o755)
+	git(t, sub, "config", "include.path", "lnk/../evil.inc")
+	writeFile(t, filepath.Join(sub, ".git/evil.inc"), "[user]\n\tname = x\n")
+	mounts := []workspace.Mount{{Name: "p", Source: app}}
+	before := TakeSnapshot(mounts, nil)
+	// the agent, in a later session
+	os.MkdirAll(filepath.Join(app, "deep/a"), 0o755)
+	os.Remove(filepath.Join(sub, ".git/lnk"))
+	os.Symlink("../../deep/a", filepath.Join(sub, ".git/lnk"))
+	evil := filepath.Join(app, "deep/evil.inc")
+	writeFile(t, evil, "")
+	if !fsmonitorRuns(t, app, evil) {
+		t.Fatal("control: git status did not run deep/evil.inc's fsmonitor")
+	}
+	after := TakeSnapshot(mounts, nil)
+	t.Logf("changed=%q truncated=%q", after.Changed(before), after.Truncated())
+	if len(after.Changed(before)) == 0 && len(after.Truncated()) == 0 {
+		t.Errorf("deep/evil.inc runs on git status; no change reported, nothing cut")
+	}
+}
+
+// A program (or include, or hooks folder) through a symlinked folder
+// in the mount: the walk records sub/lnk/mon, the snapshot records the
+// link sub/lnk in its place (its target text), and the file git runs,
+// deep/a/mon, is compared by nobody: its content changes unseen.
+func TestGitHostRunProgramThroughLinkIsCut(t *testing.T) {
+	gitEnv(t)
+	app := t.TempDir()
+	git(t, app, "init", "-q")
+	sub := filepath.Join(app, "sub")
+	addGitlink(t, app, "sub", repoAt(t, sub))
+	os.MkdirAll(filepath.Join(app, "deep/a"), 0o755)
+	os.Symlink("../deep/a", filepath.Join(sub, "lnk"))
+	mon := filepath.Join(app, "deep/a/mon")
+	writeFile(t, mon, "#!/bin/sh\nexit 1\n")
+	os.Chmod(mon, 0o755)
+	git(t, sub, "config", "core.fsmonitor", "lnk/mon")
+	mounts := []workspace.Mount{{Name: "p", Source: app}}
+	before := TakeSnapshot(mounts, nil)
+	// a later session
+	ran := filepath.Join(t.TempDir(), "ran")
+	writeFile(t, mon, "#!/bin/sh\necho pwned >>"+ran+"\nexit 1\n")
+	exec.Command("git", "-C", app, "status", "--short").Run()
+	if b, _ := os.ReadFile(ran); len(b) == 0 {
+		t.Fatal("control: deep/a/mon did not run")
+	}
+	after := TakeSnapshot(mounts, nil)
+	t.Logf("changed=%q truncated=%q", after.Changed(before), after.Truncated())
+	if len(after.Changed(before)) == 0 && len(after.Truncated()) == 0 {
+		t.Errorf("deep/a/mon runs on git status; its change is not reported, nothing cut")
+	}
+}
+
+// A submodule's hooks folder that is a symlink: git runs
+// post-index-change from its target on git status.
+func TestGitHostRunHooksLinkIsCut(t *testing.T) {
+	gitEnv(t)
+	app := t.TempDir()
+	git(t, app, "init", "-q")
+	sub := filepath.Join(app, "sub")
+	addGitlink(t, app, "sub", repoAt(t, sub))
+	writeFile(t, filepath.Join(sub, "f"), "x")
+	git(t, sub, "add", "f")
+	git(t, sub, "commit", "-q", "-m", "f")
+	os.RemoveAll(filepath.Join(sub, ".git/hooks"))
+	os.MkdirAll(filepath.Join(app, "deep/hooks"), 0o755)
+	os.Symlink("../../deep/hooks", filepath.Join(sub, ".git/hooks"))
+	mounts := []workspace.Mount{{Name: "p", Source: app}}
+	before := TakeSnapshot(mounts, nil)
+	ran := filepath.Join(t.TempDir(), "ran")
+	hook := filepath.Join(app, "deep/hooks/post-index-change")
+	writeFile(t, hook, "#!/bin/sh\necho pwned >>"+ran+"\n")
+	os.Chmod(hook, 0o755)
+	os.Chtimes(filepath.Join(sub, "f"), time.Now(), time.Now().Add(time.Hour)) // stat changed: status refreshes the index
+	exec.Command("git", "-C", app, "status", "--short").Run()
+	if b, _ := os.ReadFile(ran); len(b) == 0 {
+		t.Fatal("control: post-index-change did not run")
+	}
+	after := TakeSnapshot(mounts, nil)
+	t.Logf("changed=%q truncated=%q", after.Changed(before), after.Truncated())
+	if len(after.Changed(before)) == 0 && len(after.Truncated()) == 0 {
+		t.Errorf("deep/hooks/post-index-change runs on git status; not reported, nothing cut")
+	}
+}
+
+// The user's ~/.gitconfig is a symlink into a dotfiles repository
+// that is a mounted project: the host user's own global configuration is
+// the agent's to write, and gitHostRun neither records it nor cuts.
+func TestGitHostRunGlobalConfigInMount(t *testing.T) {
+	home := gitEnv(t)
+	os.Unsetenv("GIT_CONFIG_GLOBAL") // t.Setenv restores it
+	dot := t.TempDir()
+	repoAt(t, dot)
+	writeFile(t, filepath.Join(dot, "gitconfig"), "[user]\n\tname = me\n")
+	os.Symlink(filepath.Join(dot, "gitconfig"), filepath.Join(home, ".gitconfig"))
+	other := t.TempDir()
+	repoAt(t, other)
+	ran := filepath.Join(t.TempDir(), "ran")
+	git(t, dot, "config", "--file", filepath.Join(dot, "gitconfig"), "core.fsmonitor", "echo pwned >>"+ran+"; false #")
+	exec.Command("git", "-C", other, "status", "--short").Run()
+	if b, _ := os.ReadFile(ran); len(b) == 0 {
+		t.Fatal("control: the global config's fsmonitor did not run")
+	}
+	if rec, cut := coveredOrCut(t, dot, "gitconfig"); !rec && cut == "" {
+		t.Errorf("gitconfig (the user's global config, in a mount) neither recorded nor cut")
+	}
+}
+
+// A git folder the agent writes in its own state folder (mounted
+// writable at /var/lib/vibe/state/NAME, held on the host in vibe's data
+// folder, never among gitHostRun's mounts): a gitfile in the project
+// names it by its host path, and the walk takes it for the user's.
+func TestGitHostRunGitDirInStateFolderIsCut(t *testing.T) {
+	gitEnv(t)
+	app := t.TempDir()
+	state := t.TempDir() // spec.StateDir: ~/.local/share/vibe/state/<name>/claude
+	git(t, app, "init", "-q")
+	g := filepath.Join(state, "g")
+	git(t, state, "init", "-q", "--bare", "g")
+	git(t, state, "config", "--file", filepath.Join(g, "config"), "core.bare", "false")
+	writeFile(t, filepath.Join(app, "sub/.git"), "gitdir: "+g+"\n")
+	git(t, filepath.Join(app, "sub"), "commit", "-q", "--allow-empty", "-m", "x")
+	addGitlink(t, app, "sub", git(t, filepath.Join(app, "sub"), "rev-parse", "HEAD"))
+	if !fsmonitorRuns(t, app, filepath.Join(g, "config")) {
+		t.Fatal("control: git status did not run the state folder's fsmonitor")
+	}
+	states := map[string]string{"claude": state}
+	mounts := []workspace.Mount{{Name: "p", Source: app}}
+	snap := TakeSnapshot(mounts, states)
+	_, inSnap := snap[filepath.Join(g, "config")]
+	if len(snap.Truncated()) == 0 && !inSnap {
+		t.Errorf("%s/config (the agent's, run by git status) neither compared nor cut", g)
+	}
+}
+
+func notCut(t *testing.T, app string, ms ...workspace.Mount) {
+	t.Helper()
+	if len(ms) == 0 {
+		ms = []workspace.Mount{{Source: app}}
+	}
+	f := gitHostRun(ms, nil)[app]
+	if f != nil && f.cut != "" {
+		t.Errorf("cut: %q", f.cut)
+	}
+	if f != nil {
+		t.Logf("rel=%q", f.rel)
+	}
+}
+
+func TestGitHostRunOrdinarySetupsNotCutMore(t *testing.T) {
+	home := gitEnv(t)
+	base := t.TempDir()
+	inner, lib := filepath.Join(base, "inner"), filepath.Join(base, "lib")
+	repoAt(t, inner)
+	repoAt(t, lib)
+	git(t, lib, "submodule", "add", "-q", inner, "inner")
+	git(t, lib, "commit", "-q", "-m", "inner")
+	mk := func() string {
+		app := t.TempDir()
+		repoAt(t, app)
+		git(t, app, "submodule", "add", "-q", lib, "vendor/lib")
+		git(t, app, "submodule", "update", "--init", "--recursive", "-q")
+		git(t, app, "commit", "-q", "-m", "lib")
+		return app
+	}
+	t.Run("recursive", func(t *testing.T) { notCut(t, mk()) })
+	t.Run("clone-recursive", func(t *testing.T) {
+		src := mk()
+		app := filepath.Join(t.TempDir(), "c")
+		git(t, base, "clone", "-q", "--recurse-submodules", src, app)
+		notCut(t, app)
+	})
+	t.Run("unabsorbed-then-absorb", func(t *testing.T) {
+		app := t.TempDir()
+		repoAt(t, app)
+		git(t, app, "clone", "-q", lib, "vendor/lib")
+		git(t, filepath.Join(app, "vendor/lib"), "submodule", "update", "--init", "-q")
+		git(t, app, "submodule", "add", "-q", lib, "vendor/lib")
+		notCut(t, app)
+		git(t, app, "submodule", "absorbgitdirs")
+		t.Logf("%s", git(t, app, "-C", "vendor/lib/inner", "rev-parse", "--absolute-git-dir"))
+		notCut(t, app)
+	})
+	t.Run("worktree-in-project", func(t *testing.T) {
+		app := mk()
+		git(t, app, "worktree", "add", "-q", "-b", "f", filepath.Join(app, ".worktrees/f"))
+		git(t, filepath.Join(app, ".worktrees/f"), "submodule", "update", "--init", "--recursive", "-q")
+		notCut(t, app)
+	})
+	t.Run("worktree-of-submodule", func(t *testing.T) {
+		app := mk()
+		git(t, filepath.Join(app, "vendor/lib"), "worktree", "add", "-q", "--detach", filepath.Join(t.TempDir(), "w"))
+		git(t, filepath.Join(app, "vendor/lib"), "worktree", "add", "-q", "--detach", filepath.Join(app, "vendor/lib2"))
+		notCut(t, app)
+	})
+	t.Run("project-is-worktree-outside-main", func(t *testing.T) {
+		main := mk()
+		app := filepath.Join(t.TempDir(), "wt")
+		git(t, main, "worktree", "add", "-q", "-b", "g", app)
+		git(t, app, "submodule", "update", "--init", "--recursive", "-q")
+		notCut(t, app)
+	})
+	t.Run("separate-git-dir-outside", func(t *testing.T) {
+		app := t.TempDir()
+		git(t, app, "init", "-q", "--separate-git-dir="+filepath.Join(t.TempDir(), "g"))
+		git(t, app, "commit", "-q", "--allow-empty", "-m", "x")
+		git(t, app, "submodule", "add", "-q", lib, "vendor/lib")
+		git(t, app, "submodule", "update", "--init", "--recursive", "-q")
+		notCut(t, app)
+	})
+	t.Run("sparse-checkout", func(t *testing.T) {
+		app := mk()
+		os.MkdirAll(filepath.Join(app, "docs"), 0o755)
+		writeFile(t, filepath.Join(app, "docs/a"), "a")
+		git(t, app, "add", "docs")
+		git(t, app, "commit", "-q", "-m", "d")
+		git(t, app, "sparse-checkout", "set", "vendor")
+		notCut(t, app)
+		git(t, app, "sparse-checkout", "set", "--no-cone", "/vendor/")
+		notCut(t, app)
+	})
+	t.Run("sparse-index", func(t *testing.T) {
+		app := mk()
+		os.MkdirAll(filepath.Join(app, "docs"), 0o755)
+		writeFile(t, filepath.Join(app, "docs/a"), "a")
+		git(t, app, "add", "docs")
+		git(t, app, "commit", "-q", "-m", "d")
+		git(t, app, "sparse-checkout", "set", "--sparse-index", "vendor")
+		// cut by design (folder entries), with a misleading reason
+		t.Logf("cut: %q", gitHostRun([]workspace.Mount{{Source: app}}, nil)[app].cut)
+	})
+	t.Run("gitconfig-symlink-dotfiles", func(t *testing.T) {
+		os.Unsetenv("GIT_CONFIG_GLOBAL")
+		dot := t.TempDir()
+		writeFile(t, filepath.Join(dot, "gitconfig"), "[include]\n\tpath = extra\n[core]\n\thooksPath = ~/hooks\n")
+		writeFile(t, filepath.Join(dot, "extra"), "[user]\n\tname = x\n")
+		os.Symlink(filepath.Join(dot, "gitconfig"), filepath.Join(home, ".gitconfig"))
+		defer os.Remove(filepath.Join(home, ".gitconfig"))
+		defer os.Setenv("GIT_CONFIG_GLOBAL", "/dev/null")
+		notCut(t, mk())
+	})
+}
+
+// A command in an agent-written configuration whose program is not
+// its first word, or is quoted: git's shell runs the project's file,
+// commandProgram does not "guess", and nothing is recorded or cut.
+func TestGitHostRunShellShapedProgramIsCut(t *testing.T) {
+	for _, cmd := range []string{"sh mon.sh", "'./mon.sh'", "env ./mon.sh", "exec ./mon.sh"} {
+		t.Run(cmd, func(t *testing.T) {
+			gitEnv(t)
+			app := t.TempDir()
+			git(t, app, "init", "-q")
+			sub := filepath.Join(app, "sub")
+			addGitlink(t, app, "sub", repoAt(t, sub))
+			ran := filepath.Join(t.TempDir(), "ran")
+			writeFile(t, filepath.Join(sub, "mon.sh"), "#!/bin/sh\necho pwned >>"+ran+"\nexit 1\n")
+			os.Chmod(filepath.Join(sub, "mon.sh"), 0o755)
+			git(t, sub, "config", "core.fsmonitor", cmd)
+			exec.Command("git", "-C", app, "status", "--short").Run()
+			if b, _ := os.ReadFile(ran); len(b) == 0 {
+				t.Fatal("control: mon.sh did not run")
+			}
+			if rec, cut := coveredOrCut(t, app, "sub/mon.sh"); !rec && cut == "" {
+				t.Errorf("sub/mon.sh (run by git status through %q) neither recorded nor cut", cmd)
+			}
+		})
+	}
+}
+
+// A gitfile that climbs down a deep folder and back up with "..": each
+// folder on the way is looked at once (it was once per "..", for every
+// prefix: cubic), and a path past snapshotMaxPath is cut, not followed.
+func TestGitHostRunDeepDotDotIsBounded(t *testing.T) {
+	gitEnv(t)
+	for _, d := range []int{100, 300} {
+		app := t.TempDir()
+		git(t, app, "init", "-q")
+		sub := filepath.Join(app, "sub")
+		id := repoAt(t, sub)
+		addGitlink(t, app, "sub", id)
+		os.MkdirAll(filepath.Join(sub, strings.Repeat("x/", d)), 0o755)
+		os.Rename(filepath.Join(sub, ".git"), filepath.Join(sub, ".g"))
+		writeFile(t, filepath.Join(sub, ".git"), "gitdir: "+strings.Repeat("x/", d)+strings.Repeat("../", d)+".g\n")
+		f := gitHostRun([]workspace.Mount{{Source: app}}, nil)[app]
+		if long := 5*d+3 > snapshotMaxPath; long != (f != nil && f.cut != "") {
+			t.Errorf("depth %d: cut %q", d, f.cut)
+		}
+		if d == 100 && !slices.Contains(f.rel, "sub/.g/config") {
+			t.Errorf("depth %d: sub/.g/config not recorded: %q", d, f.rel)
+		}
 	}
 }

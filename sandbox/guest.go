@@ -131,7 +131,7 @@ func (m *Manager) settle(ctx context.Context, s *Spec, inst *api.Instance, want 
 	if err != nil {
 		return nil, 0, err
 	}
-	specs := mountSpecs(s, want, gitHostRun(s.Mounts))
+	specs := mountSpecs(s, want, gitHostRun(s.Mounts, s.StateFolders()))
 	deadline := time.Now().Add(readyTimeout)
 	last := ""
 	for {

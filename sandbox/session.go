@@ -128,7 +128,7 @@ const tooMany = "(more host-run files than vibe compares: review them all)"
 // folder as cut short (Truncated), never silently.
 func TakeSnapshot(mounts []workspace.Mount, states map[string]string) Snapshot {
 	snap := Snapshot{}
-	extra := gitHostRun(mounts)
+	extra := gitHostRun(mounts, states)
 	for _, name := range slices.Sorted(maps.Keys(states)) {
 		p := config.AgentPresetNamed(name)
 		root, err := os.OpenRoot(states[name])
