@@ -92,10 +92,7 @@ func TestCutShortIsNoChange(t *testing.T) {
 // is enough.
 func TestGitHostRunOtherObjectFormatIsCut(t *testing.T) {
 	gitEnv(t)
-	app := t.TempDir()
-	git(t, app, "init", "-q")
-	sub := filepath.Join(app, "sub")
-	addGitlink(t, app, "sub", repoAt(t, sub))
+	app, sub := projectWithSubmodule(t)
 	addGitlink(t, sub, "inner", strings.Repeat("2", 40))
 	if f := gitHostRun([]workspace.Mount{{Source: app}}, nil)[app]; f == nil || f.cut != "" {
 		t.Fatalf("control: %+v", f)

@@ -34,6 +34,17 @@ func repoAt(t *testing.T, dir string) string {
 	return git(t, dir, "rev-parse", "HEAD")
 }
 
+// projectWithSubmodule makes a project repository whose index holds a
+// gitlink "sub" to a repository of its own there, as the agent can.
+func projectWithSubmodule(t *testing.T) (app, sub string) {
+	t.Helper()
+	app = t.TempDir()
+	git(t, app, "init", "-q")
+	sub = filepath.Join(app, "sub")
+	addGitlink(t, app, "sub", repoAt(t, sub))
+	return app, sub
+}
+
 // addGitlink adds name to the index of the repository at repo as a
 // gitlink to commit, as the agent can (no .gitmodules).
 func addGitlink(t *testing.T, repo, name, commit string) {
@@ -290,10 +301,7 @@ func TestIndexGitlinksRefusesWhatGitReadsElsewhere(t *testing.T) {
 // so the project is cut short.
 func TestGitHostRunSubmoduleWorktreeMovedIsCut(t *testing.T) {
 	gitEnv(t)
-	app := t.TempDir()
-	git(t, app, "init", "-q")
-	sub := filepath.Join(app, "sub")
-	addGitlink(t, app, "sub", repoAt(t, sub))
+	app, sub := projectWithSubmodule(t)
 	if f := gitHostRun([]workspace.Mount{{Source: app}}, nil)[app]; f == nil || f.cut != "" {
 		t.Fatalf("control: %+v", f)
 	}

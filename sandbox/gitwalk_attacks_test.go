@@ -168,10 +168,7 @@ func TestGitHostRunOrdinarySetupsNotCut(t *testing.T) {
 // Every spelling of the key and the value that git reads as SHA-256 cuts.
 func TestGitHostRunObjectFormatSpellings(t *testing.T) {
 	gitEnv(t)
-	app := t.TempDir()
-	git(t, app, "init", "-q")
-	sub := filepath.Join(app, "sub")
-	addGitlink(t, app, "sub", repoAt(t, sub))
+	app, sub := projectWithSubmodule(t)
 	cfg := filepath.Join(sub, ".git/config")
 	base, _ := os.ReadFile(cfg)
 	for _, extra := range []string{
@@ -220,10 +217,7 @@ func TestGitHostRunProjectIsLinkedWorktree(t *testing.T) {
 // hide another.
 func TestCutShortKeepsSeveralReasons(t *testing.T) {
 	gitEnv(t)
-	app := t.TempDir()
-	git(t, app, "init", "-q")
-	sub := filepath.Join(app, "sub")
-	addGitlink(t, app, "sub", repoAt(t, sub))
+	app, sub := projectWithSubmodule(t)
 	git(t, sub, "config", "core.repositoryformatversion", "1")
 	git(t, sub, "config", "extensions.objectFormat", "sha256")
 	writeFile(t, filepath.Join(app, ".claude/cache.bin"), "")
@@ -400,10 +394,7 @@ func TestGitHostRunGitDirInModulesBulk(t *testing.T) {
 // Three reasons the agent causes at will do not push out the git walk's.
 func TestCutShortGitReasonsFirst(t *testing.T) {
 	gitEnv(t)
-	app := t.TempDir()
-	git(t, app, "init", "-q")
-	sub := filepath.Join(app, "sub")
-	addGitlink(t, app, "sub", repoAt(t, sub))
+	app, sub := projectWithSubmodule(t)
 	git(t, sub, "config", "core.repositoryformatversion", "1")
 	git(t, sub, "config", "extensions.objectFormat", "sha256")
 	for _, n := range []string{"a", "b", "c"} {
@@ -459,10 +450,7 @@ func TestGitHostRunSharedConfigEachWorktree(t *testing.T) {
 // /proc/self/cwd through an include of a submodule's configuration.
 func TestGitHostRunProcSelfCwdIncludeIsCut(t *testing.T) {
 	gitEnv(t)
-	app := t.TempDir()
-	git(t, app, "init", "-q")
-	sub := filepath.Join(app, "sub")
-	addGitlink(t, app, "sub", repoAt(t, sub))
+	app, sub := projectWithSubmodule(t)
 	git(t, sub, "config", "include.path", "/proc/self/cwd/.inc")
 	if !fsmonitorRuns(t, app, filepath.Join(sub, ".inc")) {
 		t.Fatal("control: git status did not run sub/.inc's fsmonitor")
@@ -496,10 +484,7 @@ func TestGitHostRunProcSelfCwdProjectGitfileIsCut(t *testing.T) {
 // lnk, then ".."), vibe joins it lexically and records another file.
 func TestGitHostRunIncludeDotDotAfterLink(t *testing.T) {
 	gitEnv(t)
-	app := t.TempDir()
-	git(t, app, "init", "-q")
-	sub := filepath.Join(app, "sub")
-	addGitlink(t, app, "sub", repoAt(t, sub))
+	app, sub := projectWithSubmodule(t)
 	os.MkdirAll(filepath.Join(app, "deep/a"), 0o755)
 	os.Symlink("../../deep/a", filepath.Join(sub, ".git/lnk"))
 	git(t, sub, "config", "include.path", "lnk/../evil.inc")
@@ -516,10 +501,7 @@ func TestGitHostRunIncludeDotDotAfterLink(t *testing.T) {
 // The same for a command's program, relative to the worktree.
 func TestGitHostRunProgramDotDotAfterLink(t *testing.T) {
 	gitEnv(t)
-	app := t.TempDir()
-	git(t, app, "init", "-q")
-	sub := filepath.Join(app, "sub")
-	addGitlink(t, app, "sub", repoAt(t, sub))
+	app, sub := projectWithSubmodule(t)
 	os.MkdirAll(filepath.Join(app, "deep/a"), 0o755)
 	os.Symlink("../deep/a", filepath.Join(sub, "lnk"))
 	ran := filepath.Join(t.TempDir(), "ran")
@@ -543,10 +525,7 @@ var _ = strings.Contains
 // and git status runs deep/evil.inc's fsmonitor.
 func TestGitHostRunIncludeDotDotSwapped(t *testing.T) {
 	gitEnv(t)
-	app := t.TempDir()
-	git(t, app, "init", "-q")
-	sub := filepath.Join(app, "sub")
-	addGitlink(t, app, "sub", repoAt(t, sub))
+	app, sub := projectWithSubmodule(t)
 	os.MkdirAll(filepath.Join(sub, ".git/lnk"), 0o755)
 	git(t, sub, "config", "include.path", "lnk/../evil.inc")
 	writeFile(t, filepath.Join(sub, ".git/evil.inc"), "[user]\n\tname = x\n")
@@ -574,10 +553,7 @@ func TestGitHostRunIncludeDotDotSwapped(t *testing.T) {
 // deep/a/mon, is compared by nobody: its content changes unseen.
 func TestGitHostRunProgramThroughLinkIsCut(t *testing.T) {
 	gitEnv(t)
-	app := t.TempDir()
-	git(t, app, "init", "-q")
-	sub := filepath.Join(app, "sub")
-	addGitlink(t, app, "sub", repoAt(t, sub))
+	app, sub := projectWithSubmodule(t)
 	os.MkdirAll(filepath.Join(app, "deep/a"), 0o755)
 	os.Symlink("../deep/a", filepath.Join(sub, "lnk"))
 	mon := filepath.Join(app, "deep/a/mon")
@@ -604,10 +580,7 @@ func TestGitHostRunProgramThroughLinkIsCut(t *testing.T) {
 // post-index-change from its target on git status.
 func TestGitHostRunHooksLinkIsCut(t *testing.T) {
 	gitEnv(t)
-	app := t.TempDir()
-	git(t, app, "init", "-q")
-	sub := filepath.Join(app, "sub")
-	addGitlink(t, app, "sub", repoAt(t, sub))
+	app, sub := projectWithSubmodule(t)
 	writeFile(t, filepath.Join(sub, "f"), "x")
 	git(t, sub, "add", "f")
 	git(t, sub, "commit", "-q", "-m", "f")
