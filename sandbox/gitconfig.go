@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -33,7 +34,7 @@ import (
 // files (the agent's, once written) can make as long as they like. Past
 // one, what is left unread marks the project's snapshot as cut short.
 const (
-	gitMaxConfigs = 24       // configuration files read per project
+	gitMaxConfigs = 128      // configuration files read per project (those there)
 	gitMaxConfig  = 64 << 10 // bytes of one (git takes seconds over a crafted MiB)
 	gitMaxOutput  = 1 << 20  // of git's answer about one
 	gitMaxExtra   = 256      // host-run paths found per project
@@ -106,6 +107,7 @@ func gitHostRun(mounts []workspace.Mount, states map[string]string) map[string]*
 		gitDir, own := w.projectGitDir()
 		if gitDir != "" {
 			start = append(start, own...)
+			w.followLinks(gitDir)
 		}
 		w.walk(start, project, gitDir, true)
 		if gitDir != "" && !w.formatOther(own) {
@@ -252,11 +254,12 @@ func (w *gitWalk) cut(reason string) {
 	f.cut = addReason(f.cut, reason)
 }
 
-// linkedCut cuts when a path in a mount is reached through a link: the
-// snapshot records the link's text, not what git reads or runs there.
-func (w *gitWalk) linkedCut(abs string) {
-	if _, _, in := w.mount(abs); in && w.linked(abs) {
-		w.cut(fmt.Sprintf("%s is reached through a symbolic link, which vibe does not follow", w.name(abs)))
+// follow adds abs, and where the links on its way lead in a mount (the
+// snapshot records a link's text only).
+func (w *gitWalk) follow(abs string) {
+	w.add(abs)
+	if t := w.within(abs); t != "" && t != abs {
+		w.add(t)
 	}
 }
 
@@ -388,8 +391,10 @@ func (w *gitWalk) walk(start []string, worktree, gitDir string, trusted bool) {
 			return
 		}
 		w.seen[path+"\x00"+worktree] = true
-		w.files++
 		data, ok := w.read(path)
+		if len(data) > 0 || !ok {
+			w.files++ // a file not there costs a look, not a read
+		}
 		var c gitConfig
 		if ok && len(data) > 0 {
 			c, ok = parseGitConfig(w.ctx, data)
@@ -413,8 +418,7 @@ func (w *gitWalk) walk(start []string, worktree, gitDir string, trusted bool) {
 		// worktree, where git runs them.
 		for _, p := range append(c.hooks, c.programs...) {
 			if abs := w.locate(worktree, p, fromMine); abs != "" {
-				w.linkedCut(abs)
-				w.add(abs)
+				w.follow(abs)
 			}
 		}
 		for _, p := range c.includes {
@@ -422,9 +426,10 @@ func (w *gitWalk) walk(start []string, worktree, gitDir string, trusted bool) {
 			// ones as x, if it exists: both are followed.
 			for _, q := range []string{p, strings.TrimPrefix(p, ":(optional)")} {
 				if abs := w.locate(filepath.Dir(path), q, fromMine); abs != "" {
-					w.linkedCut(abs)
-					w.add(abs)
-					push(abs, fromMine)
+					w.follow(abs)
+					if t := w.within(abs); t != "" {
+						push(t, fromMine)
+					}
 				}
 			}
 		}
@@ -566,11 +571,9 @@ func parseGitConfig(ctx context.Context, data []byte) (c gitConfig, ok bool) {
 		case key == "include.path" || strings.HasPrefix(key, "includeif."):
 			c.includes = append(c.includes, value)
 		default:
-			prog := commandProgram(value)
-			if prog != "" {
-				c.programs = append(c.programs, prog)
-			}
-			if c.opaque == "" && opaqueCommand(key, value, prog) {
+			files, opaque := commandFiles(key, value)
+			c.programs = append(c.programs, files...)
+			if opaque && c.opaque == "" {
 				c.opaque = key
 			}
 		}
@@ -578,33 +581,60 @@ func parseGitConfig(ctx context.Context, data []byte) (c gitConfig, ok bool) {
 	return c, true
 }
 
-// opaqueCommand reports whether the command value of key may run files
-// other than prog: more than one word, or a first word that is not a
-// plain program name or path. A boolean (core.fsmonitor = false) runs
-// nothing; an alias or credential helper that does not start with ! is a
-// git command.
-func opaqueCommand(key, value, prog string) bool {
-	v := strings.TrimSpace(value)
+// shellVar is a word that is one variable ($LOCAL, ${REMOTE}): git's
+// tools name their temporary files so.
+var shellVar = regexp.MustCompile(`^\$(\{[A-Za-z_][A-Za-z0-9_]*\}|[A-Za-z_][A-Za-z0-9_]*)$`)
+
+// commandFiles returns the files of the project a configured command may
+// run or read, relative to where git runs it: its program when named by a
+// path (./tools/watch, !scripts/y; a bare name is looked up in PATH) and
+// every other word that could be a file (sh mon.sh, env ./x, 'x.sh'); a
+// word that is an option, a variable or a placeholder (-R, $LOCAL, %f) is
+// none. opaque is set when the shell could make it run other files than
+// its words say (a substitution, a list, a redirection, ~user). A
+// boolean (core.fsmonitor = false) runs nothing. (git has taken the
+// configuration's own quotes off the value already.)
+func commandFiles(key, value string) (files []string, opaque bool) {
+	v := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(value), "!"))
 	switch strings.ToLower(v) {
 	case "true", "false", "yes", "no", "on", "off", "1", "0", "":
-		return false
+		return nil, false
 	}
-	if (strings.HasPrefix(key, "alias.") || strings.HasPrefix(key, "credential.")) && !strings.HasPrefix(v, "!") && prog == "" {
-		return false
+	// An alias runs only when typed there: its words are recorded, never
+	// cut for.
+	defer func() { opaque = opaque && !strings.HasPrefix(key, "alias.") }()
+	if strings.ContainsAny(v, "`;&|<>()\\") || strings.Contains(v, "$(") {
+		return nil, true
 	}
-	f := strings.Fields(strings.TrimPrefix(v, "!"))
-	return len(f) != 1 || prog == "" && strings.ContainsAny(f[0], "'\"\\$`;&|<>(){}*?[]=")
-}
-
-// commandProgram is the program a configured command starts when it names
-// one by a path (./tools/watch, tools/x --flag, !scripts/y): a word with no
-// slash is looked up in PATH, and a quoted or otherwise shell-shaped first
-// word is not guessed at.
-func commandProgram(cmd string) string {
-	cmd = strings.TrimPrefix(strings.TrimSpace(cmd), "!")
-	f := strings.Fields(cmd)
-	if len(f) == 0 || !strings.Contains(f[0], "/") || strings.ContainsAny(f[0], "'\"\\$`;&|<>(){}*?[]=") {
-		return ""
+	for i, word := range strings.Fields(v) {
+		// A word in quotes is that word; any other quote (one spanning
+		// words) is not told.
+		if q := word[0]; q == '\'' || q == '"' {
+			if len(word) < 2 || word[len(word)-1] != q {
+				return files, true
+			}
+			word = word[1 : len(word)-1]
+		}
+		if strings.HasPrefix(word, "-") {
+			// An option; one with a value (--config=./x) names it.
+			_, word, _ = strings.Cut(word, "=")
+		}
+		switch {
+		case word == "" || strings.Contains(word, "%"):
+			// Nothing, or git's placeholder (%f, %A).
+		case strings.ContainsAny(word, "'\"=*?[]{}"):
+			return files, true // an assignment, a glob, quotes inside
+		case strings.Contains(word, "$"):
+			if !shellVar.MatchString(word) {
+				return files, true // a variable inside a path: not told
+			}
+		case strings.HasPrefix(word, "~") && word != "~" && !strings.HasPrefix(word, "~/"):
+			return files, true // another user's home, or the shell's ~+
+		case i == 0 && !strings.Contains(word, "/"):
+			// A program looked up in PATH.
+		default:
+			files = append(files, word)
+		}
 	}
-	return f[0]
+	return files, false
 }

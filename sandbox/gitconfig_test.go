@@ -58,7 +58,7 @@ func TestGitHostRunFollowsHooksPathAndIncludes(t *testing.T) {
 	writeFile(t, filepath.Join(other, "shared.gitconfig"), "[include]\n\tpath = nested\n")
 	got := hostRunPaths([]workspace.Mount{{Source: app}, {Source: other}, {Source: ro, ReadOnly: true}})
 	want := map[string][]string{
-		app:   {".githooks", "conf/more.gitconfig", "conf/project.gitconfig", "scripts/up.sh", "tools/clean.sh", "tools/hooks"},
+		app:   {".githooks", "conf/more.gitconfig", "conf/project.gitconfig", "dir/x", "now", "scripts/up.sh", "tools/clean.sh", "tools/hooks"},
 		other: {"nested", "shared.gitconfig"},
 	}
 	for root, paths := range want {
@@ -145,38 +145,57 @@ func TestSnapshotSeesConfiguredHooks(t *testing.T) {
 	}
 }
 
-func TestCommandProgram(t *testing.T) {
-	for cmd, want := range map[string]string{
-		"./tools/clean.sh --fast": "./tools/clean.sh",
-		"!scripts/up.sh now":      "scripts/up.sh",
-		"  ../x/y":                "../x/y",
-		"/usr/bin/less -R":        "/usr/bin/less",
-		"less -R":                 "",
-		"true":                    "",
-		`"odd dir/x"`:             "",
-		"$HOME/bin/x":             "",
-		"a/b;c":                   "",
-		"":                        "",
+func TestCommandFiles(t *testing.T) {
+	for _, tc := range []struct {
+		key, cmd string
+		files    []string
+		opaque   bool
+	}{
+		{"core.fsmonitor", "./tools/clean.sh --fast", []string{"./tools/clean.sh"}, false},
+		{"core.fsmonitor", "!scripts/up.sh now", []string{"scripts/up.sh", "now"}, false},
+		{"core.fsmonitor", "  ../x/y", []string{"../x/y"}, false},
+		{"core.pager", "/usr/bin/less -R", []string{"/usr/bin/less"}, false},
+		{"core.pager", "less -R", nil, false},
+		{"core.editor", "code --wait", nil, false},
+		{"core.fsmonitor", "true", nil, false},
+		{"filter.lfs.clean", "git-lfs clean -- %f", []string{"clean"}, false},
+		{"filter.git-crypt.smudge", `"git-crypt" smudge`, []string{"smudge"}, false},
+		{"difftool.x.cmd", "code --wait --diff $LOCAL $REMOTE", nil, false},
+		{"core.sshcommand", "ssh -i ~/.ssh/deploy_key", []string{"~/.ssh/deploy_key"}, false},
+		{"core.fsmonitor", "sh mon.sh", []string{"mon.sh"}, false},
+		{"core.fsmonitor", "'./mon.sh'", []string{"./mon.sh"}, false},
+		{"core.fsmonitor", "env ./mon.sh", []string{"./mon.sh"}, false},
+		{"core.fsmonitor", "tool --config=./evil", []string{"./evil"}, false},
+		{"alias.up", "!git fetch && git rebase", nil, false},
+		{"alias.lg", "log --graph --oneline", nil, false},
+		{"core.fsmonitor", `"odd dir/x"`, nil, true},
+		{"core.fsmonitor", "$HOME/bin/x", nil, true},
+		{"core.fsmonitor", "a/b;c", nil, true},
+		{"core.fsmonitor", "sh $(echo x)", nil, true},
+		{"core.fsmonitor", "sh *.sh", nil, true},
+		{"core.fsmonitor", "X=./m.sh sh", nil, true},
+		{"filter.x.clean", "~nosuchuser/mon", nil, true},
+		{"core.fsmonitor", "", nil, false},
 	} {
-		if got := commandProgram(cmd); got != want {
-			t.Errorf("commandProgram(%q) = %q, want %q", cmd, got, want)
+		files, opaque := commandFiles(tc.key, tc.cmd)
+		if !slices.Equal(files, tc.files) || opaque != tc.opaque {
+			t.Errorf("commandFiles(%q, %q) = %q, %v; want %q, %v", tc.key, tc.cmd, files, opaque, tc.files, tc.opaque)
 		}
 	}
 }
 
-// Whatever a configured command says, the program found is one word of
-// it, with a slash, that no shell would read another way.
-func FuzzCommandProgram(f *testing.F) {
-	for _, s := range []string{"./x --y", "!a/b c", "less", `"q/x"`, "a/b;rm"} {
+// Whatever a configured command says, each file found is one word of it
+// that no shell would read another way.
+func FuzzCommandFiles(f *testing.F) {
+	for _, s := range []string{"./x --y", "!a/b c", "less", `"q/x"`, "a/b;rm", "sh 'x.sh' --c=./d", "$A ~/b"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, cmd string) {
-		p := commandProgram(cmd)
-		if p == "" {
-			return
-		}
-		if !strings.Contains(p, "/") || strings.ContainsAny(p, " \t\n'\"\\$`;&|<>(){}*?[]=") || !strings.Contains(cmd, p) {
-			t.Errorf("commandProgram(%q) = %q", cmd, p)
+		files, _ := commandFiles("core.fsmonitor", cmd)
+		for _, p := range files {
+			if p == "" || strings.ContainsAny(p, " \t\n'\"\\$`;&|<>(){}*?[]=%") || !strings.Contains(cmd, p) {
+				t.Errorf("commandFiles(%q) gives %q", cmd, p)
+			}
 		}
 	})
 }

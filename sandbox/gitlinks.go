@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -202,24 +203,111 @@ func (w *gitWalk) formatOther(configs []string) bool {
 // and compared as such already (not one below a folder it skips: objects,
 // refs and the like, or deeper than it goes).
 func (w *gitWalk) record(gitDir string) {
+	exempt := false
 	if rel, ok := strings.CutPrefix(gitDir, filepath.Join(w.project, ".git", "modules")+"/"); ok {
 		parts := strings.Split(rel, "/")
-		bulk := len(parts) >= snapshotMaxDepth
+		exempt = len(parts) < snapshotMaxDepth
 		for _, p := range parts {
-			bulk = bulk || slices.Contains(gitBulk, p)
-		}
-		if !bulk {
-			return
+			exempt = exempt && !slices.Contains(gitBulk, p)
 		}
 	}
 	for _, n := range gitDirFiles {
-		// One that is a link leads to what the snapshot does not
-		// compare (the link's text is all it records).
-		if st, err := w.lstat(filepath.Join(gitDir, n)); err == nil && st.Mode()&fs.ModeSymlink != 0 {
-			w.cut(fmt.Sprintf("%s is a symbolic link, which vibe does not follow", w.name(filepath.Join(gitDir, n))))
+		if !exempt {
+			w.add(filepath.Join(gitDir, n))
 		}
-		w.add(filepath.Join(gitDir, n))
 	}
+	w.followLinks(gitDir)
+}
+
+// followLinks records where the links among gitDir's files and hooks
+// lead, in a mount (a user's .git/hooks -> ../.githooks, or one hook
+// linked to a script of the project's): the snapshot records a link's
+// text, and the guest does not protect a link, so what git runs there is
+// a host-run path of its own.
+func (w *gitWalk) followLinks(gitDir string) {
+	if _, _, in := w.mount(gitDir); !in {
+		return
+	}
+	paths := []string{}
+	for _, n := range gitDirFiles {
+		paths = append(paths, filepath.Join(gitDir, n))
+	}
+	hooks := filepath.Join(gitDir, "hooks")
+	if st, err := w.lstat(hooks); err == nil && st.IsDir() {
+		for _, e := range w.entries(hooks) {
+			paths = append(paths, filepath.Join(hooks, e))
+		}
+	}
+	for _, p := range paths {
+		if st, err := w.lstat(p); err == nil && st.Mode()&fs.ModeSymlink != 0 {
+			if t := w.within(p); t != "" && t != p {
+				w.add(t)
+			}
+		}
+	}
+}
+
+// entries lists at most gitMaxExtra names in the folder dir of a mount.
+func (w *gitWalk) entries(dir string) []string {
+	r, rel, in := w.mount(dir)
+	if !in {
+		return nil
+	}
+	root, err := os.OpenRoot(r)
+	if err != nil {
+		return nil
+	}
+	defer root.Close()
+	d, err := root.OpenFile(rel, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil
+	}
+	defer d.Close()
+	names, _ := d.Readdirnames(gitMaxExtra)
+	return names
+}
+
+// within resolves the links on the way to abs, a path in a mount, as the
+// kernel does: the path itself where it leads out of the mounts or the
+// links loop, after a cut (a link of the agent's, whose target is not
+// compared); abs itself when it is in no mount.
+func (w *gitWalk) within(abs string) string {
+	if _, _, in := w.mount(abs); !in {
+		return abs
+	}
+	parts := strings.Split(strings.TrimPrefix(abs, "/"), "/")
+	cur, hops := "/", 0
+	for len(parts) > 0 {
+		c := parts[0]
+		parts = parts[1:]
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			cur = filepath.Dir(cur)
+			continue
+		}
+		next := filepath.Join(cur, c)
+		st, err := w.lstat(next)
+		if err != nil || st.Mode()&fs.ModeSymlink == 0 {
+			cur = next
+			continue
+		}
+		target, ok := w.readlink(next)
+		if hops++; !ok || hops > 40 || target == "" {
+			w.cut(fmt.Sprintf("%s leads through links vibe cannot follow", w.name(abs)))
+			return ""
+		}
+		if filepath.IsAbs(target) {
+			cur = "/"
+		}
+		parts = append(strings.Split(target, "/"), parts...)
+	}
+	if _, _, in := w.mount(cur); !in || w.linked(cur) {
+		w.cut(fmt.Sprintf("%s leads through a symbolic link out of the mounted folders", w.name(abs)))
+		return ""
+	}
+	return cur
 }
 
 // linked reports whether a folder on the way to path, inside its mount,

@@ -763,10 +763,10 @@ func TestGitHostRunOrdinarySetupsNotCutMore(t *testing.T) {
 	})
 }
 
-// A command in an agent-written configuration whose program is not
-// its first word, or is quoted: git's shell runs the project's file,
-// commandProgram does not "guess", and nothing is recorded or cut.
-func TestGitHostRunShellShapedProgramIsCut(t *testing.T) {
+// A command in an agent-written configuration whose program is not its
+// first word, or is quoted: git's shell runs the project's file, which is
+// recorded.
+func TestGitHostRunShellShapedProgramIsRecorded(t *testing.T) {
 	for _, cmd := range []string{"sh mon.sh", "'./mon.sh'", "env ./mon.sh", "exec ./mon.sh"} {
 		t.Run(cmd, func(t *testing.T) {
 			gitEnv(t)
@@ -810,5 +810,232 @@ func TestGitHostRunDeepDotDotIsBounded(t *testing.T) {
 		if d == 100 && !slices.Contains(f.rel, "sub/.g/config") {
 			t.Errorf("depth %d: sub/.g/config not recorded: %q", d, f.rel)
 		}
+	}
+}
+
+// cutOf is why gitHostRun cuts project app short ("": it does not).
+func cutOf(t *testing.T, app string) string {
+	t.Helper()
+	f := gitHostRun([]workspace.Mount{{Source: app}}, nil)[app]
+	if f == nil {
+		return ""
+	}
+	t.Logf("rel=%q", f.rel)
+	return f.cut
+}
+
+// projectWithLib makes a project with an ordinary submodule, vendor/lib.
+func projectWithLib(t *testing.T) (string, string) {
+	gitEnv(t)
+	base := t.TempDir()
+	lib := filepath.Join(base, "lib")
+	repoAt(t, lib)
+	app := filepath.Join(base, "app")
+	repoAt(t, app)
+	git(t, app, "submodule", "add", "-q", lib, "vendor/lib")
+	git(t, app, "commit", "-q", "-m", "lib")
+	return app, filepath.Join(app, "vendor/lib")
+}
+
+// Not cut: the commands tools write into a submodule's configuration
+// (git lfs install --local, git-crypt) and ordinary ones, there or in
+// the project's own.
+func TestGitHostRunOrdinaryCommandsNotCut(t *testing.T) {
+	cases := map[string][][2]string{
+		"lfs-local":  {{"filter.lfs.clean", "git-lfs clean -- %f"}, {"filter.lfs.smudge", "git-lfs smudge -- %f"}, {"filter.lfs.process", "git-lfs filter-process"}, {"filter.lfs.required", "true"}},
+		"git-crypt":  {{"filter.git-crypt.smudge", `"git-crypt" smudge`}, {"filter.git-crypt.clean", `"git-crypt" clean`}, {"diff.git-crypt.textconv", `"git-crypt" diff`}},
+		"sshcommand": {{"core.sshCommand", "ssh -i ~/.ssh/deploy_key"}},
+		"pager":      {{"core.pager", "less -R"}},
+		"editor":     {{"core.editor", "code --wait"}},
+		"cred":       {{"credential.helper", "cache --timeout=3600"}},
+		"alias":      {{"alias.lg", "log --graph --oneline"}},
+		"aliasbang":  {{"alias.up", "!git fetch && git rebase"}},
+		"gpg":        {{"gpg.program", "gpg2"}},
+		"gpgssh":     {{"gpg.format", "ssh"}, {"gpg.ssh.program", "/opt/1Password/op-ssh-sign"}},
+		"hookspath":  {{"core.hooksPath", ".husky/_"}},
+		"hooksgit":   {{"core.hooksPath", ".githooks"}},
+		"textconv":   {{"diff.exif.textconv", "exiftool"}},
+		"difftool":   {{"difftool.vscode.cmd", "code --wait --diff $LOCAL $REMOTE"}},
+		"fsmon":      {{"core.fsmonitor", "true"}},
+		"untracked":  {{"core.untrackedCache", "true"}},
+	}
+	for name, kvs := range cases {
+		t.Run(name, func(t *testing.T) {
+			app, sub := projectWithLib(t)
+			for _, kv := range kvs {
+				git(t, sub, "config", kv[0], kv[1])
+			}
+			if c := cutOf(t, app); c != "" {
+				t.Errorf("submodule %s: cut %q", name, c)
+			}
+			// project's own .git/config
+			app2, _ := projectWithLib(t)
+			for _, kv := range kvs {
+				git(t, app2, "config", kv[0], kv[1])
+			}
+			if c := cutOf(t, app2); c != "" {
+				t.Errorf("project %s: cut %q", name, c)
+			}
+		})
+	}
+}
+
+// Not cut: a committed .gitconfig that .git/config includes (a team's
+// shared settings: a filter, an alias, a hooks folder).
+func TestGitHostRunCommittedIncludeNotCut(t *testing.T) {
+	app, _ := projectWithLib(t)
+	writeFile(t, filepath.Join(app, ".gitconfig"), "[filter \"lfs\"]\n\tprocess = git-lfs filter-process\n[alias]\n\tlg = log --graph\n[core]\n\thooksPath = .githooks\n")
+	git(t, app, "config", "include.path", "../.gitconfig")
+	if c := cutOf(t, app); c != "" {
+		t.Errorf("cut %q", c)
+	}
+}
+
+// Not cut: hooks folders that are links into the project (a submodule's,
+// the project's own).
+func TestGitHostRunHooksSymlinkedNotCut(t *testing.T) {
+	app, sub := projectWithLib(t)
+	os.MkdirAll(filepath.Join(app, ".githooks"), 0o755)
+	gd := git(t, sub, "rev-parse", "--absolute-git-dir")
+	os.RemoveAll(filepath.Join(gd, "hooks"))
+	os.Symlink("../../../../.githooks", filepath.Join(gd, "hooks"))
+	git(t, app, "config", "core.fsmonitor", ".git/hooks/fsmonitor-watchman")
+	if c := cutOf(t, app); c != "" {
+		t.Errorf("cut %q", c)
+	}
+	os.RemoveAll(filepath.Join(app, ".git/hooks"))
+	os.Symlink("../.githooks", filepath.Join(app, ".git/hooks"))
+	if c := cutOf(t, app); c != "" {
+		t.Errorf("cut %q", c)
+	}
+}
+
+// The user's .git/hooks is a link into the worktree (ln -s ../.githooks
+// .git/hooks); the settle script leaves links unprotected, the snapshot
+// records the link's text; the agent adds .githooks/post-index-change.
+func TestGitHostRunProjectHooksLinkFollowed(t *testing.T) {
+	gitEnv(t)
+	app := t.TempDir()
+	repoAt(t, app)
+	writeFile(t, filepath.Join(app, "f"), "x")
+	git(t, app, "add", "f")
+	git(t, app, "commit", "-q", "-m", "f")
+	os.MkdirAll(filepath.Join(app, ".githooks"), 0o755)
+	writeFile(t, filepath.Join(app, ".githooks/pre-commit"), "#!/bin/sh\nexit 0\n")
+	os.RemoveAll(filepath.Join(app, ".git/hooks"))
+	os.Symlink("../.githooks", filepath.Join(app, ".git/hooks"))
+	mounts := []workspace.Mount{{Name: "p", Source: app}}
+	before := TakeSnapshot(mounts, nil)
+	ran := filepath.Join(t.TempDir(), "ran")
+	hook := filepath.Join(app, ".githooks/post-index-change")
+	writeFile(t, hook, "#!/bin/sh\necho pwned >>"+ran+"\n")
+	os.Chmod(hook, 0o755)
+	os.Chtimes(filepath.Join(app, "f"), time.Now(), time.Now().Add(time.Hour))
+	exec.Command("git", "-C", app, "status", "--short").Run()
+	if b, _ := os.ReadFile(ran); len(b) == 0 {
+		t.Fatal("control: post-index-change did not run")
+	}
+	after := TakeSnapshot(mounts, nil)
+	t.Logf("changed=%q truncated=%q", after.Changed(before), after.Truncated())
+	if len(after.Changed(before)) == 0 && len(after.Truncated()) == 0 {
+		t.Errorf(".githooks/post-index-change runs on git status; not reported, nothing cut")
+	}
+}
+
+// Per-hook link, the common pattern: .git/hooks/pre-commit -> ../../scripts/pre-commit
+func TestGitHostRunProjectHookFileLinkFollowed(t *testing.T) {
+	gitEnv(t)
+	app := t.TempDir()
+	repoAt(t, app)
+	writeFile(t, filepath.Join(app, "scripts/hook"), "#!/bin/sh\nexit 0\n")
+	os.Chmod(filepath.Join(app, "scripts/hook"), 0o755)
+	os.Symlink("../../scripts/hook", filepath.Join(app, ".git/hooks/post-index-change"))
+	mounts := []workspace.Mount{{Name: "p", Source: app}}
+	before := TakeSnapshot(mounts, nil)
+	writeFile(t, filepath.Join(app, "scripts/hook"), "#!/bin/sh\necho pwned\n")
+	after := TakeSnapshot(mounts, nil)
+	t.Logf("changed=%q truncated=%q", after.Changed(before), after.Truncated())
+	if len(after.Changed(before)) == 0 && len(after.Truncated()) == 0 {
+		t.Errorf("scripts/hook (run as a hook) changed; not reported, nothing cut")
+	}
+}
+
+// Not cut: a mounted dotfiles project that ~/.gitconfig links into, with
+// an ordinary pager and editor.
+func TestGitHostRunDotfilesPagerNotCut(t *testing.T) {
+	home := gitEnv(t)
+	os.Unsetenv("GIT_CONFIG_GLOBAL")
+	dot := t.TempDir()
+	repoAt(t, dot)
+	writeFile(t, filepath.Join(dot, "gitconfig"), "[core]\n\tpager = less -R\n\teditor = code --wait\n")
+	os.Symlink(filepath.Join(dot, "gitconfig"), filepath.Join(home, ".gitconfig"))
+	app := t.TempDir()
+	repoAt(t, app)
+	f := gitHostRun([]workspace.Mount{{Source: app}, {Source: dot}}, nil)
+	for k, v := range f {
+		t.Logf("%s: cut=%q rel=%q", k, v.cut, v.rel)
+		if v.cut != "" {
+			t.Errorf("%s cut", k)
+		}
+	}
+}
+
+// Not cut: a dozen ordinary submodules (the bound on configuration files
+// counts those there).
+func TestGitHostRunManySubmodulesNotCut(t *testing.T) {
+	gitEnv(t)
+	base := t.TempDir()
+	lib := filepath.Join(base, "lib")
+	repoAt(t, lib)
+	app := filepath.Join(base, "app")
+	repoAt(t, app)
+	for i := 0; i < 12; i++ {
+		git(t, app, "submodule", "add", "-q", lib, "third_party/l"+string(rune('a'+i)))
+	}
+	git(t, app, "commit", "-q", "-m", "subs")
+	start := time.Now()
+	c := cutOf(t, app)
+	t.Logf("took %s", time.Since(start))
+	if c != "" {
+		t.Errorf("12 ordinary submodules: cut %q", c)
+	}
+}
+
+// core.fsmonitor = ~nosuchuser/mon: git runs it through sh (~ is a shell
+// character to git), sh leaves an unknown ~user as it is, and runs
+// ./~nosuchuser/mon in the submodule's worktree. vibe takes it for
+// another user's home: neither recorded nor cut.
+func TestGitHostRunTildeUserProgramIsCut(t *testing.T) {
+	for _, prog := range []string{"~nosuchuser/mon", "~+/mon"} {
+		t.Run(prog, func(t *testing.T) {
+			gitEnv(t)
+			app := t.TempDir()
+			git(t, app, "init", "-q")
+			sub := filepath.Join(app, "sub")
+			addGitlink(t, app, "sub", repoAt(t, sub))
+			ran := filepath.Join(t.TempDir(), "ran")
+			for _, p := range []string{"~nosuchuser/mon", "~+/mon", "mon"} {
+				writeFile(t, filepath.Join(sub, p), "#!/bin/sh\necho pwned >>"+ran+"\nexit 1\n")
+				os.Chmod(filepath.Join(sub, p), 0o755)
+			}
+			writeFile(t, filepath.Join(sub, "f"), "x")
+			git(t, sub, "add", "f")
+			git(t, sub, "commit", "-q", "-m", "f")
+			writeFile(t, filepath.Join(sub, ".gitattributes"), "f filter=x\n")
+			git(t, sub, "config", "filter.x.clean", prog)
+			os.Chtimes(filepath.Join(sub, "f"), time.Now(), time.Now().Add(time.Hour))
+			out, _ := exec.Command("git", "-C", app, "status", "--short").CombinedOutput()
+			t.Logf("%s", out)
+			exec.Command("git", "-C", app, "status", "--short").Run()
+			if b, _ := os.ReadFile(ran); len(b) == 0 {
+				t.Fatal("control: did not run")
+			}
+			rec1, cut := coveredOrCut(t, app, "sub/~nosuchuser/mon")
+			rec2, _ := coveredOrCut(t, app, "sub/~+/mon")
+			rec3, _ := coveredOrCut(t, app, "sub/mon")
+			if !rec1 && !rec2 && !rec3 && cut == "" {
+				t.Errorf("%s runs on git status; neither recorded nor cut", prog)
+			}
+		})
 	}
 }
