@@ -255,12 +255,14 @@ func (w *gitWalk) cut(reason string) {
 }
 
 // follow adds abs, and where the links on its way lead in a mount (the
-// snapshot records a link's text only).
-func (w *gitWalk) follow(abs string) {
+// snapshot records a link's text only); it returns that place (within).
+func (w *gitWalk) follow(abs string) string {
 	w.add(abs)
-	if t := w.within(abs); t != "" && t != abs {
+	t := w.within(abs)
+	if t != "" && t != abs {
 		w.add(t)
 	}
+	return t
 }
 
 // foreign reports whether p is in an agent's state folder.
@@ -426,8 +428,7 @@ func (w *gitWalk) walk(start []string, worktree, gitDir string, trusted bool) {
 			// ones as x, if it exists: both are followed.
 			for _, q := range []string{p, strings.TrimPrefix(p, ":(optional)")} {
 				if abs := w.locate(filepath.Dir(path), q, fromMine); abs != "" {
-					w.follow(abs)
-					if t := w.within(abs); t != "" {
+					if t := w.follow(abs); t != "" {
 						push(t, fromMine)
 					}
 				}
@@ -444,28 +445,27 @@ func (w *gitWalk) read(path string) (data []byte, ok bool) {
 	if path == os.DevNull {
 		return nil, true // GIT_CONFIG_GLOBAL=/dev/null: no configuration
 	}
-	f, ok := w.openIfThere(path)
+	f, err := w.openIfThere(path)
 	if f == nil {
-		return nil, ok
+		return nil, err == nil
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, gitMaxConfig+1))
+	data, err = io.ReadAll(io.LimitReader(f, gitMaxConfig+1))
 	return data, err == nil && len(data) <= gitMaxConfig
 }
 
-// openIfThere opens path as open does: a file that is not there is none,
-// and ok; one there that cannot be opened so is not ok.
-func (w *gitWalk) openIfThere(path string) (f *os.File, ok bool) {
+// openIfThere opens path as open does: a file that is not there is none
+// (nil, and no error); one there that cannot be opened so is an error.
+func (w *gitWalk) openIfThere(path string) (*os.File, error) {
 	f, err := w.open(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, true
+		return nil, nil
 	}
-	return f, err == nil
+	return f, err
 }
 
 func (w *gitWalk) open(path string) (*os.File, error) {
-	if r, rel, in := w.mount(path); in {
-		root, err := os.OpenRoot(r)
+	if root, rel, err := w.rooted(path); err != errNoMount {
 		if err != nil {
 			return nil, err
 		}

@@ -211,8 +211,8 @@ func (w *gitWalk) record(gitDir string) {
 			exempt = exempt && !slices.Contains(gitBulk, p)
 		}
 	}
-	for _, n := range gitDirFiles {
-		if !exempt {
+	if !exempt {
+		for _, n := range gitDirFiles {
 			w.add(filepath.Join(gitDir, n))
 		}
 	}
@@ -249,11 +249,7 @@ func (w *gitWalk) followLinks(gitDir string) {
 
 // entries lists at most gitMaxExtra names in the folder dir of a mount.
 func (w *gitWalk) entries(dir string) []string {
-	r, rel, in := w.mount(dir)
-	if !in {
-		return nil
-	}
-	root, err := os.OpenRoot(r)
+	root, rel, err := w.rooted(dir)
 	if err != nil {
 		return nil
 	}
@@ -313,13 +309,9 @@ func (w *gitWalk) within(abs string) string {
 // linked reports whether a folder on the way to path, inside its mount,
 // is a symlink (or cannot be looked at).
 func (w *gitWalk) linked(path string) bool {
-	r, rel, in := w.mount(path)
-	if !in {
-		return false
-	}
-	root, err := os.OpenRoot(r)
+	root, rel, err := w.rooted(path)
 	if err != nil {
-		return true
+		return err != errNoMount
 	}
 	defer root.Close()
 	parts := strings.Split(filepath.ToSlash(rel), "/")
@@ -337,11 +329,7 @@ func (w *gitWalk) linked(path string) bool {
 
 // readlink reads a link inside its mount.
 func (w *gitWalk) readlink(path string) (string, bool) {
-	r, rel, in := w.mount(path)
-	if !in {
-		return "", false
-	}
-	root, err := os.OpenRoot(r)
+	root, rel, err := w.rooted(path)
 	if err != nil {
 		return "", false
 	}
@@ -357,11 +345,8 @@ func (w *gitWalk) readlink(path string) (string, bool) {
 // configuration but this: nothing of the project's is read or run. An
 // index it cannot read whole (too big, split, too slow) is an error.
 func (w *gitWalk) gitlinks(path string) ([]string, error) {
-	f, err := w.open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
+	f, err := w.openIfThere(path)
+	if f == nil {
 		return nil, err
 	}
 	defer f.Close()
@@ -651,16 +636,29 @@ func gitPath(data []byte) string {
 	return strings.TrimRight(s, "\r\n")
 }
 
-// lstat looks at path inside the mount that holds it.
+// lstat looks at path inside the mount that holds it (one in no mount is
+// not there).
 func (w *gitWalk) lstat(path string) (fs.FileInfo, error) {
-	r, rel, in := w.mount(path)
-	if !in {
-		return nil, fs.ErrNotExist
-	}
-	root, err := os.OpenRoot(r)
+	root, rel, err := w.rooted(path)
 	if err != nil {
 		return nil, err
 	}
 	defer root.Close()
 	return root.Lstat(rel)
+}
+
+// errNoMount is rooted's answer for a path in no mount: not there, for
+// what looks inside the mounts.
+var errNoMount = fmt.Errorf("in no mount: %w", fs.ErrNotExist)
+
+// rooted opens the mount that holds path, to be looked into without
+// following a link out of it: its root (the caller closes it) and path
+// within it.
+func (w *gitWalk) rooted(path string) (*os.Root, string, error) {
+	r, rel, in := w.mount(path)
+	if !in {
+		return nil, "", errNoMount
+	}
+	root, err := os.OpenRoot(r)
+	return root, rel, err
 }

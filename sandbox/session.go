@@ -233,12 +233,6 @@ func addReason(have, reason string) string {
 	return have + "; " + reason
 }
 
-// cutf is cut with a reason that names rel, a path the agent chose: made
-// printable and short.
-func (sn *snapper) cutf(format, rel string) {
-	sn.cut(fmt.Sprintf(format, quotePath(rel)))
-}
-
 // quotePath is a path of the agent's, for a message: one line, at most
 // 80 characters of it.
 func quotePath(rel string) string {
@@ -271,18 +265,18 @@ func (sn *snapper) list(rel string, st os.FileInfo) []os.DirEntry {
 	// opening it would wait for a writer.
 	d, err := sn.root.OpenFile(rel, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		sn.cutf("%s cannot be opened as a folder", rel)
+		sn.cut(quotePath(rel) + " cannot be opened as a folder")
 		return nil
 	}
 	defer d.Close()
 	if dst, err := d.Stat(); err != nil || !os.SameFile(st, dst) {
-		sn.cutf("%s was swapped while it was looked at", rel)
+		sn.cut(quotePath(rel) + " was swapped while it was looked at")
 		return nil
 	}
 	entries, err := d.ReadDir(room)
 	sn.listed += len(entries)
 	if err != nil && err != io.EOF {
-		sn.cutf("%s cannot be listed", rel)
+		sn.cut(quotePath(rel) + " cannot be listed")
 	}
 	if len(entries) == room {
 		if more, _ := d.ReadDir(1); len(more) > 0 {
@@ -322,7 +316,7 @@ func (sn *snapper) add(rel string, depth int) {
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			// There, but not to be looked at (out of the folder, denied).
-			sn.cutf("%s cannot be looked at", rel)
+			sn.cut(quotePath(rel) + " cannot be looked at")
 		}
 		return
 	}
@@ -336,7 +330,7 @@ func (sn *snapper) add(rel string, depth int) {
 		h.Write([]byte(target))
 	case st.IsDir() && depth <= 0:
 		if len(sn.list(rel, st)) > 0 {
-			sn.cutf(fmt.Sprintf("%%s is deeper than %d levels", snapshotMaxDepth), rel)
+			sn.cut(fmt.Sprintf("%s is deeper than %d levels", quotePath(rel), snapshotMaxDepth))
 		}
 	case st.IsDir():
 		for _, e := range sn.list(rel, st) {
@@ -360,14 +354,14 @@ func (sn *snapper) content(h io.Writer, rel string, st os.FileInfo) {
 	f, err := openSeen(sn.root, rel, st)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
-			sn.cutf("%s cannot be read", rel)
+			sn.cut(quotePath(rel) + " cannot be read")
 		}
 		return
 	}
 	defer f.Close()
 	if st.Size() > snapshotMaxRead {
 		// Past the bound, a change that keeps the size is unseen.
-		sn.cutf(fmt.Sprintf("%%s is larger than %d MiB", snapshotMaxRead>>20), rel)
+		sn.cut(fmt.Sprintf("%s is larger than %d MiB", quotePath(rel), snapshotMaxRead>>20))
 	}
 	n, _ := io.Copy(h, io.LimitReader(f, min(snapshotMaxRead, snapshotMaxTotal-sn.read)))
 	sn.read += n
@@ -414,7 +408,7 @@ func (sn *snapper) modules(dir string, depth int) {
 		sn.add(dir, 0)
 		return
 	case depth <= 0:
-		sn.cutf(fmt.Sprintf("%%s is nested deeper than %d levels", snapshotMaxDepth), dir)
+		sn.cut(fmt.Sprintf("%s is nested deeper than %d levels", quotePath(dir), snapshotMaxDepth))
 		return
 	}
 	entries := sn.list(dir, st)
