@@ -3,6 +3,7 @@ package sandbox
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -127,5 +128,26 @@ func TestCutShortMarkCannotBeForged(t *testing.T) {
 	os.Remove(forged)
 	if changed := TakeSnapshot([]workspace.Mount{{Name: "p", Source: app}}, nil).Changed(after); len(changed) != 1 {
 		t.Errorf("removed: %q, want the file named as the mark", changed)
+	}
+}
+
+// lefthook reads more than lefthook.yml: each extension, with or without
+// a dot, under .config, a lefthook-local file merged in (which can add
+// commands), and its script folders. One the agent writes runs on the
+// host's next git commit: each is a host-run path, reported when it
+// comes.
+func TestSnapshotSeesEveryLefthookFile(t *testing.T) {
+	for _, rel := range []string{
+		"lefthook.yaml", "lefthook.toml", ".lefthook.json", "lefthook.jsonc",
+		"lefthook-local.yml", ".lefthook-local.yaml", ".config/lefthook.yml",
+		".config/lefthook-local.toml", ".lefthook/pre-commit/x.sh", ".lefthook-local/pre-commit/x.sh",
+	} {
+		app := t.TempDir()
+		before := TakeSnapshot([]workspace.Mount{{Name: "p", Source: app}}, nil)
+		writeFile(t, filepath.Join(app, rel), "pre-commit:\n  commands:\n    x:\n      run: ./evil\n")
+		after := TakeSnapshot([]workspace.Mount{{Name: "p", Source: app}}, nil)
+		if changed := after.Changed(before); !slices.Contains(changed, filepath.Join(app, rel)) {
+			t.Errorf("%s written: changed %q", rel, changed)
+		}
 	}
 }

@@ -94,10 +94,24 @@ func Env(s *Spec, git GitIdentity, termName string) map[string]string {
 var HostRun = []string{
 	".git/hooks", ".git/config", ".git/config.worktree", ".git/commondir", ".git/info", ".git/worktrees",
 	".gitmodules", ".envrc", ".vscode", ".idea", ".husky", ".claude", ".mcp.json",
-	".pre-commit-config.yaml", "lefthook.yml", ".lefthook.yml",
+	".pre-commit-config.yaml", ".lefthook", ".lefthook-local",
 	// The other agents' project settings: MCP servers, hooks, plugins
 	// opencode loads with no entry anywhere.
 	".codex", ".gemini", ".opencode", "opencode.json", "opencode.jsonc",
+}
+
+// lefthook reads its configuration, and a local one merged into it that
+// can add commands, under any of these names.
+func init() {
+	for _, dir := range []string{"", ".config/"} {
+		for _, dot := range []string{"", "."} {
+			for _, name := range []string{"lefthook", "lefthook-local"} {
+				for _, ext := range []string{"yml", "yaml", "toml", "json", "jsonc"} {
+					HostRun = append(HostRun, dir+dot+name+"."+ext)
+				}
+			}
+		}
+	}
 }
 
 // Bounds of a snapshot, so that a project the agent filled with files
