@@ -108,6 +108,7 @@ func gitHostRun(mounts []workspace.Mount, states map[string]string) map[string]*
 		if gitDir != "" {
 			start = append(start, own...)
 			w.followLinks(gitDir)
+			w.hookManagers(gitDir)
 		}
 		w.walk(start, project, gitDir, true)
 		if gitDir != "" && !w.formatOther(own) {
@@ -177,6 +178,24 @@ func (w *gitWalk) projectGitDir() (string, []string) {
 		own = append(own, filepath.Join(dir, "config"))
 	}
 	return gitDir, own
+}
+
+// hookManagers cuts for hooks that run the project's own programs, which
+// the agent writes and no host-run path can hold: husky's put
+// node_modules/.bin first in PATH, and pre-commit's run Python with the
+// worktree first on its import path. vibe protects the hooks, not what
+// they run; the warning says so at every session.
+func (w *gitWalk) hookManagers(gitDir string) {
+	if st, err := w.lstat(filepath.Join(w.project, ".husky", "_")); err == nil && st.IsDir() {
+		w.cut("husky's hooks run programs from node_modules/.bin, which the agent can write: review it before you commit on the host, or commit with --no-verify")
+	}
+	hooks := filepath.Join(gitDir, "hooks")
+	for _, name := range w.entries(hooks) {
+		if data, ok := w.read(filepath.Join(hooks, name)); ok && bytes.Contains(data, []byte("pre_commit")) {
+			w.cut("pre-commit's hooks run Python with the project's folder first on its import path, which the agent can write: set PYTHONSAFEPATH=1 on the host, or commit with --no-verify")
+			return
+		}
+	}
 }
 
 // siblingWorktree returns the protected project whose .git/worktrees
@@ -587,11 +606,17 @@ var shellVar = regexp.MustCompile(`^\$(\{[A-Za-z_][A-Za-z0-9_]*\}|[A-Za-z_][A-Za
 
 // commandFiles returns the files of the project a configured command may
 // run or read, relative to where git runs it: its program when named by a
-// path (./tools/watch, !scripts/y; a bare name is looked up in PATH) and
-// every other word that could be a file (sh mon.sh, env ./x, 'x.sh'); a
+// path (./tools/watch, !scripts/y), a bare program name where an empty or
+// relative entry of PATH would find it in the worktree, and every other
+// word that could be a file (sh mon.sh, --config=./x, 'x.sh', -- -x); a
 // word that is an option, a variable or a placeholder (-R, $LOCAL, %f) is
-// none. opaque is set when the shell could make it run other files than
-// its words say (a substitution, a list, a redirection, ~user). A
+// none. Words are split as sh splits them (on spaces and tabs), and also
+// at the shell's operators, so that every word is recorded. opaque is set
+// when the shell or the program could make it run other files than its
+// words say: a substitution, a list, a redirection, a newline, a byte
+// that is no printable ASCII, a glob, a variable in a path, ~user, an
+// option with a path-like value attached (env -S./x, -C..), or a launcher
+// or interpreter that finds its files itself (env, python -m, node). A
 // boolean (core.fsmonitor = false) runs nothing. (git has taken the
 // configuration's own quotes off the value already.)
 func commandFiles(key, value string) (files []string, opaque bool) {
@@ -603,38 +628,68 @@ func commandFiles(key, value string) (files []string, opaque bool) {
 	// An alias runs only when typed there: its words are recorded, never
 	// cut for.
 	defer func() { opaque = opaque && !strings.HasPrefix(key, "alias.") }()
-	if strings.ContainsAny(v, "`;&|<>()\\") || strings.Contains(v, "$(") {
-		return nil, true
-	}
-	for i, word := range strings.Fields(v) {
+	const operators = "`;&|<>()\\\n"
+	opaque = strings.ContainsAny(v, operators) || strings.Contains(v, "$(") ||
+		strings.IndexFunc(v, func(r rune) bool { return r != '\t' && (r < 0x20 || r > 0x7e) }) >= 0
+	words := strings.FieldsFunc(v, func(r rune) bool { return r == ' ' || r == '\t' || strings.ContainsRune(operators, r) })
+	options := true // until --
+	for i, word := range words {
 		// A word in quotes is that word; any other quote (one spanning
 		// words) is not told.
 		if q := word[0]; q == '\'' || q == '"' {
 			if len(word) < 2 || word[len(word)-1] != q {
-				return files, true
+				opaque = true
 			}
-			word = word[1 : len(word)-1]
+			word = strings.Trim(word, `'"`)
 		}
-		if strings.HasPrefix(word, "-") {
+		if options && word == "--" {
+			options = false
+			continue
+		}
+		if options && strings.HasPrefix(word, "-") {
 			// An option; one with a value (--config=./x) names it.
-			_, word, _ = strings.Cut(word, "=")
+			name, val, ok := strings.Cut(word, "=")
+			if !ok {
+				if !strings.HasPrefix(name, "--") && len(name) > 2 && strings.ContainsAny(name, "./") {
+					opaque = true // a value attached: -S./mon, -C..
+				}
+				continue
+			}
+			word = val
 		}
 		switch {
-		case word == "" || strings.Contains(word, "%"):
+		case word == "" || placeholder.MatchString(word):
 			// Nothing, or git's placeholder (%f, %A).
 		case strings.ContainsAny(word, "'\"=*?[]{}"):
-			return files, true // an assignment, a glob, quotes inside
-		case strings.Contains(word, "$"):
-			if !shellVar.MatchString(word) {
-				return files, true // a variable inside a path: not told
+			opaque = true // an assignment, a glob, quotes inside
+			// An assignment's value may be a file (X=./m.sh, and an
+			// alias's -c core.fsmonitor=./x.sh).
+			if _, val, _ := strings.Cut(word, "="); val != "" && !strings.ContainsAny(val, "'\"=*?[]{}$~") {
+				files = append(files, val)
 			}
+		case strings.Contains(word, "$"):
+			opaque = opaque || !shellVar.MatchString(word) // a variable inside a path
 		case strings.HasPrefix(word, "~") && word != "~" && !strings.HasPrefix(word, "~/"):
-			return files, true // another user's home, or the shell's ~+
+			opaque = true // another user's home, or the shell's ~+
 		case i == 0 && !strings.Contains(word, "/"):
-			// A program looked up in PATH.
+			// A program looked up in PATH: in the worktree through an
+			// entry that is empty or relative.
+			opaque = opaque || launcher.MatchString(word)
+			for _, e := range filepath.SplitList(os.Getenv("PATH")) {
+				if !filepath.IsAbs(e) {
+					files = append(files, filepath.Join(e, word))
+				}
+			}
 		default:
 			files = append(files, word)
 		}
 	}
-	return files, false
+	return files, opaque
 }
+
+// placeholder is a word git replaces before the command runs (%f, %A).
+var placeholder = regexp.MustCompile(`^%[A-Za-z]$`)
+
+// launcher is a program that finds the files it runs itself: from a
+// module name, a changed folder or an extension it adds.
+var launcher = regexp.MustCompile(`^(env|cd|python[0-9.]*|node|nodejs|deno|bun|ruby|perl|php|lua|java|npx)$`)

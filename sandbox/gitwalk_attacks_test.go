@@ -1039,3 +1039,146 @@ func TestGitHostRunTildeUserProgramIsCut(t *testing.T) {
 		})
 	}
 }
+
+// A command in an agent-written submodule configuration whose words, as
+// they were once split, were not the file sh runs: each is recorded or
+// cut.
+func TestGitHostRunCommandWordsAsShSplits(t *testing.T) {
+	cases := []struct {
+		name, cmd, runs string // runs: relative to app
+	}{
+		{"percent", "./mon%x", "sub/mon%x"},
+		{"nbsp", "./mon\u00a0x", "sub/mon\u00a0x"},
+		{"vtab", "./mon\vx", "sub/mon\vx"},
+		{"envC-attached", "env -C.. ./mon", "mon"},
+		{"envchdir", "env --chdir=.. ./mon", "mon"},
+		{"newline-cd", "cd ..\n./mon", "mon"},
+		{"dashdash", "sh -- -mon", "sub/-mon"},
+		{"envS", "env -S./mon", "sub/mon"},
+		{"python-m", "python3.11 -m mon", "sub/mon.py"},
+		{"python-mattached", "python3.11 -mmon", "sub/mon.py"},
+		{"node-ext", "node ./mon", "sub/mon.js"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			gitEnv(t)
+			app, sub := projectWithSubmodule(t)
+			ran := filepath.Join(t.TempDir(), "ran")
+			p := filepath.Join(app, tc.runs)
+			switch filepath.Ext(p) {
+			case ".py":
+				writeFile(t, p, "open('"+ran+"','a').write('pwned')\nraise SystemExit(1)\n")
+			case ".js":
+				writeFile(t, p, "require('fs').appendFileSync('"+ran+"','pwned');process.exit(1)\n")
+			default:
+				writeFile(t, p, "#!/bin/sh\necho pwned >>'"+ran+"'\nexit 1\n")
+			}
+			os.Chmod(p, 0o755)
+			git(t, sub, "config", "core.fsmonitor", tc.cmd)
+			out, _ := exec.Command("git", "-C", app, "status", "--short").CombinedOutput()
+			if b, _ := os.ReadFile(ran); len(b) == 0 {
+				t.Fatalf("control: %s did not run: %s", tc.runs, out)
+			}
+			if rec, cut := coveredOrCut(t, app, tc.runs); !rec && cut == "" {
+				t.Errorf("%q: git status runs %q; neither recorded nor cut", tc.cmd, tc.runs)
+			}
+		})
+	}
+}
+
+// A bare program name that the host user's PATH (a trailing ':' or a
+// relative entry such as node_modules/.bin) finds in the worktree.
+func TestGitHostRunRelativePATHProgram(t *testing.T) {
+	for _, entry := range []string{"", "node_modules/.bin"} {
+		t.Run(entry, func(t *testing.T) {
+			gitEnv(t)
+			t.Setenv("PATH", os.Getenv("PATH")+":"+entry)
+			app, sub := projectWithSubmodule(t)
+			ran := filepath.Join(t.TempDir(), "ran")
+			p := filepath.Join(sub, entry, "vibe-review-mon")
+			writeFile(t, p, "#!/bin/sh\necho pwned >>'"+ran+"'\nexit 1\n")
+			os.Chmod(p, 0o755)
+			git(t, sub, "config", "core.fsmonitor", "vibe-review-mon")
+			exec.Command("git", "-C", app, "status", "--short").Run()
+			if b, _ := os.ReadFile(ran); len(b) == 0 {
+				t.Fatalf("control: did not run")
+			}
+			rel, _ := filepath.Rel(app, p)
+			if rec, cut := coveredOrCut(t, app, rel); !rec && cut == "" {
+				t.Errorf("PATH entry %q: git status runs %s; neither recorded nor cut", entry, rel)
+			}
+		})
+	}
+}
+
+// An alias in an included configuration file of the worktree (the
+// user's .git/config includes ../.gitconfig): its shell-shaped command's
+// words are recorded, and a git alias's -c sets one.
+func TestGitHostRunAliasWords(t *testing.T) {
+	for _, v := range []string{"!sh ./x.sh && true", "-c core.fsmonitor=./x.sh status"} {
+		t.Run(v, func(t *testing.T) {
+			gitEnv(t)
+			app := t.TempDir()
+			git(t, app, "init", "-q")
+			git(t, app, "config", "include.path", "../team.gitconfig")
+			writeFile(t, filepath.Join(app, "team.gitconfig"), "[alias]\n\tst = \""+v+"\"\n")
+			ran := filepath.Join(t.TempDir(), "ran")
+			writeFile(t, filepath.Join(app, "x.sh"), "#!/bin/sh\necho pwned >>'"+ran+"'\nexit 1\n")
+			os.Chmod(filepath.Join(app, "x.sh"), 0o755)
+			out, _ := exec.Command("git", "-C", app, "st").CombinedOutput()
+			if b, _ := os.ReadFile(ran); len(b) == 0 {
+				t.Fatalf("control: did not run: %s", out)
+			}
+			if rec, cut := coveredOrCut(t, app, "x.sh"); !rec && cut == "" {
+				t.Errorf("alias %q runs x.sh; neither recorded nor cut", v)
+			}
+		})
+	}
+}
+
+// The user's own .git/config names a worktree script in a command with a
+// redirection: the script is recorded, though the user's file is never
+// cut for.
+func TestGitHostRunUserShellShapedCommand(t *testing.T) {
+	gitEnv(t)
+	app := t.TempDir()
+	git(t, app, "init", "-q")
+	ran := filepath.Join(t.TempDir(), "ran")
+	writeFile(t, filepath.Join(app, "tools/mon.sh"), "#!/bin/sh\necho pwned >>'"+ran+"'\nexit 1\n")
+	os.Chmod(filepath.Join(app, "tools/mon.sh"), 0o755)
+	git(t, app, "config", "core.fsmonitor", "./tools/mon.sh 2>/dev/null")
+	exec.Command("git", "-C", app, "status", "--short").Run()
+	if b, _ := os.ReadFile(ran); len(b) == 0 {
+		t.Fatal("control: did not run")
+	}
+	if rec, cut := coveredOrCut(t, app, "tools/mon.sh"); !rec && cut == "" {
+		t.Errorf("tools/mon.sh runs on git status; neither recorded nor cut")
+	}
+}
+
+// Hook managers that run files the snapshot does not compare are named
+// by a cut, and lefthook's files are host-run paths: husky 9's
+// .husky/_/h puts node_modules/.bin first in PATH and then runs `sh`;
+// pre-commit's hook runs python -mpre_commit from the worktree (cwd first
+// in sys.path); lefthook merges lefthook-local.yml (and .config/, .yaml,
+// .toml, .json, .jsonc, .lefthook-local/).
+func TestGitHostRunHookManagers(t *testing.T) {
+	for _, add := range []string{"node_modules/.bin/sh", "pre_commit/__main__.py", "argparse.py", "lefthook-local.yml", ".config/lefthook-local.yml", "lefthook.yaml", ".lefthook-local/pre-commit/x.sh"} {
+		t.Run(add, func(t *testing.T) {
+			gitEnv(t)
+			app := t.TempDir()
+			git(t, app, "init", "-q")
+			git(t, app, "config", "core.hooksPath", ".husky/_")
+			writeFile(t, filepath.Join(app, ".husky/_/h"), "export PATH=\"node_modules/.bin:$PATH\"\nsh -e x\n")
+			writeFile(t, filepath.Join(app, ".git/hooks/pre-commit"), "exec /usr/bin/python3 -mpre_commit hook-impl\n")
+			writeFile(t, filepath.Join(app, "lefthook.yml"), "pre-commit:\n  commands: {}\n")
+			m := []workspace.Mount{{Source: app}}
+			before := TakeSnapshot(m, nil)
+			writeFile(t, filepath.Join(app, add), "evil\n")
+			after := TakeSnapshot(m, nil)
+			if len(after.Changed(before)) == 0 && len(after.Truncated()) == 0 {
+				t.Errorf("%s added: no change reported, nothing cut", add)
+			}
+		})
+	}
+}
