@@ -423,3 +423,36 @@ func recordingResolver(resolves map[string]bool) (func(context.Context, string) 
 		return errors.New("no such host")
 	}, &asked
 }
+
+// VMs need a /dev/kvm that opens and, on x86, VT-x or AMD-V behind it: a
+// /dev/kvm of PVM's (kvm_pvm, no vmx or svm flag) boots only guest kernels
+// built for it, so sandboxes there are containers.
+func TestKVMWhy(t *testing.T) {
+	dir := t.TempDir()
+	dev := filepath.Join(dir, "kvm")
+	if err := os.WriteFile(dev, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cpu := func(flags string) string {
+		p := filepath.Join(t.TempDir(), "cpuinfo")
+		os.WriteFile(p, []byte("processor\t: 0\nmodel name\t: x\nflags\t\t: "+flags+"\n\nprocessor\t: 1\nflags\t\t: "+flags+"\n"), 0o644)
+		return p
+	}
+	for _, tc := range []struct {
+		name, dev, cpuinfo, arch string
+		ok                       bool
+	}{
+		{"intel", dev, cpu("fpu vme de pse vmx sse"), "amd64", true},
+		{"amd", dev, cpu("fpu svm lm"), "amd64", true},
+		{"pvm: /dev/kvm with no vmx or svm", dev, cpu("fpu vme hypervisor lm"), "amd64", false},
+		{"no /dev/kvm", filepath.Join(dir, "none"), cpu("vmx"), "amd64", false},
+		{"no cpuinfo", dev, filepath.Join(dir, "none"), "amd64", false},
+		{"a flag's name inside another", dev, cpu("vmxnot svmx"), "amd64", false},
+		{"arm64 takes /dev/kvm as it is", dev, cpu(""), "arm64", true},
+	} {
+		why := kvmWhy(tc.dev, tc.cpuinfo, tc.arch)
+		if (why == "") != tc.ok {
+			t.Errorf("%s: kvmWhy = %q, want usable %v", tc.name, why, tc.ok)
+		}
+	}
+}

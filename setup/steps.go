@@ -8,6 +8,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -105,10 +106,13 @@ func New(o Options) *Setup {
 	switch {
 	case o.Type != "":
 		s.Decided.InstanceType, s.Decided.TypeWhy = o.Type, "as configured"
-	case KVM():
-		s.Decided.InstanceType, s.Decided.TypeWhy = "vm", "KVM works here: each sandbox is a virtual machine with its own kernel"
 	default:
-		s.Decided.InstanceType, s.Decided.TypeWhy = "container", "no usable /dev/kvm here, so sandboxes are containers: they share the host's kernel, and a kernel exploit in the guest reaches the host (a VM's boundary is the hypervisor)"
+		why := kvmWhy("/dev/kvm", "/proc/cpuinfo", runtime.GOARCH)
+		if why == "" {
+			s.Decided.InstanceType, s.Decided.TypeWhy = "vm", "KVM works here: each sandbox is a virtual machine with its own kernel"
+			break
+		}
+		s.Decided.InstanceType, s.Decided.TypeWhy = "container", why+", so sandboxes are containers: they share the host's kernel, and a kernel exploit in the guest reaches the host (a VM's boundary is the hypervisor)"
 	}
 	return s
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/vibesandbox/vibe/daemon"
 	"github.com/vibesandbox/vibe/egress"
 	"github.com/vibesandbox/vibe/sandbox"
+	"github.com/vibesandbox/vibe/setup"
 )
 
 type runCmd struct {
@@ -515,6 +516,10 @@ func (doctorCmd) Run(c *cli) error {
 	_, kvmErr := os.Stat("/dev/kvm")
 	vms, _ := daemon.SupportsVMs(srv)
 	switch {
+	case vms && c.Remote == "" && !setup.KVM():
+		// incus offers VMs wherever /dev/kvm and QEMU are; PVM's /dev/kvm
+		// boots no ordinary guest kernel.
+		report("warn", "virtual machines", "incus offers them, but this machine's /dev/kvm has no VT-x or AMD-V behind it (PVM): an ordinary guest kernel does not boot; use instance.type: container")
 	case vms:
 		report("ok", "virtual machines", "KVM available")
 	case cfg.Instance.Type == config.VM:
