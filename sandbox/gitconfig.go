@@ -61,7 +61,8 @@ const gitKeys = `^(core\.hookspath|core\.worktree|extensions\.(objectformat|work
 	`|(diff|merge)tool\..*\.(cmd|path)|alias\..*|credential\.helper|credential\..*\.helper` +
 	`|gpg\.program|gpg\..*\.program|gpg\.ssh\.defaultkeycommand|interactive\.difffilter` +
 	`|trailer\..*\.(command|cmd)|tar\..*\.command|remote\..*\.(uploadpack|receivepack)|submodule\..*\.update` +
-	`|(man|browser)\..*\.(cmd|path)|guitool\..*\.cmd|lfs\.customtransfer\..*\.path)$`
+	`|(man|browser)\..*\.(cmd|path)|guitool\..*\.cmd|lfs\.customtransfer\..*\.path|hook\..*\.command` +
+	`|protocol\.allow|protocol\.ext\.allow)$`
 
 // gitFound is what a project's configuration sends git to.
 type gitFound struct {
@@ -108,9 +109,16 @@ func gitHostRun(mounts []workspace.Mount, states map[string]string) map[string]*
 		if gitDir != "" {
 			start = append(start, own...)
 			w.followLinks(gitDir)
-			w.hookManagers(gitDir)
+			for _, cfg := range own {
+				// The git folder's hooks, and a linked worktree's common
+				// folder's, which git runs.
+				if d := filepath.Join(filepath.Dir(cfg), "hooks"); !slices.Contains(w.hookDirs, d) {
+					w.hookDirs = append(w.hookDirs, d)
+				}
+			}
 		}
 		w.walk(start, project, gitDir, true)
+		w.hookManagers()
 		if gitDir != "" && !w.formatOther(own) {
 			w.links(gitDir, project, 0)
 		}
@@ -181,22 +189,59 @@ func (w *gitWalk) projectGitDir() (string, []string) {
 }
 
 // hookManagers cuts for hooks that run the project's own programs, which
-// the agent writes and no host-run path can hold: husky's put
-// node_modules/.bin first in PATH, and pre-commit's run Python with the
-// worktree first on its import path. vibe protects the hooks, not what
-// they run; the warning says so at every session.
-func (w *gitWalk) hookManagers(gitDir string) {
-	if st, err := w.lstat(filepath.Join(w.project, ".husky", "_")); err == nil && st.IsDir() {
-		w.cut("husky's hooks run programs from node_modules/.bin, which the agent can write: review it before you commit on the host, or commit with --no-verify")
-	}
-	hooks := filepath.Join(gitDir, "hooks")
-	for _, name := range w.entries(hooks) {
-		if data, ok := w.read(filepath.Join(hooks, name)); ok && bytes.Contains(data, []byte("pre_commit")) {
-			w.cut("pre-commit's hooks run Python with the project's folder first on its import path, which the agent can write: set PYTHONSAFEPATH=1 on the host, or commit with --no-verify")
-			return
+// the agent writes and no host-run path can hold: husky's, yorkie's and
+// simple-git-hooks' run node_modules (its .bin first in PATH, a runner
+// script, npx), and pre-commit's run Python with the worktree first on
+// its import path. vibe protects the hooks, not what they run; the
+// warning says so at every session. husky's own scripts are in the folder
+// above its hooks path (.husky/_): that folder is a host-run path too,
+// wherever the project keeps it.
+func (w *gitWalk) hookManagers() {
+	husky, node, python := false, false, false
+	for _, dir := range w.hookDirs {
+		if st, err := w.lstat(dir); err == nil && st.IsDir() && filepath.Base(dir) == "_" {
+			if st, err := w.lstat(filepath.Join(dir, "h")); err == nil && st.Mode().IsRegular() || filepath.Base(filepath.Dir(dir)) == ".husky" {
+				husky = true
+				w.follow(filepath.Dir(dir))
+			}
+		}
+		names := w.entries(dir)
+		if _, _, in := w.mount(dir); !in {
+			// The user's own (a linked worktree's common folder).
+			if d, err := os.Open(dir); err == nil {
+				names, _ = d.Readdirnames(gitMaxExtra)
+				d.Close()
+			}
+		}
+		for _, name := range names {
+			if strings.HasSuffix(name, ".sample") {
+				continue // git runs no sample
+			}
+			data, ok := w.read(filepath.Join(dir, name))
+			if !ok {
+				continue
+			}
+			node = node || nodeRunner.Match(data)
+			python = python || bytes.Contains(data, []byte("pre_commit"))
 		}
 	}
+	if st, err := w.lstat(filepath.Join(w.project, ".husky", "_")); err == nil && st.IsDir() {
+		husky = true
+	}
+	switch {
+	case husky:
+		w.cut("husky's hooks run programs from node_modules/.bin, which the agent can write: review it before you commit on the host, or commit with --no-verify")
+	case node:
+		w.cut("the project's git hooks run code from node_modules (a hook manager's runner, npx), which the agent can write: review it before you commit on the host, or commit with --no-verify")
+	}
+	if python {
+		w.cut("pre-commit's hooks run Python with the project's folder first on its import path, which the agent can write: set PYTHONSAFEPATH=1 on the host, or commit with --no-verify")
+	}
 }
+
+// nodeRunner is a hook's text that starts code from node_modules: a path
+// into it, or a package runner that looks there first.
+var nodeRunner = regexp.MustCompile(`node_modules|\b(npx|npm|pnpm|pnpx|yarn|bunx|bun)\b`)
 
 // siblingWorktree returns the protected project whose .git/worktrees
 // holds gitDir (a linked worktree of it mounted as a project of its own),
@@ -258,6 +303,9 @@ type gitWalk struct {
 	worktreeConfig map[string]bool
 	files          int
 	found          int
+	// hookDirs are the project's own hooks folders: its git folders'
+	// hooks and the core.hooksPath folders its configuration names.
+	hookDirs []string
 }
 
 func (w *gitWalk) of(root string) *gitFound {
@@ -437,9 +485,12 @@ func (w *gitWalk) walk(start []string, worktree, gitDir string, trusted bool) {
 		}
 		// A hooks folder and a command's program are relative to the
 		// worktree, where git runs them.
-		for _, p := range append(c.hooks, c.programs...) {
+		for i, p := range append(c.hooks, c.programs...) {
 			if abs := w.locate(worktree, p, fromMine); abs != "" {
 				w.follow(abs)
+				if i < len(c.hooks) && worktree == w.project && !slices.Contains(w.hookDirs, abs) {
+					w.hookDirs = append(w.hookDirs, abs)
+				}
 			}
 		}
 		for _, p := range c.includes {
@@ -589,6 +640,12 @@ func parseGitConfig(ctx context.Context, data []byte) (c gitConfig, ok bool) {
 			c.formats = append(c.formats, value)
 		case key == "include.path" || strings.HasPrefix(key, "includeif."):
 			c.includes = append(c.includes, value)
+		case key == "protocol.allow" || key == "protocol.ext.allow":
+			// ext:: runs the command a remote's URL names (an insteadOf
+			// can make any URL one); git allows it only when told.
+			if !strings.EqualFold(value, "never") && c.opaque == "" {
+				c.opaque = key
+			}
 		default:
 			files, opaque := commandFiles(key, value)
 			c.programs = append(c.programs, files...)
@@ -599,97 +656,3 @@ func parseGitConfig(ctx context.Context, data []byte) (c gitConfig, ok bool) {
 	}
 	return c, true
 }
-
-// shellVar is a word that is one variable ($LOCAL, ${REMOTE}): git's
-// tools name their temporary files so.
-var shellVar = regexp.MustCompile(`^\$(\{[A-Za-z_][A-Za-z0-9_]*\}|[A-Za-z_][A-Za-z0-9_]*)$`)
-
-// commandFiles returns the files of the project a configured command may
-// run or read, relative to where git runs it: its program when named by a
-// path (./tools/watch, !scripts/y), a bare program name where an empty or
-// relative entry of PATH would find it in the worktree, and every other
-// word that could be a file (sh mon.sh, --config=./x, 'x.sh', -- -x); a
-// word that is an option, a variable or a placeholder (-R, $LOCAL, %f) is
-// none. Words are split as sh splits them (on spaces and tabs), and also
-// at the shell's operators, so that every word is recorded. opaque is set
-// when the shell or the program could make it run other files than its
-// words say: a substitution, a list, a redirection, a newline, a byte
-// that is no printable ASCII, a glob, a variable in a path, ~user, an
-// option with a path-like value attached (env -S./x, -C..), or a launcher
-// or interpreter that finds its files itself (env, python -m, node). A
-// boolean (core.fsmonitor = false) runs nothing. (git has taken the
-// configuration's own quotes off the value already.)
-func commandFiles(key, value string) (files []string, opaque bool) {
-	v := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(value), "!"))
-	switch strings.ToLower(v) {
-	case "true", "false", "yes", "no", "on", "off", "1", "0", "":
-		return nil, false
-	}
-	// An alias runs only when typed there: its words are recorded, never
-	// cut for.
-	defer func() { opaque = opaque && !strings.HasPrefix(key, "alias.") }()
-	const operators = "`;&|<>()\\\n"
-	opaque = strings.ContainsAny(v, operators) || strings.Contains(v, "$(") ||
-		strings.IndexFunc(v, func(r rune) bool { return r != '\t' && (r < 0x20 || r > 0x7e) }) >= 0
-	words := strings.FieldsFunc(v, func(r rune) bool { return r == ' ' || r == '\t' || strings.ContainsRune(operators, r) })
-	options := true // until --
-	for i, word := range words {
-		// A word in quotes is that word; any other quote (one spanning
-		// words) is not told.
-		if q := word[0]; q == '\'' || q == '"' {
-			if len(word) < 2 || word[len(word)-1] != q {
-				opaque = true
-			}
-			word = strings.Trim(word, `'"`)
-		}
-		if options && word == "--" {
-			options = false
-			continue
-		}
-		if options && strings.HasPrefix(word, "-") {
-			// An option; one with a value (--config=./x) names it.
-			name, val, ok := strings.Cut(word, "=")
-			if !ok {
-				if !strings.HasPrefix(name, "--") && len(name) > 2 && strings.ContainsAny(name, "./") {
-					opaque = true // a value attached: -S./mon, -C..
-				}
-				continue
-			}
-			word = val
-		}
-		switch {
-		case word == "" || placeholder.MatchString(word):
-			// Nothing, or git's placeholder (%f, %A).
-		case strings.ContainsAny(word, "'\"=*?[]{}"):
-			opaque = true // an assignment, a glob, quotes inside
-			// An assignment's value may be a file (X=./m.sh, and an
-			// alias's -c core.fsmonitor=./x.sh).
-			if _, val, _ := strings.Cut(word, "="); val != "" && !strings.ContainsAny(val, "'\"=*?[]{}$~") {
-				files = append(files, val)
-			}
-		case strings.Contains(word, "$"):
-			opaque = opaque || !shellVar.MatchString(word) // a variable inside a path
-		case strings.HasPrefix(word, "~") && word != "~" && !strings.HasPrefix(word, "~/"):
-			opaque = true // another user's home, or the shell's ~+
-		case i == 0 && !strings.Contains(word, "/"):
-			// A program looked up in PATH: in the worktree through an
-			// entry that is empty or relative.
-			opaque = opaque || launcher.MatchString(word)
-			for _, e := range filepath.SplitList(os.Getenv("PATH")) {
-				if !filepath.IsAbs(e) {
-					files = append(files, filepath.Join(e, word))
-				}
-			}
-		default:
-			files = append(files, word)
-		}
-	}
-	return files, opaque
-}
-
-// placeholder is a word git replaces before the command runs (%f, %A).
-var placeholder = regexp.MustCompile(`^%[A-Za-z]$`)
-
-// launcher is a program that finds the files it runs itself: from a
-// module name, a changed folder or an extension it adds.
-var launcher = regexp.MustCompile(`^(env|cd|python[0-9.]*|node|nodejs|deno|bun|ruby|perl|php|lua|java|npx)$`)

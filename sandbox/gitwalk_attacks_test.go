@@ -1182,3 +1182,34 @@ func TestGitHostRunHookManagers(t *testing.T) {
 		})
 	}
 }
+
+// A program outside the project that reads its work from the folder git
+// runs it in (make and its Makefile; npm, cargo, pytest and many more):
+// in an agent-written configuration, git status ran the agent's Makefile,
+// which no word of the command names. Only programs that run just their
+// words (sh, bash, git, git-lfs) are taken at their words; any other
+// program outside the project cuts.
+func TestGitHostRunProgramReadingItsFolderIsCut(t *testing.T) {
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Skip("no make on this machine")
+	}
+	for _, cmd := range []string{"make", "/usr/bin/make -s", "nice make", "timeout 5 make", "xargs make"} {
+		t.Run(cmd, func(t *testing.T) {
+			gitEnv(t)
+			app := t.TempDir()
+			git(t, app, "init", "-q")
+			sub := filepath.Join(app, "sub")
+			addGitlink(t, app, "sub", repoAt(t, sub))
+			ran := filepath.Join(t.TempDir(), "ran")
+			writeFile(t, filepath.Join(sub, "Makefile"), "%:\n\t@echo pwned >>"+ran+"\n")
+			git(t, sub, "config", "core.fsmonitor", cmd)
+			exec.Command("git", "-C", app, "status", "--short").Run()
+			if b, _ := os.ReadFile(ran); len(b) == 0 && !strings.HasPrefix(cmd, "xargs") {
+				t.Fatal("control: the Makefile did not run")
+			}
+			if rec, cut := coveredOrCut(t, app, "sub/Makefile"); !rec && cut == "" {
+				t.Errorf("sub/Makefile (run by git status through %q) neither recorded nor cut", cmd)
+			}
+		})
+	}
+}
