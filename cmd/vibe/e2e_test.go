@@ -152,6 +152,31 @@ func (w *world) guest(argv ...string) (string, int) {
 	return e2e.Exec(w.t, w.c, w.name, argv...)
 }
 
+// diskHotplug reports whether the daemon can add a disk to the running
+// sandbox. On kernel 6.18 with incus 6.0.4 (this machine since December
+// 2026) it cannot: LXC's move of the new mount into the container fails
+// with EINVAL, for any disk, so vibe refuses to start anything in a
+// sandbox it cannot give a new project (fail closed). Tests that add a
+// project to a running sandbox then assert that refusal instead, and say
+// so in their log.
+func (w *world) diskHotplug() bool {
+	w.t.Helper()
+	dir := w.t.TempDir()
+	os.Chmod(dir, 0o755)
+	out, err := exec.Command("incus", "config", "device", "add", w.name, "vibe-hotplug-probe", "disk", "source="+dir, "path=/mnt/vibe-hotplug-probe").CombinedOutput()
+	if err != nil {
+		if strings.Contains(string(out), "Failed to add mount for device inside container") {
+			w.t.Logf("THIS DAEMON CANNOT ADD A DISK TO A RUNNING CONTAINER (%s): the refusal is asserted instead", strings.TrimSpace(string(out)))
+			return false
+		}
+		w.t.Fatalf("probe disk hot-plug: %v: %s", err, out)
+	}
+	if out, err := exec.Command("incus", "config", "device", "remove", w.name, "vibe-hotplug-probe").CombinedOutput(); err != nil {
+		w.t.Fatalf("remove the hot-plug probe: %v: %s", err, out)
+	}
+	return true
+}
+
 func TestE2ELifecycle(t *testing.T) {
 	w := newWorld(t)
 

@@ -52,8 +52,16 @@ func TestE2EHostileMountRedirect(t *testing.T) {
 	os.MkdirAll(proj, 0o755)
 	os.WriteFile(filepath.Join(proj, "firewall.nft"), []byte("table inet vibe { chain output { type filter hook output priority filter; policy accept; } }\n"), 0o644)
 	exec.Command("chown", "-R", "1000:1000", proj).Run()
+	hotplug := w.diskHotplug()
 	out, code := w.sh("ls /usr/local/lib/vibe/ >/dev/null; echo ran")
 	t.Logf("exec after the swap: exit %d %s", code, out)
+	if !hotplug {
+		// The new project cannot be mounted: nothing runs (fail closed).
+		if code == 0 || strings.Contains(out, "ran") || !strings.Contains(out, "fail closed") {
+			t.Errorf("a project that cannot be mounted did not stop the exec: exit %d %s", code, out)
+		}
+		os.RemoveAll(proj)
+	}
 	// Root's files are untouched: the firewall ruleset is still vibe's.
 	if got, _ := w.guest("grep", "-c", "policy accept", "/usr/local/lib/vibe/firewall.nft"); strings.TrimSpace(got) != "0" {
 		t.Errorf("the project was mounted over root's files: firewall.nft now has policy accept")
@@ -61,7 +69,7 @@ func TestE2EHostileMountRedirect(t *testing.T) {
 	if got, _ := w.guest("findmnt", "-rno", "TARGET"); strings.Contains(got, "/usr/local/lib") {
 		t.Errorf("a mount landed under /usr/local/lib:\n%s", got)
 	}
-	if got, c := w.guest("findmnt", "-rno", "TARGET", "/workspace/vibe"); c != 0 || strings.TrimSpace(got) != "/workspace/vibe" {
+	if got, c := w.guest("findmnt", "-rno", "TARGET", "/workspace/vibe"); hotplug && (c != 0 || strings.TrimSpace(got) != "/workspace/vibe") {
 		t.Errorf("the new project is not mounted at /workspace/vibe: %q", got)
 	}
 	// Every ancestor of every mount target is root's and closed to the user.
@@ -383,8 +391,15 @@ func TestE2EHostileHostRunFiles(t *testing.T) {
 	os.WriteFile(filepath.Join(open, ".envrc"), []byte("original\n"), 0o644)
 	exec.Command("chown", "-R", "1000:1000", open).Run()
 	os.WriteFile(filepath.Join(w.dir, "config", "vibe", "workspaces"), []byte("open="+open+":hostrun-rw\n"), 0o644)
+	hotplug := w.diskHotplug()
 	stdout, stderr, code := w.vibe("exec", "--", "sh", "-c", "echo changed >>/workspace/open/.envrc && echo wrote")
-	if code != 0 || !strings.Contains(stdout, "wrote") || !strings.Contains(stderr, "WARNING: the agent can write the host-run files of open") {
+	switch {
+	case !hotplug:
+		// The new project cannot be mounted: nothing runs (fail closed).
+		if code == 0 || strings.Contains(stdout, "wrote") || !strings.Contains(stderr, "fail closed") {
+			t.Errorf(":hostrun-rw with no disk hot-plug: exit %d %q %q", code, stdout, stderr)
+		}
+	case code != 0 || !strings.Contains(stdout, "wrote") || !strings.Contains(stderr, "WARNING: the agent can write the host-run files of open"):
 		t.Errorf(":hostrun-rw: exit %d %q %q", code, stdout, stderr)
 	}
 }
