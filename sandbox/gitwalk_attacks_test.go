@@ -769,23 +769,32 @@ func TestGitHostRunOrdinarySetupsNotCutMore(t *testing.T) {
 func TestGitHostRunShellShapedProgramIsRecorded(t *testing.T) {
 	for _, cmd := range []string{"sh mon.sh", "'./mon.sh'", "env ./mon.sh", "exec ./mon.sh"} {
 		t.Run(cmd, func(t *testing.T) {
-			gitEnv(t)
-			app := t.TempDir()
-			git(t, app, "init", "-q")
-			sub := filepath.Join(app, "sub")
-			addGitlink(t, app, "sub", repoAt(t, sub))
-			ran := filepath.Join(t.TempDir(), "ran")
-			writeFile(t, filepath.Join(sub, "mon.sh"), "#!/bin/sh\necho pwned >>"+ran+"\nexit 1\n")
-			os.Chmod(filepath.Join(sub, "mon.sh"), 0o755)
-			git(t, sub, "config", "core.fsmonitor", cmd)
-			exec.Command("git", "-C", app, "status", "--short").Run()
-			if b, _ := os.ReadFile(ran); len(b) == 0 {
-				t.Fatal("control: mon.sh did not run")
-			}
-			if rec, cut := coveredOrCut(t, app, "sub/mon.sh"); !rec && cut == "" {
-				t.Errorf("sub/mon.sh (run by git status through %q) neither recorded nor cut", cmd)
-			}
+			fsmonitorInSubmodule(t, cmd, "mon.sh", "#!/bin/sh\necho pwned >>RAN\nexit 1\n", true)
 		})
+	}
+}
+
+// fsmonitorInSubmodule sets a submodule's core.fsmonitor to cmd beside
+// file (content with RAN for the file that marks a run), runs the host's
+// git status (which must run it, where mustRun), and fails unless vibe
+// records the file or cuts the project short.
+func fsmonitorInSubmodule(t *testing.T, cmd, file, content string, mustRun bool) {
+	t.Helper()
+	gitEnv(t)
+	app := t.TempDir()
+	git(t, app, "init", "-q")
+	sub := filepath.Join(app, "sub")
+	addGitlink(t, app, "sub", repoAt(t, sub))
+	ran := filepath.Join(t.TempDir(), "ran")
+	writeFile(t, filepath.Join(sub, file), strings.ReplaceAll(content, "RAN", ran))
+	os.Chmod(filepath.Join(sub, file), 0o755)
+	git(t, sub, "config", "core.fsmonitor", cmd)
+	exec.Command("git", "-C", app, "status", "--short").Run()
+	if b, _ := os.ReadFile(ran); len(b) == 0 && mustRun {
+		t.Fatalf("control: %s did not run", file)
+	}
+	if rec, cut := coveredOrCut(t, app, "sub/"+file); !rec && cut == "" {
+		t.Errorf("sub/%s (run by git status through %q) neither recorded nor cut", file, cmd)
 	}
 }
 
@@ -1186,30 +1195,16 @@ func TestGitHostRunHookManagers(t *testing.T) {
 // A program outside the project that reads its work from the folder git
 // runs it in (make and its Makefile; npm, cargo, pytest and many more):
 // in an agent-written configuration, git status ran the agent's Makefile,
-// which no word of the command names. Only programs that run just their
-// words (sh, bash, git, git-lfs) are taken at their words; any other
-// program outside the project cuts.
+// which no word of the command names. Only programs known to run just
+// their words (plainProgram) are taken at their words; any other program
+// outside the project cuts.
 func TestGitHostRunProgramReadingItsFolderIsCut(t *testing.T) {
 	if _, err := exec.LookPath("make"); err != nil {
 		t.Skip("no make on this machine")
 	}
 	for _, cmd := range []string{"make", "/usr/bin/make -s", "nice make", "timeout 5 make", "xargs make"} {
 		t.Run(cmd, func(t *testing.T) {
-			gitEnv(t)
-			app := t.TempDir()
-			git(t, app, "init", "-q")
-			sub := filepath.Join(app, "sub")
-			addGitlink(t, app, "sub", repoAt(t, sub))
-			ran := filepath.Join(t.TempDir(), "ran")
-			writeFile(t, filepath.Join(sub, "Makefile"), "%:\n\t@echo pwned >>"+ran+"\n")
-			git(t, sub, "config", "core.fsmonitor", cmd)
-			exec.Command("git", "-C", app, "status", "--short").Run()
-			if b, _ := os.ReadFile(ran); len(b) == 0 && !strings.HasPrefix(cmd, "xargs") {
-				t.Fatal("control: the Makefile did not run")
-			}
-			if rec, cut := coveredOrCut(t, app, "sub/Makefile"); !rec && cut == "" {
-				t.Errorf("sub/Makefile (run by git status through %q) neither recorded nor cut", cmd)
-			}
+			fsmonitorInSubmodule(t, cmd, "Makefile", "%:\n\t@echo pwned >>RAN\n", !strings.HasPrefix(cmd, "xargs"))
 		})
 	}
 }
