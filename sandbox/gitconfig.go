@@ -112,9 +112,7 @@ func gitHostRun(mounts []workspace.Mount, states map[string]string) map[string]*
 			for _, cfg := range own {
 				// The git folder's hooks, and a linked worktree's common
 				// folder's, which git runs.
-				if d := filepath.Join(filepath.Dir(cfg), "hooks"); !slices.Contains(w.hookDirs, d) {
-					w.hookDirs = append(w.hookDirs, d)
-				}
+				w.hookDir(filepath.Join(filepath.Dir(cfg), "hooks"))
 			}
 		}
 		w.walk(start, project, gitDir, true)
@@ -236,6 +234,13 @@ func (w *gitWalk) hookManagers() {
 	}
 	if python {
 		w.cut("pre-commit's hooks run Python with the project's folder first on its import path, which the agent can write: set PYTHONSAFEPATH=1 on the host, or commit with --no-verify")
+	}
+}
+
+// hookDir adds a hooks folder of the project's, once.
+func (w *gitWalk) hookDir(dir string) {
+	if !slices.Contains(w.hookDirs, dir) {
+		w.hookDirs = append(w.hookDirs, dir)
 	}
 }
 
@@ -488,8 +493,8 @@ func (w *gitWalk) walk(start []string, worktree, gitDir string, trusted bool) {
 		for i, p := range append(c.hooks, c.programs...) {
 			if abs := w.locate(worktree, p, fromMine); abs != "" {
 				w.follow(abs)
-				if i < len(c.hooks) && worktree == w.project && !slices.Contains(w.hookDirs, abs) {
-					w.hookDirs = append(w.hookDirs, abs)
+				if i < len(c.hooks) && worktree == w.project {
+					w.hookDir(abs)
 				}
 			}
 		}
