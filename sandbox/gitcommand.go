@@ -87,7 +87,7 @@ func (c *command) visit(n syntax.Node) bool {
 		if st, ok := n.(*syntax.Stmt); ok && len(st.Redirs) > 0 {
 			c.opaque = true // <x.sh feeds a file, >x writes one
 			for _, r := range st.Redirs {
-				if lit, ok := literal(r.Word); ok {
+				if lit, ok := literal(r.Word); ok && lit != "" {
 					c.files = append(c.files, lit)
 				}
 			}
@@ -194,6 +194,9 @@ func (c *command) call(call *syntax.CallExpr) {
 // word records a word that could be a file, and an assignment's value
 // (-c core.fsmonitor=./x.sh).
 func (c *command) word(word string) {
+	if word == "" {
+		return // no file: git -C "" stays where it is
+	}
 	c.files = append(c.files, word)
 	if _, val, ok := strings.Cut(word, "="); ok && val != "" {
 		c.files = append(c.files, val)
