@@ -203,15 +203,7 @@ func (w *gitWalk) hookManagers() {
 				w.follow(filepath.Dir(dir))
 			}
 		}
-		names := w.entries(dir)
-		if _, _, in := w.mount(dir); !in {
-			// The user's own (a linked worktree's common folder).
-			if d, err := os.Open(dir); err == nil {
-				names, _ = d.Readdirnames(gitMaxExtra)
-				d.Close()
-			}
-		}
-		for _, name := range names {
+		for _, name := range w.entries(dir) {
 			if strings.HasSuffix(name, ".sample") {
 				continue // git runs no sample
 			}

@@ -247,14 +247,19 @@ func (w *gitWalk) followLinks(gitDir string) {
 	}
 }
 
-// entries lists at most gitMaxExtra names in the folder dir of a mount.
+// entries lists at most gitMaxExtra names in the folder dir, as open
+// reads a file: in a mount without following the agent's links, and the
+// user's own folder (a linked worktree's common folder) as it is.
 func (w *gitWalk) entries(dir string) []string {
+	var d *os.File
 	root, rel, err := w.rooted(dir)
-	if err != nil {
-		return nil
+	switch {
+	case err == errNoMount:
+		d, err = os.OpenFile(dir, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NONBLOCK, 0)
+	case err == nil:
+		d, err = root.OpenFile(rel, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+		root.Close()
 	}
-	defer root.Close()
-	d, err := root.OpenFile(rel, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil
 	}
