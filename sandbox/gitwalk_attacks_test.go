@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -781,10 +782,7 @@ func TestGitHostRunShellShapedProgramIsRecorded(t *testing.T) {
 func fsmonitorInSubmodule(t *testing.T, cmd, file, content string, mustRun bool) {
 	t.Helper()
 	gitEnv(t)
-	app := t.TempDir()
-	git(t, app, "init", "-q")
-	sub := filepath.Join(app, "sub")
-	addGitlink(t, app, "sub", repoAt(t, sub))
+	app, sub := projectWithSubmodule(t)
 	ran := filepath.Join(t.TempDir(), "ran")
 	writeFile(t, filepath.Join(sub, file), strings.ReplaceAll(content, "RAN", ran))
 	os.Chmod(filepath.Join(sub, file), 0o755)
@@ -1018,10 +1016,7 @@ func TestGitHostRunTildeUserProgramIsCut(t *testing.T) {
 	for _, prog := range []string{"~nosuchuser/mon", "~+/mon"} {
 		t.Run(prog, func(t *testing.T) {
 			gitEnv(t)
-			app := t.TempDir()
-			git(t, app, "init", "-q")
-			sub := filepath.Join(app, "sub")
-			addGitlink(t, app, "sub", repoAt(t, sub))
+			app, sub := projectWithSubmodule(t)
 			ran := filepath.Join(t.TempDir(), "ran")
 			for _, p := range []string{"~nosuchuser/mon", "~+/mon", "mon"} {
 				writeFile(t, filepath.Join(sub, p), "#!/bin/sh\necho pwned >>"+ran+"\nexit 1\n")
@@ -1085,12 +1080,7 @@ func TestGitHostRunCommandWordsAsShSplits(t *testing.T) {
 			os.Chmod(p, 0o755)
 			git(t, sub, "config", "core.fsmonitor", tc.cmd)
 			out, _ := exec.Command("git", "-C", app, "status", "--short").CombinedOutput()
-			if b, _ := os.ReadFile(ran); len(b) == 0 {
-				t.Fatalf("control: %s did not run: %s", tc.runs, out)
-			}
-			if rec, cut := coveredOrCut(t, app, tc.runs); !rec && cut == "" {
-				t.Errorf("%q: git status runs %q; neither recorded nor cut", tc.cmd, tc.runs)
-			}
+			ranAndCovered(t, app, tc.runs, ran, out, "git status with core.fsmonitor = "+tc.cmd)
 		})
 	}
 }
@@ -1103,19 +1093,12 @@ func TestGitHostRunRelativePATHProgram(t *testing.T) {
 			gitEnv(t)
 			t.Setenv("PATH", os.Getenv("PATH")+":"+entry)
 			app, sub := projectWithSubmodule(t)
-			ran := filepath.Join(t.TempDir(), "ran")
 			p := filepath.Join(sub, entry, "vibe-review-mon")
-			writeFile(t, p, "#!/bin/sh\necho pwned >>'"+ran+"'\nexit 1\n")
-			os.Chmod(p, 0o755)
+			ran := plant(t, p)
 			git(t, sub, "config", "core.fsmonitor", "vibe-review-mon")
-			exec.Command("git", "-C", app, "status", "--short").Run()
-			if b, _ := os.ReadFile(ran); len(b) == 0 {
-				t.Fatalf("control: did not run")
-			}
+			out, _ := exec.Command("git", "-C", app, "status", "--short").CombinedOutput()
 			rel, _ := filepath.Rel(app, p)
-			if rec, cut := coveredOrCut(t, app, rel); !rec && cut == "" {
-				t.Errorf("PATH entry %q: git status runs %s; neither recorded nor cut", entry, rel)
-			}
+			ranAndCovered(t, app, rel, ran, out, "git status with PATH entry "+strconv.Quote(entry))
 		})
 	}
 }
@@ -1126,21 +1109,10 @@ func TestGitHostRunRelativePATHProgram(t *testing.T) {
 func TestGitHostRunAliasWords(t *testing.T) {
 	for _, v := range []string{"!sh ./x.sh && true", "-c core.fsmonitor=./x.sh status"} {
 		t.Run(v, func(t *testing.T) {
-			gitEnv(t)
-			app := t.TempDir()
-			git(t, app, "init", "-q")
-			git(t, app, "config", "include.path", "../team.gitconfig")
-			writeFile(t, filepath.Join(app, "team.gitconfig"), "[alias]\n\tst = \""+v+"\"\n")
-			ran := filepath.Join(t.TempDir(), "ran")
-			writeFile(t, filepath.Join(app, "x.sh"), "#!/bin/sh\necho pwned >>'"+ran+"'\nexit 1\n")
-			os.Chmod(filepath.Join(app, "x.sh"), 0o755)
+			app := teamConfig(t, "[alias]\n\tst = \""+v+"\"\n")
+			ran := plant(t, filepath.Join(app, "x.sh"))
 			out, _ := exec.Command("git", "-C", app, "st").CombinedOutput()
-			if b, _ := os.ReadFile(ran); len(b) == 0 {
-				t.Fatalf("control: did not run: %s", out)
-			}
-			if rec, cut := coveredOrCut(t, app, "x.sh"); !rec && cut == "" {
-				t.Errorf("alias %q runs x.sh; neither recorded nor cut", v)
-			}
+			ranAndCovered(t, app, "x.sh", ran, out, "alias st = "+v)
 		})
 	}
 }

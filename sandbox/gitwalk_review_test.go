@@ -25,6 +25,40 @@ func ranMark(t *testing.T, ran string) bool {
 	return len(b) > 0
 }
 
+// teamConfig is a new repository whose configuration includes the
+// worktree's team.gitconfig, which holds conf: a file the agent writes.
+func teamConfig(t *testing.T, conf string) (app string) {
+	t.Helper()
+	gitEnv(t)
+	app = t.TempDir()
+	git(t, app, "init", "-q")
+	git(t, app, "config", "include.path", "../team.gitconfig")
+	writeFile(t, filepath.Join(app, "team.gitconfig"), conf)
+	return app
+}
+
+// plant writes at p a script that, run, marks the file it returns.
+func plant(t *testing.T, p string) (ran string) {
+	t.Helper()
+	ran = filepath.Join(t.TempDir(), "ran")
+	writeFile(t, p, mark(ran))
+	os.Chmod(p, 0o755)
+	return ran
+}
+
+// ranAndCovered is each attack's verdict: what (a git command, with its
+// output out) ran the project's file rel, or the attack proves nothing;
+// then the walk of app must record rel or cut.
+func ranAndCovered(t *testing.T, app, rel, ran string, out []byte, what string) {
+	t.Helper()
+	if !ranMark(t, ran) {
+		t.Fatalf("control: %s did not run %s: %s", what, rel, out)
+	}
+	if rec, cut := coveredOrCut(t, app, rel); !rec && cut == "" {
+		t.Errorf("%s runs %s; neither recorded nor cut", what, rel)
+	}
+}
+
 // R1. A bare interpreter/build tool reads a worktree file no word names.
 func TestGitWalkReviewBareInterpreterRunsWorktreeFile(t *testing.T) {
 	cases := []struct {
@@ -55,12 +89,7 @@ func TestGitWalkReviewBareInterpreterRunsWorktreeFile(t *testing.T) {
 			}
 			git(t, sub, "config", tc.key, tc.cmd)
 			out, _ := exec.Command("git", "-C", app, "status", "--short").CombinedOutput()
-			if !ranMark(t, ran) {
-				t.Fatalf("control: git status did not run sub/%s: %s", tc.file, out)
-			}
-			if rec, cut := coveredOrCut(t, app, "sub/"+tc.file); !rec && cut == "" {
-				t.Errorf("%s = %q: git status runs sub/%s; neither recorded nor cut", tc.key, tc.cmd, tc.file)
-			}
+			ranAndCovered(t, app, "sub/"+tc.file, ran, out, "git status with "+tc.key+" = "+tc.cmd)
 		})
 	}
 }
@@ -74,21 +103,10 @@ func TestGitWalkReviewAliasNeverCut(t *testing.T) {
 		{`-c alias.x=!./mon x`, "mon"},
 	} {
 		t.Run(tc.alias, func(t *testing.T) {
-			gitEnv(t)
-			app := t.TempDir()
-			git(t, app, "init", "-q")
-			git(t, app, "config", "include.path", "../team.gitconfig")
-			writeFile(t, filepath.Join(app, "team.gitconfig"), "[alias]\n\tst = "+tc.alias+"\n")
-			ran := filepath.Join(t.TempDir(), "ran")
-			writeFile(t, filepath.Join(app, tc.runs), mark(ran))
-			os.Chmod(filepath.Join(app, tc.runs), 0o755)
+			app := teamConfig(t, "[alias]\n\tst = "+tc.alias+"\n")
+			ran := plant(t, filepath.Join(app, tc.runs))
 			out, _ := exec.Command("git", "-C", app, "st").CombinedOutput()
-			if !ranMark(t, ran) {
-				t.Fatalf("control: git st did not run %s: %s", tc.runs, out)
-			}
-			if rec, cut := coveredOrCut(t, app, tc.runs); !rec && cut == "" {
-				t.Errorf("alias %s runs %s; neither recorded nor cut", tc.alias, tc.runs)
-			}
+			ranAndCovered(t, app, tc.runs, ran, out, "alias st = "+tc.alias)
 		})
 	}
 }
@@ -97,23 +115,12 @@ func TestGitWalkReviewAliasNeverCut(t *testing.T) {
 func TestGitWalkReviewNoShellProgramWithSpace(t *testing.T) {
 	for _, prog := range []string{"evil dir/x", "./my tool"} {
 		t.Run(prog, func(t *testing.T) {
-			gitEnv(t)
-			app := t.TempDir()
-			git(t, app, "init", "-q")
-			git(t, app, "config", "include.path", "../team.gitconfig")
-			writeFile(t, filepath.Join(app, "team.gitconfig"), "[gpg]\n\tprogram = "+prog+"\n[commit]\n\tgpgSign = true\n")
-			ran := filepath.Join(t.TempDir(), "ran")
+			app := teamConfig(t, "[gpg]\n\tprogram = "+prog+"\n[commit]\n\tgpgSign = true\n")
 			rel := strings.TrimPrefix(prog, "./")
-			writeFile(t, filepath.Join(app, rel), mark(ran))
-			os.Chmod(filepath.Join(app, rel), 0o755)
+			ran := plant(t, filepath.Join(app, rel))
 			cmd := exec.Command("git", "-C", app, "-c", "user.name=x", "-c", "user.email=x@x", "commit", "-q", "--allow-empty", "-m", "x")
 			out, _ := cmd.CombinedOutput()
-			if !ranMark(t, ran) {
-				t.Fatalf("control: git commit did not run %q: %s", rel, out)
-			}
-			if rec, cut := coveredOrCut(t, app, rel); !rec && cut == "" {
-				t.Errorf("gpg.program = %q: git commit runs %q; neither recorded nor cut", prog, rel)
-			}
+			ranAndCovered(t, app, rel, ran, out, "git commit with gpg.program = "+prog)
 		})
 	}
 }
@@ -125,33 +132,18 @@ func TestGitWalkReviewExtTransport(t *testing.T) {
 		{"remote-url-fetch-all", "[protocol \"ext\"]\n\tallow = always\n[remote \"upstream\"]\n\turl = ext::./x.sh %S\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			gitEnv(t)
-			app := t.TempDir()
-			git(t, app, "init", "-q")
+			app := teamConfig(t, tc.conf)
 			git(t, app, "remote", "add", "origin", "https://example.invalid/r.git")
-			git(t, app, "config", "include.path", "../team.gitconfig")
-			writeFile(t, filepath.Join(app, "team.gitconfig"), tc.conf)
-			ran := filepath.Join(t.TempDir(), "ran")
-			writeFile(t, filepath.Join(app, "x.sh"), mark(ran))
-			os.Chmod(filepath.Join(app, "x.sh"), 0o755)
+			ran := plant(t, filepath.Join(app, "x.sh"))
 			out, _ := exec.Command("git", "-C", app, "fetch", "-q", "--all").CombinedOutput()
-			if !ranMark(t, ran) {
-				t.Fatalf("control: git fetch did not run x.sh: %s", out)
-			}
-			if rec, cut := coveredOrCut(t, app, "x.sh"); !rec && cut == "" {
-				t.Errorf("git fetch runs x.sh through ext::; neither recorded nor cut")
-			}
+			ranAndCovered(t, app, "x.sh", ran, out, "git fetch through ext::")
 		})
 	}
 }
 
 // R5. git >= 2.54 config-based hooks: hook.<name>.command (docs only).
 func TestGitWalkReviewConfigBasedHook(t *testing.T) {
-	gitEnv(t)
-	app := t.TempDir()
-	git(t, app, "init", "-q")
-	git(t, app, "config", "include.path", "../team.gitconfig")
-	writeFile(t, filepath.Join(app, "team.gitconfig"), "[hook \"lint\"]\n\tevent = pre-commit\n\tcommand = ./scripts/lint.sh\n")
+	app := teamConfig(t, "[hook \"lint\"]\n\tevent = pre-commit\n\tcommand = ./scripts/lint.sh\n")
 	writeFile(t, filepath.Join(app, "scripts/lint.sh"), "#!/bin/sh\nexit 0\n")
 	if rec, cut := coveredOrCut(t, app, "scripts/lint.sh"); !rec && cut == "" {
 		t.Errorf("hook.lint.command (git >= 2.54 runs it on commit): neither recorded nor cut")
