@@ -27,33 +27,79 @@ import (
 // as its script), and a program outside the project (named bare, absolute
 // or through "..") that is not known to run only its words: make reads
 // its Makefile, npm its package.json and python3 . its __main__.py, and
-// nice or timeout start another program, none of which a word names.
+// nice or timeout start another program, none of which a word names. A
+// program vibe knows passes only with the options of its argRules (ssh
+// -o ProxyCommand, vim -c and less -k cut), and git without the words
+// that make it run more (gitRuns, gitRunsSub).
 //
 // A boolean (core.fsmonitor = false) runs nothing. An alias without "!"
-// is git's own words; the programs that git.program (gpg.program) names
-// are started without a shell, so their value is one file. (git has taken
-// the configuration's own quotes off the value already.)
+// is git's own words, split as git splits them; the programs that
+// gpg.program or a tool's path names are started without a shell, so
+// their value is one file. A remote on this machine is a repository whose
+// hooks a push runs. (git has taken the configuration's own quotes off
+// the value already.)
 func commandFiles(key, value string) (files []string, opaque bool) {
-	v := strings.TrimSpace(value)
-	bang := strings.HasPrefix(v, "!")
-	v = strings.TrimSpace(strings.TrimPrefix(v, "!"))
-	switch strings.ToLower(v) {
-	case "true", "false", "yes", "no", "on", "off", "1", "0", "":
-		return nil, false
-	}
-	if strings.ContainsAny(v, "\x00") {
+	if strings.ContainsAny(value, "\x00") {
 		return nil, true // no configuration value git reads has one
 	}
 	c := &command{key: key}
-	if strings.ContainsAny(v, "\n\r") || strings.IndexFunc(v, func(r rune) bool { return r != '\t' && (r < 0x20 || r > 0x7e) }) >= 0 {
+	if strings.ContainsAny(value, "\n\r") || strings.IndexFunc(value, func(r rune) bool { return r != '\t' && (r < 0x20 || r > 0x7e) }) >= 0 {
 		c.opaque = true
 	}
-	if noShell.MatchString(key) {
-		c.program(v)
+	switch {
+	case strings.TrimSpace(value) == "":
+		return nil, false
+	case noShell.MatchString(key) || strings.HasPrefix(key, "sendemail.") && strings.HasSuffix(key, ".smtpserver"):
+		// Started as it is, spaces and all (an smtpserver with a "/" is
+		// a sendmail program; else a host).
+		if !strings.HasSuffix(key, ".smtpserver") || strings.Contains(value, "/") {
+			c.program(value)
+		}
 		return c.files, c.opaque
+	case strings.HasPrefix(key, "lfs.customtransfer."):
+		// .args: the words of .path's program, which may be a shell.
+		return nil, true
+	case strings.HasPrefix(key, "remote.") && (strings.HasSuffix(key, ".url") || strings.HasSuffix(key, ".pushurl")) || strings.HasPrefix(key, "url."):
+		// A push to a repository on this machine runs its hooks, as its
+		// configuration says (and url.BASE.insteadOf makes any URL
+		// BASE): the repository is a host-run path.
+		u := value
+		if strings.HasPrefix(key, "url.") {
+			u = strings.TrimSuffix(strings.TrimSuffix(strings.TrimPrefix(key, "url."), ".insteadof"), ".pushinsteadof")
+		}
+		if !localURL(u) {
+			return nil, false
+		}
+		if rest, ok := cutPrefixFold(u, "file://"); ok {
+			u = rest
+		}
+		if u == "" || strings.ContainsAny(u, "~$") {
+			return nil, true // a home or a variable: not told
+		}
+		return []string{u}, c.opaque
 	}
-	if strings.HasPrefix(key, "alias.") && !bang {
-		v = "git " + v // git's own subcommand and options
+	v := strings.TrimSpace(value)
+	bang := strings.HasPrefix(v, "!")
+	v = strings.TrimSpace(strings.TrimPrefix(v, "!"))
+	boolean := key == "core.fsmonitor" || strings.HasPrefix(key, "pager.")
+	switch {
+	case boolean && !bang && slices.Contains([]string{"true", "false", "yes", "no", "on", "off", "1", "0"}, strings.ToLower(v)):
+		return nil, false
+	case strings.HasPrefix(key, "submodule.") && !bang:
+		return nil, false // checkout, rebase, merge, none: git's own
+	case strings.HasPrefix(key, "alias.") && !bang:
+		// git's own subcommand and options, split by git, not sh: a #,
+		// | or $ is a character of a word.
+		words, ok := splitAlias(v)
+		if !ok {
+			return nil, true
+		}
+		args := []arg{{lit: "git", ok: true}}
+		for _, w := range words {
+			args = append(args, arg{lit: w, ok: true})
+		}
+		c.run(args)
+		return c.files, c.opaque
 	}
 	f, err := syntax.NewParser(syntax.Variant(syntax.LangPOSIX)).Parse(strings.NewReader(v), "")
 	if err != nil {
@@ -75,6 +121,7 @@ func commandFiles(key, value string) (files []string, opaque bool) {
 type command struct {
 	key        string
 	credential bool // a helper named bare is git-credential-NAME
+	funcs      []string
 	files      []string
 	opaque     bool
 }
@@ -96,6 +143,15 @@ func (c *command) visit(n syntax.Node) bool {
 	case *syntax.CallExpr:
 		c.call(n)
 		return false
+	case *syntax.FuncDecl:
+		// f() { git fetch; }; f: the body is looked at here, and a
+		// call of f is one of its body.
+		if n.Name == nil || n.Name.Value == "" {
+			c.opaque = true
+			return false
+		}
+		c.funcs = append(c.funcs, n.Name.Value)
+		return true
 	case nil:
 		return true
 	case syntax.Command:
@@ -114,81 +170,220 @@ func (c *command) call(call *syntax.CallExpr) {
 			c.files = append(c.files, lit)
 		}
 	}
-	if len(call.Args) == 0 {
+	args := make([]arg, len(call.Args))
+	for i, w := range call.Args {
+		lit, ok := literal(w)
+		args[i] = arg{lit: lit, ok: ok, variable: !ok && gitVariable(w)}
+	}
+	c.run(args)
+}
+
+// arg is one word of a simple command as vibe reads it.
+type arg struct {
+	lit      string // its value, where sh reads it as it is written (ok)
+	ok       bool
+	variable bool // else a variable that git sets ($LOCAL, "$@") or a placeholder (%f)
+}
+
+func (a arg) gits() bool { return a.variable || a.ok && placeholder.MatchString(a.lit) }
+
+// run looks at one command's program and words.
+func (c *command) run(args []arg) {
+	if len(args) == 0 {
 		return
 	}
-	prog, ok := literal(call.Args[0])
-	if !ok || prog == "" {
+	if !args[0].ok || args[0].lit == "" {
 		c.opaque = true
 		return
 	}
+	prog := args[0].lit
 	if c.credential {
 		c.credential = false
 		if !strings.Contains(prog, "/") {
 			prog = "git-credential-" + prog // git's own helpers: cache, store
 		}
 	}
-	base := c.program(prog)
-	shell, script := shellProgram.MatchString(base), false
-	sub := base == "git" // git's first word is a subcommand, no file
-	value := false       // the next word is the value of git's option
-	options := true      // until --
-	for _, w := range call.Args[1:] {
-		word, ok := literal(w)
-		if !ok {
-			// A variable as the whole word ($LOCAL, ${REMOTE}) is git's
-			// temporary file; anything else is not told.
-			c.opaque = c.opaque || !wholeVariable(w) || shell && !script
+	if slices.Contains(c.funcs, prog) {
+		// A function of the command's own: its body was looked at. sh
+		// finds it before PATH.
+		c.words(nil, args[1:])
+		return
+	}
+	base, outside := c.program(prog)
+	switch {
+	case shellProgram.MatchString(base):
+		c.shellWords(args[1:])
+	case base == "git":
+		c.gitWords(args[1:])
+	default:
+		var r *argRules
+		if outside {
+			r, _ = rulesFor(base)
+		}
+		c.words(r, args[1:])
+	}
+}
+
+// shellWords looks at a shell's words: its options, its script, and the
+// script's arguments.
+func (c *command) shellWords(args []arg) {
+	script, options := false, true
+	for _, a := range args {
+		switch {
+		case !a.ok:
+			// sh $LOCAL runs git's file; sh "$x"y, or an argument
+			// before the script, is not told.
+			c.opaque = c.opaque || !a.variable || !script
 			script = true
-			continue
-		}
-		if base == "git" && gitRuns.MatchString(word) {
-			c.opaque = true // git submodule foreach, rebase --exec, ...
-		}
-		if options && word == "--" {
+		case options && a.lit == "--":
 			options = false
+		case options && !script && strings.HasPrefix(a.lit, "-") && len(a.lit) > 1:
+			// -l reads a profile, -i $ENV, -s its input, -c a script.
+			c.opaque = c.opaque || !shellOption.MatchString(a.lit)
+		case a.gits():
+			c.opaque = c.opaque || !script // sh %f runs git's file
+			script = true
+		default:
+			c.word(a.lit)
+			script = true
+		}
+	}
+	if !script {
+		c.opaque = true // sh reads git's first argument, or its input
+	}
+}
+
+// gitWords looks at git's words: its options before the subcommand, the
+// subcommand, and its words.
+func (c *command) gitWords(args []arg) {
+	sub := true     // git's first word is a subcommand, no file
+	value := false  // the next word is the value of git's option
+	options := true // until --
+	for _, a := range args {
+		if !a.ok {
+			c.opaque = c.opaque || !a.variable || sub
 			continue
 		}
-		if value {
+		word := a.lit
+		if gitRuns.MatchString(word) || sub && !value && gitRunsSub.MatchString(word) {
+			c.opaque = true // git submodule foreach, rebase --exec, config, --bare ...
+		}
+		switch {
+		case options && word == "--":
+			options = false
+		case value:
 			// The value of git's -c, -C, --git-dir...: a word, no
 			// subcommand.
 			value = false
 			c.word(word)
-			continue
-		}
-		if options && strings.HasPrefix(word, "-") && len(word) > 1 {
-			// An option; one with a value (--config=./x) names it. A
-			// shell's options other than shellOption's may make it read
-			// more (-l a profile, -i $ENV, -s its input, -c a script).
+		case options && strings.HasPrefix(word, "-") && len(word) > 1:
 			name, val, hasVal := strings.Cut(word, "=")
-			if shell && !shellOption.MatchString(word) {
-				c.opaque = true
-			}
 			if !hasVal {
 				value = sub && gitValued.MatchString(name)
 				if !strings.HasPrefix(name, "--") && len(name) > 2 && strings.ContainsAny(name, "./") {
-					c.opaque = true // a value attached: -S./mon, -C..
+					c.opaque = true // a value attached: -C..
 				}
 				continue
 			}
-			word = val
-		}
-		switch {
-		case word == "":
-		case placeholder.MatchString(word):
-			// git's placeholder (%f, %A): a file of git's choosing,
-			// which a shell would run.
-			c.opaque = c.opaque || shell && !script
+			c.word(val)
 		case sub:
 			sub = false
+			// git-NAME, where no subcommand of git's own is NAME, is
+			// looked up in PATH.
+			c.pathFiles("git-" + word)
+		case a.gits() || word == "":
 		default:
 			c.word(word)
 		}
-		script = true
 	}
-	if shell && !script {
-		c.opaque = true // sh reads git's first argument, or its input
+	if value {
+		c.opaque = true // git's option takes git's own argument
 	}
+}
+
+// words looks at the words of any other program: by its rules where vibe
+// knows it (r), else each word that could be a file is recorded.
+func (c *command) words(r *argRules, args []arg) {
+	options := true // until --
+	valued := ""    // the option whose value the next word is
+	lead := 0       // how many of r.lead have come
+	for _, a := range args {
+		if valued != "" {
+			if !a.ok {
+				c.opaque = c.opaque || !a.variable
+			} else if !a.gits() {
+				c.opaque = c.opaque || r.value != nil && !r.value(valued, a.lit)
+				c.word(a.lit)
+			}
+			valued = ""
+			continue
+		}
+		if !a.ok {
+			// A variable as the whole word ($LOCAL, ${REMOTE}) is git's
+			// file; anything else is not told.
+			c.opaque = c.opaque || !a.variable || r != nil && lead < len(r.lead)
+			continue
+		}
+		word := a.lit
+		if r != nil && lead < len(r.lead) {
+			c.opaque = c.opaque || word != r.lead[lead]
+			lead++
+			continue
+		}
+		switch {
+		case options && word == "--":
+			options = false
+		case options && strings.HasPrefix(word, "-") && len(word) > 1:
+			if r != nil {
+				valued = c.option(r, word)
+				continue
+			}
+			// An option; one with a value (--config=./x) names it.
+			name, val, hasVal := strings.Cut(word, "=")
+			if !hasVal {
+				if !strings.HasPrefix(name, "--") && len(name) > 2 && strings.ContainsAny(name, "./") {
+					c.opaque = true // a value attached: -S./mon
+				}
+				continue
+			}
+			c.word(val)
+		case r != nil && r.plus && strings.HasPrefix(word, "+"):
+			// vim +cmd and less +cmd run a command: only +LINE passes.
+			c.opaque = c.opaque || !lineWord.MatchString(word)
+		case a.gits() || word == "":
+		case r != nil && !r.words && word != "-":
+			c.opaque = true // ssh's host, xxd's output file: not the agent's
+		default:
+			c.word(word)
+		}
+	}
+	if valued != "" || r != nil && lead < len(r.lead) {
+		c.opaque = true // the option would take git's own argument
+	}
+}
+
+// option looks at an option of a program vibe knows, and returns the
+// option whose value the next word is, or "".
+func (c *command) option(r *argRules, word string) string {
+	if r.flags.MatchString(word) {
+		return ""
+	}
+	if r.valued != nil {
+		if r.valued.MatchString(word) {
+			return word
+		}
+		name, val, hasVal := strings.Cut(word, "=")
+		if !strings.HasPrefix(word, "--") && len(word) > 2 && r.valued.MatchString(word[:2]) {
+			name, val, hasVal = word[:2], word[2:], true // -oPort=22, -i./key
+		}
+		if hasVal && r.valued.MatchString(name) {
+			c.opaque = c.opaque || r.value != nil && !r.value(name, val)
+			c.word(val)
+			return ""
+		}
+	}
+	c.opaque = true // an option that may run or load more than its words
+	return ""
 }
 
 // word records a word that could be a file, and an assignment's value
@@ -204,26 +399,32 @@ func (c *command) word(word string) {
 }
 
 // program records a command's program and says its name.
-func (c *command) program(prog string) string {
-	base := filepath.Base(prog)
+// outside is whether it may be outside the project (named bare, absolute
+// or through ".."): then it is taken at its words only if vibe knows it
+// runs just them (programArgs).
+func (c *command) program(prog string) (base string, outside bool) {
+	base = filepath.Base(prog)
 	if !strings.Contains(prog, "/") {
-		// Looked up in PATH: in the worktree through an entry that is
-		// empty or relative.
-		for _, e := range filepath.SplitList(os.Getenv("PATH")) {
-			if !filepath.IsAbs(e) {
-				c.files = append(c.files, filepath.Join(e, prog))
-			}
+		c.pathFiles(prog)
+		outside = true
+	} else {
+		c.files = append(c.files, prog)
+		outside = filepath.IsAbs(prog) || slices.Contains(strings.Split(prog, "/"), "..")
+	}
+	if _, known := rulesFor(base); outside && !known {
+		c.opaque = true
+	}
+	return base, outside
+}
+
+// pathFiles records where PATH finds a bare program name in the worktree:
+// through an entry that is empty or relative.
+func (c *command) pathFiles(name string) {
+	for _, e := range filepath.SplitList(os.Getenv("PATH")) {
+		if !filepath.IsAbs(e) {
+			c.files = append(c.files, filepath.Join(e, name))
 		}
-		c.opaque = c.opaque || !plainProgram.MatchString(prog)
-		return base
 	}
-	if filepath.IsAbs(prog) || slices.Contains(strings.Split(prog, "/"), "..") {
-		// Perhaps outside the project: taken at its words only if it
-		// runs just them.
-		c.opaque = c.opaque || !plainProgram.MatchString(base)
-	}
-	c.files = append(c.files, prog)
-	return base
 }
 
 // literal is a word's value when the shell reads it as it is written:
@@ -266,9 +467,11 @@ func literal(w *syntax.Word) (string, bool) {
 	return b.String(), true
 }
 
-// wholeVariable reports whether a word is one variable and nothing else
-// ($LOCAL, ${REMOTE}, "$MERGED"): git's tools name their files so.
-func wholeVariable(w *syntax.Word) bool {
+// gitVariable reports whether a word is one variable that git sets and
+// nothing else: a tool's file ($LOCAL, ${REMOTE}, "$MERGED") or git's
+// arguments ("$@", $1). $0 is the command itself; any other variable (a
+// home, $PWD) is the host's.
+func gitVariable(w *syntax.Word) bool {
 	if len(w.Parts) != 1 {
 		return false
 	}
@@ -277,34 +480,31 @@ func wholeVariable(w *syntax.Word) bool {
 		p = q.Parts[0]
 	}
 	pe, ok := p.(*syntax.ParamExp)
-	return ok && pe.Param != nil && pe.Exp == nil && pe.Repl == nil && pe.Index == nil && pe.Slice == nil && !pe.Excl && !pe.Length && !pe.Width && pe.Names == 0
+	return ok && pe.Param != nil && gitVariables.MatchString(pe.Param.Value) && pe.Exp == nil && pe.Repl == nil && pe.Index == nil && pe.Slice == nil && !pe.Excl && !pe.Length && !pe.Width && pe.Names == 0
 }
+
+// gitVariables are the variables git sets for a command: a merge or diff
+// tool's files, and the arguments.
+var gitVariables = regexp.MustCompile(`^(LOCAL|REMOTE|MERGED|BASE|BACKUP|[1-9@*])$`)
 
 // noShell is a key whose program git starts without a shell: its whole
 // value names one file, spaces and all.
-var noShell = regexp.MustCompile(`^(gpg\.program|gpg\.[a-z0-9]+\.program|core\.askpass)$`)
+var noShell = regexp.MustCompile(`^(gpg\.program|gpg\.[a-z0-9]+\.program|core\.askpass|(diff|merge)tool\..*\.path|(man|browser)\..*\.path|lfs\.customtransfer\..*\.path)$`)
 
 // placeholder is a word git replaces before the command runs (%f, %A).
 var placeholder = regexp.MustCompile(`^%[A-Za-z]$`)
 
-// plainProgram is a program that runs no file of the folder git runs it
-// in other than those its words name: the shells (shellProgram), git
-// (but for gitRuns), and the pagers, editors, diff tools, signers and
-// credential helpers that configurations name. Any other program outside
-// the project may (make, npm, cargo, pytest, nice make), so an
-// agent-written command naming one is cut. Their own configuration is in
-// the home, not the project: vim's exrc and emacs's unsafe local
-// variables are off or asked for.
-var plainProgram = regexp.MustCompile(`^(sh|bash|dash|git|git-lfs|git-crypt|git-credential-[a-z0-9-]+|gh|glab` +
-	`|less|more|most|cat|bat|batcat|delta|diff-so-fancy|lv|echo|printf|true|false` +
-	`|vi|vim|nvim|gvim|view|nano|pico|emacs|emacsclient|code|code-insiders|codium|cursor|subl|mate|micro|hx|kak|gedit|kate|zed|joe|ne` +
-	`|meld|kdiff3|vimdiff|nvimdiff|opendiff|bcompare|bcomp|p4merge|tkdiff|kompare|difft` +
-	`|gpg|gpg2|gpgsm|ssh|op-ssh-sign|exiftool|xxd|hexdump|od|strings|pdftotext)$`)
-
 // gitRuns is a word that makes git run a command it names, or take
 // configuration of its own (-c alias.x=!./mon) or another repository's
 // (-C nested): what no key walked here says.
-var gitRuns = regexp.MustCompile(`^(foreach|run|filter-branch|-x|--exec(=.*)?|--extcmd(=.*)?|-O.*|--open-files-in-pager(=.*)?|--upload-pack(=.*)?|--receive-pack(=.*)?|-u|--exec-path(=.*)?|-c.*|--config-env(=.*)?|-C.*|--git-dir(=.*)?|--work-tree(=.*)?|--namespace(=.*)?)$`)
+var gitRuns = regexp.MustCompile(`^(foreach|run|filter-branch|-x|--exec(=.*)?|--extcmd(=.*)?|-O.*|--open-files-in-pager(=.*)?|--upload-pack(=.*)?|--receive-pack(=.*)?|-u|--exec-path(=.*)?|-c.*|--config-env(=.*)?|-C.*|--git-dir(=.*)?|--work-tree(=.*)?|--namespace(=.*)?` +
+	`|--bare|--config(=.*)?|--template(=.*)?|--to-cmd(=.*)?|--cc-cmd(=.*)?|--header-cmd(=.*)?|--sendmail-cmd(=.*)?|--smtp-server(=.*)?|--httpd(=.*)?|--access-hook(=.*)?|--browser(=.*)?)$`)
+
+// gitRunsSub is a subcommand of git's that writes its configuration, runs
+// a program it is given or configured with (send-email's --to-cmd,
+// instaweb's --httpd, help's browser), or makes a repository whose hooks
+// it then runs.
+var gitRunsSub = regexp.MustCompile(`^(config|send-email|instaweb|daemon|imap-send|web--browse|help|clone|init|svn|p4|archimport|cvsimport|cvsserver|quiltimport|shell|http-backend|upload-pack|receive-pack|remote-ext|remote-fd|bisect|submodule|difftool|mergetool)$`)
 
 // gitValued is an option of git's that takes the next word as its value.
 var gitValued = regexp.MustCompile(`^(-c|-C|--git-dir|--work-tree|--namespace|--config-env)$`)
@@ -315,3 +515,24 @@ var shellProgram = regexp.MustCompile(`^(sh|bash|dash)$`)
 
 // shellOption is a shell option that reads nothing more.
 var shellOption = regexp.MustCompile(`^-[euxv]+$`)
+
+// cutPrefixFold is strings.CutPrefix, with any case.
+func cutPrefixFold(s, prefix string) (string, bool) {
+	if len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix) {
+		return s[len(prefix):], true
+	}
+	return s, false
+}
+
+// localURL reports whether git takes u for a repository on this machine:
+// file://, or a path (no scheme, and no host: before the first "/").
+func localURL(u string) bool {
+	if strings.HasPrefix(strings.ToLower(u), "file:") {
+		return true
+	}
+	if strings.Contains(u, "://") {
+		return false
+	}
+	colon, slash := strings.Index(u, ":"), strings.Index(u, "/")
+	return colon < 0 || slash >= 0 && slash < colon
+}

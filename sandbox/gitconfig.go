@@ -62,6 +62,8 @@ const gitKeys = `^(core\.hookspath|core\.worktree|extensions\.(objectformat|work
 	`|gpg\.program|gpg\..*\.program|gpg\.ssh\.defaultkeycommand|interactive\.difffilter` +
 	`|trailer\..*\.(command|cmd)|tar\..*\.command|remote\..*\.(uploadpack|receivepack)|submodule\..*\.update` +
 	`|(man|browser)\..*\.(cmd|path)|guitool\..*\.cmd|lfs\.customtransfer\..*\.path|hook\..*\.command` +
+	`|lfs\.extension\..*\.(clean|smudge)|lfs\.customtransfer\..*\.args|imap\.tunnel|delta\.(.*\.)?pager` +
+	`|sendemail\.(.*\.)?(sendmailcmd|tocmd|cccmd|headercmd|smtpserver)|remote\..*\.(url|pushurl)|url\..*\.(insteadof|pushinsteadof)` +
 	`|protocol\.allow|protocol\.ext\.allow)$`
 
 // gitFound is what a project's configuration sends git to.

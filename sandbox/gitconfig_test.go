@@ -199,11 +199,11 @@ func TestCommandFiles(t *testing.T) {
 		{"core.fsmonitor", "sh -s", nil, true},
 		{"core.fsmonitor", "-make", nil, true},
 		{"filter.lfs.process", "git-lfs filter-process --skip", []string{"filter-process"}, false},
-		{"credential.helper", "cache --timeout=3600", []string{"3600"}, false},
-		{"credential.https://x.example.helper", "!gh auth git-credential", []string{"auth", "git-credential"}, false},
+		{"credential.helper", "cache --timeout=3600", nil, false},
+		{"credential.https://x.example.helper", "!gh auth git-credential", nil, false},
 		{"credential.helper", "!make", nil, true},
 		{"core.editor", "/usr/local/bin/nvim", []string{"/usr/local/bin/nvim"}, false},
-		{"core.editor", "vim -S ./session.vim", []string{"./session.vim"}, false},
+		{"core.editor", "vim -S ./session.vim", []string{"./session.vim"}, true}, // the session sources more,
 	} {
 		files, opaque := commandFiles(tc.key, tc.cmd)
 		if !slices.Equal(files, tc.files) || opaque != tc.opaque {
@@ -223,8 +223,8 @@ func FuzzCommandFiles(f *testing.F) {
 		files, _ := commandFiles("core.fsmonitor", cmd)
 		for _, p := range files {
 			// A quoted word is a file of its own, spaces and all, with
-			// its quotes off.
-			if p == "" || strings.ContainsAny(p, "\n\x00") || !quotesOff(cmd, p) {
+			// its quotes off (and sh's line continuations).
+			if p == "" || strings.ContainsAny(p, "\n\x00") || !quotesOff(strings.ReplaceAll(cmd, "\\\n", ""), p) {
 				t.Errorf("commandFiles(%q) gives %q", cmd, p)
 			}
 		}

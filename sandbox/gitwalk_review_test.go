@@ -276,9 +276,9 @@ func TestGitWalkReviewOrdinaryNotCut(t *testing.T) {
 			t.Errorf("cut: %q", c)
 		}
 	})
-	t.Run("submodule-editor-vim-c", func(t *testing.T) {
+	t.Run("submodule-editor-nvim", func(t *testing.T) {
 		app, sub := projectWithLib(t)
-		git(t, sub, "config", "core.editor", "vim -c 'set tw=72'")
+		git(t, sub, "config", "core.editor", "nvim -f")
 		if c := cutOf(t, app); c != "" {
 			t.Errorf("cut: %q", c)
 		}
