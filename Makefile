@@ -54,6 +54,7 @@ fuzz:
 	$(FUZZGO) test ./config -run '^$$' -fuzz FuzzProjectKeys -fuzztime $(FUZZTIME)
 	$(FUZZGO) test ./sandbox -run '^$$' -fuzz FuzzParseMountinfo -fuzztime $(FUZZTIME)
 	$(FUZZGO) test ./sandbox -run '^$$' -fuzz FuzzCommandFiles -fuzztime $(FUZZTIME)
+	$(FUZZGO) test ./sandbox -run '^$$' -fuzz FuzzSplitAlias -fuzztime $(FUZZTIME)
 	$(FUZZGO) test ./sandbox -run '^$$' -fuzz FuzzIndexGitlinks -fuzztime $(FUZZTIME)
 	$(FUZZGO) test ./sandbox -run '^$$' -fuzz FuzzHasOffsetTable -fuzztime $(FUZZTIME)
 	$(FUZZGO) test ./workspace -run '^$$' -fuzz FuzzParseList -fuzztime $(FUZZTIME)

@@ -6,9 +6,11 @@ package sandbox
 // Most were run for real with git 2.39 and harmless marking scripts.
 
 import (
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -149,4 +151,93 @@ func TestGitHostRunSSHProxyCommand(t *testing.T) {
 	git(t, sub, "config", "core.sshCommand", `ssh -o "ProxyCommand sh x"`)
 	out, _ := exec.Command("git", "-C", sub, "ls-remote", "ssh://example.invalid/r").CombinedOutput()
 	ranAndCovered(t, app, "sub/x", ran, out, `git ls-remote with core.sshCommand = ssh -o "ProxyCommand sh x"`)
+}
+
+// splitAlias splits as git itself does: git's trace of the alias's
+// expansion says the words it runs.
+func TestSplitAliasAsGitDoes(t *testing.T) {
+	gitEnv(t)
+	repo := t.TempDir()
+	git(t, repo, "init", "-q")
+	for _, v := range []string{
+		`log -e # -O./evil`,
+		`grep -e |less "-Osh evil"`,
+		`log a\\b 'c d' "e\"f" g!h`,
+		`log 'x'"y"z \ w`,
+		`log "" x`,
+		`log --pretty=format:'%C(yellow)%h %s <%an>'`,
+	} {
+		git(t, repo, "config", "alias.x", v)
+		cmd := exec.Command("git", "-C", repo, "x")
+		cmd.Env = append(os.Environ(), "GIT_TRACE=1")
+		out, _ := cmd.CombinedOutput()
+		_, expansion, ok := strings.Cut(string(out), "alias expansion: x => ")
+		if !ok {
+			t.Fatalf("no alias expansion traced for %q: %s", v, out)
+		}
+		expansion, _, _ = strings.Cut(expansion, "\n")
+		got, ok := splitAlias(v)
+		if want := sqWords(expansion); !ok || !slices.Equal(got, want) {
+			t.Errorf("splitAlias(%q) = %q, %v; git runs %q", v, got, ok, want)
+		}
+	}
+}
+
+// sqWords reads git's trace of words, each quoted as git's sq_quote does:
+// in single quotes, a quote or ! escaped outside them (g'\!'h is g!h).
+func sqWords(s string) []string {
+	var words []string
+	var b strings.Builder
+	in, quoted := false, false
+	for i := 0; i < len(s); i++ {
+		switch ch := s[i]; {
+		case quoted && ch == '\'':
+			quoted = false
+		case quoted:
+			b.WriteByte(ch)
+		case ch == '\'':
+			quoted, in = true, true
+		case ch == '\\' && i+1 < len(s):
+			i++
+			b.WriteByte(s[i])
+			in = true
+		case ch == ' ':
+			if in {
+				words = append(words, b.String())
+				b.Reset()
+				in = false
+			}
+		default:
+			b.WriteByte(ch)
+			in = true
+		}
+	}
+	if in {
+		words = append(words, b.String())
+	}
+	return words
+}
+
+// Whatever an alias says, its words quoted again as git's trace quotes
+// them split back to the same words.
+func FuzzSplitAlias(f *testing.F) {
+	for _, s := range []string{`log -e # x`, `a\\b 'c d' "e\"f"`, `"" x`, `'`, `\`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		words, ok := splitAlias(v)
+		if !ok {
+			return
+		}
+		var q []string
+		for _, w := range words {
+			if strings.ContainsAny(w, " \t\n\r\v\f") {
+				return // a blank inside a quoted word: sqWords splits at spaces only
+			}
+			q = append(q, "'"+strings.ReplaceAll(w, "'", `'\''`)+"'")
+		}
+		if again := sqWords(strings.Join(q, " ")); !slices.Equal(again, words) {
+			t.Errorf("splitAlias(%q) = %q; quoted again: %q", v, words, again)
+		}
+	})
 }
