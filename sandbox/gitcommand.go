@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -30,7 +31,7 @@ import (
 // nice or timeout start another program, none of which a word names. A
 // program vibe knows passes only with the options of its argRules (ssh
 // -o ProxyCommand, vim -c and less -k cut), and git without the words
-// that make it run more (gitRuns, gitRunsSub).
+// that make it run more (gitWords).
 //
 // A boolean (core.fsmonitor = false) runs nothing. An alias without "!"
 // is git's own words, split as git splits them; the programs that
@@ -51,32 +52,18 @@ func commandFiles(key, value string) (files []string, opaque bool) {
 		return nil, false
 	case noShell.MatchString(key) || strings.HasPrefix(key, "sendemail.") && strings.HasSuffix(key, ".smtpserver"):
 		// Started as it is, spaces and all (an smtpserver with a "/" is
-		// a sendmail program; else a host).
+		// a sendmail program; else a host; a gitProxy's " for DOMAIN"
+		// is no part of it).
 		if !strings.HasSuffix(key, ".smtpserver") || strings.Contains(value, "/") {
 			c.program(value)
+		}
+		if prog, _, ok := strings.Cut(value, " for "); ok && key == "core.gitproxy" {
+			c.program(strings.TrimRight(prog, " \t"))
 		}
 		return c.files, c.opaque
 	case strings.HasPrefix(key, "lfs.customtransfer."):
 		// .args: the words of .path's program, which may be a shell.
 		return nil, true
-	case strings.HasPrefix(key, "remote.") && (strings.HasSuffix(key, ".url") || strings.HasSuffix(key, ".pushurl")) || strings.HasPrefix(key, "url."):
-		// A push to a repository on this machine runs its hooks, as its
-		// configuration says (and url.BASE.insteadOf makes any URL
-		// BASE): the repository is a host-run path.
-		u := value
-		if strings.HasPrefix(key, "url.") {
-			u = strings.TrimSuffix(strings.TrimSuffix(strings.TrimPrefix(key, "url."), ".insteadof"), ".pushinsteadof")
-		}
-		if !localURL(u) {
-			return nil, false
-		}
-		if rest, ok := cutPrefixFold(u, "file://"); ok {
-			u = rest
-		}
-		if u == "" || strings.ContainsAny(u, "~$") {
-			return nil, true // a home or a variable: not told
-		}
-		return []string{u}, c.opaque
 	}
 	v := strings.TrimSpace(value)
 	bang := strings.HasPrefix(v, "!")
@@ -87,21 +74,28 @@ func commandFiles(key, value string) (files []string, opaque bool) {
 		return nil, false
 	case strings.HasPrefix(key, "submodule.") && !bang:
 		return nil, false // checkout, rebase, merge, none: git's own
-	case strings.HasPrefix(key, "alias.") && !bang:
-		// git's own subcommand and options, split by git, not sh: a #,
-		// | or $ is a character of a word.
+	case strings.HasPrefix(key, "alias.") && !bang || key == "gpg.ssh.defaultkeycommand":
+		// git's own subcommand and options (or the key command's
+		// program), split by git, not sh: a #, | or $ is a character of
+		// a word.
 		words, ok := splitAlias(v)
 		if !ok {
 			return nil, true
 		}
-		args := []arg{{lit: "git", ok: true}}
+		var args []arg
+		if key != "gpg.ssh.defaultkeycommand" {
+			args = append(args, arg{lit: "git", ok: true})
+		}
 		for _, w := range words {
 			args = append(args, arg{lit: w, ok: true})
 		}
-		c.run(args)
+		c.run(append(args, arg{variable: true})) // and git's arguments
 		return c.files, c.opaque
 	}
-	f, err := syntax.NewParser(syntax.Variant(syntax.LangPOSIX)).Parse(strings.NewReader(v), "")
+	// git runs sh -c 'VALUE "$@"' with its arguments (or the value as a
+	// program with them, where it has no shell character): a trailing ;
+	// or & makes the first argument the program.
+	f, err := syntax.NewParser(syntax.Variant(syntax.LangPOSIX)).Parse(strings.NewReader(v+` "$@"`), "")
 	if err != nil {
 		// Not sh that vibe can read: every word it can split is still
 		// recorded, for the user's own files.
@@ -113,6 +107,14 @@ func commandFiles(key, value string) (files []string, opaque bool) {
 		return c.files, true
 	}
 	c.credential = strings.HasPrefix(key, "credential.") && !bang
+	for _, st := range f.Stmts {
+		// A function is one only where its definition surely runs: a
+		// statement of its own, at the top (not after && or in a pipe
+		// or a subshell).
+		if fd, ok := st.Cmd.(*syntax.FuncDecl); ok && !st.Negated && !st.Background && !st.Coprocess && len(st.Redirs) == 0 {
+			c.top = append(c.top, fd)
+		}
+	}
 	syntax.Walk(f, c.visit)
 	return c.files, c.opaque
 }
@@ -122,6 +124,7 @@ type command struct {
 	key        string
 	credential bool // a helper named bare is git-credential-NAME
 	funcs      []string
+	top        []*syntax.FuncDecl // the functions whose definition surely runs
 	files      []string
 	opaque     bool
 }
@@ -146,7 +149,7 @@ func (c *command) visit(n syntax.Node) bool {
 	case *syntax.FuncDecl:
 		// f() { git fetch; }; f: the body is looked at here, and a
 		// call of f is one of its body.
-		if n.Name == nil || n.Name.Value == "" {
+		if n.Name == nil || n.Name.Value == "" || !slices.Contains(c.top, n) {
 			c.opaque = true
 			return false
 		}
@@ -253,51 +256,61 @@ func (c *command) shellWords(args []arg) {
 	}
 }
 
-// gitWords looks at git's words: its options before the subcommand, the
-// subcommand, and its words.
+// gitWords looks at git's words: its options before the subcommand (only
+// gitGlobal's pass: -c, -C, --git-dir, --exec-path or --attr-source make
+// it take configuration or programs from elsewhere), the subcommand (only
+// gitSub's pass: git-NAME from PATH, config, clone, apply...), and its
+// words, where an option that is, or abbreviates, one of gitRunsLong, or
+// a cluster with a letter of gitRunsShort's, cuts (rebase -fx, grep -iO,
+// fetch --upload=).
 func (c *command) gitWords(args []arg) {
-	sub := true     // git's first word is a subcommand, no file
-	value := false  // the next word is the value of git's option
+	sub := ""       // the subcommand, once it has come
 	options := true // until --
-	for _, a := range args {
+	for i, a := range args {
 		if !a.ok {
-			c.opaque = c.opaque || !a.variable || sub
+			// git's files as its words ($LOCAL, "$@"); nothing else, and
+			// never before the subcommand.
+			c.opaque = c.opaque || !a.variable || sub == ""
 			continue
 		}
 		word := a.lit
-		if gitRuns.MatchString(word) || sub && !value && gitRunsSub.MatchString(word) {
-			c.opaque = true // git submodule foreach, rebase --exec, config, --bare ...
-		}
 		switch {
+		case sub == "" && strings.HasPrefix(word, "-"):
+			c.opaque = c.opaque || !gitGlobal.MatchString(word)
+		case sub == "":
+			sub = word
+			c.pathFiles("git-" + word) // what PATH finds, for a NAME git lacks
+			if !gitSub.MatchString(word) && !(word == "config" && slices.ContainsFunc(args[i+1:], func(a arg) bool { return a.ok && gitConfigRead.MatchString(a.lit) })) {
+				c.opaque = true
+			}
+			if word == "lfs" {
+				r, _ := rulesFor("git-lfs")
+				c.words(r, args[i+1:])
+				return
+			}
 		case options && word == "--":
 			options = false
-		case value:
-			// The value of git's -c, -C, --git-dir...: a word, no
-			// subcommand.
-			value = false
-			c.word(word)
-		case options && strings.HasPrefix(word, "-") && len(word) > 1:
-			name, val, hasVal := strings.Cut(word, "=")
-			if !hasVal {
-				value = sub && gitValued.MatchString(name)
-				if !strings.HasPrefix(name, "--") && len(name) > 2 && strings.ContainsAny(name, "./") {
-					c.opaque = true // a value attached: -C..
+		case options && strings.HasPrefix(word, "--") && len(word) > 2:
+			name, val, hasVal := strings.Cut(word[2:], "=")
+			for _, long := range gitRunsLong {
+				if strings.HasPrefix(long, name) {
+					c.opaque = true // --exec, --exe, --upload=
 				}
-				continue
 			}
-			c.word(val)
-		case sub:
-			sub = false
-			// git-NAME, where no subcommand of git's own is NAME, is
-			// looked up in PATH.
-			c.pathFiles("git-" + word)
+			if hasVal {
+				c.word(val)
+			}
+		case options && strings.HasPrefix(word, "-") && len(word) > 1:
+			if short := gitRunsShort[sub]; short != "" && strings.ContainsAny(word[1:], short) {
+				c.opaque = true // rebase -fx, grep -iO
+			}
 		case a.gits() || word == "":
 		default:
 			c.word(word)
 		}
 	}
-	if value {
-		c.opaque = true // git's option takes git's own argument
+	if sub == "" {
+		c.opaque = true // git's first argument would be the subcommand
 	}
 }
 
@@ -307,11 +320,14 @@ func (c *command) words(r *argRules, args []arg) {
 	options := true // until --
 	valued := ""    // the option whose value the next word is
 	lead := 0       // how many of r.lead have come
+	subbed := false // r.sub's word has come
 	for _, a := range args {
 		if valued != "" {
-			if !a.ok {
-				c.opaque = c.opaque || !a.variable
-			} else if !a.gits() {
+			if a.gits() {
+				c.opaque = c.opaque || r.gits == nil || !r.gits.MatchString(valued)
+			} else if !a.ok {
+				c.opaque = true
+			} else {
 				c.opaque = c.opaque || r.value != nil && !r.value(valued, a.lit)
 				c.word(a.lit)
 			}
@@ -351,13 +367,16 @@ func (c *command) words(r *argRules, args []arg) {
 			// vim +cmd and less +cmd run a command: only +LINE passes.
 			c.opaque = c.opaque || !lineWord.MatchString(word)
 		case a.gits() || word == "":
+		case r != nil && r.sub != nil && !subbed:
+			c.opaque = c.opaque || !r.sub.MatchString(word)
+			subbed = true
 		case r != nil && !r.words && word != "-":
 			c.opaque = true // ssh's host, xxd's output file: not the agent's
 		default:
 			c.word(word)
 		}
 	}
-	if valued != "" || r != nil && lead < len(r.lead) {
+	if valued != "" || r != nil && (lead < len(r.lead) || r.sub != nil && !subbed) {
 		c.opaque = true // the option would take git's own argument
 	}
 }
@@ -489,25 +508,40 @@ var gitVariables = regexp.MustCompile(`^(LOCAL|REMOTE|MERGED|BASE|BACKUP|[1-9@*]
 
 // noShell is a key whose program git starts without a shell: its whole
 // value names one file, spaces and all.
-var noShell = regexp.MustCompile(`^(gpg\.program|gpg\.[a-z0-9]+\.program|core\.askpass|(diff|merge)tool\..*\.path|(man|browser)\..*\.path|lfs\.customtransfer\..*\.path)$`)
+var noShell = regexp.MustCompile(`^(gpg\.program|gpg\.[a-z0-9]+\.program|core\.askpass|core\.gitproxy|(diff|merge)tool\..*\.path|(man|browser)\..*\.path|lfs\.customtransfer\..*\.path)$`)
 
 // placeholder is a word git replaces before the command runs (%f, %A).
 var placeholder = regexp.MustCompile(`^%[A-Za-z]$`)
 
-// gitRuns is a word that makes git run a command it names, or take
-// configuration of its own (-c alias.x=!./mon) or another repository's
-// (-C nested): what no key walked here says.
-var gitRuns = regexp.MustCompile(`^(foreach|run|filter-branch|-x|--exec(=.*)?|--extcmd(=.*)?|-O.*|--open-files-in-pager(=.*)?|--upload-pack(=.*)?|--receive-pack(=.*)?|-u|--exec-path(=.*)?|-c.*|--config-env(=.*)?|-C.*|--git-dir(=.*)?|--work-tree(=.*)?|--namespace(=.*)?` +
-	`|--bare|--config(=.*)?|--template(=.*)?|--to-cmd(=.*)?|--cc-cmd(=.*)?|--header-cmd(=.*)?|--sendmail-cmd(=.*)?|--smtp-server(=.*)?|--httpd(=.*)?|--access-hook(=.*)?|--browser(=.*)?)$`)
+// gitGlobal is an option of git's before the subcommand that takes
+// nothing from elsewhere.
+var gitGlobal = regexp.MustCompile(`^(-p|--paginate|-P|--no-pager|--no-replace-objects|--literal-pathspecs|--glob-pathspecs` +
+	`|--noglob-pathspecs|--icase-pathspecs|--no-optional-locks|--no-advice|--no-lazy-fetch)$`)
 
-// gitRunsSub is a subcommand of git's that writes its configuration, runs
-// a program it is given or configured with (send-email's --to-cmd,
-// instaweb's --httpd, help's browser), or makes a repository whose hooks
-// it then runs.
-var gitRunsSub = regexp.MustCompile(`^(config|send-email|instaweb|daemon|imap-send|web--browse|help|clone|init|svn|p4|archimport|cvsimport|cvsserver|quiltimport|shell|http-backend|upload-pack|receive-pack|remote-ext|remote-fd|bisect|submodule|difftool|mergetool)$`)
+// gitSub is a subcommand of git's that runs no program but those the
+// walked keys name, and writes no file outside the worktree: not config,
+// clone, init, apply or am (a pager's input), checkout-index --prefix,
+// archive -o, bundle, send-email, instaweb, daemon, help, submodule,
+// bisect, difftool, for-each-repo, filter-branch, nor git-NAME from PATH.
+var gitSub = regexp.MustCompile(`^(status|log|diff|show|fetch|pull|push|commit|add|rm|mv|restore|switch|checkout|branch|tag` +
+	`|merge|rebase|cherry-pick|revert|reset|stash|remote|ls-files|ls-tree|ls-remote|rev-parse|rev-list|grep|blame|annotate` +
+	`|shortlog|describe|reflog|show-ref|for-each-ref|cat-file|diff-tree|diff-index|diff-files|format-patch|range-diff` +
+	`|whatchanged|notes|sparse-checkout|gc|prune|fsck|count-objects|var|version|cherry|check-ignore|check-attr|hash-object` +
+	`|symbolic-ref|merge-base|name-rev|interpret-trailers|credential|lfs|show-branch|verify-commit|verify-tag|column|difftool|mergetool)$`)
 
-// gitValued is an option of git's that takes the next word as its value.
-var gitValued = regexp.MustCompile(`^(-c|-C|--git-dir|--work-tree|--namespace|--config-env)$`)
+// gitConfigRead is an action of git config's that only reads (git takes
+// one action at a time): the aliases alias, config --get-regexp ^alias.
+var gitConfigRead = regexp.MustCompile(`^(--get|--get-all|--get-regexp|--get-urlmatch|--list|-l)$`)
+
+// gitRunsLong are the long options of git's subcommands that run a
+// command they are given, take configuration, or write a file they name;
+// git takes any abbreviation of one (--exe, --upload=).
+var gitRunsLong = []string{"exec", "extcmd", "open-files-in-pager", "upload-pack", "receive-pack", "config", "config-env",
+	"template", "output", "to-cmd", "cc-cmd", "header-cmd", "sendmail-cmd", "smtp-server", "httpd", "access-hook",
+	"browser", "prefix", "git-dir", "work-tree", "exec-path", "attr-source"}
+
+// gitRunsShort are, by subcommand, the short options that do so.
+var gitRunsShort = map[string]string{"rebase": "x", "grep": "O", "ls-remote": "u", "difftool": "x"}
 
 // shellProgram is a shell, whose options may make it read more than its
 // words (-l a profile, -i $ENV, -s its input): only shellOption's pass.
@@ -515,14 +549,6 @@ var shellProgram = regexp.MustCompile(`^(sh|bash|dash)$`)
 
 // shellOption is a shell option that reads nothing more.
 var shellOption = regexp.MustCompile(`^-[euxv]+$`)
-
-// cutPrefixFold is strings.CutPrefix, with any case.
-func cutPrefixFold(s, prefix string) (string, bool) {
-	if len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix) {
-		return s[len(prefix):], true
-	}
-	return s, false
-}
 
 // localURL reports whether git takes u for a repository on this machine:
 // file://, or a path (no scheme, and no host: before the first "/").
@@ -535,4 +561,33 @@ func localURL(u string) bool {
 	}
 	colon, slash := strings.Index(u, ":"), strings.Index(u, "/")
 	return colon < 0 || slash >= 0 && slash < colon
+}
+
+// remoteRepo returns the repository on this machine that a remote's URL
+// (remote.NAME.url, .pushurl) or an insteadOf's base names, or "": a push
+// there runs its hooks, as its own configuration says. opaque is one that
+// cannot be told (a base that is the start of a name, ./ev + il.git).
+func remoteRepo(key, value string) (path string, opaque bool) {
+	u := value
+	if strings.HasPrefix(key, "url.") {
+		u = strings.TrimSuffix(strings.TrimSuffix(strings.TrimPrefix(key, "url."), ".insteadof"), ".pushinsteadof")
+		if localURL(u) && !strings.HasSuffix(u, "/") {
+			return "", true
+		}
+	}
+	if !localURL(u) {
+		return "", false
+	}
+	if len(u) >= 5 && strings.EqualFold(u[:5], "file:") {
+		// git takes no host from a file URL, and decodes %XX.
+		pu, err := url.Parse(u)
+		if err != nil || pu.Path == "" || pu.RawQuery != "" || pu.Fragment != "" {
+			return "", true
+		}
+		u = pu.Path
+	}
+	if u == "" || strings.ContainsAny(u, "~$\x00\n") {
+		return "", true // a home or a variable: not told
+	}
+	return u, false
 }

@@ -70,10 +70,6 @@ func TestCommandFilesReviewMissed(t *testing.T) {
 		{"sendemail.tocmd", "./x", "./x"},
 		{"imap.tunnel", "sh x", "x"},
 		{"delta.pager", "sh x", "x"},
-		{"remote.origin.pushurl", "./evil.git", "./evil.git"},
-		{"url../evil.git.insteadof", "https://example.invalid/", "./evil.git"},
-		{"remote.origin.url", "file:///tmp/evil.git", "/tmp/evil.git"},
-		{"remote.origin.url", "../evil.git", "../evil.git"},
 	} {
 		files, opaque := commandFiles(tc.key, tc.cmd)
 		if !opaque && !slices.Contains(files, tc.runs) {
@@ -127,10 +123,18 @@ func TestCommandFilesReviewOrdinary(t *testing.T) {
 		{"diff.pdf.textconv", "pdftotext -layout -q"},
 		{"diff.exif.textconv", "exiftool -s"},
 		{"credential.helper", "cache --timeout=3600"},
+		// The eighth review's false cuts.
+		{"alias.pu", "push -u origin HEAD"},
+		{"alias.cp", "cherry-pick -x"},
+		{"alias.sc", "switch -c"},
+		{"alias.fix", "commit --amend -C HEAD"},
+		{"alias.aliases", `config --get-regexp ^alias\.`},
+		{"alias.dt", "difftool --tool=meld"},
+		{"core.sshcommand", "ssh -o UserKnownHostsFile=/dev/null"},
+		{"diff.gpg.textconv", "gpg --no-tty --decrypt -q"},
+		{"core.pager", "less -FRX -j5"},
+		{"mergetool.smerge.cmd", `smerge mergetool "$BASE" "$LOCAL" "$REMOTE" -o "$MERGED"`},
 		{"credential.https://github.com.helper", "!gh auth git-credential"},
-		{"remote.origin.url", "git@github.com:team/app.git"},
-		{"remote.origin.url", "https://example.invalid/team/app.git"},
-		{"url.git@github.com:.insteadof", "https://github.com/"},
 	} {
 		if files, opaque := commandFiles(tc.key, tc.cmd); opaque {
 			t.Errorf("commandFiles(%q, %q) = %q, opaque", tc.key, tc.cmd, files)
@@ -240,4 +244,32 @@ func FuzzSplitAlias(f *testing.F) {
 			t.Errorf("splitAlias(%q) = %q; quoted again: %q", v, words, again)
 		}
 	})
+}
+
+// A push to a repository on this machine runs its hooks: remoteRepo says
+// which one a remote or an insteadOf names, as git reads the URL.
+func TestRemoteRepo(t *testing.T) {
+	for _, tc := range []struct {
+		key, value, path string
+		opaque           bool
+	}{
+		{"remote.origin.url", "git@github.com:team/app.git", "", false},
+		{"remote.origin.url", "https://example.invalid/team/app.git", "", false},
+		{"url.git@github.com:.insteadof", "https://github.com/", "", false},
+		{"remote.origin.pushurl", "./evil.git", "./evil.git", false},
+		{"remote.origin.url", "../evil.git", "../evil.git", false},
+		{"remote.origin.url", "/srv/git/app.git", "/srv/git/app.git", false},
+		{"remote.origin.url", "file:///tmp/evil.git", "/tmp/evil.git", false},
+		{"remote.origin.url", "file://localhost/tmp/evil.git", "/tmp/evil.git", false}, // git takes no host
+		{"remote.origin.url", "file:///tmp/%65vil.git", "/tmp/evil.git", false},        // and decodes
+		{"url../evil/.insteadof", "https://example.invalid/", "./evil/", false},
+		{"url../ev.insteadof", "https://example.invalid/", "", true}, // ./ev + il.git
+		{"remote.origin.url", "~/evil.git", "", true},
+		{"remote.origin.url", "file:evil.git", "", true},
+	} {
+		path, opaque := remoteRepo(tc.key, tc.value)
+		if path != tc.path || opaque != tc.opaque {
+			t.Errorf("remoteRepo(%q, %q) = %q, %v; want %q, %v", tc.key, tc.value, path, opaque, tc.path, tc.opaque)
+		}
+	}
 }

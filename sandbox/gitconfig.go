@@ -492,6 +492,18 @@ func (w *gitWalk) walk(start []string, worktree, gitDir string, trusted bool) {
 				}
 			}
 		}
+		for _, p := range c.remotes {
+			// A push runs the hooks of a repository on this machine, as
+			// its own configuration says: one in the mounts is the
+			// agent's. The user's own remote there is a host-run path.
+			if abs := w.locate(worktree, p, fromMine); abs != "" {
+				if _, _, in := w.mount(abs); in && fromMine {
+					w.follow(abs)
+				} else if in {
+					w.cut(fmt.Sprintf("the git configuration file %s names a repository in the project as a remote (%s), whose hooks a push runs", w.name(path), quotePath(p)))
+				}
+			}
+		}
 		for _, p := range c.includes {
 			// git before 2.46 reads ":(optional)x" as that name; later
 			// ones as x, if it exists: both are followed.
@@ -588,6 +600,7 @@ type gitConfig struct {
 	hooks     []string // core.hooksPath values
 	includes  []string // the paths its includes name
 	programs  []string // the programs its commands start by a path
+	remotes   []string // the repositories on this machine it pushes to
 	worktrees []string // core.worktree values
 	formats   []string // extensions.objectFormat values
 	// worktreeConfig is extensions.worktreeConfig: git then takes
@@ -639,6 +652,14 @@ func parseGitConfig(ctx context.Context, data []byte) (c gitConfig, ok bool) {
 			c.formats = append(c.formats, value)
 		case key == "include.path" || strings.HasPrefix(key, "includeif."):
 			c.includes = append(c.includes, value)
+		case strings.HasPrefix(key, "remote.") && (strings.HasSuffix(key, ".url") || strings.HasSuffix(key, ".pushurl")) || strings.HasPrefix(key, "url."):
+			p, opaque := remoteRepo(key, value)
+			if p != "" {
+				c.remotes = append(c.remotes, p)
+			}
+			if opaque && c.opaque == "" {
+				c.opaque = key
+			}
 		case key == "protocol.allow" || key == "protocol.ext.allow":
 			// ext:: runs the command a remote's URL names (an insteadOf
 			// can make any URL one); git allows it only when told.

@@ -16,9 +16,15 @@ type argRules struct {
 	flags  *regexp.Regexp // options that take no value
 	valued *regexp.Regexp // options whose value is the next word, or after =
 	// value says whether a literal value of a valued option is harmless
-	// (then it is recorded); nil takes any. A variable (git's $MERGED,
-	// %f) is always one: its file is git's.
+	// (then it is recorded); nil takes any.
 	value func(opt, val string) bool
+	// gits are the valued options whose value may be a file of git's
+	// ($MERGED, %A); no other option takes a variable (vim -u "$1" would
+	// load git's first argument, ./2 for core.fsmonitor).
+	gits *regexp.Regexp
+	// sub, where set, is what its first word must be (git-lfs's
+	// subcommands without merge-driver --program).
+	sub   *regexp.Regexp
 	words bool // its other words are files it only reads: recorded
 	plus  bool // a +word is a command (vim, less): only +LINE passes
 	// lead are the words it must start with (gh auth git-credential).
@@ -38,7 +44,7 @@ var (
 
 var (
 	pager = &argRules{
-		flags: regexp.MustCompile(`^-[FRXSeEiIKMmNnqQrsSwWXcdfgGJLu~]+$|^-x[0-9,]+$` +
+		flags: regexp.MustCompile(`^-[FRXSeEiIKMmNnqQrsSwWXcdfgGJLu~]+$|^-x[0-9,]+$|^-[jbhyz]-?[0-9]+$` +
 			`|^--(quit-if-one-screen|RAW-CONTROL-CHARS|raw-control-chars|no-init|chop-long-lines|ignore-case|IGNORE-CASE|quiet|QUIET|silent` +
 			`|mouse|LONG-PROMPT|long-prompt|line-numbers|LINE-NUMBERS|squeeze-blank-lines|quit-at-eof|QUIT-AT-EOF|no-lessopen` +
 			`|status-column|tabs=[0-9,]+|redraw-on-quit|wordwrap|use-color|quit-on-intr|no-keypad|incsearch)$`),
@@ -70,11 +76,12 @@ var (
 			`|display=[a-z-]+|color=[a-z]+|background=[a-z]+|syntax-highlight=[a-z]+|strip-cr=[a-z]+|tab-width=[0-9]+|width=[0-9]+|context=[0-9]+))$`),
 		valued: regexp.MustCompile(`^(-L|--label|-o|--output|--L[123]|-title[123]|-merge|-mergeoutput|-base|-ancestor|-left|-right)$`),
 		value:  anyLabel,
+		gits:   regexp.MustCompile(`^(-o|--output|-merge|-mergeoutput|-base|-ancestor|-left|-right)$`),
 	}
 	anyWords  = &argRules{flags: anyFlag, words: true}
 	dumpWords = &argRules{flags: regexp.MustCompile(`^-[A-Za-z0-9]+$|^--[a-z-]+(=[A-Za-z0-9-]+)?$`), words: true}
 	signer    = &argRules{
-		flags: regexp.MustCompile(`^-[absqv]+$|^--(batch|no-tty|verify|armor|detach-sign|sign|clearsign|quiet|with-colons|yes` +
+		flags: regexp.MustCompile(`^-[absqvd]+$|^--(batch|no-tty|verify|decrypt|armor|detach-sign|sign|clearsign|quiet|with-colons|yes` +
 			`|status-fd=[0-9]+|keyid-format=[a-z0-9]+|pinentry-mode=[a-z]+|local-user=[^/]+|default-key=[^/]+)$`),
 		valued: regexp.MustCompile(`^(-u|--local-user|--status-fd|--keyid-format|--default-key)$`),
 		value:  func(_, val string) bool { return !strings.Contains(val, "/") },
@@ -88,8 +95,9 @@ var (
 // command may name, by their words (see plainProgram).
 var programArgs = map[string]*argRules{
 	"less": pager, "more": pager,
-	"cat": anyWords, "echo": anyWords, "printf": anyWords, "true": anyWords, "false": anyWords,
-	"grep":          anyWords, // GNU grep runs nothing (ripgrep's --pre would)
+	"cat": anyWords, "echo": anyWords, "true": anyWords, "false": anyWords,
+	"printf":        {flags: noOption, words: true}, // bash's printf -v 'a[$(x)]' runs x
+	"grep":          anyWords,                       // GNU grep runs nothing (ripgrep's --pre would)
 	"bat":           {flags: regexp.MustCompile(`^-[pPnAu]+$|^--(plain|number|diff|paging=(never|always|auto)|style=[a-z,-]+|color=(always|never|auto)|decorations=(always|never|auto)|language=[A-Za-z0-9+#._-]+|theme=[A-Za-z0-9 _.-]+|wrap=(auto|never|character)|tabs=[0-9]+)$`), valued: regexp.MustCompile(`^(-l|--language|--file-name)$`), words: true},
 	"delta":         {flags: regexp.MustCompile(`^-[nsw]+$|^--(side-by-side|line-numbers|dark|light|navigate|color-only|hyperlinks|keep-plus-minus-markers|relative-paths|raw|no-gitconfig|diff-so-fancy|paging=(never|always|auto)|features=[A-Za-z0-9 _-]*|syntax-theme=[A-Za-z0-9 _.-]+|width=[0-9a-z-]+|tabs=[0-9]+)$`), words: true},
 	"diff-so-fancy": {flags: regexp.MustCompile(`^--(patch|colors)$`), words: true},
@@ -100,33 +108,36 @@ var programArgs = map[string]*argRules{
 	"gedit": guiEditor, "kate": guiEditor, "code": guiEditor, "code-insiders": guiEditor, "codium": guiEditor,
 	"cursor": guiEditor, "subl": guiEditor, "mate": guiEditor,
 	"meld": diffTool, "kdiff3": diffTool, "opendiff": diffTool, "bcompare": diffTool, "bcomp": diffTool,
-	"p4merge": diffTool, "tkdiff": diffTool, "kompare": diffTool, "difft": diffTool,
+	"p4merge": diffTool, "smerge": {valued: diffTool.valued, value: anyLabel, gits: diffTool.gits, flags: noOption, sub: regexp.MustCompile(`^mergetool$`)}, "tkdiff": diffTool, "kompare": diffTool, "difft": diffTool,
 	"gpg": signer, "gpg2": signer, "gpgsm": signer,
 	"ssh": {
-		flags:  regexp.MustCompile(`^-[46AaCfGgKkMNnqsTtVvXxYy]+$`),
+		flags:  regexp.MustCompile(`^-[46aCfGgkMNnqsTtVvx]+$`), // not -A, -X, -Y: the user's agent or display
 		valued: regexp.MustCompile(`^-[iplo]$`),
 		value: func(opt, val string) bool {
 			return opt != "-o" || sshOption.MatchString(val)
 		},
 	},
-	"ssh-keygen":       {flags: regexp.MustCompile(`^-[lLqv]+$`), valued: regexp.MustCompile(`^-[YfnIsOE]$`), words: true},
-	"ssh-add":          {flags: regexp.MustCompile(`^-[lLqv]+$`)},
-	"op-ssh-sign":      {flags: noOption, words: true},
-	"git-lfs":          anyWords,
-	"git-crypt":        anyWords,
-	"gh":               ghCredential,
-	"glab":             ghCredential,
-	"exiftool":         {flags: regexp.MustCompile(`^-(s+|S|G[0-9:]*|a|u|n|b|e|x|q+|j|X|h|H|D|g[0-9:]*|l|m|L|E|sort|short)$`), words: true},
-	"xxd":              {flags: regexp.MustCompile(`^-[pubiEeC]+$|^-(c|g|l|s|o)[0-9]+$`), valued: regexp.MustCompile(`^-[cglso]$`), value: number},
-	"hexdump":          {flags: regexp.MustCompile(`^-[bcCdovx]+$|^-[ns][0-9]+$`), valued: regexp.MustCompile(`^-[ns]$`), value: number, words: true},
-	"od":               dumpWords,
-	"strings":          dumpWords,
-	"pdftotext":        {flags: regexp.MustCompile(`^-(layout|raw|q|nopgbrk|htmlmeta|bbox|nodiag|cropbox|simple|table|lineprinter|tsv|bbox-layout)$`), valued: regexp.MustCompile(`^-(enc|f|l|eol|fixed|r|x|y|W|H)$`)},
-	"sh":               nil, // shellProgram's words
-	"bash":             nil,
-	"dash":             nil,
-	"git":              nil, // gitWords
-	"git-credential-*": credentialHelper,
+	"ssh-keygen":  {flags: regexp.MustCompile(`^-[lLqv]+$`), valued: regexp.MustCompile(`^-[YfnIsOE]$`), words: true},
+	"ssh-add":     {flags: regexp.MustCompile(`^-[lLqv]+$`)},
+	"op-ssh-sign": {flags: noOption, words: true},
+	"git-lfs": {flags: anyFlag, words: true, sub: regexp.MustCompile(`^(filter-process|smudge|clean|pre-push|post-checkout|post-commit` +
+		`|post-merge|reference-transaction|pull|push|fetch|checkout|status|ls-files|track|untrack|lock|unlock|locks|env|version|prune|logs|fsck|pointer)$`)},
+	"git-crypt":            anyWords,
+	"gh":                   ghCredential,
+	"glab":                 ghCredential,
+	"exiftool":             {flags: regexp.MustCompile(`^-(s+|S|G[0-9:]*|a|u|n|b|e|x|q+|j|X|h|H|D|g[0-9:]*|l|m|L|E|sort|short)$`), words: true},
+	"xxd":                  {flags: regexp.MustCompile(`^-[pubiEeC]+$|^-(c|g|l|s|o)[0-9]+$`), valued: regexp.MustCompile(`^-[cglso]$`), value: number},
+	"hexdump":              {flags: regexp.MustCompile(`^-[bcCdovx]+$|^-[ns][0-9]+$`), valued: regexp.MustCompile(`^-[ns]$`), value: number, words: true},
+	"od":                   dumpWords,
+	"strings":              dumpWords,
+	"pdftotext":            {flags: regexp.MustCompile(`^-(layout|raw|q|nopgbrk|htmlmeta|bbox|nodiag|cropbox|simple|table|lineprinter|tsv|bbox-layout)$`), valued: regexp.MustCompile(`^-(enc|f|l|eol|fixed|r|x|y|W|H)$`)},
+	"sh":                   nil, // shellProgram's words
+	"bash":                 nil,
+	"dash":                 nil,
+	"git":                  nil, // gitWords
+	"git-credential-cache": credentialHelper, "git-credential-store": credentialHelper,
+	"git-credential-osxkeychain": credentialHelper, "git-credential-libsecret": credentialHelper,
+	"git-credential-wincred": credentialHelper, "git-credential-gnome-keyring": credentialHelper,
 }
 
 // sshOption is an ssh -o that runs and writes nothing more (no
@@ -135,13 +146,10 @@ var programArgs = map[string]*argRules{
 var sshOption = regexp.MustCompile(`(?i)^(IdentitiesOnly|IdentityFile|Port|User|StrictHostKeyChecking|BatchMode|ConnectTimeout` +
 	`|ConnectionAttempts|ServerAliveInterval|ServerAliveCountMax|LogLevel|PreferredAuthentications|PubkeyAuthentication` +
 	`|PasswordAuthentication|HostKeyAlgorithms|PubkeyAcceptedKeyTypes|PubkeyAcceptedAlgorithms|Compression|AddKeysToAgent` +
-	`|TCPKeepAlive|CheckHostIP|IPQoS|RequestTTY)(=|\s+)[^\s=]+$`)
+	`|TCPKeepAlive|CheckHostIP|IPQoS|RequestTTY)(=|\s+)[^\s=]+$|^(?i:UserKnownHostsFile)(=|\s+)/dev/null$`)
 
 // rulesFor returns a program's rules and whether vibe knows it.
 func rulesFor(base string) (*argRules, bool) {
-	if strings.HasPrefix(base, "git-credential-") && len(base) > len("git-credential-") {
-		base = "git-credential-*"
-	}
 	r, ok := programArgs[base]
 	return r, ok
 }
