@@ -113,3 +113,14 @@ func TestGitHostRunReview8UndefinedFunction(t *testing.T) {
 		t.Errorf("git m runs make on Makefile; neither recorded nor cut")
 	}
 }
+
+// F9 for real: an agent-written remote names a bare repository in the
+// project, whose pre-receive hook a push runs.
+func TestGitHostRunReview8LocalRemote(t *testing.T) {
+	app := teamConfig(t, "[remote \"up\"]\n\turl = ./evil.git\n")
+	git(t, app, "init", "-q", "--bare", "evil.git")
+	ran := plant(t, filepath.Join(app, "evil.git", "hooks", "pre-receive"))
+	git(t, app, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "x")
+	out, _ := exec.Command("git", "-C", app, "push", "-q", "up", "HEAD:refs/heads/x").CombinedOutput()
+	ranAndCovered(t, app, "evil.git/hooks/pre-receive", ran, out, "git push with remote.up.url = ./evil.git")
+}
