@@ -124,3 +124,19 @@ func TestGitHostRunReview8LocalRemote(t *testing.T) {
 	out, _ := exec.Command("git", "-C", app, "push", "-q", "up", "HEAD:refs/heads/x").CombinedOutput()
 	ranAndCovered(t, app, "evil.git/hooks/pre-receive", ran, out, "git push with remote.up.url = ./evil.git")
 }
+
+// The eighth review's note, for real: the host user's PATH has a folder
+// of the project (direnv's PATH_add bin), where the agent puts a less
+// that git runs as its pager, named by no configuration at all.
+func TestGitHostRunPATHFolderInProject(t *testing.T) {
+	gitEnv(t)
+	app := t.TempDir()
+	git(t, app, "init", "-q")
+	git(t, app, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "x")
+	ran := plant(t, filepath.Join(app, "bin", "less"))
+	t.Setenv("PATH", filepath.Join(app, "bin")+":"+os.Getenv("PATH"))
+	t.Setenv("GIT_PAGER", "less") // as git's default pager is
+	cmd := exec.Command("script", "-qec", "git -C "+app+" log", "/dev/null")
+	out, _ := cmd.CombinedOutput()
+	ranAndCovered(t, app, "bin/less", ran, out, "git log's pager less through PATH")
+}

@@ -119,6 +119,7 @@ func gitHostRun(mounts []workspace.Mount, states map[string]string) map[string]*
 		}
 		w.walk(start, project, gitDir, true)
 		w.hookManagers()
+		w.pathInMounts()
 		if gitDir != "" && !w.formatOther(own) {
 			w.links(gitDir, project, 0)
 		}
@@ -228,6 +229,22 @@ func (w *gitWalk) hookManagers() {
 	}
 	if python {
 		w.cut("pre-commit's hooks run Python with the project's folder first on its import path, which the agent can write: set PYTHONSAFEPATH=1 on the host, or commit with --no-verify")
+	}
+}
+
+// pathInMounts cuts where the host's PATH has a folder in the mounts (a
+// direnv PATH_add bin): a bare program name that git or a hook runs
+// (less, ssh, sh) may then be a file the agent wrote, and no command says
+// which.
+func (w *gitWalk) pathInMounts() {
+	for _, e := range filepath.SplitList(os.Getenv("PATH")) {
+		if !filepath.IsAbs(e) {
+			continue // relative entries: pathFiles records the names
+		}
+		if _, _, in := w.mount(filepath.Clean(e)); in {
+			w.cut(fmt.Sprintf("your PATH has %s, a folder the agent can write: a program git runs by its name (the pager, ssh, a hook's tools) may be the agent's; take it out of PATH when you run git in the project", quotePath(e)))
+			return
+		}
 	}
 }
 
