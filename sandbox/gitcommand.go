@@ -61,6 +61,23 @@ func commandFiles(key, value string) (files []string, opaque bool) {
 			c.program(strings.TrimRight(prog, " \t"))
 		}
 		return c.files, c.opaque
+	case key == "diff.tool" || key == "merge.tool" || key == "diff.guitool" || key == "merge.guitool" || strings.HasSuffix(key, ".vcs") ||
+		key == "pull.twohead" || key == "pull.octopus":
+		// A name git makes a file of: mergetool--lib sources tools/NAME,
+		// a remote's vcs is git-remote-NAME and a strategy
+		// git-merge-NAME, from PATH.
+		v := strings.TrimSpace(value)
+		switch {
+		case strings.HasSuffix(key, ".vcs"):
+			c.pathFiles("git-remote-" + v)
+		case strings.HasPrefix(key, "pull."):
+			for _, s := range strings.Fields(v) {
+				c.opaque = c.opaque || !toolName.MatchString(s)
+				c.pathFiles("git-merge-" + s)
+			}
+			return c.files, c.opaque
+		}
+		return c.files, c.opaque || !toolName.MatchString(v)
 	case strings.HasPrefix(key, "lfs.customtransfer."):
 		// .args: the words of .path's program, which may be a shell.
 		return nil, true
@@ -202,14 +219,19 @@ func (c *command) run(args []arg) {
 	prog := args[0].lit
 	if c.credential {
 		c.credential = false
-		if !strings.Contains(prog, "/") {
-			prog = "git-credential-" + prog // git's own helpers: cache, store
+		if !filepath.IsAbs(prog) {
+			// git credential-NAME: git's own helpers (cache, store),
+			// and ./x is the file git-credential-./x.
+			prog = "git-credential-" + prog
 		}
 	}
 	if slices.Contains(c.funcs, prog) {
-		// A function of the command's own: its body was looked at. sh
-		// finds it before PATH.
-		c.words(nil, args[1:])
+		// A function of the command's own: its body was looked at with
+		// git's arguments for "$@" and $1, so the call may pass only
+		// those (f "$@"), never words of its own (f --upload-pack=x).
+		for _, a := range args[1:] {
+			c.opaque = c.opaque || !a.gits()
+		}
 		return
 	}
 	base, outside := c.program(prog)
@@ -264,9 +286,15 @@ func (c *command) shellWords(args []arg) {
 // a cluster with a letter of gitRunsShort's, cuts (rebase -fx, grep -iO,
 // fetch --upload=).
 func (c *command) gitWords(args []arg) {
-	sub := ""       // the subcommand, once it has come
-	options := true // until --
+	sub := ""   // the subcommand, once it has come
+	named := "" // the option whose value the next word is (gitNamed)
+	positional := 0
 	for i, a := range args {
+		if named != "" {
+			c.named(sub, named, a)
+			named = ""
+			continue
+		}
 		if !a.ok {
 			// git's files as its words ($LOCAL, "$@"); nothing else, and
 			// never before the subcommand.
@@ -280,7 +308,11 @@ func (c *command) gitWords(args []arg) {
 		case sub == "":
 			sub = word
 			c.pathFiles("git-" + word) // what PATH finds, for a NAME git lacks
-			if !gitSub.MatchString(word) && !(word == "config" && slices.ContainsFunc(args[i+1:], func(a arg) bool { return a.ok && gitConfigRead.MatchString(a.lit) })) {
+			// config only reads with a read action first (git takes one
+			// action, and --no-get undoes one).
+			read := word == "config" && i+1 < len(args) && args[i+1].ok && gitConfigRead.MatchString(args[i+1].lit) &&
+				!slices.ContainsFunc(args[i+1:], func(a arg) bool { return a.ok && strings.HasPrefix(a.lit, "--no") })
+			if !gitSub.MatchString(word) && !read {
 				c.opaque = true
 			}
 			if word == "lfs" {
@@ -288,31 +320,89 @@ func (c *command) gitWords(args []arg) {
 				c.words(r, args[i+1:])
 				return
 			}
-		case options && word == "--":
-			options = false
-		case options && strings.HasPrefix(word, "--") && len(word) > 2:
+		// -- ends nothing here: an option that takes the next word takes
+		// -- too (fetch -o -- --upload-pack=x).
+		case strings.HasPrefix(word, "--") && len(word) > 2:
 			name, val, hasVal := strings.Cut(word[2:], "=")
-			for _, long := range gitRunsLong {
-				if strings.HasPrefix(long, name) {
-					c.opaque = true // --exec, --exe, --upload=
+			if !slices.Contains(gitExact, name) {
+				for _, long := range gitRunsLong {
+					if strings.HasPrefix(long, name) {
+						c.opaque = true // --exec, --exe, --upload=
+					}
+				}
+			}
+			for opt := range gitNamed[sub] {
+				if strings.HasPrefix(opt, "--"+name) {
+					if hasVal {
+						c.named(sub, opt, arg{lit: val, ok: true})
+					} else {
+						named = opt
+					}
 				}
 			}
 			if hasVal {
 				c.word(val)
 			}
-		case options && strings.HasPrefix(word, "-") && len(word) > 1:
+		case strings.HasPrefix(word, "-") && len(word) > 1:
 			if short := gitRunsShort[sub]; short != "" && strings.ContainsAny(word[1:], short) {
 				c.opaque = true // rebase -fx, grep -iO
+			}
+			if _, ok := gitNamed[sub][word[:2]]; ok {
+				if len(word) > 2 {
+					c.named(sub, word[:2], arg{lit: word[2:], ok: true})
+				} else {
+					named = word[:2]
+				}
 			}
 		case a.gits() || word == "":
 		default:
 			c.word(word)
+			// push ./evil.git, remote add x ../r: a repository on this
+			// machine, whose hooks a push runs as its own configuration
+			// says.
+			if gitRepoWords[sub] > positional && localURL(word) && strings.ContainsAny(word, "/.") {
+				c.opaque = true
+			}
+			positional++
 		}
 	}
-	if sub == "" {
-		c.opaque = true // git's first argument would be the subcommand
+	if sub == "" || named != "" {
+		c.opaque = true // git's first argument would be the subcommand, or the value
 	}
 }
+
+// named looks at the value of an option that names a program git runs: a
+// merge strategy (git-merge-NAME, from PATH) or a diff or merge tool (a
+// script of git's own that git sources by that name).
+func (c *command) named(sub, opt string, a arg) {
+	if !a.ok || !toolName.MatchString(a.lit) {
+		c.opaque = true
+		return
+	}
+	if prefix := gitNamed[sub][opt]; prefix != "" {
+		c.pathFiles(prefix + a.lit)
+	}
+}
+
+// toolName is the name of a merge strategy or a tool: no path.
+var toolName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.+-]*$`)
+
+// gitNamed are, by subcommand, the options whose value names a program,
+// and the prefix of its file name in PATH.
+var gitNamed = func() map[string]map[string]string {
+	strategy := map[string]string{"-s": "git-merge-", "--strategy": "git-merge-"}
+	tool := map[string]string{"-t": "", "--tool": ""}
+	return map[string]map[string]string{"merge": strategy, "pull": strategy, "rebase": strategy, "cherry-pick": strategy,
+		"revert": strategy, "difftool": tool, "mergetool": tool}
+}()
+
+// gitRepoWords are, by subcommand, how many of its first words may name a
+// repository (push's, fetch's; remote add's name and URL).
+var gitRepoWords = map[string]int{"push": 1, "fetch": 1, "pull": 1, "ls-remote": 1, "remote": 3}
+
+// gitExact are long options of git's that are not abbreviations of
+// gitRunsLong's, though they look so (log --cc, format-patch --to).
+var gitExact = []string{"cc", "to"}
 
 // words looks at the words of any other program: by its rules where vibe
 // knows it (r), else each word that could be a file is recorded.
@@ -527,7 +617,7 @@ var gitSub = regexp.MustCompile(`^(status|log|diff|show|fetch|pull|push|commit|a
 	`|merge|rebase|cherry-pick|revert|reset|stash|remote|ls-files|ls-tree|ls-remote|rev-parse|rev-list|grep|blame|annotate` +
 	`|shortlog|describe|reflog|show-ref|for-each-ref|cat-file|diff-tree|diff-index|diff-files|format-patch|range-diff` +
 	`|whatchanged|notes|sparse-checkout|gc|prune|fsck|count-objects|var|version|cherry|check-ignore|check-attr|hash-object` +
-	`|symbolic-ref|merge-base|name-rev|interpret-trailers|credential|lfs|show-branch|verify-commit|verify-tag|column|difftool|mergetool)$`)
+	`|symbolic-ref|merge-base|name-rev|interpret-trailers|credential|lfs|show-branch|verify-commit|verify-tag|column|difftool|mergetool|clean|update-index)$`)
 
 // gitConfigRead is an action of git config's that only reads (git takes
 // one action at a time): the aliases alias, config --get-regexp ^alias.
@@ -537,7 +627,7 @@ var gitConfigRead = regexp.MustCompile(`^(--get|--get-all|--get-regexp|--get-url
 // command they are given, take configuration, or write a file they name;
 // git takes any abbreviation of one (--exe, --upload=).
 var gitRunsLong = []string{"exec", "extcmd", "open-files-in-pager", "upload-pack", "receive-pack", "config", "config-env",
-	"template", "output", "to-cmd", "cc-cmd", "header-cmd", "sendmail-cmd", "smtp-server", "httpd", "access-hook",
+	"output", "to-cmd", "cc-cmd", "header-cmd", "sendmail-cmd", "smtp-server", "httpd", "access-hook",
 	"browser", "prefix", "git-dir", "work-tree", "exec-path", "attr-source"}
 
 // gitRunsShort are, by subcommand, the short options that do so.

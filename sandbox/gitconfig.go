@@ -62,6 +62,7 @@ const gitKeys = `^(core\.hookspath|core\.worktree|extensions\.(objectformat|work
 	`|gpg\.program|gpg\..*\.program|gpg\.ssh\.defaultkeycommand|interactive\.difffilter` +
 	`|trailer\..*\.(command|cmd)|tar\..*\.command|remote\..*\.(uploadpack|receivepack)|submodule\..*\.update` +
 	`|(man|browser)\..*\.(cmd|path)|guitool\..*\.cmd|lfs\.customtransfer\..*\.path|hook\..*\.command` +
+	`|(diff|merge)\.(tool|guitool)|remote\..*\.vcs|pull\.(twohead|octopus)|remote\.pushdefault|branch\..*\.(remote|pushremote)` +
 	`|lfs\.extension\..*\.(clean|smudge)|lfs\.customtransfer\..*\.args|imap\.tunnel|delta\.(.*\.)?pager` +
 	`|sendemail\.(.*\.)?(sendmailcmd|tocmd|cccmd|headercmd|smtpserver)|remote\..*\.(url|pushurl)|url\..*\.(insteadof|pushinsteadof)` +
 	`|protocol\.allow|protocol\.ext\.allow)$`
@@ -509,7 +510,17 @@ func (w *gitWalk) walk(start []string, worktree, gitDir string, trusted bool) {
 				}
 			}
 		}
+		for _, p := range c.remoteNames {
+			if abs := w.locate(worktree, p, fromMine); abs != "" {
+				if _, err := w.lstat(abs); err == nil {
+					c.remotes = append(c.remotes, p)
+				}
+			}
+		}
 		for _, p := range c.remotes {
+			if p == "." {
+				continue // the repository itself: its hooks are walked
+			}
 			// A push runs the hooks of a repository on this machine, as
 			// its own configuration says: one in the mounts is the
 			// agent's. The user's own remote there is a host-run path.
@@ -614,12 +625,15 @@ func (l *limited) Write(p []byte) (int, error) {
 
 // gitConfig is what one configuration file sends git to.
 type gitConfig struct {
-	hooks     []string // core.hooksPath values
-	includes  []string // the paths its includes name
-	programs  []string // the programs its commands start by a path
-	remotes   []string // the repositories on this machine it pushes to
-	worktrees []string // core.worktree values
-	formats   []string // extensions.objectFormat values
+	hooks    []string // core.hooksPath values
+	includes []string // the paths its includes name
+	programs []string // the programs its commands start by a path
+	remotes  []string // the repositories on this machine it pushes to
+	// remoteNames are remotes named by pushDefault or a branch: a path
+	// where something is there.
+	remoteNames []string
+	worktrees   []string // core.worktree values
+	formats     []string // extensions.objectFormat values
 	// worktreeConfig is extensions.worktreeConfig: git then takes
 	// core.worktree from a linked worktree's common configuration too.
 	worktreeConfig bool
@@ -669,6 +683,14 @@ func parseGitConfig(ctx context.Context, data []byte) (c gitConfig, ok bool) {
 			c.formats = append(c.formats, value)
 		case key == "include.path" || strings.HasPrefix(key, "includeif."):
 			c.includes = append(c.includes, value)
+		case key == "remote.pushdefault" || strings.HasPrefix(key, "branch."):
+			// A remote's name, or else a URL or a path: a path only
+			// where something is there (origin is a name).
+			if p, opaque := remoteRepo(key, value); p != "" {
+				c.remoteNames = append(c.remoteNames, p)
+			} else if opaque && c.opaque == "" {
+				c.opaque = key
+			}
 		case strings.HasPrefix(key, "remote.") && (strings.HasSuffix(key, ".url") || strings.HasSuffix(key, ".pushurl")) || strings.HasPrefix(key, "url."):
 			p, opaque := remoteRepo(key, value)
 			if p != "" {
