@@ -14,6 +14,23 @@ import (
 	"testing"
 )
 
+// recordsOrCuts fails unless commandFiles records runs, the project file
+// that key = cmd runs, or is opaque.
+func recordsOrCuts(t *testing.T, key, cmd, runs string) {
+	t.Helper()
+	if files, opaque := commandFiles(key, cmd); !opaque && !slices.Contains(files, runs) {
+		t.Errorf("commandFiles(%q, %q) = %q, false; runs %q unrecorded", key, cmd, files, runs)
+	}
+}
+
+// passes fails where an ordinary key = cmd cuts.
+func passes(t *testing.T, key, cmd string) {
+	t.Helper()
+	if files, opaque := commandFiles(key, cmd); opaque {
+		t.Errorf("commandFiles(%q, %q) = %q, opaque", key, cmd, files)
+	}
+}
+
 // Each value makes the host's sh and program run or load runs (relative
 // to where git runs it): commandFiles must record it or be opaque.
 func TestCommandFilesReviewMissed(t *testing.T) {
@@ -71,10 +88,7 @@ func TestCommandFilesReviewMissed(t *testing.T) {
 		{"imap.tunnel", "sh x", "x"},
 		{"delta.pager", "sh x", "x"},
 	} {
-		files, opaque := commandFiles(tc.key, tc.cmd)
-		if !opaque && !slices.Contains(files, tc.runs) {
-			t.Errorf("commandFiles(%q, %q) = %q, false; runs %q unrecorded", tc.key, tc.cmd, files, tc.runs)
-		}
+		recordsOrCuts(t, tc.key, tc.cmd, tc.runs)
 	}
 }
 
@@ -89,10 +103,7 @@ func TestCommandFilesReviewRelativePath(t *testing.T) {
 		{"gpg.program", "1", "1"},
 		{"core.fsmonitor", "git foo", "git-foo"},
 	} {
-		files, opaque := commandFiles(tc.key, tc.cmd)
-		if !opaque && !slices.Contains(files, tc.runs) {
-			t.Errorf("commandFiles(%q, %q) = %q, false; runs %q unrecorded", tc.key, tc.cmd, files, tc.runs)
-		}
+		recordsOrCuts(t, tc.key, tc.cmd, tc.runs)
 	}
 }
 
@@ -136,9 +147,7 @@ func TestCommandFilesReviewOrdinary(t *testing.T) {
 		{"mergetool.smerge.cmd", `smerge mergetool "$BASE" "$LOCAL" "$REMOTE" -o "$MERGED"`},
 		{"credential.https://github.com.helper", "!gh auth git-credential"},
 	} {
-		if files, opaque := commandFiles(tc.key, tc.cmd); opaque {
-			t.Errorf("commandFiles(%q, %q) = %q, opaque", tc.key, tc.cmd, files)
-		}
+		passes(t, tc.key, tc.cmd)
 	}
 }
 
