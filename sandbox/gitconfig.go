@@ -63,9 +63,16 @@ const gitKeys = `^(core\.hookspath|core\.worktree|extensions\.(objectformat|work
 	`|trailer\..*\.(command|cmd)|tar\..*\.command|remote\..*\.(uploadpack|receivepack)|submodule\..*\.update` +
 	`|(man|browser)\..*\.(cmd|path)|guitool\..*\.cmd|lfs\.customtransfer\..*\.path|hook\..*\.command` +
 	`|(diff|merge)\.(tool|guitool)|remote\..*\.vcs|pull\.(twohead|octopus)|remote\.pushdefault|branch\..*\.(remote|pushremote)` +
+	`|http\.(.*\.)?savecookies|trace2\..*target|init\.templatedir|uploadpack\.packobjectshook|gc\.recentobjectshook` +
+	`|instaweb\.(httpd|modulepath)|svn\.authorsprog|sendemail\.(.*\.)?smtpserveroption|format\.outputdirectory` +
 	`|lfs\.extension\..*\.(clean|smudge)|lfs\.customtransfer\..*\.args|imap\.tunnel|delta\.(.*\.)?pager` +
 	`|sendemail\.(.*\.)?(sendmailcmd|tocmd|cccmd|headercmd|smtpserver)|remote\..*\.(url|pushurl)|url\..*\.(insteadof|pushinsteadof)` +
 	`|protocol\.allow|protocol\.ext\.allow)$`
+
+// gitCutKeys are keys whose value, agent-written, cuts: git writes to it,
+// copies hooks from it, or runs it in a way no command says.
+var gitCutKeys = regexp.MustCompile(`^(trace2\..*target|init\.templatedir|uploadpack\.packobjectshook|instaweb\.(httpd|modulepath)` +
+	`|sendemail\.(.*\.)?smtpserveroption|format\.outputdirectory)$`)
 
 // gitFound is what a project's configuration sends git to.
 type gitFound struct {
@@ -112,6 +119,7 @@ func gitHostRun(mounts []workspace.Mount, states map[string]string) map[string]*
 		if gitDir != "" {
 			start = append(start, own...)
 			w.followLinks(gitDir)
+			w.stoppedRebase(gitDir)
 			for _, cfg := range own {
 				// The git folder's hooks, and a linked worktree's common
 				// folder's, which git runs.
@@ -211,6 +219,14 @@ func (w *gitWalk) hookManagers() {
 			if strings.HasSuffix(name, ".sample") {
 				continue // git runs no sample
 			}
+			// A hook linked to a script of the project's (.githooks/
+			// pre-commit -> ../scripts/x.sh): the script is a host-run
+			// path too.
+			if p := filepath.Join(dir, name); w.isLink(p) {
+				if t := w.within(p); t != "" && t != p {
+					w.add(t)
+				}
+			}
 			data, ok := w.read(filepath.Join(dir, name))
 			if !ok {
 				continue
@@ -239,14 +255,44 @@ func (w *gitWalk) hookManagers() {
 // which.
 func (w *gitWalk) pathInMounts() {
 	for _, e := range filepath.SplitList(os.Getenv("PATH")) {
+		if rest, ok := strings.CutPrefix(e, "~"); ok && w.home != "" && (rest == "" || strings.HasPrefix(rest, "/")) {
+			e = w.home + rest // bash expands it when it looks a name up
+		}
 		if !filepath.IsAbs(e) {
-			continue // relative entries: pathFiles records the names
+			// . or bin: git's default pager, editor and ssh are looked
+			// for in the worktree.
+			w.cut(fmt.Sprintf("your PATH has %s, a relative folder: a program git runs by its name (the pager, ssh, a hook's tools) may be the agent's file in the project; take it out of PATH", quotePath(e)))
+			return
+		}
+		if r, err := filepath.EvalSymlinks(e); err == nil {
+			e = r // ~/bin -> ~/dotfiles/bin
 		}
 		if _, _, in := w.mount(filepath.Clean(e)); in {
 			w.cut(fmt.Sprintf("your PATH has %s, a folder the agent can write: a program git runs by its name (the pager, ssh, a hook's tools) may be the agent's; take it out of PATH when you run git in the project", quotePath(e)))
 			return
 		}
 	}
+}
+
+// stoppedRebase cuts for a rebase, cherry-pick or revert left stopped in
+// a git folder the agent can write: its todo list's exec lines run on the
+// host's git rebase --continue.
+func (w *gitWalk) stoppedRebase(gitDir string) {
+	if _, _, in := w.mount(gitDir); !in {
+		return
+	}
+	for _, n := range []string{"rebase-merge", "rebase-apply", "sequencer"} {
+		if _, err := w.lstat(filepath.Join(gitDir, n)); err == nil {
+			w.cut(fmt.Sprintf("a rebase, cherry-pick or revert is left stopped (%s): its todo list runs commands on git rebase --continue; run git rebase --abort (or cherry-pick --abort) after reading it", quotePath(filepath.Join(".git", n))))
+			return
+		}
+	}
+}
+
+// isLink reports whether p, in a mount, is a symlink.
+func (w *gitWalk) isLink(p string) bool {
+	st, err := w.lstat(p)
+	return err == nil && st.Mode()&fs.ModeSymlink != 0
 }
 
 // hookDir adds a hooks folder of the project's, once.
@@ -302,6 +348,7 @@ func userGitConfigs(home string) []string {
 
 type gitWalk struct {
 	ctx      context.Context
+	parsed   map[string]parsed // the user's own files, by path
 	project  string
 	projects []string // every project whose host-run files are protected
 	states   []string // the agents' state folders: the agent's, not followed
@@ -434,6 +481,10 @@ func (w *gitWalk) resolve(base, p string) string {
 // worktree: what it names relative to the worktree differs.
 func (w *gitWalk) walk(start []string, worktree, gitDir string, trusted bool) {
 	var mine, theirs []string // outside the mounts; in a mount
+	// opened is the path git opens a file by, where a link made it
+	// another: git takes a relative include from that path's folder,
+	// not from where the link leads.
+	opened := map[string]string{}
 	push := func(p string, fromMine bool) {
 		p = w.place(p, fromMine)
 		if _, _, in := w.mount(p); in {
@@ -450,6 +501,7 @@ func (w *gitWalk) walk(start []string, worktree, gitDir string, trusted bool) {
 			if _, _, in := w.mount(q); in {
 				w.add(q)
 				theirs = append(theirs, q)
+				opened[q] = p
 				continue
 			}
 		}
@@ -477,14 +529,7 @@ func (w *gitWalk) walk(start []string, worktree, gitDir string, trusted bool) {
 			return
 		}
 		w.seen[path+"\x00"+worktree] = true
-		data, ok := w.read(path)
-		if len(data) > 0 || !ok {
-			w.files++ // a file not there costs a look, not a read
-		}
-		var c gitConfig
-		if ok && len(data) > 0 {
-			c, ok = parseGitConfig(w.ctx, data)
-		}
+		c, ok := w.parse(path)
 		if !ok {
 			// There, and not looked into.
 			w.cut(fmt.Sprintf("the git configuration file %s cannot be read within vibe's bounds (%d KiB, %s)", w.name(path), gitMaxConfig>>10, gitTimeout))
@@ -535,15 +580,54 @@ func (w *gitWalk) walk(start []string, worktree, gitDir string, trusted bool) {
 		for _, p := range c.includes {
 			// git before 2.46 reads ":(optional)x" as that name; later
 			// ones as x, if it exists: both are followed.
+			dir := filepath.Dir(path)
+			if o, ok := opened[path]; ok {
+				dir = o[:strings.LastIndex(o, "/")+1] // as git joins it, unresolved
+			}
 			for _, q := range []string{p, strings.TrimPrefix(p, ":(optional)")} {
-				if abs := w.locate(filepath.Dir(path), q, fromMine); abs != "" {
+				if abs := w.locate(dir, q, fromMine); abs != "" {
 					if t := w.follow(abs); t != "" {
+						if t != abs || dir != filepath.Dir(path) {
+							opened[t] = q
+							if !filepath.IsAbs(q) && !strings.HasPrefix(q, "~") {
+								opened[t] = dir + "/" + q
+							}
+						}
 						push(t, fromMine)
 					}
 				}
 			}
 		}
 	}
+}
+
+// parse reads and parses one configuration file. The user's own, outside
+// the mounts, are read once for all the worktrees they apply to.
+func (w *gitWalk) parse(path string) (c gitConfig, ok bool) {
+	_, _, in := w.mount(path)
+	if p, hit := w.parsed[path]; hit && !in {
+		return p.c, p.ok
+	}
+	data, ok := w.read(path)
+	if len(data) > 0 || !ok {
+		w.files++ // a file not there costs a look, not a read
+	}
+	if ok && len(data) > 0 {
+		c, ok = parseGitConfig(w.ctx, data)
+	}
+	if !in {
+		if w.parsed == nil {
+			w.parsed = map[string]parsed{}
+		}
+		w.parsed[path] = parsed{c, ok}
+	}
+	return c, ok
+}
+
+// parsed is a configuration file's parse.
+type parsed struct {
+	c  gitConfig
+	ok bool
 }
 
 // read returns a configuration file's content, at most gitMaxConfig
@@ -697,6 +781,19 @@ func parseGitConfig(ctx context.Context, data []byte) (c gitConfig, ok bool) {
 				c.remotes = append(c.remotes, p)
 			}
 			if opaque && c.opaque == "" {
+				c.opaque = key
+			}
+		case strings.HasPrefix(key, "http.") && strings.HasSuffix(key, "savecookies"):
+			// git writes the server's cookies to http.cookieFile, any
+			// path (~/.bashrc), with text the server chooses.
+			if !slices.Contains([]string{"false", "no", "off", "0"}, strings.ToLower(value)) && c.opaque == "" {
+				c.opaque = key
+			}
+		case gitCutKeys.MatchString(key):
+			// A file git writes or a folder it copies hooks from (trace2's
+			// target, format-patch's folder, init's templates), a hook or
+			// server it runs: none is the agent's to choose.
+			if c.opaque == "" {
 				c.opaque = key
 			}
 		case key == "protocol.allow" || key == "protocol.ext.allow":

@@ -148,6 +148,9 @@ func (w *gitWalk) repo(gitDir, worktree string, depth int) {
 		configs = append(configs, filepath.Join(dir, "config"))
 	}
 	w.walk(configs, worktree, gitDir, !in)
+	// Your own settings apply there too, relative to its worktree (a
+	// global core.hooksPath = .githooks is sub/.githooks).
+	w.walk(userGitConfigs(w.home), worktree, gitDir, true)
 	if in && w.worktreeMoved(gitDir, worktree, format) {
 		return
 	}
