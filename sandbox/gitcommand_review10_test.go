@@ -326,3 +326,12 @@ func TestGitHostRunReview10HooksPathLinkedHook(t *testing.T) {
 	out, _ := exec.Command("git", "-C", app, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "x").CombinedOutput()
 	ranAndCovered(t, app, "scripts/pre-commit.sh", ran, out, "git commit with .githooks/pre-commit -> ../scripts/pre-commit.sh")
 }
+
+// A bare saveCookies is true to git: it cuts too.
+func TestParseGitConfigBareSaveCookies(t *testing.T) {
+	needGit(t)
+	c, ok := parseGitConfig(t.Context(), []byte("[http]\n\tcookieFile = ~/.bashrc\n\tsaveCookies\n"))
+	if !ok || c.opaque != "http.savecookies" {
+		t.Errorf("bare http.saveCookies: opaque %q, ok %v; want it cut", c.opaque, ok)
+	}
+}

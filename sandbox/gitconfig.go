@@ -555,14 +555,15 @@ func (w *gitWalk) walk(start []string, worktree, gitDir string, trusted bool) {
 				}
 			}
 		}
+		remotes := slices.Clone(c.remotes)
 		for _, p := range c.remoteNames {
 			if abs := w.locate(worktree, p, fromMine); abs != "" {
 				if _, err := w.lstat(abs); err == nil {
-					c.remotes = append(c.remotes, p)
+					remotes = append(remotes, p)
 				}
 			}
 		}
-		for _, p := range c.remotes {
+		for _, p := range remotes {
 			if p == "." {
 				continue // the repository itself: its hooks are walked
 			}
@@ -755,6 +756,15 @@ func parseGitConfig(ctx context.Context, data []byte) (c gitConfig, ok bool) {
 			c.worktreeConfig = !slices.Contains([]string{"false", "no", "off", "0"}, strings.ToLower(value)) || c.worktreeConfig
 			continue
 		}
+		if strings.HasPrefix(key, "http.") && strings.HasSuffix(key, "savecookies") {
+			// git writes the server's cookies to http.cookieFile, any
+			// path (~/.bashrc), with text the server chooses. A bare key
+			// is true.
+			if !slices.Contains([]string{"false", "no", "off", "0"}, strings.ToLower(value)) && c.opaque == "" {
+				c.opaque = key
+			}
+			continue
+		}
 		if !ok || value == "" {
 			continue
 		}
@@ -781,12 +791,6 @@ func parseGitConfig(ctx context.Context, data []byte) (c gitConfig, ok bool) {
 				c.remotes = append(c.remotes, p)
 			}
 			if opaque && c.opaque == "" {
-				c.opaque = key
-			}
-		case strings.HasPrefix(key, "http.") && strings.HasSuffix(key, "savecookies"):
-			// git writes the server's cookies to http.cookieFile, any
-			// path (~/.bashrc), with text the server chooses.
-			if !slices.Contains([]string{"false", "no", "off", "0"}, strings.ToLower(value)) && c.opaque == "" {
 				c.opaque = key
 			}
 		case gitCutKeys.MatchString(key):
