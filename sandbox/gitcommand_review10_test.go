@@ -106,7 +106,7 @@ func TestGitHostRunReview10IncludeThroughFileLink(t *testing.T) {
 
 // G3 (medium-high): keys git reads only from the user's own (global,
 // system) configuration, which an include of the user's can take into a
-// mount (includeIf "gitdir:~/work/" to a team file, a dotfiles project).
+// mount (an includeIf naming a team file, a dotfiles project).
 // trace2.eventTarget appends JSON lines to any path, and configParams
 // puts the agent's text into them: ~/.bashrc runs it.
 func TestGitHostRunReview10Trace2Target(t *testing.T) {
@@ -159,17 +159,14 @@ func TestGitHostRunReview10PackObjectsHook(t *testing.T) {
 // (less, named by no configuration) in the worktree: pathInMounts skips
 // relative entries, and pathFiles looks only at configured commands.
 func TestGitHostRunReview10PATHDotDefaultPager(t *testing.T) {
-	gitEnv(t)
-	app := t.TempDir()
-	git(t, app, "init", "-q")
-	git(t, app, "commit", "-q", "--allow-empty", "-m", "x")
+	app := committed(t)
 	t.Setenv("GIT_PAGER", "")
 	os.Unsetenv("GIT_PAGER")
 	os.Unsetenv("PAGER")
 	name := git(t, app, "var", "GIT_PAGER") // less; pager on Debian's git
 	ran := plant(t, filepath.Join(app, name))
 	t.Setenv("PATH", ".:"+os.Getenv("PATH"))
-	out, _ := exec.Command("script", "-qec", "git -C "+app+" log", "/dev/null").CombinedOutput()
+	out := logOnTerminal(app)
 	ranAndCovered(t, app, name, ran, out, "git log's default pager ("+name+") with . in PATH")
 }
 
@@ -188,16 +185,13 @@ func TestGitHostRunReview10SubmoduleUserHooksPath(t *testing.T) {
 // G5 (medium): a PATH folder that is a link into the mounts (~/bin ->
 // ~/dotfiles/bin): pathInMounts compares the text only.
 func TestGitHostRunReview10PATHLinkIntoProject(t *testing.T) {
-	gitEnv(t)
-	app := t.TempDir()
-	git(t, app, "init", "-q")
-	git(t, app, "commit", "-q", "--allow-empty", "-m", "x")
+	app := committed(t)
 	ran := plant(t, filepath.Join(app, "bin", "less"))
 	link := filepath.Join(t.TempDir(), "bin")
 	os.Symlink(filepath.Join(app, "bin"), link)
 	t.Setenv("PATH", link+":"+os.Getenv("PATH"))
 	t.Setenv("GIT_PAGER", "less")
-	out, _ := exec.Command("script", "-qec", "git -C "+app+" log", "/dev/null").CombinedOutput()
+	out := logOnTerminal(app)
 	ranAndCovered(t, app, "bin/less", ran, out, "git log's pager less through a PATH link into the project")
 }
 

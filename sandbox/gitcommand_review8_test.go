@@ -125,14 +125,26 @@ func TestGitHostRunReview8LocalRemote(t *testing.T) {
 // of the project (direnv's PATH_add bin), where the agent puts a less
 // that git runs as its pager, named by no configuration at all.
 func TestGitHostRunPATHFolderInProject(t *testing.T) {
-	gitEnv(t)
-	app := t.TempDir()
-	git(t, app, "init", "-q")
-	git(t, app, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "x")
+	app := committed(t)
 	ran := plant(t, filepath.Join(app, "bin", "less"))
 	t.Setenv("PATH", filepath.Join(app, "bin")+":"+os.Getenv("PATH"))
 	t.Setenv("GIT_PAGER", "less") // as git's default pager is
-	cmd := exec.Command("script", "-qec", "git -C "+app+" log", "/dev/null")
-	out, _ := cmd.CombinedOutput()
-	ranAndCovered(t, app, "bin/less", ran, out, "git log's pager less through PATH")
+	ranAndCovered(t, app, "bin/less", ran, logOnTerminal(app), "git log's pager less through PATH")
+}
+
+// committed is a new repository with one commit, for git log to page.
+func committed(t *testing.T) (app string) {
+	t.Helper()
+	gitEnv(t)
+	app = t.TempDir()
+	git(t, app, "init", "-q")
+	git(t, app, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "x")
+	return app
+}
+
+// logOnTerminal runs git log in app on a terminal (script), so that git
+// starts its pager, and returns what it printed.
+func logOnTerminal(app string) []byte {
+	out, _ := exec.Command("script", "-qec", "git -C "+app+" log", "/dev/null").CombinedOutput()
+	return out
 }
