@@ -43,7 +43,7 @@ func commandFiles(key, value string) (files []string, opaque bool) {
 	if strings.ContainsAny(value, "\x00") {
 		return nil, true // no configuration value git reads has one
 	}
-	c := &command{key: key}
+	c := &command{}
 	if strings.ContainsAny(value, "\n\r") || strings.IndexFunc(value, func(r rune) bool { return r != '\t' && (r < 0x20 || r > 0x7e) }) >= 0 {
 		c.opaque = true
 	}
@@ -138,7 +138,6 @@ func commandFiles(key, value string) (files []string, opaque bool) {
 
 // command gathers what one configured command runs.
 type command struct {
-	key        string
 	credential bool // a helper named bare is git-credential-NAME
 	funcs      []string
 	top        []*syntax.FuncDecl // the functions whose definition surely runs
@@ -643,7 +642,7 @@ var shellOption = regexp.MustCompile(`^-[euxv]+$`)
 // localURL reports whether git takes u for a repository on this machine:
 // file://, or a path (no scheme, and no host: before the first "/").
 func localURL(u string) bool {
-	if strings.HasPrefix(strings.ToLower(u), "file:") {
+	if fileURL(u) {
 		return true
 	}
 	if strings.Contains(u, "://") {
@@ -652,6 +651,9 @@ func localURL(u string) bool {
 	colon, slash := strings.Index(u, ":"), strings.Index(u, "/")
 	return colon < 0 || slash >= 0 && slash < colon
 }
+
+// fileURL reports whether u is a file: URL, in any case.
+func fileURL(u string) bool { return len(u) >= 5 && strings.EqualFold(u[:5], "file:") }
 
 // remoteRepo returns the repository on this machine that a remote's URL
 // (remote.NAME.url, .pushurl) or an insteadOf's base names, or "": a push
@@ -668,7 +670,7 @@ func remoteRepo(key, value string) (path string, opaque bool) {
 	if !localURL(u) {
 		return "", false
 	}
-	if len(u) >= 5 && strings.EqualFold(u[:5], "file:") {
+	if fileURL(u) {
 		// git takes no host from a file URL, and decodes %XX.
 		pu, err := url.Parse(u)
 		if err != nil || pu.Path == "" || pu.RawQuery != "" || pu.Fragment != "" {

@@ -222,11 +222,7 @@ func (w *gitWalk) hookManagers() {
 			// A hook linked to a script of the project's (.githooks/
 			// pre-commit -> ../scripts/x.sh): the script is a host-run
 			// path too.
-			if p := filepath.Join(dir, name); w.isLink(p) {
-				if t := w.within(p); t != "" && t != p {
-					w.add(t)
-				}
-			}
+			w.addLinkTarget(filepath.Join(dir, name))
 			data, ok := w.read(filepath.Join(dir, name))
 			if !ok {
 				continue
@@ -289,10 +285,15 @@ func (w *gitWalk) stoppedRebase(gitDir string) {
 	}
 }
 
-// isLink reports whether p, in a mount, is a symlink.
-func (w *gitWalk) isLink(p string) bool {
-	st, err := w.lstat(p)
-	return err == nil && st.Mode()&fs.ModeSymlink != 0
+// addLinkTarget records where p, a link in a mount, leads: the snapshot
+// records a link's text, and the guest does not protect a link, so what
+// git runs there is a host-run path of its own.
+func (w *gitWalk) addLinkTarget(p string) {
+	if st, err := w.lstat(p); err == nil && st.Mode()&fs.ModeSymlink != 0 {
+		if t := w.within(p); t != "" && t != p {
+			w.add(t)
+		}
+	}
 }
 
 // hookDir adds a hooks folder of the project's, once.

@@ -242,11 +242,7 @@ func (w *gitWalk) followLinks(gitDir string) {
 		}
 	}
 	for _, p := range paths {
-		if st, err := w.lstat(p); err == nil && st.Mode()&fs.ModeSymlink != 0 {
-			if t := w.within(p); t != "" && t != p {
-				w.add(t)
-			}
-		}
+		w.addLinkTarget(p)
 	}
 }
 
