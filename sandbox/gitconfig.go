@@ -371,6 +371,11 @@ type gitWalk struct {
 	// hookDirs are the project's own hooks folders: its git folders'
 	// hooks and the core.hooksPath folders its configuration names.
 	hookDirs []string
+	// probing is a file outside the mounts, reached from one the agent
+	// can write, while it is read: what it names in a mount cuts, and is
+	// not recorded (the guest protects what is recorded, which would
+	// show the agent what a host file it cannot read holds).
+	probing string
 }
 
 func (w *gitWalk) of(root string) *gitFound {
@@ -435,6 +440,10 @@ func (w *gitWalk) add(abs string) bool {
 	if !ok {
 		return false
 	}
+	if w.probing != "" {
+		w.cut(fmt.Sprintf("%s, outside the mounted folders and included by a git configuration file the agent can write, names %s", quotePath(w.probing), w.name(abs)))
+		return true
+	}
 	if w.found >= gitMaxExtra {
 		w.cut(fmt.Sprintf("git's configuration names more than %d host-run paths", gitMaxExtra))
 		return true
@@ -486,12 +495,21 @@ func (w *gitWalk) walk(start []string, worktree, gitDir string, trusted bool) {
 	// another: git takes a relative include from that path's folder,
 	// not from where the link leads.
 	opened := map[string]string{}
-	push := func(p string, fromMine bool) {
+	// probed are the files read with probing set: outside the mounts and
+	// named by a file the agent can write (a dotfiles gitconfig's include
+	// of a file in ~, whose relative paths land in the worktree), and
+	// what those name in turn.
+	probed := map[string]bool{}
+	defer func() { w.probing = "" }()
+	push := func(p string, fromMine, probing bool) {
 		p = w.place(p, fromMine)
-		if _, _, in := w.mount(p); in {
-			theirs = append(theirs, p)
-		} else if fromMine && p != "" {
+		switch _, _, in := w.mount(p); {
+		case p == "":
+		case !in && fromMine:
 			mine = append(mine, p)
+		default:
+			theirs = append(theirs, p)
+			probed[p] = probed[p] || probing || !in
 		}
 	}
 	for _, p := range start {
@@ -511,7 +529,7 @@ func (w *gitWalk) walk(start []string, worktree, gitDir string, trusted bool) {
 			// cannot write them), read first.
 			mine = append(mine, p)
 		} else {
-			push(p, trusted)
+			push(p, trusted, false)
 		}
 	}
 	for len(mine)+len(theirs) > 0 {
@@ -530,6 +548,10 @@ func (w *gitWalk) walk(start []string, worktree, gitDir string, trusted bool) {
 			return
 		}
 		w.seen[path+"\x00"+worktree] = true
+		w.probing = ""
+		if probed[path] {
+			w.probing = path
+		}
 		c, ok := w.parse(path)
 		if !ok {
 			// There, and not looked into.
@@ -551,7 +573,7 @@ func (w *gitWalk) walk(start []string, worktree, gitDir string, trusted bool) {
 		for i, p := range append(c.hooks, c.programs...) {
 			if abs := w.locate(worktree, p, fromMine); abs != "" {
 				w.follow(abs)
-				if i < len(c.hooks) && worktree == w.project {
+				if i < len(c.hooks) && worktree == w.project && w.probing == "" {
 					w.hookDir(abs)
 				}
 			}
@@ -595,7 +617,7 @@ func (w *gitWalk) walk(start []string, worktree, gitDir string, trusted bool) {
 								opened[t] = dir + "/" + q
 							}
 						}
-						push(t, fromMine)
+						push(t, fromMine, w.probing != "")
 					}
 				}
 			}

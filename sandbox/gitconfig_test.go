@@ -289,8 +289,10 @@ func TestGitHostRunUserFiles(t *testing.T) {
 	}
 }
 
-// A file in a mount is the agent's to write: what it names outside the
-// mounts is not read (the host's files are not the agent's to probe).
+// A file in a mount is the agent's to write: what a file it includes
+// from outside the mounts names in them cuts, and is not recorded (the
+// guest protects what is recorded: the host's files are not the agent's
+// to probe). git runs that hooks folder.
 func TestGitHostRunAgentFileLeadsNowhereOutside(t *testing.T) {
 	home := gitEnv(t)
 	app := t.TempDir()
@@ -299,6 +301,9 @@ func TestGitHostRunAgentFileLeadsNowhereOutside(t *testing.T) {
 	writeFile(t, filepath.Join(app, "agent.gitconfig"), "[include]\n\tpath = ~/private.gitconfig\n")
 	if got := hostRunPaths([]workspace.Mount{{Source: app}})[app]; slices.Contains(got, ".private-hooks") {
 		t.Errorf("an include of the agent's file was followed out of the mounts: %v", got)
+	}
+	if cut := cutOf(t, app); !strings.Contains(cut, `names ".private-hooks"`) {
+		t.Errorf("the hooks folder a host file the agent includes names: not cut (%q)", cut)
 	}
 }
 
