@@ -72,6 +72,7 @@ fuzz:
 
 bench: build
 	$(GO) test ./cloudinit -run '^$$' -bench . -benchmem
+	$(GO) test ./sandbox -run '^$$' -bench GitHostRun -benchtime 5x
 	scripts/bench-bake
 	scripts/bench-up
 	scripts/bench-verify

@@ -132,6 +132,7 @@ func gitHostRun(mounts []workspace.Mount, states map[string]string) map[string]*
 		if gitDir != "" && !w.formatOther(own) {
 			w.links(gitDir, project, 0)
 		}
+		w.nested()
 	}
 	for _, f := range out {
 		slices.Sort(f.rel)

@@ -60,32 +60,133 @@ func (w *gitWalk) links(gitDir, worktree string, depth int) {
 			w.cut(fmt.Sprintf("an index (%s) names a submodule outside its worktree", w.name(index)))
 			continue
 		}
-		sub := filepath.Join(worktree, name)
-		dotGit := filepath.Join(sub, ".git")
-		st, err := w.lstat(dotGit)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			// Not checked out: git does not go in.
-		case err != nil:
-			w.cut(fmt.Sprintf("%s cannot be looked at", w.name(dotGit)))
-		case st.IsDir():
-			w.repo(dotGit, sub, depth)
-		case st.Mode()&fs.ModeSymlink != 0:
-			// git follows the link: recorded itself, and where it leads.
-			w.add(dotGit)
-			if target, ok := w.readlink(dotGit); ok {
-				w.repo(w.physical(sub, target, false), sub, depth)
+		w.checkout(filepath.Join(worktree, name), depth)
+	}
+}
+
+// checkout walks the repository whose worktree is sub, a gitlink's or
+// one nested in a worktree, as git goes into it: through sub/.git.
+func (w *gitWalk) checkout(sub string, depth int) {
+	dotGit := filepath.Join(sub, ".git")
+	st, err := w.lstat(dotGit)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		// Not checked out: git does not go in.
+	case err != nil:
+		w.cut(fmt.Sprintf("%s cannot be looked at", w.name(dotGit)))
+	case st.IsDir():
+		w.repo(dotGit, sub, depth)
+	case st.Mode()&fs.ModeSymlink != 0:
+		// git follows the link: recorded itself, and where it leads.
+		w.add(dotGit)
+		if target, ok := w.readlink(dotGit); ok {
+			w.repo(w.physical(sub, target, false), sub, depth)
+		}
+	case st.Mode().IsRegular():
+		// A gitfile: recorded itself, and the folder it names.
+		w.add(dotGit)
+		if dir := w.gitfile(dotGit); dir != "" {
+			w.repo(dir, sub, depth)
+		}
+	default:
+		w.add(dotGit)
+	}
+}
+
+// gitMaxScan bounds the entries nested lists in one project.
+var gitMaxScan = 1 << 20
+
+// nested walks each repository in the project's worktree that no index
+// names, as a gitlink's: the host's git add -A takes one in as a gitlink
+// (with a warning), and from then on git status runs its configuration
+// (core.fsmonitor). They are found by listing the worktree, every folder
+// but a .git, never through a link, within gitMaxScan entries, paths of
+// snapshotMaxPath bytes and the walk's time; past those it cuts.
+func (w *gitWalk) nested() {
+	walked := map[string]bool{w.project: true}
+	for _, wt := range w.repos {
+		walked[wt] = true
+	}
+	root, err := os.OpenRoot(w.project)
+	if err != nil {
+		w.cut(fmt.Sprintf("the project cannot be listed for git repositories nested in it (%s)", shortErr(err)))
+		return
+	}
+	defer root.Close()
+	listed := 0
+	var found []string
+	// list looks through the folder rel, open as dir (one descriptor a
+	// level: a folder is read whole and closed before its own are).
+	var list func(dir *os.Root, rel string) bool
+	list = func(dir *os.Root, rel string) bool {
+		dirs, dotGit, n, err := listFolder(dir, gitMaxScan-listed)
+		if listed += n; listed > gitMaxScan {
+			w.cut(fmt.Sprintf("the project holds more than %d entries: vibe did not look through them all for git repositories nested in it", gitMaxScan))
+			return false
+		}
+		if err != nil {
+			w.cut(fmt.Sprintf("%s cannot be listed for git repositories nested in it", w.name(filepath.Join(w.project, rel))))
+		}
+		if dotGit && rel != "" && !walked[filepath.Join(w.project, rel)] {
+			found = append(found, rel)
+		}
+		for _, d := range dirs {
+			name := filepath.Join(rel, d)
+			switch {
+			case w.ctx.Err() != nil:
+				w.cut(fmt.Sprintf("looking through git's configuration and submodules took more than %s", gitTimeout))
+				return false
+			case len(name) > snapshotMaxPath:
+				w.cut(fmt.Sprintf("a path longer than %d bytes (%s): vibe did not look below it for git repositories", snapshotMaxPath, w.name(filepath.Join(w.project, rel))))
+			default:
+				sub, err := dir.OpenRoot(d)
+				if err != nil {
+					w.cut(fmt.Sprintf("%s cannot be listed for git repositories nested in it", w.name(filepath.Join(w.project, name))))
+					continue
+				}
+				more := list(sub, name)
+				sub.Close()
+				if !more {
+					return false
+				}
 			}
-		case st.Mode().IsRegular():
-			// A gitfile: recorded itself, and the folder it names.
-			w.add(dotGit)
-			if dir := w.gitfile(dotGit); dir != "" {
-				w.repo(dir, sub, depth)
+		}
+		return true
+	}
+	list(root, "")
+	for _, rel := range found {
+		w.checkout(filepath.Join(w.project, rel), 1)
+	}
+}
+
+// listFolder lists the folder dir: the folders in it (not links: their
+// type as listed) but a .git, whether a .git is there, and how many
+// entries it holds, counting no further than one past max.
+func listFolder(dir *os.Root, max int) (dirs []string, dotGit bool, n int, err error) {
+	f, err := dir.Open(".")
+	if err != nil {
+		return nil, false, 0, err
+	}
+	defer f.Close()
+	for n <= max {
+		ents, err := f.ReadDir(256)
+		n += len(ents)
+		for _, e := range ents {
+			switch {
+			case e.Name() == ".git":
+				dotGit = true
+			case e.IsDir():
+				dirs = append(dirs, e.Name())
 			}
-		default:
-			w.add(dotGit)
+		}
+		if err == io.EOF {
+			return dirs, dotGit, n, nil
+		}
+		if err != nil {
+			return dirs, dotGit, n, err
 		}
 	}
+	return dirs, dotGit, n, nil
 }
 
 // repo records what git reads or runs in gitDir, a repository whose

@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/vibesandbox/vibe/workspace"
@@ -43,5 +45,113 @@ func TestGitHostRunReview11DotfilesIncludeFromHome(t *testing.T) {
 	}
 	if a := f[app]; a == nil || !slices.Contains(a.rel, ".githooks") && a.cut == "" {
 		t.Errorf("~/.gitconfig -> dotfiles/gitconfig including ~/.gitconfig.local (hooksPath = .githooks): the project's hooks neither recorded nor cut")
+	}
+}
+
+// nestedRepo makes a repository at app/sub, inside the project app's
+// worktree and named by no index, whose core.fsmonitor is sub/x (which
+// marks ran): what the agent can leave behind.
+func nestedRepo(t *testing.T, app string) (sub, ran string) {
+	t.Helper()
+	sub = filepath.Join(app, "sub")
+	repoAt(t, sub)
+	git(t, sub, "config", "core.fsmonitor", "./x")
+	return sub, plant(t, filepath.Join(sub, "x"))
+}
+
+// A repository the agent made inside the project, named by no index: the
+// host's git add -A makes it a gitlink (with a warning), and from then on
+// git status runs its core.fsmonitor. The walk, which went into gitlinks
+// only, did not look at it.
+func TestGitHostRunReview11NestedRepoAddedLater(t *testing.T) {
+	gitEnv(t)
+	app := t.TempDir()
+	repoAt(t, app)
+	nestedRepo(t, app)
+	deep, deepRan := nestedRepo(t, filepath.Join(app, "a", "b"))
+	rec, cut := coveredOrCut(t, app, "sub/.git/config")
+	deepRec, _ := coveredOrCut(t, app, "a/b/sub/.git/config")
+	git(t, app, "add", "-A")
+	out, _ := exec.Command("git", "-C", app, "status").CombinedOutput()
+	if !ranMark(t, deepRan) {
+		t.Fatalf("control: git status after git add -A did not run %s/x: %s", deep, out)
+	}
+	if !rec && cut == "" {
+		t.Errorf("sub/.git/config (its core.fsmonitor runs once git add -A takes sub in): neither recorded nor cut")
+	}
+	if !deepRec && cut == "" {
+		t.Errorf("a/b/sub/.git/config: neither recorded nor cut")
+	}
+}
+
+// Made during the session, such a repository is reported after it: the
+// snapshot after holds its configuration, the one before did not.
+func TestGitHostRunReview11NestedRepoReported(t *testing.T) {
+	gitEnv(t)
+	app := t.TempDir()
+	repoAt(t, app)
+	mounts := []workspace.Mount{{Name: "p", Source: app}}
+	before := TakeSnapshot(mounts, nil)
+	nestedRepo(t, filepath.Join(app, "vendor"))
+	after := TakeSnapshot(mounts, nil)
+	changed := after.Changed(before)
+	t.Logf("changed=%q truncated=%q", changed, after.Truncated())
+	if !slices.Contains(changed, filepath.Join(app, "vendor/sub/.git/config")) {
+		t.Errorf("a repository made in the project during the session: its configuration not reported")
+	}
+}
+
+// Past its bound of entries, the look for nested repositories cuts.
+func TestGitHostRunNestedScanBound(t *testing.T) {
+	gitEnv(t)
+	app := t.TempDir()
+	repoAt(t, app)
+	for _, d := range []string{"a", "b", "c", "d"} {
+		writeFile(t, filepath.Join(app, d, "f"), "")
+	}
+	defer func(n int) { gitMaxScan = n }(gitMaxScan)
+	gitMaxScan = 4
+	if cut := cutOf(t, app); !strings.Contains(cut, "nested") {
+		t.Errorf("more entries than the bound: not cut (%q)", cut)
+	}
+	gitMaxScan = 100
+	if cut := cutOf(t, app); cut != "" {
+		t.Errorf("within the bound: cut %q", cut)
+	}
+}
+
+// The whole walk of a project whose worktree holds 20,000 files in 1,000
+// folders (the look for nested repositories lists them all) and one
+// nested repository.
+func BenchmarkGitHostRunWorktree(b *testing.B) {
+	if _, err := exec.LookPath("git"); err != nil {
+		b.Skip("no git")
+	}
+	b.Setenv("GIT_CONFIG_GLOBAL", "/dev/null")
+	b.Setenv("GIT_CONFIG_NOSYSTEM", "1")
+	app := b.TempDir()
+	if out, err := exec.Command("git", "init", "-q", app).CombinedOutput(); err != nil {
+		b.Fatalf("%v %s", err, out)
+	}
+	for d := 0; d < 1000; d++ {
+		dir := filepath.Join(app, "src", strconv.Itoa(d%40), strconv.Itoa(d))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			b.Fatal(err)
+		}
+		for f := 0; f < 20; f++ {
+			if err := os.WriteFile(filepath.Join(dir, strconv.Itoa(f)+".go"), nil, 0o644); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	if out, err := exec.Command("git", "init", "-q", filepath.Join(app, "src", "7", "nested")).CombinedOutput(); err != nil {
+		b.Fatalf("%v %s", err, out)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		f := gitHostRun([]workspace.Mount{{Source: app}}, nil)[app]
+		if f == nil || f.cut != "" || !slices.Contains(f.rel, "src/7/nested/.git/config") {
+			b.Fatalf("walk: %+v", f)
+		}
 	}
 }
