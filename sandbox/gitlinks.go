@@ -461,34 +461,41 @@ func (w *gitWalk) gitlinks(path string) ([]string, error) {
 // indexGitlinks has git list the gitlinks of the index r holds (the
 // agent's: it may be anything).
 func indexGitlinks(ctx context.Context, r io.Reader) ([]string, error) {
-	tmp, err := os.MkdirTemp("", "vibe-index-")
+	var names []string
+	err := indexEntries(ctx, r, func(mode uint32, _, name string) {
+		// A gitlink is its type bits, whatever the rest (git enters a
+		// folder listed as 160755 too).
+		if mode&0o170000 == 0o160000 {
+			names = append(names, filepath.FromSlash(name))
+		}
+	})
+	return names, err
+}
+
+// indexEntries has git list the entries of the index r holds (the
+// agent's: it may be anything), each as its mode, object and path. git
+// reads a copy, in a repository of vibe's own with no configuration but
+// what lsIndex gives it.
+func indexEntries(ctx context.Context, r io.Reader, each func(mode uint32, oid, name string)) error {
+	tmp, gitDir, err := emptyRepo()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer os.RemoveAll(tmp)
-	gitDir := filepath.Join(tmp, "git")
-	for _, d := range []string{"objects", "refs", "worktree"} {
-		if err := os.MkdirAll(filepath.Join(gitDir, d), 0o700); err != nil {
-			return nil, err
-		}
-	}
-	if err := os.WriteFile(filepath.Join(gitDir, "HEAD"), []byte("ref: refs/heads/main\n"), 0o600); err != nil {
-		return nil, err
-	}
 	index := filepath.Join(tmp, "index")
 	copyTo, err := os.OpenFile(index, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	n, err := io.Copy(copyTo, io.LimitReader(r, gitMaxIndex+1))
 	if cerr := copyTo.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if n > gitMaxIndex {
-		return nil, fmt.Errorf("an index of more than %d MiB", gitMaxIndex>>20)
+		return fmt.Errorf("an index of more than %d MiB", gitMaxIndex>>20)
 	}
 	// With index.threads (a submodule's own configuration sets it), git
 	// reads the entries from the offsets an IEOT extension lists, which
@@ -497,12 +504,34 @@ func indexGitlinks(ctx context.Context, r io.Reader) ([]string, error) {
 	// index is not read here at all.
 	data, err := os.ReadFile(index)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if hasOffsetTable(data) {
-		return nil, errors.New("an index with an entry offset table (IEOT)")
+		return errors.New("an index with an entry offset table (IEOT)")
 	}
-	return lsGitlinks(ctx, gitDir, index)
+	return lsIndex(ctx, gitDir, index, each)
+}
+
+// emptyRepo makes a temporary folder holding a repository with nothing in
+// it (tmp/git, whose worktree is tmp/git/worktree), for git to read the
+// agent's files in: no configuration of the project's is read there.
+func emptyRepo() (tmp, gitDir string, err error) {
+	tmp, err = os.MkdirTemp("", "vibe-git-")
+	if err != nil {
+		return "", "", err
+	}
+	gitDir = filepath.Join(tmp, "git")
+	for _, d := range []string{"objects", "refs", "worktree"} {
+		if err = os.MkdirAll(filepath.Join(gitDir, d), 0o700); err != nil {
+			os.RemoveAll(tmp)
+			return "", "", err
+		}
+	}
+	if err = os.WriteFile(filepath.Join(gitDir, "HEAD"), []byte("ref: refs/heads/main\n"), 0o600); err != nil {
+		os.RemoveAll(tmp)
+		return "", "", err
+	}
+	return tmp, gitDir, nil
 }
 
 // hasOffsetTable reports whether git, reading the index data with threads,
@@ -540,83 +569,107 @@ func hasOffsetTable(data []byte) bool {
 // a path git keeps under PATH_MAX).
 const gitMaxRecord = 64 + 4096
 
-// lsGitlinks lists the gitlinks of the index at index with git ls-files
-// (one block after another, never as threads would),
-// in the empty repository gitDir, under a bound of time (the walk's) and
-// memory (a crafted index makes git's reading of it grow as the square of
-// its entries).
-func lsGitlinks(ctx context.Context, gitDir, index string) ([]string, error) {
+// lsIndex lists the entries of the index at index with git ls-files (one
+// block after another, never as threads would), in the empty repository
+// gitDir. A folder entry (a sparse index) stands for a tree git expands
+// from the project's objects, which may hold anything: an error.
+func lsIndex(ctx context.Context, gitDir, index string, each func(mode uint32, oid, name string)) error {
+	sparse := false
+	err := runGit(ctx, gitDir, []string{"GIT_INDEX_FILE=" + index},
+		[]string{"-c", "core.fsmonitor=false", "-c", "index.threads=1", "ls-files", "--stage", "-z"}, 0,
+		func(rec []byte) error {
+			// "MODE OID STAGE\tNAME"
+			head, name, ok := bytes.Cut(rec, []byte("\t"))
+			f := strings.Fields(string(head))
+			if !ok || len(f) != 3 {
+				return errors.New("git's listing is not one of entries")
+			}
+			m, err := strconv.ParseUint(f[0], 8, 32)
+			if err != nil {
+				return errors.New("git's listing is not one of entries")
+			}
+			if m&0o170000 == 0o040000 {
+				sparse = true
+			}
+			each(uint32(m), f[1], string(name))
+			return nil
+		})
+	if err == nil && sparse {
+		err = errors.New("a sparse index (folder entries)")
+	}
+	return err
+}
+
+// runGit runs git with args in the repository gitDir of vibe's own (no
+// system or global configuration, nothing of the user's environment but
+// PATH) and env on top, under a bound of time (ctx) and memory (a crafted
+// index or object makes git's reading grow), and hands each record of its
+// output, ended by sep (NUL, or a newline), within gitMaxRecord bytes, to
+// each. Anything git says
+// on its error output is an error: what it could not read, it skips.
+func runGit(ctx context.Context, gitDir string, env, args []string, sep byte, each func(rec []byte) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "git", "--no-optional-locks", "-c", "core.fsmonitor=false", "-c", "index.threads=1", "ls-files", "--stage", "-z")
+	cmd := exec.CommandContext(ctx, "git", append([]string{"--no-optional-locks"}, args...)...)
 	cmd.Dir = filepath.Join(gitDir, "worktree")
-	cmd.Env = []string{
+	cmd.Env = append([]string{
 		"PATH=" + os.Getenv("PATH"), "HOME=" + gitDir, "LC_ALL=C",
-		"GIT_DIR=" + gitDir, "GIT_WORK_TREE=" + cmd.Dir, "GIT_INDEX_FILE=" + index,
+		"GIT_DIR=" + gitDir, "GIT_WORK_TREE=" + cmd.Dir,
 		"GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null", "GIT_OPTIONAL_LOCKS=0",
-	}
+	}, env...)
 	stderr := &limited{n: 4096, cancel: cancel}
 	cmd.Stderr = stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, err
+		return err
 	}
 	mem, core := unix.Rlimit{Cur: gitMaxMemory, Max: gitMaxMemory}, unix.Rlimit{}
 	if err := errors.Join(unix.Prlimit(cmd.Process.Pid, unix.RLIMIT_AS, &mem, nil), unix.Prlimit(cmd.Process.Pid, unix.RLIMIT_CORE, &core, nil)); err != nil {
 		cancel()
 		cmd.Wait()
-		return nil, fmt.Errorf("bound git's memory: %w", err)
+		return fmt.Errorf("bound git's memory: %w", err)
 	}
 	r := bufio.NewReaderSize(stdout, gitMaxRecord)
-	var names []string
 	var rerr error
 	for {
-		rec, err := r.ReadSlice(0)
+		rec, err := r.ReadSlice(sep)
 		if err == io.EOF && len(rec) == 0 {
 			break
 		}
+		if err == nil {
+			err = each(rec[:len(rec)-1])
+		} else {
+			err = fmt.Errorf("git's listing: %w", err) // a record past its bound, or cut off
+		}
 		if err != nil {
-			rerr = fmt.Errorf("git's listing: %w", err) // a record past its bound, or cut off
+			rerr = err
 			cancel()
 			break
 		}
-		head, name, ok := bytes.Cut(rec[:len(rec)-1], []byte("\t"))
-		mode, _, _ := bytes.Cut(head, []byte(" "))
-		m, perr := strconv.ParseUint(string(mode), 8, 32)
-		if !ok || perr != nil {
-			rerr = errors.New("git's listing is not one of entries")
-			cancel()
+	}
+	what := "git " + args[len(args)-1]
+	for _, a := range args {
+		if !strings.HasPrefix(a, "-") && !strings.Contains(a, "=") {
+			what = "git " + a // the subcommand: the first word that is no option
 			break
-		}
-		// A gitlink is its type bits, whatever the rest (git enters a
-		// folder listed as 160755 too). A folder entry (a sparse index)
-		// stands for a tree git expands from the project's objects,
-		// which may hold gitlinks: not read here.
-		switch m & 0o170000 {
-		case 0o160000:
-			names = append(names, filepath.FromSlash(string(name)))
-		case 0o040000:
-			if rerr == nil {
-				rerr = errors.New("a sparse index (folder entries)")
-			}
 		}
 	}
 	if err := cmd.Wait(); err != nil && rerr == nil {
-		rerr = fmt.Errorf("git ls-files: %w", err)
+		rerr = fmt.Errorf("%s: %w", what, err)
 		if msg, _, _ := strings.Cut(strings.TrimSpace(stderr.buf.String()), "\n"); msg != "" {
 			// What git says is why (naming vibe's copy as the index).
-			rerr = fmt.Errorf("git ls-files: %s", strings.ReplaceAll(msg, index, "index"))
+			rerr = fmt.Errorf("%s: %s", what, strings.ReplaceAll(msg, filepath.Dir(gitDir), "vibe's copy"))
 		}
 	}
 	// git says what it could not read and goes on (a tree it would
 	// expand): anything it says means the list may be short.
 	if rerr == nil && (stderr.buf.Len() > 0 || stderr.over) {
-		rerr = fmt.Errorf("git ls-files: %s", strings.TrimSpace(stderr.buf.String()))
+		rerr = fmt.Errorf("%s: %s", what, strings.TrimSpace(stderr.buf.String()))
 	}
-	return names, rerr
+	return rerr
 }
 
 // gitfile returns the folder a gitfile ("gitdir: PATH") names, absolute,

@@ -193,10 +193,15 @@ func TakeSnapshot(mounts []workspace.Mount, states map[string]string) Snapshot {
 		if gitDir {
 			sn.modules(".git/modules", snapshotMaxDepth)
 		}
+		var rels []string
 		if f != nil {
+			rels = f.rel
 			for _, rel := range f.rel {
 				sn.addBelow(rel)
 			}
+		}
+		if gitDir {
+			sn.gitView(append(slices.Clone(HostRun), rels...))
 		}
 		root.Close()
 	}

@@ -296,7 +296,7 @@ func (s *session) asUser(argv []string, cwd string, terminal bool) (int, error) 
 	roots := sandbox.GroupRoots(s.spec.Mounts, states)
 	before := snap()
 	if last, ok := loadSnapshot(snapPath); ok {
-		changed, added := before.Grouped(last, roots)
+		changed, added := before.SinceLast(last).Grouped(last, roots)
 		warnChanged(changed, added, "since the last session ended (something in the sandbox went on running)")
 	}
 	env := sandbox.Env(s.spec, sandbox.HostGitIdentity(), termName(terminal))
