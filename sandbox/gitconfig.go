@@ -117,6 +117,10 @@ func gitHostRun(mounts []workspace.Mount, states map[string]string) map[string]*
 		start := userGitConfigs(home)
 		gitDir, own := w.projectGitDir()
 		if gitDir != "" {
+			w.own = []string{gitDir}
+			for _, cfg := range own {
+				w.own = append(w.own, filepath.Dir(cfg))
+			}
 			start = append(start, own...)
 			w.followLinks(gitDir)
 			w.stoppedRebase(gitDir)
@@ -372,10 +376,12 @@ type gitWalk struct {
 	// hookDirs are the project's own hooks folders: its git folders'
 	// hooks and the core.hooksPath folders its configuration names.
 	hookDirs []string
-	// probing is a file outside the mounts, reached from one the agent
-	// can write, while it is read: what it names in a mount cuts, and is
-	// not recorded (the guest protects what is recorded, which would
-	// show the agent what a host file it cannot read holds).
+	// own are the project's git folder and its common folder: git
+	// folders outside the mounts below them (a linked worktree's or a
+	// --separate-git-dir's submodules) are the user's.
+	own []string
+	// probing is set in a walk of probe's: what it finds in a mount cuts
+	// and is not recorded.
 	probing string
 }
 
@@ -392,6 +398,25 @@ func (w *gitWalk) cut(reason string) {
 	f.cut = addReason(f.cut, reason)
 }
 
+// probe runs fn on a walk of its own for what a file the agent can write
+// names outside the mounts (why): an include, a git folder. The agent
+// cannot read such a file, but what the walk records is protected in the
+// guest, where it can see it: so that walk records nothing (what it finds
+// in a mount cuts w's project), and shares nothing with w (what it has
+// read, counted or seen) but the deadline, so that what a host file holds
+// changes nothing else w does.
+func (w *gitWalk) probe(why string, fn func(p *gitWalk)) {
+	p := &gitWalk{ctx: w.ctx, project: w.project, projects: w.projects, states: w.states, roots: w.roots, home: w.home,
+		out: map[string]*gitFound{}, seen: map[string]bool{}, repos: map[string]string{}, common: map[string]bool{},
+		otherFormat: map[string]bool{}, worktrees: map[string][]string{}, worktreeConfig: map[string]bool{}, probing: why}
+	fn(p)
+	if f := p.out[w.project]; f != nil && f.cut != "" {
+		for _, r := range strings.Split(f.cut, "; ") {
+			w.cut(r)
+		}
+	}
+}
+
 // follow adds abs, and where the links on its way lead in a mount (the
 // snapshot records a link's text only); it returns that place (within).
 func (w *gitWalk) follow(abs string) string {
@@ -405,12 +430,7 @@ func (w *gitWalk) follow(abs string) string {
 
 // foreign reports whether p is in an agent's state folder.
 func (w *gitWalk) foreign(p string) bool {
-	for _, r := range w.states {
-		if rel, err := filepath.Rel(filepath.Clean(r), p); err == nil && filepath.IsLocal(rel) || rel == "." {
-			return true
-		}
-	}
-	return false
+	return w.below(p, w.states)
 }
 
 // name is path for a message: relative to the project when it is in it,
@@ -442,7 +462,7 @@ func (w *gitWalk) add(abs string) bool {
 		return false
 	}
 	if w.probing != "" {
-		w.cut(fmt.Sprintf("%s, outside the mounted folders and included by a git configuration file the agent can write, names %s", quotePath(w.probing), w.name(abs)))
+		w.cut(fmt.Sprintf("%s, outside the mounted folders and named by a git file the agent can write, leads git to %s", quotePath(w.probing), w.name(abs)))
 		return true
 	}
 	if w.found >= gitMaxExtra {
@@ -496,23 +516,28 @@ func (w *gitWalk) walk(start []string, worktree, gitDir string, trusted bool) {
 	// another: git takes a relative include from that path's folder,
 	// not from where the link leads.
 	opened := map[string]string{}
-	// probed are the files read with probing set: outside the mounts and
-	// named by a file the agent can write (a dotfiles gitconfig's include
-	// of a file in ~, whose relative paths land in the worktree), and
-	// what those name in turn.
-	probed := map[string]bool{}
-	defer func() { w.probing = "" }()
-	push := func(p string, fromMine, probing bool) {
+	// later are files outside the mounts that a file the agent can write
+	// includes (a dotfiles gitconfig's include of a file in ~, whose
+	// relative paths land in the worktree): each is probed once this
+	// walk is done.
+	var later []string
+	push := func(p string, fromMine bool) {
 		p = w.place(p, fromMine)
 		switch _, _, in := w.mount(p); {
 		case p == "":
 		case !in && fromMine:
 			mine = append(mine, p)
+		case !in && w.probing == "":
+			later = append(later, p)
 		default:
 			theirs = append(theirs, p)
-			probed[p] = probed[p] || probing || !in
 		}
 	}
+	defer func() {
+		for _, p := range later {
+			w.probe(p, func(pw *gitWalk) { pw.walk([]string{p}, worktree, gitDir, false) })
+		}
+	}()
 	for _, p := range start {
 		if q := w.place(p, true); q != p && q != "" {
 			// A file of the user's that a link takes into a mount
@@ -530,7 +555,7 @@ func (w *gitWalk) walk(start []string, worktree, gitDir string, trusted bool) {
 			// cannot write them), read first.
 			mine = append(mine, p)
 		} else {
-			push(p, trusted, false)
+			push(p, trusted)
 		}
 	}
 	for len(mine)+len(theirs) > 0 {
@@ -549,10 +574,6 @@ func (w *gitWalk) walk(start []string, worktree, gitDir string, trusted bool) {
 			return
 		}
 		w.seen[path+"\x00"+worktree] = true
-		w.probing = ""
-		if probed[path] {
-			w.probing = path
-		}
 		c, ok := w.parse(path)
 		if !ok {
 			// There, and not looked into.
@@ -618,7 +639,7 @@ func (w *gitWalk) walk(start []string, worktree, gitDir string, trusted bool) {
 								opened[t] = dir + "/" + q
 							}
 						}
-						push(t, fromMine, w.probing != "")
+						push(t, fromMine)
 					}
 				}
 			}

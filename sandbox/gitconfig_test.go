@@ -302,7 +302,7 @@ func TestGitHostRunAgentFileLeadsNowhereOutside(t *testing.T) {
 	if got := hostRunPaths([]workspace.Mount{{Source: app}})[app]; slices.Contains(got, ".private-hooks") {
 		t.Errorf("an include of the agent's file was followed out of the mounts: %v", got)
 	}
-	if cut := cutOf(t, app); !strings.Contains(cut, `names ".private-hooks"`) {
+	if cut := cutOf(t, app); !strings.Contains(cut, `".private-hooks"`) {
 		t.Errorf("the hooks folder a host file the agent includes names: not cut (%q)", cut)
 	}
 }

@@ -68,6 +68,12 @@ func (w *gitWalk) links(gitDir, worktree string, depth int) {
 // one nested in a worktree, as git goes into it: through sub/.git.
 func (w *gitWalk) checkout(sub string, depth int) {
 	dotGit := filepath.Join(sub, ".git")
+	if w.linked(sub) {
+		// A link on the way, now (swapped in since it was listed, or
+		// a gitlink's path): where it leads can change at any time.
+		w.cut(fmt.Sprintf("the way to a git repository (%s) goes through a symbolic link", w.name(sub)))
+		return
+	}
 	st, err := w.lstat(dotGit)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -93,44 +99,62 @@ func (w *gitWalk) checkout(sub string, depth int) {
 	}
 }
 
-// gitMaxScan bounds the entries nested lists in one project.
-var gitMaxScan = 1 << 20
+// Bounds of nested: the entries it lists in one project, and the
+// repositories it walks.
+var (
+	gitMaxScan   = 1 << 20
+	gitMaxNested = 64
+)
 
 // nested walks each repository in the project's worktree that no index
 // names, as a gitlink's: the host's git add -A takes one in as a gitlink
 // (with a warning), and from then on git status runs its configuration
-// (core.fsmonitor). They are found by listing the worktree, every folder
-// but a .git, never through a link, within gitMaxScan entries, paths of
-// snapshotMaxPath bytes and the walk's time; past those it cuts.
+// (core.fsmonitor). So is each folder git would take for a repository
+// itself (HEAD, objects and refs, or a commondir: a bare repository, with
+// core.worktree = . a worktree too), which git finds when it runs there.
+// They are found by listing the worktree, every folder but a .git, each
+// opened by its name in the folder listed, never through a link nor
+// anything that could block, within gitMaxScan entries, paths of
+// snapshotMaxPath bytes and the walk's time; past those, and past
+// gitMaxNested repositories, it cuts.
 func (w *gitWalk) nested() {
 	walked := map[string]bool{w.project: true}
 	for _, wt := range w.repos {
 		walked[wt] = true
 	}
-	root, err := os.OpenRoot(w.project)
+	// The project's own folder is the user's path: opened as named.
+	root, err := unix.Open(w.project, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
 		w.cut(fmt.Sprintf("the project cannot be listed for git repositories nested in it (%s)", shortErr(err)))
 		return
 	}
-	defer root.Close()
 	listed := 0
-	var found []string
-	// list looks through the folder rel, open as dir (one descriptor a
-	// level: a folder is read whole and closed before its own are).
-	var list func(dir *os.Root, rel string) bool
-	list = func(dir *os.Root, rel string) bool {
-		dirs, dotGit, n, err := listFolder(dir, gitMaxScan-listed)
-		if listed += n; listed > gitMaxScan {
+	var found, bare []string
+	cantList := func(rel string) {
+		w.cut(fmt.Sprintf("%s cannot be listed for git repositories nested in it", w.name(filepath.Join(w.project, rel))))
+	}
+	// list looks through the folder rel, open as fd, which it closes (one
+	// descriptor a level).
+	var list func(fd int, rel string) bool
+	list = func(fd int, rel string) bool {
+		defer unix.Close(fd)
+		f, err := listFolder(fd, filepath.Join(w.project, rel), gitMaxScan-listed)
+		if listed += f.n; listed > gitMaxScan {
 			w.cut(fmt.Sprintf("the project holds more than %d entries: vibe did not look through them all for git repositories nested in it", gitMaxScan))
 			return false
 		}
 		if err != nil {
-			w.cut(fmt.Sprintf("%s cannot be listed for git repositories nested in it", w.name(filepath.Join(w.project, rel))))
+			cantList(rel)
 		}
-		if dotGit && rel != "" && !walked[filepath.Join(w.project, rel)] {
+		switch {
+		case f.dotGit && rel != "" && !walked[filepath.Join(w.project, rel)]:
 			found = append(found, rel)
+		case !f.dotGit && f.gitDir && !walked[filepath.Join(w.project, rel)]:
+			if _, done := w.repos[filepath.Join(w.project, rel)]; !done {
+				bare = append(bare, rel) // not a git folder a walk went into
+			}
 		}
-		for _, d := range dirs {
+		for _, d := range f.dirs {
 			name := filepath.Join(rel, d)
 			switch {
 			case w.ctx.Err() != nil:
@@ -139,14 +163,15 @@ func (w *gitWalk) nested() {
 			case len(name) > snapshotMaxPath:
 				w.cut(fmt.Sprintf("a path longer than %d bytes (%s): vibe did not look below it for git repositories", snapshotMaxPath, w.name(filepath.Join(w.project, rel))))
 			default:
-				sub, err := dir.OpenRoot(d)
+				// O_NOFOLLOW, O_DIRECTORY: a link or a FIFO swapped in
+				// since the listing fails here (and cuts), never leads
+				// elsewhere nor blocks.
+				sub, err := unix.Openat(fd, d, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 				if err != nil {
-					w.cut(fmt.Sprintf("%s cannot be listed for git repositories nested in it", w.name(filepath.Join(w.project, name))))
+					cantList(name)
 					continue
 				}
-				more := list(sub, name)
-				sub.Close()
-				if !more {
+				if !list(sub, name) {
 					return false
 				}
 			}
@@ -154,39 +179,69 @@ func (w *gitWalk) nested() {
 		return true
 	}
 	list(root, "")
+	if len(found)+len(bare) > gitMaxNested {
+		w.cut(fmt.Sprintf("more than %d git repositories nested in the project", gitMaxNested))
+		return
+	}
 	for _, rel := range found {
 		w.checkout(filepath.Join(w.project, rel), 1)
 	}
+	for _, rel := range bare {
+		dir := filepath.Join(w.project, rel)
+		w.repo(dir, dir, 1)
+	}
 }
 
-// listFolder lists the folder dir: the folders in it (not links: their
-// type as listed) but a .git, whether a .git is there, and how many
-// entries it holds, counting no further than one past max.
-func listFolder(dir *os.Root, max int) (dirs []string, dotGit bool, n int, err error) {
-	f, err := dir.Open(".")
+// folder is what nested needs of a folder's listing.
+type folder struct {
+	dirs   []string // the folders in it (their type as listed: no link), but a .git
+	dotGit bool     // a .git is there
+	gitDir bool     // git would take it for a git folder: HEAD, and objects and refs or a commondir
+	n      int      // entries, counted no further than one past the bound
+}
+
+// listFolder lists the folder open as fd (named name, for a file system
+// that does not say an entry's type), at most max entries and one more.
+func listFolder(fd int, name string, max int) (folder, error) {
+	var f folder
+	// A descriptor of its own to read with (the folders in it are opened
+	// by fd): opened not to block (a FIFO swapped in fails O_DIRECTORY
+	// instead), it is a folder, read as one (os.File would take a
+	// non-blocking descriptor for one of its poller's).
+	own, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
-		return nil, false, 0, err
+		return f, err
 	}
-	defer f.Close()
-	for n <= max {
-		ents, err := f.ReadDir(256)
-		n += len(ents)
+	if err := unix.SetNonblock(own, false); err != nil {
+		unix.Close(own)
+		return f, err
+	}
+	file := os.NewFile(uintptr(own), name)
+	defer file.Close()
+	seen := map[string]bool{}
+	for f.n <= max {
+		ents, err := file.ReadDir(256)
+		f.n += len(ents)
 		for _, e := range ents {
-			switch {
-			case e.Name() == ".git":
-				dotGit = true
+			switch n := e.Name(); {
+			case n == ".git":
+				f.dotGit = true
 			case e.IsDir():
-				dirs = append(dirs, e.Name())
+				f.dirs = append(f.dirs, n)
+				seen[n] = true
+			case n == "HEAD" || n == "commondir":
+				seen[n] = true
 			}
 		}
-		if err == io.EOF {
-			return dirs, dotGit, n, nil
-		}
 		if err != nil {
-			return dirs, dotGit, n, err
+			f.gitDir = seen["HEAD"] && (seen["objects"] && seen["refs"] || seen["commondir"])
+			if err == io.EOF {
+				return f, nil
+			}
+			return f, err
 		}
 	}
-	return dirs, dotGit, n, nil
+	return f, nil
 }
 
 // repo records what git reads or runs in gitDir, a repository whose
@@ -199,6 +254,10 @@ func (w *gitWalk) repo(gitDir, worktree string, depth int) {
 	if gitDir == "" {
 		return // cut already
 	}
+	if w.ctx.Err() != nil {
+		w.cut(fmt.Sprintf("looking through git's configuration and submodules took more than %s", gitTimeout))
+		return
+	}
 	if wt, ok := w.repos[gitDir]; ok {
 		// The same git folder for another worktree: git goes into each
 		// with its own moves (core.worktree), not followed twice here.
@@ -209,6 +268,17 @@ func (w *gitWalk) repo(gitDir, worktree string, depth int) {
 	}
 	w.repos[gitDir] = worktree
 	_, _, in := w.mount(gitDir)
+	// Your own settings apply there too, relative to its worktree (a
+	// global core.hooksPath = .githooks is sub/.githooks): read first, as
+	// yours, before anything of the agent's can name your files.
+	w.walk(userGitConfigs(w.home), worktree, gitDir, true)
+	if !in && w.probing == "" && !w.below(gitDir, w.own) {
+		// Named by a file the agent can write (a gitfile, a link, an
+		// index), outside the mounts and the project's own git folders:
+		// probed.
+		w.probe(gitDir, func(p *gitWalk) { p.repo(gitDir, worktree, depth) })
+		return
+	}
 	// A folder reached through a link can be pointed elsewhere at any
 	// time: what is below it is neither protected nor compared for
 	// certain.
@@ -249,15 +319,22 @@ func (w *gitWalk) repo(gitDir, worktree string, depth int) {
 		configs = append(configs, filepath.Join(dir, "config"))
 	}
 	w.walk(configs, worktree, gitDir, !in)
-	// Your own settings apply there too, relative to its worktree (a
-	// global core.hooksPath = .githooks is sub/.githooks).
-	w.walk(userGitConfigs(w.home), worktree, gitDir, true)
 	if in && w.worktreeMoved(gitDir, worktree, format) {
 		return
 	}
 	if !w.formatOther(format) {
 		w.links(gitDir, worktree, depth+1)
 	}
+}
+
+// below reports whether p is one of dirs or inside one.
+func (w *gitWalk) below(p string, dirs []string) bool {
+	for _, d := range dirs {
+		if rel, err := filepath.Rel(d, p); err == nil && (rel == "." || filepath.IsLocal(rel)) {
+			return true
+		}
+	}
+	return false
 }
 
 // worktreeMoved reports whether the repository at gitDir, whose files
