@@ -76,8 +76,9 @@ var gitCutKeys = regexp.MustCompile(`^(trace2\..*target|init\.templatedir|upload
 
 // gitFound is what a project's configuration sends git to.
 type gitFound struct {
-	rel []string // host-run paths, relative to the mount that holds each
-	cut string   // why more may go unseen (a bound, something not read), or ""
+	rel      []string // host-run paths, relative to the mount that holds each
+	cut      string   // why more may go unseen (a bound, something not read), or ""
+	unsteady bool     // the project changed while it was listed (Unsteady)
 }
 
 // gitHostRun returns, by host folder of each writable mount, the paths in

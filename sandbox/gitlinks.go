@@ -3,6 +3,7 @@ package sandbox
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -130,6 +131,7 @@ func (w *gitWalk) nested() {
 	}
 	listed := 0
 	var found, bare []string
+	var stamps []folderStamp
 	cantList := func(rel string) {
 		w.cut(fmt.Sprintf("%s cannot be listed for git repositories nested in it", w.name(filepath.Join(w.project, rel))))
 	}
@@ -138,6 +140,12 @@ func (w *gitWalk) nested() {
 	var list func(fd int, rel string) bool
 	list = func(fd int, rel string) bool {
 		defer unix.Close(fd)
+		var st unix.Stat_t
+		if unix.Fstat(fd, &st) == nil && len(stamps) < gitMaxStamps {
+			stamps = append(stamps, folderStamp{rel, stampOf(&st)})
+		} else {
+			stamps = append(stamps[:0:0], folderStamp{rel: "\x00"}) // cannot tell: unsteady
+		}
 		f, err := listFolder(fd, filepath.Join(w.project, rel), gitMaxScan-listed)
 		if listed += f.n; listed > gitMaxScan {
 			w.cut(fmt.Sprintf("the project holds more than %d entries: vibe did not look through them all for git repositories nested in it", gitMaxScan))
@@ -178,7 +186,9 @@ func (w *gitWalk) nested() {
 		}
 		return true
 	}
-	list(root, "")
+	if list(root, "") && !w.steady(stamps) {
+		w.of(w.project).unsteady = true
+	}
 	if len(found)+len(bare) > gitMaxNested {
 		w.cut(fmt.Sprintf("more than %d git repositories nested in the project", gitMaxNested))
 		return
@@ -190,6 +200,53 @@ func (w *gitWalk) nested() {
 		dir := filepath.Join(w.project, rel)
 		w.repo(dir, dir, 1)
 	}
+}
+
+// Unsteady is the reason a project is cut short when it changed while
+// the walk listed it for nested repositories: a process in the sandbox
+// (one the agent left running) can move a repository from a folder not
+// yet listed into one already listed. The snapshot is taken again with
+// the sandbox held (Manager.Hold).
+const Unsteady = "the project changed while vibe looked through it for git repositories"
+
+// gitMaxStamps bounds the folders nested looks at again; past it, the
+// listing is taken for unsteady.
+const gitMaxStamps = 1 << 16
+
+// folderStamp is a folder nested listed (rel "\x00": one it could not
+// tell) and how it was before the listing.
+type folderStamp struct {
+	rel   string
+	stamp stamp
+}
+
+// stamp is what tells a folder changed: a rename, creation or removal in
+// it sets its times, a swap its identity.
+type stamp struct {
+	dev, ino     uint64
+	mtime, ctime unix.Timespec
+}
+
+func stampOf(st *unix.Stat_t) stamp {
+	return stamp{uint64(st.Dev), st.Ino, st.Mtim, st.Ctim}
+}
+
+// steady reports whether every folder listed is as it was before its
+// listing, looked at again by name from the project (no link followed at
+// the end).
+func (w *gitWalk) steady(stamps []folderStamp) bool {
+	root, err := unix.Open(w.project, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(root)
+	for _, f := range stamps {
+		var st unix.Stat_t
+		if f.rel == "\x00" || unix.Fstatat(root, cmp.Or(f.rel, "."), &st, unix.AT_SYMLINK_NOFOLLOW) != nil || stampOf(&st) != f.stamp {
+			return false
+		}
+	}
+	return true
 }
 
 // folder is what nested needs of a folder's listing.

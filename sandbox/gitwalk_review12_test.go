@@ -315,7 +315,7 @@ func TestGitHostRunReview12NestedSwapRace(t *testing.T) {
 	const tries = 40
 	for i := 0; i < tries; i++ {
 		f := gitHostRun([]workspace.Mount{{Source: app}}, nil)[app]
-		if f == nil || f.cut == "" && !slices.ContainsFunc(f.rel, func(r string) bool { return strings.HasSuffix(r, "sub/.git/config") }) {
+		if f == nil || f.cut == "" && !f.unsteady && !slices.ContainsFunc(f.rel, func(r string) bool { return strings.HasSuffix(r, "sub/.git/config") }) {
 			missed++
 		}
 	}
@@ -353,5 +353,59 @@ func TestGitHostRunReview12Swapper(t *testing.T) {
 		if _, err := os.Stat(os.Getenv("VIBE_REVIEW12_STOP")); err == nil {
 			return
 		}
+	}
+}
+
+// A process of the agent's moves a nested repository back and forth
+// between a folder the walk lists early and one it lists late (a swap of
+// two folders in different places): a listing can miss it in both. Every
+// walk finds it, or says the project changed while it was listed
+// (Unsteady: the snapshot is then taken again with the sandbox held).
+func TestGitHostRunReview12NestedMovedWhileListed(t *testing.T) {
+	if os.Getenv("VIBE_REVIEW12_SWAP") != "" {
+		return
+	}
+	gitEnv(t)
+	app := t.TempDir()
+	repoAt(t, app)
+	for i := 0; i < 200; i++ {
+		os.MkdirAll(filepath.Join(app, "a", fmt.Sprint(i), "x"), 0o755)
+	}
+	nestedRepo(t, filepath.Join(app, "d"))
+	stop := filepath.Join(t.TempDir(), "stop")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestGitHostRunReview12Swapper$")
+	cmd.Env = append(os.Environ(), "VIBE_REVIEW12_SWAP="+app, "VIBE_REVIEW12_OTHER=a/100/x", "VIBE_REVIEW12_STOP="+stop)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { writeFile(t, stop, ""); cmd.Wait() }()
+	missed, unsteady := 0, 0
+	for i := 0; i < 40; i++ {
+		f := gitHostRun([]workspace.Mount{{Source: app}}, nil)[app]
+		found := f != nil && slices.ContainsFunc(f.rel, func(r string) bool { return strings.HasSuffix(r, "sub/.git/config") })
+		switch {
+		case f != nil && f.unsteady:
+			unsteady++
+		case !found && (f == nil || f.cut == ""):
+			missed++
+		}
+	}
+	t.Logf("of 40 walks: %d said unsteady, %d missed the repository silently", unsteady, missed)
+	if missed > 0 {
+		t.Errorf("a nested repository moved while the walk listed: missed, uncut and not unsteady, %d of 40 times", missed)
+	}
+}
+
+// Unsteady is read from a folder's mark, never from a file the agent
+// names as one.
+func TestSnapshotUnsteadyMark(t *testing.T) {
+	app := t.TempDir()
+	s := Snapshot{filepath.Join(app, tooMany): "x; " + Unsteady}
+	if !s.Unsteady() {
+		t.Error("a mark naming Unsteady: not Unsteady")
+	}
+	digest := strings.Repeat("ab", 32) // what a file of that name is recorded as
+	if (Snapshot{filepath.Join(app, ".claude", tooMany): digest}).Unsteady() {
+		t.Error("a file named as the mark (a digest): Unsteady")
 	}
 }

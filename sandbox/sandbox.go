@@ -274,6 +274,15 @@ func (m *Manager) finish(ctx context.Context, s *Spec, inst *api.Instance) (*Sel
 	if err != nil {
 		return nil, err
 	}
+	if inst.StatusCode == api.Frozen {
+		// Left frozen by a vibe that ended while it read the projects.
+		if err := m.setState(ctx, s.Name, api.InstanceStatePut{Action: "unfreeze", Timeout: -1}); err != nil {
+			return nil, fmt.Errorf("unfreeze %s: %w", s.Name, err)
+		}
+		if inst, err = m.Get(s.Name); err != nil {
+			return nil, err
+		}
+	}
 	if inst.StatusCode != api.Running && inst.StatusCode != api.Stopped {
 		return nil, fmt.Errorf("sandbox %s is %s; vibe stop, then vibe up", s.Name, strings.ToLower(inst.Status))
 	}
@@ -596,6 +605,29 @@ func (m *Manager) Stop(ctx context.Context, name string) error {
 		return op.WaitContext(ctx)
 	}
 	return nil
+}
+
+// Hold freezes the sandbox while vibe reads the projects it mounts (a
+// snapshot lists a worktree, which a process the agent left running could
+// rearrange under it), and returns what thaws it. A sandbox that is not
+// running, or that cannot be frozen, is read as it is: the snapshot's own
+// checks (nothing followed out, a swap noted) hold either way.
+func (m *Manager) Hold(ctx context.Context, name string) (thaw func()) {
+	inst, err := m.Get(name)
+	if err != nil || inst.StatusCode != api.Running {
+		return func() {}
+	}
+	if err := m.setState(ctx, name, api.InstanceStatePut{Action: "freeze", Timeout: -1}); err != nil {
+		return func() {}
+	}
+	return func() {
+		// Thawed even when ctx was cancelled (an interrupt).
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := m.setState(ctx, name, api.InstanceStatePut{Action: "unfreeze", Timeout: -1}); err != nil && m.Progress != nil {
+			m.Progress("sandbox " + name + " stays frozen (" + err.Error() + "): incus start " + name)
+		}
+	}
 }
 
 // setState asks incus to change the instance's state (start, stop,

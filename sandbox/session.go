@@ -173,6 +173,9 @@ func TakeSnapshot(mounts []workspace.Mount, states map[string]string) Snapshot {
 		// The git walk's reasons first: the bounds below are ones the
 		// agent can reach at will, and would take every slot.
 		f := extra[filepath.Clean(m.Source)]
+		if f != nil && f.unsteady {
+			sn.cut(Unsteady) // first: the one a held snapshot mends
+		}
 		if f != nil && f.cut != "" {
 			for _, r := range strings.Split(f.cut, "; ") {
 				sn.cut(r)
@@ -473,6 +476,18 @@ func (s Snapshot) Truncated() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// Unsteady reports whether a project changed while the snapshot listed
+// it (a process in the sandbox at work): taken again with the sandbox
+// held, it is whole.
+func (s Snapshot) Unsteady() bool {
+	for p, v := range s {
+		if isMark(p, v) && slices.Contains(strings.Split(v, "; "), Unsteady) {
+			return true
+		}
+	}
+	return false
 }
 
 // Reason says why the folder dir, one Truncated lists, was not compared

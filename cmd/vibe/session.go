@@ -292,7 +292,16 @@ func (s *session) asUser(argv []string, cwd string, terminal bool) (int, error) 
 		return -1, err
 	}
 	states := s.spec.StateFolders()
-	snap := func() sandbox.Snapshot { return sandbox.TakeSnapshot(s.spec.Mounts, states) }
+	snap := func() sandbox.Snapshot {
+		if taken := sandbox.TakeSnapshot(s.spec.Mounts, states); !taken.Unsteady() {
+			return taken
+		}
+		// Something in the sandbox changed a project while it was
+		// listed: again, with the sandbox frozen (which costs up to a
+		// second, so only then).
+		defer s.mgr.Hold(s.ctx, s.spec.Name)()
+		return sandbox.TakeSnapshot(s.spec.Mounts, states)
+	}
 	roots := sandbox.GroupRoots(s.spec.Mounts, states)
 	before := snap()
 	if last, ok := loadSnapshot(snapPath); ok {
