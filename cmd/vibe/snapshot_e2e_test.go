@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -69,6 +70,14 @@ sleep 0.3`, d, e)
 		if !found && len(snap.Truncated()) == 0 {
 			missed++
 		}
+	}
+	// A sandbox left frozen (a vibe that ended while it held it) is
+	// thawed by the next command.
+	if out, err := exec.Command("incus", "pause", w.name).CombinedOutput(); err != nil {
+		t.Fatalf("incus pause: %v %s", err, out)
+	}
+	if out := w.must("exec", "--", "echo", "thawed"); !strings.Contains(out, "thawed") {
+		t.Errorf("exec in a sandbox left frozen: %q", out)
 	}
 	// The swappers go with the sandbox (the world's clean-up).
 	t.Logf("missed, uncut, in %d of %d sessions; each session took %v", missed, rounds, took)
