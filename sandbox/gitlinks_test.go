@@ -133,15 +133,7 @@ func TestGitHostRunUnreadableIndexIsCut(t *testing.T) {
 // How long reading a project's index for gitlinks takes, for an index of
 // 20,000 files (the size of the mounted-workspace benchmark's tree).
 func BenchmarkGitHostRunIndex(b *testing.B) {
-	if _, err := exec.LookPath("git"); err != nil {
-		b.Skip("no git")
-	}
-	b.Setenv("GIT_CONFIG_GLOBAL", "/dev/null")
-	b.Setenv("GIT_CONFIG_NOSYSTEM", "1")
-	app := b.TempDir()
-	if out, err := exec.Command("git", "init", "-q", app).CombinedOutput(); err != nil {
-		b.Fatalf("%v %s", err, out)
-	}
+	app := benchRepo(b)
 	var lines strings.Builder
 	for i := 0; i < 20000; i++ {
 		lines.WriteString("100644 e69de29bb2d1d6434b8b29ae775ad8c2e48c5391\tsrc/d" + string(rune('a'+i%26)) + "/file" + strings.Repeat("x", i%7) + "-" + strconv.Itoa(i) + ".go\n")
@@ -159,6 +151,38 @@ func BenchmarkGitHostRunIndex(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(st.Size())/1e6, "index-MB")
+}
+
+// benchRepo is a new repository for a benchmark, with no configuration of
+// the machine's.
+func benchRepo(b *testing.B) string {
+	b.Helper()
+	if _, err := exec.LookPath("git"); err != nil {
+		b.Skip("no git")
+	}
+	b.Setenv("GIT_CONFIG_GLOBAL", "/dev/null")
+	b.Setenv("GIT_CONFIG_NOSYSTEM", "1")
+	app := b.TempDir()
+	if out, err := exec.Command("git", "init", "-q", app).CombinedOutput(); err != nil {
+		b.Fatalf("%v %s", err, out)
+	}
+	return app
+}
+
+// fillTree writes 20,000 small files in 1,000 folders below app/src.
+func fillTree(b *testing.B, app string) {
+	b.Helper()
+	for d := 0; d < 1000; d++ {
+		dir := filepath.Join(app, "src", strconv.Itoa(d%40), strconv.Itoa(d))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			b.Fatal(err)
+		}
+		for f := 0; f < 20; f++ {
+			if err := os.WriteFile(filepath.Join(dir, strconv.Itoa(f)+".go"), []byte(strconv.Itoa(d*20+f)), 0o644); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
 }
 
 // An index is the agent's to write: whatever it holds, reading it returns

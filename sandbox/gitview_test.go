@@ -6,7 +6,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -156,25 +155,10 @@ func TestSnapshotHEADBranchDeleted(t *testing.T) {
 // the walk (which lists them all for nested repositories), the index and
 // HEAD's tree.
 func BenchmarkTakeSnapshotCommitted(b *testing.B) {
-	if _, err := exec.LookPath("git"); err != nil {
-		b.Skip("no git")
-	}
-	b.Setenv("GIT_CONFIG_GLOBAL", "/dev/null")
-	b.Setenv("GIT_CONFIG_NOSYSTEM", "1")
-	app := b.TempDir()
-	for d := 0; d < 1000; d++ {
-		dir := filepath.Join(app, "src", strconv.Itoa(d%40), strconv.Itoa(d))
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			b.Fatal(err)
-		}
-		for f := 0; f < 20; f++ {
-			if err := os.WriteFile(filepath.Join(dir, strconv.Itoa(f)+".go"), []byte(strconv.Itoa(d*20+f)), 0o644); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
+	app := benchRepo(b)
+	fillTree(b, app)
 	writeFileB(b, filepath.Join(app, ".husky", "pre-commit"), "#!/bin/sh\n")
-	for _, args := range [][]string{{"init", "-q"}, {"add", "-A"}, {"-c", "user.name=t", "-c", "user.email=t@t", "-c", "gc.auto=0", "-c", "maintenance.auto=false", "commit", "-q", "-m", "x"}} {
+	for _, args := range [][]string{{"add", "-A"}, {"-c", "user.name=t", "-c", "user.email=t@t", "-c", "gc.auto=0", "-c", "maintenance.auto=false", "commit", "-q", "-m", "x"}} {
 		if out, err := exec.Command("git", append([]string{"-C", app}, args...)...).CombinedOutput(); err != nil {
 			b.Fatalf("%v %s", err, out)
 		}

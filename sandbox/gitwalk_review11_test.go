@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -124,26 +123,8 @@ func TestGitHostRunNestedScanBound(t *testing.T) {
 // folders (the look for nested repositories lists them all) and one
 // nested repository.
 func BenchmarkGitHostRunWorktree(b *testing.B) {
-	if _, err := exec.LookPath("git"); err != nil {
-		b.Skip("no git")
-	}
-	b.Setenv("GIT_CONFIG_GLOBAL", "/dev/null")
-	b.Setenv("GIT_CONFIG_NOSYSTEM", "1")
-	app := b.TempDir()
-	if out, err := exec.Command("git", "init", "-q", app).CombinedOutput(); err != nil {
-		b.Fatalf("%v %s", err, out)
-	}
-	for d := 0; d < 1000; d++ {
-		dir := filepath.Join(app, "src", strconv.Itoa(d%40), strconv.Itoa(d))
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			b.Fatal(err)
-		}
-		for f := 0; f < 20; f++ {
-			if err := os.WriteFile(filepath.Join(dir, strconv.Itoa(f)+".go"), nil, 0o644); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
+	app := benchRepo(b)
+	fillTree(b, app)
 	if out, err := exec.Command("git", "init", "-q", filepath.Join(app, "src", "7", "nested")).CombinedOutput(); err != nil {
 		b.Fatalf("%v %s", err, out)
 	}

@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -242,13 +243,8 @@ func TestGitHostRunReview12NestedFifoSwapHangs(t *testing.T) {
 	if err := unix.Mkfifo(q, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	stop := filepath.Join(t.TempDir(), "stop")
-	cmd := exec.Command(os.Args[0], "-test.run=^TestGitHostRunReview12Swapper$")
-	cmd.Env = append(os.Environ(), "VIBE_REVIEW12_SWAP="+app, "VIBE_REVIEW12_OTHER=q", "VIBE_REVIEW12_STOP="+stop)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { writeFile(t, stop, ""); cmd.Wait() }()
+	stop := startSwapper(t, app, "q")
+	defer stop()
 	for i := 0; i < 30; i++ {
 		done := make(chan struct{})
 		start := time.Now()
@@ -265,8 +261,7 @@ func TestGitHostRunReview12NestedFifoSwapHangs(t *testing.T) {
 				t.Logf("blocked in: %s", strings.TrimSpace(l))
 			}
 		}
-		writeFile(t, stop, "")
-		cmd.Wait()
+		stop()
 		// Unblock it: a writer on whichever name is the FIFO now.
 		for _, n := range []string{"d", "q"} {
 			if f, err := os.OpenFile(filepath.Join(app, n), os.O_WRONLY|unix.O_NONBLOCK, 0); err == nil {
@@ -305,12 +300,7 @@ func TestGitHostRunReview12NestedSwapRace(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The swapper: another process, as the agent's would be.
-	stop := filepath.Join(t.TempDir(), "stop")
-	cmd := exec.Command(os.Args[0], "-test.run=^TestGitHostRunReview12Swapper$")
-	cmd.Env = append(os.Environ(), "VIBE_REVIEW12_SWAP="+app, "VIBE_REVIEW12_STOP="+stop)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	stopSwapper := startSwapper(t, app, "e")
 	missed := 0
 	const tries = 40
 	for i := 0; i < tries; i++ {
@@ -319,8 +309,7 @@ func TestGitHostRunReview12NestedSwapRace(t *testing.T) {
 			missed++
 		}
 	}
-	writeFile(t, stop, "")
-	cmd.Wait()
+	stopSwapper()
 	// Settle where the agent wants it: d the folder.
 	if st, err := os.Lstat(filepath.Join(app, "d")); err != nil || !st.IsDir() {
 		if err := unix.Renameat2(unix.AT_FDCWD, filepath.Join(app, "d"), unix.AT_FDCWD, filepath.Join(app, "e"), unix.RENAME_EXCHANGE); err != nil {
@@ -335,6 +324,26 @@ func TestGitHostRunReview12NestedSwapRace(t *testing.T) {
 	t.Logf("the nested repository missed with no cut in %d of %d walks", missed, tries)
 	if missed > 0 {
 		t.Errorf("a folder swapped with a link while the walk runs: its nested repository missed, uncut, in %d of %d walks", missed, tries)
+	}
+}
+
+// startSwapper starts TestGitHostRunReview12Swapper, a process of its
+// own as the agent's would be, swapping app/d and app/other; it returns
+// what stops it (once, however often called).
+func startSwapper(t *testing.T, app, other string) (stop func()) {
+	t.Helper()
+	mark := filepath.Join(t.TempDir(), "stop")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestGitHostRunReview12Swapper$")
+	cmd.Env = append(os.Environ(), "VIBE_REVIEW12_SWAP="+app, "VIBE_REVIEW12_OTHER="+other, "VIBE_REVIEW12_STOP="+mark)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			writeFile(t, mark, "")
+			cmd.Wait()
+		})
 	}
 }
 
@@ -372,13 +381,7 @@ func TestGitHostRunReview12NestedMovedWhileListed(t *testing.T) {
 		os.MkdirAll(filepath.Join(app, "a", fmt.Sprint(i), "x"), 0o755)
 	}
 	nestedRepo(t, filepath.Join(app, "d"))
-	stop := filepath.Join(t.TempDir(), "stop")
-	cmd := exec.Command(os.Args[0], "-test.run=^TestGitHostRunReview12Swapper$")
-	cmd.Env = append(os.Environ(), "VIBE_REVIEW12_SWAP="+app, "VIBE_REVIEW12_OTHER=a/100/x", "VIBE_REVIEW12_STOP="+stop)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { writeFile(t, stop, ""); cmd.Wait() }()
+	defer startSwapper(t, app, "a/100/x")()
 	missed, unsteady := 0, 0
 	for i := 0; i < 40; i++ {
 		f := gitHostRun([]workspace.Mount{{Source: app}}, nil)[app]
