@@ -79,7 +79,13 @@ type gitFound struct {
 	rel      []string // host-run paths, relative to the mount that holds each
 	cut      string   // why more may go unseen (a bound, something not read), or ""
 	unsteady bool     // the project changed while it was listed (Unsteady)
+	// repos are the project's submodules and nested repositories: git
+	// folder and worktree, relative to the project, sorted.
+	repos []gitRepo
 }
+
+// gitRepo is a repository in a project: its git folder and worktree.
+type gitRepo struct{ gitDir, worktree string }
 
 // gitHostRun returns, by host folder of each writable mount, the paths in
 // it that the host's git reads or runs through the configuration of a
@@ -94,6 +100,13 @@ type gitFound struct {
 // input (without git on the host, nothing here runs hooks, and nothing is
 // added).
 func gitHostRun(mounts []workspace.Mount, states map[string]string) map[string]*gitFound {
+	return walkHostRun(mounts, states, false)
+}
+
+// walkHostRun is gitHostRun; held says the sandbox is frozen (Manager.Hold)
+// while it runs, so that nothing moves in the projects and the look for
+// nested repositories need not look at its folders again.
+func walkHostRun(mounts []workspace.Mount, states map[string]string, held bool) map[string]*gitFound {
 	out := map[string]*gitFound{}
 	var roots, projects []string
 	for _, m := range mounts {
@@ -113,7 +126,7 @@ func gitHostRun(mounts []workspace.Mount, states map[string]string) map[string]*
 	defer cancel()
 	home, _ := os.UserHomeDir()
 	for _, project := range projects {
-		w := gitWalk{ctx: ctx, project: project, projects: projects, roots: roots, states: slices.Collect(maps.Values(states)), home: home, out: out, seen: map[string]bool{}, repos: map[string]string{}, common: map[string]bool{},
+		w := gitWalk{ctx: ctx, held: held, project: project, projects: projects, roots: roots, states: slices.Collect(maps.Values(states)), home: home, out: out, seen: map[string]bool{}, repos: map[string]string{}, common: map[string]bool{},
 			otherFormat: map[string]bool{}, worktrees: map[string][]string{}, worktreeConfig: map[string]bool{}}
 		start := userGitConfigs(home)
 		gitDir, own := w.projectGitDir()
@@ -138,6 +151,15 @@ func gitHostRun(mounts []workspace.Mount, states map[string]string) map[string]*
 			w.links(gitDir, project, 0)
 		}
 		w.nested()
+		f := w.of(project)
+		for gd, wt := range w.repos {
+			rg, relG, okG := w.mount(gd)
+			rw, relW, okW := w.mount(wt)
+			if okG && okW && rg == project && rw == project && relG != ".git" {
+				f.repos = append(f.repos, gitRepo{relG, relW})
+			}
+		}
+		slices.SortFunc(f.repos, func(a, b gitRepo) int { return cmp.Compare(a.gitDir, b.gitDir) })
 	}
 	for _, f := range out {
 		slices.Sort(f.rel)
@@ -355,6 +377,7 @@ func userGitConfigs(home string) []string {
 
 type gitWalk struct {
 	ctx      context.Context
+	held     bool              // the sandbox is frozen: nothing moves in the projects
 	parsed   map[string]parsed // the user's own files, by path
 	project  string
 	projects []string // every project whose host-run files are protected

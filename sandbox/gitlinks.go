@@ -186,7 +186,7 @@ func (w *gitWalk) nested() {
 		}
 		return true
 	}
-	if list(root, "") && !w.steady(stamps) {
+	if list(root, "") && !w.held && !w.steady(stamps) {
 		w.of(w.project).unsteady = true
 	}
 	if len(found)+len(bare) > gitMaxNested {
@@ -210,8 +210,8 @@ func (w *gitWalk) nested() {
 const Unsteady = "the project changed while vibe looked through it for git repositories"
 
 // gitMaxStamps bounds the folders nested looks at again; past it, the
-// listing is taken for unsteady.
-const gitMaxStamps = 1 << 16
+// listing is taken for unsteady (and a snapshot taken again held).
+var gitMaxStamps = 1 << 16
 
 // folderStamp is a folder nested listed (rel "\x00": one it could not
 // tell) and how it was before the listing.
@@ -596,21 +596,23 @@ func (w *gitWalk) gitlinks(path string) ([]string, error) {
 // agent's: it may be anything).
 func indexGitlinks(ctx context.Context, r io.Reader) ([]string, error) {
 	var names []string
-	err := indexEntries(ctx, r, func(mode uint32, _, name string) {
+	err := indexEntries(ctx, r, func(mode uint32, _, _, name string) error {
 		// A gitlink is its type bits, whatever the rest (git enters a
 		// folder listed as 160755 too).
 		if mode&0o170000 == 0o160000 {
 			names = append(names, filepath.FromSlash(name))
 		}
+		return nil
 	})
 	return names, err
 }
 
 // indexEntries has git list the entries of the index r holds (the
-// agent's: it may be anything), each as its mode, object and path. git
+// agent's: it may be anything), each as its mode, object, stage and path
+// (an error each returns stops git). git
 // reads a copy, in a repository of vibe's own with no configuration but
 // what lsIndex gives it.
-func indexEntries(ctx context.Context, r io.Reader, each func(mode uint32, oid, name string)) error {
+func indexEntries(ctx context.Context, r io.Reader, each func(mode uint32, oid, stage, name string) error) error {
 	tmp, gitDir, err := emptyRepo()
 	if err != nil {
 		return err
@@ -707,7 +709,7 @@ const gitMaxRecord = 64 + 4096
 // block after another, never as threads would), in the empty repository
 // gitDir. A folder entry (a sparse index) stands for a tree git expands
 // from the project's objects, which may hold anything: an error.
-func lsIndex(ctx context.Context, gitDir, index string, each func(mode uint32, oid, name string)) error {
+func lsIndex(ctx context.Context, gitDir, index string, each func(mode uint32, oid, stage, name string) error) error {
 	sparse := false
 	err := runGit(ctx, gitDir, []string{"GIT_INDEX_FILE=" + index},
 		[]string{"-c", "core.fsmonitor=false", "-c", "index.threads=1", "ls-files", "--stage", "-z"}, 0,
@@ -725,8 +727,7 @@ func lsIndex(ctx context.Context, gitDir, index string, each func(mode uint32, o
 			if m&0o170000 == 0o040000 {
 				sparse = true
 			}
-			each(uint32(m), f[1], string(name))
-			return nil
+			return each(uint32(m), f[1], f[2], string(name))
 		})
 	if err == nil && sparse {
 		err = errors.New("a sparse index (folder entries)")
@@ -742,6 +743,7 @@ func lsIndex(ctx context.Context, gitDir, index string, each func(mode uint32, o
 // each. Anything git says
 // on its error output is an error: what it could not read, it skips.
 func runGit(ctx context.Context, gitDir string, env, args []string, sep byte, each func(rec []byte) error) error {
+	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "git", append([]string{"--no-optional-locks"}, args...)...)
@@ -790,6 +792,11 @@ func runGit(ctx context.Context, gitDir string, env, args []string, sep byte, ea
 			what = "git " + a // the subcommand: the first word that is no option
 			break
 		}
+	}
+	if parent.Err() != nil {
+		// Killed at the deadline: whatever it said, that is why.
+		cmd.Wait()
+		return fmt.Errorf("%s took more than %s", what, gitTimeout)
 	}
 	if err := cmd.Wait(); err != nil && rerr == nil {
 		rerr = fmt.Errorf("%s: %w", what, err)

@@ -9,6 +9,7 @@ package sandbox
 // and the ref it names copied in.
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -18,7 +19,6 @@ import (
 	"io/fs"
 	"maps"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -29,21 +29,30 @@ import (
 const (
 	inIndex = " (as git's index holds it)"
 	inHEAD  = " (as git's HEAD holds it)"
+	inStash = " (as git's stash holds it)"
 )
 
+// gitViewKey marks a snapshot taken by a vibe that records git's index,
+// HEAD and stash (no path holds a NUL: no file can be named so).
+const gitViewKey = "\x00git's index, HEAD and stash"
+
+// gitViewed reports whether the snapshot key k is one of git's view.
+func gitViewed(k string) bool {
+	return k == gitViewKey || strings.HasSuffix(k, inIndex) || strings.HasSuffix(k, inHEAD) ||
+		strings.HasSuffix(k, inStash) || strings.Contains(k, inIndex[:len(inIndex)-1]+", stage ")
+}
+
 // SinceLast is s made comparable with last, a snapshot an earlier vibe
-// saved: where last holds nothing of git's index and HEAD (that vibe did
-// not record them), neither does the answer, so that an upgrade does not
+// saved: where last was taken by a vibe that did not record git's index,
+// HEAD and stash, neither does the answer, so that an upgrade does not
 // report every host-run file git holds as new.
 func (s Snapshot) SinceLast(last Snapshot) Snapshot {
-	for k := range last {
-		if strings.HasSuffix(k, inIndex) || strings.HasSuffix(k, inHEAD) {
-			return s
-		}
+	if last[gitViewKey] == s[gitViewKey] {
+		return s
 	}
 	out := Snapshot{}
 	for k, v := range s {
-		if !strings.HasSuffix(k, inIndex) && !strings.HasSuffix(k, inHEAD) {
+		if !gitViewed(k) {
 			out[k] = v
 		}
 	}
@@ -53,41 +62,53 @@ func (s Snapshot) SinceLast(last Snapshot) Snapshot {
 // gitHeadMax bounds HEAD and a loose ref (a name or an object id).
 const gitHeadMax = 4096
 
-// gitView records what the index and HEAD's tree of the repository at
-// .git hold at or below each of rels (paths in the worktree): each
-// entry's mode and object. What cannot be read so cuts the folder.
-func (sn *snapper) gitView(rels []string) {
-	if st, err := sn.root.Lstat(".git"); err != nil || !st.IsDir() {
+// gitView records what the index, HEAD's tree and the stash's of the
+// repository at gitDir (a folder of the snapshot's, as worktree is) hold
+// at or below each of rels (paths in the worktree): each entry's mode and
+// object (and an unmerged entry's stage). What cannot be read so cuts
+// the folder.
+func (sn *snapper) gitView(gitDir, worktree string, rels []string) {
+	if st, err := sn.root.Lstat(gitDir); err != nil || !st.IsDir() {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), gitTimeout)
-	defer cancel()
+	if _, err := sn.root.Lstat(gitDir + "/reftable"); err == nil {
+		sn.cut("git's refs are a reftable, which vibe does not read: HEAD is not compared")
+		return
+	}
+	ctx := sn.ctx
 	hostRun := map[string]bool{}
 	for _, r := range rels {
 		if r != ".git" && !strings.HasPrefix(r, ".git/") {
 			hostRun[filepath.ToSlash(r)] = true
 		}
 	}
-	record := func(where string) func(mode uint32, oid, name string) {
-		return func(mode uint32, oid, name string) {
+	errFull := fmt.Errorf("more than %d files", snapshotMaxFiles)
+	record := func(where string) func(mode uint32, oid, stage, name string) error {
+		return func(mode uint32, oid, stage, name string) error {
 			if !underAny(name, hostRun) {
-				return
+				return nil
 			}
 			if sn.full() {
-				sn.cut(fmt.Sprintf("more than %d files", snapshotMaxFiles))
-				return
+				return errFull // and git is stopped: a tree can expand for ever
 			}
 			if len(name) > snapshotMaxPath {
 				sn.cut(fmt.Sprintf("a path longer than %d bytes", snapshotMaxPath))
-				return
+				return nil
+			}
+			key := filepath.Join(sn.base, worktree, filepath.FromSlash(name)) + where
+			if stage != "0" {
+				// Unmerged: each stage its own (git checkout --ours
+				// takes one).
+				key = strings.TrimSuffix(key, ")") + ", stage " + stage + ")"
 			}
 			sn.count++
 			sum := sha256.Sum256(fmt.Appendf(nil, "%o %s", mode, oid))
-			sn.snap[filepath.Join(sn.base, filepath.FromSlash(name))+where] = hex.EncodeToString(sum[:])
+			sn.snap[key] = hex.EncodeToString(sum[:])
+			return nil
 		}
 	}
-	if f, err := sn.openIfRegular(".git/index"); err != nil {
-		sn.cut("git's index (.git/index) cannot be read: " + shortErr(err))
+	if f, err := sn.openIfRegular(gitDir + "/index"); err != nil {
+		sn.cut(fmt.Sprintf("git's index (%s) cannot be read: %s", quotePath(gitDir+"/index"), shortErr(err)))
 	} else if f != nil {
 		err := indexEntries(ctx, f, record(inIndex))
 		f.Close()
@@ -95,8 +116,45 @@ func (sn *snapper) gitView(rels []string) {
 			sn.cut("git's index cannot be compared: " + shortErr(err))
 		}
 	}
-	if err := sn.headTree(ctx, slices.Sorted(maps.Keys(hostRun)), record(inHEAD)); err != nil {
+	paths := slices.Sorted(maps.Keys(hostRun))
+	head, ok, err := sn.readSmall(gitDir+"/HEAD", gitHeadMax)
+	if err == nil && ok {
+		err = sn.refTree(ctx, gitDir, string(head), paths, record(inHEAD))
+	}
+	if err != nil {
 		sn.cut("git's HEAD cannot be compared: " + shortErr(err))
+	}
+	// git stash pop writes the stash's tree out.
+	if err := sn.refTree(ctx, gitDir, "ref: refs/stash", paths, record(inStash)); err != nil {
+		sn.cut("git's stash cannot be compared: " + shortErr(err))
+	}
+	sn.snap[gitViewKey] = "1"
+}
+
+// gitMaxViews bounds the submodules and nested repositories whose index,
+// HEAD and stash one snapshot compares.
+const gitMaxViews = 32
+
+// repoViews records git's view (gitView) of each submodule and nested
+// repository of the project that holds a host-run path: the agent can
+// commit its hook there too, and git -C sub reset --hard writes it out.
+func (sn *snapper) repoViews(f *gitFound) {
+	n := 0
+	for _, r := range f.repos {
+		var rels []string
+		for _, p := range f.rel {
+			if rest, ok := strings.CutPrefix(p, r.worktree+"/"); ok {
+				rels = append(rels, rest)
+			}
+		}
+		if len(rels) == 0 {
+			continue // nothing host-run there
+		}
+		if n++; n > gitMaxViews {
+			sn.cut(fmt.Sprintf("more than %d submodules or nested repositories hold host-run files: the index and HEAD of the others are not compared", gitMaxViews))
+			return
+		}
+		sn.gitView(r.gitDir, r.worktree, rels)
 	}
 }
 
@@ -148,51 +206,67 @@ func (sn *snapper) readSmall(rel string, max int64) (data []byte, ok bool, err e
 // check-ref-format allows, and nothing that climbs.
 var refName = regexp.MustCompile(`^refs/[A-Za-z0-9._/+@-]{1,200}$`)
 
-// headTree lists, through each, HEAD's tree at and below paths in the
-// project's objects. A
-// HEAD that names no commit yet (a new repository, a branch the agent
-// deleted) has none.
-func (sn *snapper) headTree(ctx context.Context, paths []string, each func(mode uint32, oid, name string)) error {
-	head, ok, err := sn.readSmall(".git/HEAD", gitHeadMax)
-	if err != nil || !ok {
-		return err // without a HEAD, no repository to git
-	}
-	tmp, gitDir, err := emptyRepo()
+// objectID is a detached HEAD: a SHA-1 or SHA-256 object id.
+var objectID = regexp.MustCompile(`^([0-9a-f]{40}|[0-9a-f]{64})$`)
+
+// refTree lists, through each, the tree at and below paths of the commit
+// head names, as HEAD holds it ("ref: NAME", or an object id), in the
+// project's objects. A ref that names no commit yet (a new repository, a
+// branch the agent deleted, no stash) has none; anything else git cannot
+// resolve is an error.
+func (sn *snapper) refTree(ctx context.Context, gitDir, head string, paths []string, each func(mode uint32, oid, stage, name string) error) error {
+	text := strings.TrimRight(head, "\n")
+	tmp, tmpGit, err := emptyRepo()
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	text := strings.TrimRight(string(head), "\n")
-	if ref, isRef := strings.CutPrefix(text, "ref: "); isRef {
+	if rest, isRef := strings.CutPrefix(text, "ref:"); isRef {
+		ref := strings.TrimLeft(rest, " \t") // as git reads it
 		if !refName.MatchString(ref) || strings.Contains(ref, "..") || strings.Contains(ref, "//") || strings.HasSuffix(ref, "/") || strings.HasSuffix(ref, ".lock") {
 			return fmt.Errorf("HEAD names %s", quotePath(ref))
 		}
-		// The ref, loose or packed, copied in as it is.
-		for _, rel := range []string{ref, "packed-refs"} {
-			max := int64(gitHeadMax)
-			if rel == "packed-refs" {
-				max = gitMaxIndex
-			}
-			data, ok, err := sn.readSmall(".git/"+rel, max)
-			if err != nil {
-				return err
-			}
-			if !ok {
+		loose, isLoose, err := sn.readSmall(gitDir+"/"+ref, gitHeadMax)
+		if err != nil {
+			return err
+		}
+		if isLoose && bytes.HasPrefix(loose, []byte("ref:")) {
+			// git follows it on (loose before packed, each step): not
+			// followed here.
+			return fmt.Errorf("%s names another ref", quotePath(ref))
+		}
+		packed, isPacked, err := sn.readSmall(gitDir+"/packed-refs", gitMaxIndex)
+		if err != nil {
+			return err
+		}
+		if !isLoose && !packedHas(packed, ref) {
+			return nil // no commit yet
+		}
+		// The ref, loose or packed (with any replace refs), copied in.
+		for _, f := range []struct {
+			rel  string
+			data []byte
+			ok   bool
+		}{{ref, loose, isLoose}, {"packed-refs", packed, isPacked}} {
+			if !f.ok {
 				continue
 			}
-			to := filepath.Join(gitDir, filepath.FromSlash(rel))
+			to := filepath.Join(tmpGit, filepath.FromSlash(f.rel))
 			if err := os.MkdirAll(filepath.Dir(to), 0o700); err != nil {
 				return err
 			}
-			if err := os.WriteFile(to, data, 0o600); err != nil {
+			if err := os.WriteFile(to, f.data, 0o600); err != nil {
 				return err
 			}
 		}
+		text = "ref: " + ref
+	} else if !objectID.MatchString(text) {
+		return errors.New("HEAD is neither a ref nor an object id")
 	}
-	if err := os.WriteFile(filepath.Join(gitDir, "HEAD"), append([]byte(text), '\n'), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(tmpGit, "HEAD"), []byte(text+"\n"), 0o600); err != nil {
 		return err
 	}
-	objects, err := sn.gitObjects()
+	objects, err := sn.gitObjects(gitDir)
 	if err != nil {
 		return err
 	}
@@ -201,26 +275,17 @@ func (sn *snapper) headTree(ctx context.Context, paths []string, each func(mode 
 	env := []string{"GIT_OBJECT_DIRECTORY=" + objects, "GIT_CONFIG_COUNT=2",
 		"GIT_CONFIG_KEY_0=core.packedGitWindowSize", "GIT_CONFIG_VALUE_0=32m",
 		"GIT_CONFIG_KEY_1=core.packedGitLimit", "GIT_CONFIG_VALUE_1=256m"}
-	// -q: git's answer, without a word, for a HEAD that names no commit
-	// (a new repository, a branch the agent deleted); that HEAD has no
-	// tree. Whatever else git cannot resolve says why, and cuts.
-	err = runGit(ctx, gitDir, env, []string{"rev-parse", "--verify", "-q", "HEAD"}, '\n', func([]byte) error { return nil })
-	if exit := (*exec.ExitError)(nil); errors.As(err, &exit) && exit.ExitCode() == 1 {
-		return nil
-	}
 	var tree string
-	if err == nil {
-		err = runGit(ctx, gitDir, env, []string{"rev-parse", "--verify", "HEAD^{tree}"}, '\n', func(rec []byte) error {
-			tree = string(rec)
-			return nil
-		})
-	}
+	err = runGit(ctx, tmpGit, env, []string{"rev-parse", "--verify", "HEAD^{tree}"}, '\n', func(rec []byte) error {
+		tree = string(rec)
+		return nil
+	})
 	if err != nil {
 		return err
 	}
 	// Only what is at or below paths, each a literal path.
 	args := append([]string{"--literal-pathspecs", "ls-tree", "-r", "-z", "--full-tree", tree, "--"}, paths...)
-	return runGit(ctx, gitDir, env, args, 0, func(rec []byte) error {
+	return runGit(ctx, tmpGit, env, args, 0, func(rec []byte) error {
 		// "MODE TYPE OID\tNAME"
 		meta, name, ok := strings.Cut(string(rec), "\t")
 		f := strings.Fields(meta)
@@ -231,21 +296,30 @@ func (sn *snapper) headTree(ctx context.Context, paths []string, each func(mode 
 		if _, err := fmt.Sscanf(f[0], "%o", &mode); err != nil {
 			return errors.New("git's listing is not one of entries")
 		}
-		each(mode, f[2], name)
-		return nil
+		return each(mode, f[2], "0", name)
 	})
 }
 
-// gitObjects is the project's object folder, for git to read: .git/objects
-// as it is, a folder of the snapshot's (a link the agent made there would
-// lead git anywhere).
-func (sn *snapper) gitObjects() (string, error) {
-	st, err := sn.root.Lstat(".git/objects")
+// packedHas reports whether packed-refs data lists ref.
+func packedHas(data []byte, ref string) bool {
+	for line := range strings.Lines(string(data)) {
+		if f := strings.Fields(line); len(f) == 2 && f[1] == ref {
+			return true
+		}
+	}
+	return false
+}
+
+// gitObjects is the object folder of the repository at gitDir, for git to
+// read: gitDir/objects as it is, a folder of the snapshot's (a link the
+// agent made there would lead git anywhere).
+func (sn *snapper) gitObjects(gitDir string) (string, error) {
+	st, err := sn.root.Lstat(gitDir + "/objects")
 	if err != nil {
 		return "", err
 	}
 	if !st.IsDir() {
-		return "", errors.New(".git/objects is not a folder")
+		return "", fmt.Errorf("%s is not a folder", quotePath(gitDir+"/objects"))
 	}
-	return filepath.Join(sn.base, ".git", "objects"), nil
+	return filepath.Join(sn.base, gitDir, "objects"), nil
 }

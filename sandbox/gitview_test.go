@@ -181,15 +181,16 @@ func writeFileB(b *testing.B, path, text string) {
 	}
 }
 
-// A snapshot an earlier vibe saved holds nothing of git's index and
-// HEAD: compared with it, those are left out, not all reported new; once
-// one holds them, they are compared.
+// A snapshot an earlier vibe saved holds nothing of git's index, HEAD
+// and stash: compared with it, those are left out, not all reported new;
+// once one holds them (its mark says so, whatever the project tracks),
+// they are compared.
 func TestSnapshotSinceLast(t *testing.T) {
 	app, mounts := hookedProject(t)
 	now := TakeSnapshot(mounts, nil)
 	old := Snapshot{}
 	for k, v := range now {
-		if !strings.HasSuffix(k, inIndex) && !strings.HasSuffix(k, inHEAD) {
+		if !gitViewed(k) {
 			old[k] = v
 		}
 	}

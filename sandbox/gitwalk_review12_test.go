@@ -412,3 +412,24 @@ func TestSnapshotUnsteadyMark(t *testing.T) {
 		t.Error("a file named as the mark (a digest): Unsteady")
 	}
 }
+
+// Past gitMaxStamps folders the listing cannot be looked at again: the
+// snapshot says so (Unsteady), and the one taken with the sandbox held
+// is whole.
+func TestSnapshotUnsteadyPastStampsHeldWhole(t *testing.T) {
+	gitEnv(t)
+	app := t.TempDir()
+	repoAt(t, app)
+	for _, d := range []string{"a", "b", "c", "d"} {
+		os.MkdirAll(filepath.Join(app, d), 0o755)
+	}
+	defer func(n int) { gitMaxStamps = n }(gitMaxStamps)
+	gitMaxStamps = 2
+	mounts := []workspace.Mount{{Name: "p", Source: app}}
+	if s := TakeSnapshot(mounts, nil); !s.Unsteady() {
+		t.Errorf("more folders than are looked at again: not Unsteady (%q)", s.Truncated())
+	}
+	if s := TakeSnapshotHeld(mounts, nil); s.Unsteady() || len(s.Truncated()) > 0 {
+		t.Errorf("held: cut %q", s.Truncated())
+	}
+}

@@ -609,16 +609,20 @@ func (m *Manager) Stop(ctx context.Context, name string) error {
 
 // Hold freezes the sandbox while vibe reads the projects it mounts (a
 // snapshot lists a worktree, which a process the agent left running could
-// rearrange under it), and returns what thaws it. A sandbox that is not
-// running, or that cannot be frozen, is read as it is: the snapshot's own
-// checks (nothing followed out, a swap noted) hold either way.
-func (m *Manager) Hold(ctx context.Context, name string) (thaw func()) {
+// rearrange under it), and returns what thaws it. held is false for a
+// sandbox that is not running or could not be frozen: read as it is, the
+// snapshot's own checks (nothing followed out, a swap noted, a listing
+// looked at again) still hold, and say when it moved.
+func (m *Manager) Hold(ctx context.Context, name string) (thaw func(), held bool) {
 	inst, err := m.Get(name)
 	if err != nil || inst.StatusCode != api.Running {
-		return func() {}
+		return func() {}, false
 	}
 	if err := m.setState(ctx, name, api.InstanceStatePut{Action: "freeze", Timeout: -1}); err != nil {
-		return func() {}
+		if m.Progress != nil {
+			m.Progress("sandbox " + name + " could not be frozen while vibe read its projects: " + err.Error())
+		}
+		return func() {}, false
 	}
 	return func() {
 		// Thawed even when ctx was cancelled (an interrupt).
@@ -627,7 +631,7 @@ func (m *Manager) Hold(ctx context.Context, name string) (thaw func()) {
 		if err := m.setState(ctx, name, api.InstanceStatePut{Action: "unfreeze", Timeout: -1}); err != nil && m.Progress != nil {
 			m.Progress("sandbox " + name + " stays frozen (" + err.Error() + "): incus start " + name)
 		}
-	}
+	}, true
 }
 
 // setState asks incus to change the instance's state (start, stop,

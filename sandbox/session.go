@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"cmp"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -93,6 +94,8 @@ func Env(s *Spec, git GitIdentity, termName string) map[string]string {
 // sessions to report any change, including ones made after a session.
 var HostRun = []string{
 	".git/hooks", ".git/config", ".git/config.worktree", ".git/commondir", ".git/info", ".git/worktrees",
+	// A replace ref changes what a commit (HEAD) holds for git.
+	".git/refs/replace",
 	".gitmodules", ".envrc", ".vscode", ".idea", ".husky", ".claude", ".mcp.json",
 	".pre-commit-config.yaml", ".lefthook", ".lefthook-local",
 	// The other agents' project settings: MCP servers, hooks, plugins
@@ -141,8 +144,20 @@ const tooMany = "(more host-run files than vibe compares: review them all)"
 // agent swapped in), and whatever the bounds leave uncompared marks its
 // folder as cut short (Truncated), never silently.
 func TakeSnapshot(mounts []workspace.Mount, states map[string]string) Snapshot {
+	return takeSnapshot(mounts, states, false)
+}
+
+// TakeSnapshotHeld is TakeSnapshot while the sandbox is frozen (Hold): a
+// project that changed under the listing cannot be one now.
+func TakeSnapshotHeld(mounts []workspace.Mount, states map[string]string) Snapshot {
+	return takeSnapshot(mounts, states, true)
+}
+
+func takeSnapshot(mounts []workspace.Mount, states map[string]string, held bool) Snapshot {
 	snap := Snapshot{}
-	extra := gitHostRun(mounts, states)
+	extra := walkHostRun(mounts, states, held)
+	views, cancel := context.WithTimeout(context.Background(), gitTimeout)
+	defer cancel()
 	for _, name := range slices.Sorted(maps.Keys(states)) {
 		p := config.AgentPresetNamed(name)
 		root, err := os.OpenRoot(states[name])
@@ -169,7 +184,7 @@ func TakeSnapshot(mounts []workspace.Mount, states map[string]string) Snapshot {
 			}
 			continue
 		}
-		sn := &snapper{root: root, base: m.Source, snap: snap}
+		sn := &snapper{ctx: views, root: root, base: m.Source, snap: snap}
 		// The git walk's reasons first: the bounds below are ones the
 		// agent can reach at will, and would take every slot.
 		f := extra[filepath.Clean(m.Source)]
@@ -204,7 +219,10 @@ func TakeSnapshot(mounts []workspace.Mount, states map[string]string) Snapshot {
 			}
 		}
 		if gitDir {
-			sn.gitView(append(slices.Clone(HostRun), rels...))
+			sn.gitView(".git", "", append(slices.Clone(HostRun), rels...))
+		}
+		if f != nil {
+			sn.repoViews(f)
 		}
 		root.Close()
 	}
@@ -221,6 +239,9 @@ const (
 // snapper records one folder's files, up to snapshotMaxFiles of them, and
 // lists at most that many entries of it.
 type snapper struct {
+	// ctx bounds the time git reads a snapshot's repositories in (one
+	// deadline for all of them: each view could cost one otherwise).
+	ctx    context.Context
 	root   *os.Root
 	base   string
 	snap   Snapshot

@@ -299,7 +299,11 @@ func (s *session) asUser(argv []string, cwd string, terminal bool) (int, error) 
 		// Something in the sandbox changed a project while it was
 		// listed: again, with the sandbox frozen (which costs up to a
 		// second, so only then).
-		defer s.mgr.Hold(s.ctx, s.spec.Name)()
+		thaw, held := s.mgr.Hold(s.ctx, s.spec.Name)
+		defer thaw()
+		if held {
+			return sandbox.TakeSnapshotHeld(s.spec.Mounts, states)
+		}
 		return sandbox.TakeSnapshot(s.spec.Mounts, states)
 	}
 	roots := sandbox.GroupRoots(s.spec.Mounts, states)
