@@ -132,6 +132,7 @@ func (w *gitWalk) nested() {
 	listed := 0
 	var found, bare []string
 	var stamps []folderStamp
+	unsure := false // a folder that cannot be looked at again
 	cantList := func(rel string) {
 		w.cut(fmt.Sprintf("%s cannot be listed for git repositories nested in it", w.name(filepath.Join(w.project, rel))))
 	}
@@ -144,7 +145,7 @@ func (w *gitWalk) nested() {
 		if unix.Fstat(fd, &st) == nil && len(stamps) < gitMaxStamps {
 			stamps = append(stamps, folderStamp{rel, stampOf(&st)})
 		} else {
-			stamps = append(stamps[:0:0], folderStamp{rel: "\x00"}) // cannot tell: unsteady
+			unsure = true
 		}
 		f, err := listFolder(fd, filepath.Join(w.project, rel), gitMaxScan-listed)
 		if listed += f.n; listed > gitMaxScan {
@@ -175,7 +176,12 @@ func (w *gitWalk) nested() {
 				// since the listing fails here (and cuts), never leads
 				// elsewhere nor blocks.
 				sub, err := unix.Openat(fd, d, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
-				if err != nil {
+				switch {
+				case err == nil:
+				case !w.held && (err == unix.ELOOP || err == unix.ENOTDIR || err == unix.ENOENT):
+					unsure = true // no longer the folder listed: moved
+					continue
+				default:
 					cantList(name)
 					continue
 				}
@@ -186,7 +192,7 @@ func (w *gitWalk) nested() {
 		}
 		return true
 	}
-	if list(root, "") && !w.held && !w.steady(stamps) {
+	if list(root, "") && !w.held && (unsure || !w.steady(stamps)) {
 		w.of(w.project).unsteady = true
 	}
 	if len(found)+len(bare) > gitMaxNested {
@@ -213,8 +219,8 @@ const Unsteady = "the project changed while vibe looked through it for git repos
 // listing is taken for unsteady (and a snapshot taken again held).
 var gitMaxStamps = 1 << 16
 
-// folderStamp is a folder nested listed (rel "\x00": one it could not
-// tell) and how it was before the listing.
+// folderStamp is a folder nested listed and how it was before the
+// listing.
 type folderStamp struct {
 	rel   string
 	stamp stamp
@@ -242,7 +248,7 @@ func (w *gitWalk) steady(stamps []folderStamp) bool {
 	defer unix.Close(root)
 	for _, f := range stamps {
 		var st unix.Stat_t
-		if f.rel == "\x00" || unix.Fstatat(root, cmp.Or(f.rel, "."), &st, unix.AT_SYMLINK_NOFOLLOW) != nil || stampOf(&st) != f.stamp {
+		if unix.Fstatat(root, cmp.Or(f.rel, "."), &st, unix.AT_SYMLINK_NOFOLLOW) != nil || stampOf(&st) != f.stamp {
 			return false
 		}
 	}
