@@ -10,6 +10,7 @@ package sandbox
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -23,14 +24,30 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
+
+	"github.com/vibesandbox/vibe/workspace"
 )
 
-// Where git holds a host-run path, as a snapshot's key says it.
+// Where git holds a host-run path, as a snapshot's key says it: the
+// project's own repository's, or (inRepo) a submodule's or another's.
 const (
 	inIndex = " (as git's index holds it)"
 	inHEAD  = " (as git's HEAD holds it)"
 	inStash = " (as git's stash holds it)"
 )
+
+// inRepo is where, for the repository at gitDir (named so in the key: two
+// repositories can hold one path).
+func inRepo(where, gitDir string) string {
+	if gitDir == "" {
+		return where
+	}
+	return strings.Replace(where, " holds it)", " in "+gitDir+" holds it)", 1)
+}
+
+// viewedKey matches the keys of git's view.
+var viewedKey = regexp.MustCompile(` \(as git's (index|HEAD|stash)( in [^()]*)? holds it(, stage [0-3])?\)$`)
 
 // gitViewKey marks a snapshot taken by a vibe that records git's index,
 // HEAD and stash (no path holds a NUL: no file can be named so).
@@ -38,8 +55,7 @@ const gitViewKey = "\x00git's index, HEAD and stash"
 
 // gitViewed reports whether the snapshot key k is one of git's view.
 func gitViewed(k string) bool {
-	return k == gitViewKey || strings.HasSuffix(k, inIndex) || strings.HasSuffix(k, inHEAD) ||
-		strings.HasSuffix(k, inStash) || strings.Contains(k, inIndex[:len(inIndex)-1]+", stage ")
+	return k == gitViewKey || viewedKey.MatchString(k)
 }
 
 // SinceLast is s made comparable with last, a snapshot an earlier vibe
@@ -63,11 +79,12 @@ func (s Snapshot) SinceLast(last Snapshot) Snapshot {
 const gitHeadMax = 4096
 
 // gitView records what the index, HEAD's tree and the stash's of the
-// repository at gitDir (a folder of the snapshot's, as worktree is) hold
-// at or below each of rels (paths in the worktree): each entry's mode and
-// object (and an unmerged entry's stage). What cannot be read so cuts
-// the folder.
-func (sn *snapper) gitView(gitDir, worktree string, rels []string) {
+// repository at gitDir (a folder of the snapshot's) hold at or below each
+// of rels (paths in its worktree, top): each entry's mode and object (and
+// an unmerged entry's stage). A linked worktree's refs and objects are in
+// its common folder. What cannot be read so cuts the folder. name is the
+// repository in the keys ("" for the project's own).
+func (sn *snapper) gitView(gitDir, top, name string, rels []string) {
 	if st, err := sn.root.Lstat(gitDir); err != nil || !st.IsDir() {
 		return
 	}
@@ -83,23 +100,30 @@ func (sn *snapper) gitView(gitDir, worktree string, rels []string) {
 		}
 	}
 	errFull := fmt.Errorf("more than %d files", snapshotMaxFiles)
-	record := func(where string) func(mode uint32, oid, stage, name string) error {
-		return func(mode uint32, oid, stage, name string) error {
-			if !underAny(name, hostRun) {
+	record := func(where string) func(mode uint32, oid, stage, path string) error {
+		where = inRepo(where, name)
+		return func(mode uint32, oid, stage, path string) error {
+			if !underAny(path, hostRun) {
 				return nil
 			}
 			if sn.full() {
 				return errFull // and git is stopped: a tree can expand for ever
 			}
-			if len(name) > snapshotMaxPath {
+			if len(path) > snapshotMaxPath {
 				sn.cut(fmt.Sprintf("a path longer than %d bytes", snapshotMaxPath))
 				return nil
 			}
-			key := filepath.Join(sn.base, worktree, filepath.FromSlash(name)) + where
+			key := filepath.Join(top, filepath.FromSlash(path)) + where
 			if stage != "0" {
 				// Unmerged: each stage its own (git checkout --ours
 				// takes one).
 				key = strings.TrimSuffix(key, ")") + ", stage " + stage + ")"
+			}
+			if _, dup := sn.snap[key]; dup {
+				// A file named so, or one repository's entry twice: one
+				// would hide the other.
+				sn.cut(fmt.Sprintf("two entries are named %s", quotePath(key)))
+				return nil
 			}
 			sn.count++
 			sum := sha256.Sum256(fmt.Appendf(nil, "%o %s", mode, oid))
@@ -128,7 +152,6 @@ func (sn *snapper) gitView(gitDir, worktree string, rels []string) {
 	if err := sn.refTree(ctx, gitDir, "ref: refs/stash", paths, record(inStash)); err != nil {
 		sn.cut("git's stash cannot be compared: " + shortErr(err))
 	}
-	sn.snap[gitViewKey] = "1"
 }
 
 // gitMaxViews bounds the submodules and nested repositories whose index,
@@ -154,7 +177,7 @@ func (sn *snapper) repoViews(f *gitFound) {
 			sn.cut(fmt.Sprintf("more than %d submodules or nested repositories hold host-run files: the index and HEAD of the others are not compared", gitMaxViews))
 			return
 		}
-		sn.gitView(r.gitDir, r.worktree, rels)
+		sn.gitView(r.gitDir, filepath.Join(sn.base, r.worktree), r.gitDir, rels)
 	}
 }
 
@@ -226,7 +249,15 @@ func (sn *snapper) refTree(ctx context.Context, gitDir, head string, paths []str
 		if !refName.MatchString(ref) || strings.Contains(ref, "..") || strings.Contains(ref, "//") || strings.HasSuffix(ref, "/") || strings.HasSuffix(ref, ".lock") {
 			return fmt.Errorf("HEAD names %s", quotePath(ref))
 		}
-		loose, isLoose, err := sn.readSmall(gitDir+"/"+ref, gitHeadMax)
+		common, err := sn.commonDir(gitDir)
+		if err != nil {
+			return err
+		}
+		refsDir := common
+		if !sharedRef(ref) {
+			refsDir = gitDir
+		}
+		loose, isLoose, err := sn.readSmall(refsDir+"/"+ref, gitHeadMax)
 		if err != nil {
 			return err
 		}
@@ -235,7 +266,7 @@ func (sn *snapper) refTree(ctx context.Context, gitDir, head string, paths []str
 			// followed here.
 			return fmt.Errorf("%s names another ref", quotePath(ref))
 		}
-		packed, isPacked, err := sn.readSmall(gitDir+"/packed-refs", gitMaxIndex)
+		packed, isPacked, err := sn.readSmall(common+"/packed-refs", gitMaxIndex)
 		if err != nil {
 			return err
 		}
@@ -266,7 +297,14 @@ func (sn *snapper) refTree(ctx context.Context, gitDir, head string, paths []str
 	if err := os.WriteFile(filepath.Join(tmpGit, "HEAD"), []byte(text+"\n"), 0o600); err != nil {
 		return err
 	}
-	objects, err := sn.gitObjects(gitDir)
+	common, err := sn.commonDir(gitDir)
+	if err != nil {
+		return err
+	}
+	if err := sn.copyReplaceRefs(common, tmpGit); err != nil {
+		return err
+	}
+	objects, err := sn.gitObjects(common)
 	if err != nil {
 		return err
 	}
@@ -300,6 +338,81 @@ func (sn *snapper) refTree(ctx context.Context, gitDir, head string, paths []str
 	})
 }
 
+// sharedRef reports whether a linked worktree keeps ref in the common
+// folder (branches, tags, the stash) rather than its own.
+func sharedRef(ref string) bool {
+	return !strings.HasPrefix(ref, "refs/bisect/") && !strings.HasPrefix(ref, "refs/worktree/") && !strings.HasPrefix(ref, "refs/rewritten/")
+}
+
+// commonDir is the common folder of the repository at gitDir (itself but
+// for a linked worktree's, whose commondir names it), a folder of the
+// snapshot's.
+func (sn *snapper) commonDir(gitDir string) (string, error) {
+	data, ok, err := sn.readSmall(gitDir+"/commondir", gitHeadMax)
+	if err != nil || !ok {
+		return gitDir, err
+	}
+	c := gitPath(data)
+	if filepath.IsAbs(c) {
+		rel, err := filepath.Rel(sn.base, c)
+		if err != nil || !filepath.IsLocal(rel) {
+			return "", fmt.Errorf("%s leads out of the folder", quotePath(gitDir+"/commondir"))
+		}
+		return rel, nil
+	}
+	c = filepath.Join(gitDir, c)
+	if !filepath.IsLocal(c) {
+		return "", fmt.Errorf("%s leads out of the folder", quotePath(gitDir+"/commondir"))
+	}
+	return c, nil
+}
+
+// gitMaxReplace bounds the loose replace refs copied in.
+const gitMaxReplace = 64
+
+// copyReplaceRefs copies the loose replace refs of the repository whose
+// common folder is common into vibe's (packed ones come with
+// packed-refs): the user's git reads a replaced commit or tree for the
+// original, and so does vibe's.
+func (sn *snapper) copyReplaceRefs(common, tmpGit string) error {
+	dir := common + "/refs/replace"
+	st, err := sn.root.Lstat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil || !st.IsDir() {
+		return fmt.Errorf("%s is not a folder", quotePath(dir))
+	}
+	f, err := sn.root.OpenFile(dir, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return err
+	}
+	names, err := f.Readdirnames(gitMaxReplace + 1)
+	f.Close()
+	if err != nil && err != io.EOF {
+		return err
+	}
+	if len(names) > gitMaxReplace {
+		return fmt.Errorf("more than %d replace refs", gitMaxReplace)
+	}
+	if err := os.MkdirAll(filepath.Join(tmpGit, "refs", "replace"), 0o700); err != nil {
+		return err
+	}
+	for _, n := range names {
+		if !objectID.MatchString(n) {
+			return fmt.Errorf("a replace ref named %s", quotePath(n))
+		}
+		data, ok, err := sn.readSmall(dir+"/"+n, gitHeadMax)
+		if err != nil || !ok {
+			return cmp.Or(err, fmt.Errorf("the replace ref %s cannot be read", quotePath(n)))
+		}
+		if err := os.WriteFile(filepath.Join(tmpGit, "refs", "replace", n), data, 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // packedHas reports whether packed-refs data lists ref.
 func packedHas(data []byte, ref string) bool {
 	for line := range strings.Lines(string(data)) {
@@ -322,4 +435,52 @@ func (sn *snapper) gitObjects(gitDir string) (string, error) {
 		return "", fmt.Errorf("%s is not a folder", quotePath(gitDir+"/objects"))
 	}
 	return filepath.Join(sn.base, gitDir, "objects"), nil
+}
+
+// sibling is a project whose .git is a gitfile naming a git folder in a
+// writable mount (a linked worktree of another project, mounted as a
+// project of its own): gitDir in the mount in, viewed for top.
+type sibling struct {
+	in, gitDir, top string
+	rels            []string
+}
+
+// siblingWorktrees finds the projects among mounts whose git folder is in
+// a writable mount, named by their .git file.
+func siblingWorktrees(mounts []workspace.Mount, extra map[string]*gitFound) []sibling {
+	var out []sibling
+	for _, p := range mounts {
+		if p.ReadOnly {
+			continue
+		}
+		root, err := os.OpenRoot(p.Source)
+		if err != nil {
+			continue
+		}
+		data, ok, err := (&snapper{root: root}).readSmall(".git", gitHeadMax)
+		root.Close()
+		if err != nil || !ok {
+			continue
+		}
+		target, found := strings.CutPrefix(gitPath(data), "gitdir: ")
+		if !found || target == "" {
+			continue
+		}
+		top := filepath.Clean(p.Source)
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(top, target)
+		}
+		for _, m := range mounts {
+			in := filepath.Clean(m.Source)
+			if rel, err := filepath.Rel(in, filepath.Clean(target)); !m.ReadOnly && err == nil && filepath.IsLocal(rel) {
+				var rels []string
+				if f := extra[top]; f != nil {
+					rels = f.rel
+				}
+				out = append(out, sibling{in: in, gitDir: rel, top: top, rels: rels})
+				break
+			}
+		}
+	}
+	return out
 }

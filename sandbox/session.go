@@ -154,8 +154,11 @@ func TakeSnapshotHeld(mounts []workspace.Mount, states map[string]string) Snapsh
 }
 
 func takeSnapshot(mounts []workspace.Mount, states map[string]string, held bool) Snapshot {
-	snap := Snapshot{}
+	// Said first, whatever the projects hold: this vibe records git's
+	// view (SinceLast).
+	snap := Snapshot{gitViewKey: "1"}
 	extra := walkHostRun(mounts, states, held)
+	siblings := siblingWorktrees(mounts, extra)
 	views, cancel := context.WithTimeout(context.Background(), gitTimeout)
 	defer cancel()
 	for _, name := range slices.Sorted(maps.Keys(states)) {
@@ -219,10 +222,17 @@ func takeSnapshot(mounts []workspace.Mount, states map[string]string, held bool)
 			}
 		}
 		if gitDir {
-			sn.gitView(".git", "", append(slices.Clone(HostRun), rels...))
+			sn.gitView(".git", sn.base, "", append(slices.Clone(HostRun), rels...))
 		}
 		if f != nil {
 			sn.repoViews(f)
+		}
+		// A linked worktree mounted as a project of its own: its git
+		// folder is in the project it belongs to (viewed from there).
+		for _, w := range siblings {
+			if w.in == filepath.Clean(m.Source) {
+				sn.gitView(w.gitDir, w.top, "", append(slices.Clone(HostRun), w.rels...))
+			}
 		}
 		root.Close()
 	}
