@@ -827,11 +827,21 @@ func (w *gitWalk) gitfile(path string) string {
 		w.cut(fmt.Sprintf("%s cannot be read", w.name(path)))
 		return ""
 	}
-	dir, ok := strings.CutPrefix(gitPath(data), "gitdir: ")
-	if !ok || dir == "" {
+	dir := gitfileTarget(data)
+	if dir == "" {
 		return "" // git refuses it, and goes nowhere
 	}
 	return w.physical(filepath.Dir(path), dir, false)
+}
+
+// gitfileTarget is the folder a gitfile's content ("gitdir: PATH") names,
+// as written, or "" where git refuses it.
+func gitfileTarget(data []byte) string {
+	dir, ok := strings.CutPrefix(gitPath(data), "gitdir: ")
+	if !ok {
+		return ""
+	}
+	return dir
 }
 
 // physical is the folder a path git finds in a file (a gitfile, a .git

@@ -462,8 +462,8 @@ func siblingWorktrees(mounts []workspace.Mount, extra map[string]*gitFound) []si
 		if err != nil || !ok {
 			continue
 		}
-		target, found := strings.CutPrefix(gitPath(data), "gitdir: ")
-		if !found || target == "" {
+		target := gitfileTarget(data)
+		if target == "" {
 			continue
 		}
 		top := filepath.Clean(p.Source)

@@ -18,13 +18,21 @@ func hookedProject(t *testing.T) (app string, mounts []workspace.Mount) {
 	t.Helper()
 	gitEnv(t)
 	app = t.TempDir()
-	git(t, app, "init", "-q")
-	git(t, app, "config", "core.hooksPath", ".githooks")
-	writeFile(t, filepath.Join(app, ".githooks", "pre-commit"), "#!/bin/sh\nexit 0\n")
-	os.Chmod(filepath.Join(app, ".githooks", "pre-commit"), 0o755)
-	git(t, app, "add", "-A")
-	git(t, app, "commit", "-q", "-m", "hooks")
+	hookedRepo(t, app)
 	return app, []workspace.Mount{{Name: "p", Source: app}}
+}
+
+// hookedRepo makes dir a repository whose own configuration (the
+// user's) runs .githooks, with a harmless pre-commit committed there.
+func hookedRepo(t *testing.T, dir string) {
+	t.Helper()
+	os.MkdirAll(dir, 0o755)
+	git(t, dir, "init", "-q")
+	git(t, dir, "config", "core.hooksPath", ".githooks")
+	writeFile(t, filepath.Join(dir, ".githooks", "pre-commit"), "#!/bin/sh\nexit 0\n")
+	os.Chmod(filepath.Join(dir, ".githooks", "pre-commit"), 0o755)
+	git(t, dir, "add", "-A")
+	git(t, dir, "commit", "-q", "-m", "hooks")
 }
 
 // The agent commits its own hook and puts the worktree's file back as it

@@ -232,12 +232,7 @@ func TestGitHostRunReview12NestedGitfileOutsideLeaks(t *testing.T) {
 // the host before the settle script freezes the sandbox user) and in
 // TakeSnapshot. Everywhere else the walk opens with O_NONBLOCK.
 func TestGitHostRunReview12NestedFifoSwapHangs(t *testing.T) {
-	gitEnv(t)
-	app := t.TempDir()
-	repoAt(t, app)
-	for i := 0; i < 200; i++ {
-		os.MkdirAll(filepath.Join(app, "a", fmt.Sprint(i), "x"), 0o755)
-	}
+	app := wideProject(t)
 	os.MkdirAll(filepath.Join(app, "d"), 0o755)
 	q := filepath.Join(app, "q")
 	if err := unix.Mkfifo(q, 0o644); err != nil {
@@ -287,13 +282,7 @@ func TestGitHostRunReview12NestedSwapRace(t *testing.T) {
 	if os.Getenv("VIBE_REVIEW12_SWAP") != "" {
 		return
 	}
-	gitEnv(t)
-	app := t.TempDir()
-	repoAt(t, app)
-	// Many folders listed before d: a wide window.
-	for i := 0; i < 200; i++ {
-		os.MkdirAll(filepath.Join(app, "a", fmt.Sprint(i), "x"), 0o755)
-	}
+	app := wideProject(t) // many folders listed before d: a wide window
 	sub, ran := nestedRepo(t, filepath.Join(app, "d"))
 	os.MkdirAll(filepath.Join(app, "empty"), 0o755)
 	if err := os.Symlink("empty", filepath.Join(app, "e")); err != nil {
@@ -325,6 +314,19 @@ func TestGitHostRunReview12NestedSwapRace(t *testing.T) {
 	if missed > 0 {
 		t.Errorf("a folder swapped with a link while the walk runs: its nested repository missed, uncut, in %d of %d walks", missed, tries)
 	}
+}
+
+// wideProject is a repository with 200 folders below a/, which a
+// listing takes time to go through.
+func wideProject(t *testing.T) string {
+	t.Helper()
+	gitEnv(t)
+	app := t.TempDir()
+	repoAt(t, app)
+	for i := 0; i < 200; i++ {
+		os.MkdirAll(filepath.Join(app, "a", fmt.Sprint(i), "x"), 0o755)
+	}
+	return app
 }
 
 // startSwapper starts TestGitHostRunReview12Swapper, a process of its
@@ -374,12 +376,7 @@ func TestGitHostRunReview12NestedMovedWhileListed(t *testing.T) {
 	if os.Getenv("VIBE_REVIEW12_SWAP") != "" {
 		return
 	}
-	gitEnv(t)
-	app := t.TempDir()
-	repoAt(t, app)
-	for i := 0; i < 200; i++ {
-		os.MkdirAll(filepath.Join(app, "a", fmt.Sprint(i), "x"), 0o755)
-	}
+	app := wideProject(t)
 	nestedRepo(t, filepath.Join(app, "d"))
 	defer startSwapper(t, app, "a/100/x")()
 	missed, unsteady := 0, 0
