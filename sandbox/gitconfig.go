@@ -125,9 +125,10 @@ func walkHostRun(mounts []workspace.Mount, states map[string]string, held bool) 
 	ctx, cancel := context.WithTimeout(context.Background(), gitTimeout)
 	defer cancel()
 	home, _ := os.UserHomeDir()
+	stateDirs := slices.Collect(maps.Values(states))
 	for _, project := range projects {
-		w := gitWalk{ctx: ctx, held: held, project: project, projects: projects, roots: roots, states: slices.Collect(maps.Values(states)), home: home, out: out, seen: map[string]bool{}, repos: map[string]string{}, common: map[string]bool{},
-			otherFormat: map[string]bool{}, worktrees: map[string][]string{}, worktreeConfig: map[string]bool{}}
+		w := newGitWalk(ctx, project, projects, roots, stateDirs, home, out)
+		w.held = held
 		start := userGitConfigs(home)
 		gitDir, own := w.projectGitDir()
 		if gitDir != "" {
@@ -409,6 +410,15 @@ type gitWalk struct {
 	probing string
 }
 
+// newGitWalk is a walk of project (one of projects, in the writable mounts
+// roots, the agents' state folders states) that has read, counted and seen
+// nothing yet and records in out.
+func newGitWalk(ctx context.Context, project string, projects, roots, states []string, home string, out map[string]*gitFound) *gitWalk {
+	return &gitWalk{ctx: ctx, project: project, projects: projects, roots: roots, states: states, home: home, out: out,
+		seen: map[string]bool{}, repos: map[string]string{}, common: map[string]bool{},
+		otherFormat: map[string]bool{}, worktrees: map[string][]string{}, worktreeConfig: map[string]bool{}}
+}
+
 func (w *gitWalk) of(root string) *gitFound {
 	if w.out[root] == nil {
 		w.out[root] = &gitFound{}
@@ -430,9 +440,8 @@ func (w *gitWalk) cut(reason string) {
 // read, counted or seen) but the deadline, so that what a host file holds
 // changes nothing else w does.
 func (w *gitWalk) probe(why string, fn func(p *gitWalk)) {
-	p := &gitWalk{ctx: w.ctx, project: w.project, projects: w.projects, states: w.states, roots: w.roots, home: w.home,
-		out: map[string]*gitFound{}, seen: map[string]bool{}, repos: map[string]string{}, common: map[string]bool{},
-		otherFormat: map[string]bool{}, worktrees: map[string][]string{}, worktreeConfig: map[string]bool{}, probing: why}
+	p := newGitWalk(w.ctx, w.project, w.projects, w.roots, w.states, w.home, map[string]*gitFound{})
+	p.probing = why
 	fn(p)
 	if f := p.out[w.project]; f != nil && f.cut != "" {
 		for _, r := range strings.Split(f.cut, "; ") {

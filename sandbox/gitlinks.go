@@ -749,6 +749,11 @@ func lsIndex(ctx context.Context, gitDir, index string, each func(mode uint32, o
 // each. Anything git says
 // on its error output is an error: what it could not read, it skips.
 func runGit(ctx context.Context, gitDir string, env, args []string, sep byte, each func(rec []byte) error) error {
+	return runGitInput(ctx, gitDir, env, args, nil, sep, each)
+}
+
+// runGitInput is runGit with input on git's standard input.
+func runGitInput(ctx context.Context, gitDir string, env, args []string, input []byte, sep byte, each func(rec []byte) error) error {
 	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -761,6 +766,9 @@ func runGit(ctx context.Context, gitDir string, env, args []string, sep byte, ea
 	}, env...)
 	stderr := &limited{n: 4096, cancel: cancel}
 	cmd.Stderr = stderr
+	if input != nil {
+		cmd.Stdin = bytes.NewReader(input)
+	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return err

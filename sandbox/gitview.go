@@ -1,12 +1,13 @@
 package sandbox
 
 // What git holds at a project's host-run paths besides the worktree: its
-// index and HEAD's tree. The agent can commit a hook and put the
-// worktree's file back as it was; the user's git reset --hard, restore,
-// stash or checkout later writes the agent's version out. git reads both
-// in a repository of vibe's own (no configuration of the project's): the
-// index from a copy, HEAD's tree from the project's objects, with HEAD
-// and the ref it names copied in.
+// index, HEAD's tree, the stash's and every other ref's. The agent can
+// commit a hook and put the worktree's file back as it was, or move a
+// branch it never checks out; the user's git reset --hard, restore, stash
+// or checkout later writes the agent's version out. git reads them in a
+// repository of vibe's own (no configuration of the project's): the index
+// from a copy, the trees from the project's objects, with the refs copied
+// in.
 
 import (
 	"bytes"
@@ -23,6 +24,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -35,6 +37,10 @@ const (
 	inIndex = " (as git's index holds it)"
 	inHEAD  = " (as git's HEAD holds it)"
 	inStash = " (as git's stash holds it)"
+	// inRefs keys each version that branches, remote-tracking branches,
+	// tags or ORIG_HEAD hold where it is not HEAD's (", version" and its
+	// digest's start are added): once, whichever refs hold it.
+	inRefs = " (as git's refs hold it)"
 )
 
 // inRepo is where, for the repository at gitDir (named so in the key: two
@@ -43,15 +49,22 @@ func inRepo(where, gitDir string) string {
 	if gitDir == "" {
 		return where
 	}
-	return strings.Replace(where, " holds it)", " in "+gitDir+" holds it)", 1)
+	return strings.Replace(where, " hold", " in "+gitDir+" hold", 1)
 }
 
-// viewedKey matches the keys of git's view.
-var viewedKey = regexp.MustCompile(` \(as git's (index|HEAD|stash)( in [^()]*)? holds it(, stage [0-3])?\)$`)
+// viewedKey matches the keys of git's view; refsKey those of other refs.
+var (
+	viewedKey = regexp.MustCompile(` \(as git's (index|HEAD|stash|refs)( in [^()]*)? holds? it(, stage [0-3]|, version [0-9a-f]{16})?\)$`)
+	refsKey   = regexp.MustCompile(` \(as git's refs( in [^()]*)? hold it, version [0-9a-f]{16}\)$`)
+)
 
-// gitViewKey marks a snapshot taken by a vibe that records git's index,
-// HEAD and stash (no path holds a NUL: no file can be named so).
-const gitViewKey = "\x00git's index, HEAD and stash"
+// gitViewKey marks a snapshot taken by a vibe that records git's view
+// (no path holds a NUL: no file can be named so), with what it records:
+// "1" the index, HEAD and the stash, "2" other refs too.
+const (
+	gitViewKey  = "\x00git's index, HEAD and stash"
+	gitViewRefs = "2"
+)
 
 // gitViewed reports whether the snapshot key k is one of git's view.
 func gitViewed(k string) bool {
@@ -59,18 +72,25 @@ func gitViewed(k string) bool {
 }
 
 // SinceLast is s made comparable with last, a snapshot an earlier vibe
-// saved: where last was taken by a vibe that did not record git's index,
-// HEAD and stash, neither does the answer, so that an upgrade does not
-// report every host-run file git holds as new.
+// saved: what last's vibe did not record of git's view (the index, HEAD
+// and stash; other refs), neither does the answer, so that an upgrade
+// does not report every host-run file git holds as new.
 func (s Snapshot) SinceLast(last Snapshot) Snapshot {
 	if last[gitViewKey] == s[gitViewKey] {
 		return s
 	}
+	drop := gitViewed
+	if last[gitViewKey] == "1" {
+		drop = refsKey.MatchString
+	}
 	out := Snapshot{}
 	for k, v := range s {
-		if !gitViewed(k) {
+		if !drop(k) {
 			out[k] = v
 		}
+	}
+	if v, ok := last[gitViewKey]; ok {
+		out[gitViewKey] = v
 	}
 	return out
 }
@@ -101,6 +121,7 @@ func (sn *snapper) gitView(gitDir, top, name string, rels []string) {
 	}
 	errFull := fmt.Errorf("more than %d files", snapshotMaxFiles)
 	record := func(where string) func(mode uint32, oid, stage, path string) error {
+		versions := where == inRefs
 		where = inRepo(where, name)
 		return func(mode uint32, oid, stage, path string) error {
 			if !underAny(path, hostRun) {
@@ -113,11 +134,23 @@ func (sn *snapper) gitView(gitDir, top, name string, rels []string) {
 				sn.cut(fmt.Sprintf("a path longer than %d bytes", snapshotMaxPath))
 				return nil
 			}
+			sum := sha256.Sum256(fmt.Appendf(nil, "%o %s", mode, oid))
+			digest := hex.EncodeToString(sum[:])
 			key := filepath.Join(top, filepath.FromSlash(path)) + where
 			if stage != "0" {
 				// Unmerged: each stage its own (git checkout --ours
 				// takes one).
 				key = strings.TrimSuffix(key, ")") + ", stage " + stage + ")"
+			}
+			if versions {
+				// Keyed by what is held, not by the refs that hold it:
+				// branches come and go by the dozen with no change
+				// to a host-run file, and a version new to all of
+				// them is what the agent could have written.
+				key = strings.TrimSuffix(key, ")") + ", version " + digest[:16] + ")"
+				if sn.snap[key] == digest {
+					return nil // another ref's, the same
+				}
 			}
 			if _, dup := sn.snap[key]; dup {
 				// A file named so, or one repository's entry twice: one
@@ -126,8 +159,7 @@ func (sn *snapper) gitView(gitDir, top, name string, rels []string) {
 				return nil
 			}
 			sn.count++
-			sum := sha256.Sum256(fmt.Appendf(nil, "%o %s", mode, oid))
-			sn.snap[key] = hex.EncodeToString(sum[:])
+			sn.snap[key] = digest
 			return nil
 		}
 	}
@@ -141,16 +173,21 @@ func (sn *snapper) gitView(gitDir, top, name string, rels []string) {
 		}
 	}
 	paths := slices.Sorted(maps.Keys(hostRun))
+	headTree := ""
 	head, ok, err := sn.readSmall(gitDir+"/HEAD", gitHeadMax)
 	if err == nil && ok {
-		err = sn.refTree(ctx, gitDir, string(head), paths, record(inHEAD))
+		headTree, err = sn.refTree(ctx, gitDir, string(head), paths, record(inHEAD))
 	}
 	if err != nil {
 		sn.cut("git's HEAD cannot be compared: " + shortErr(err))
+		return
 	}
 	// git stash pop writes the stash's tree out.
-	if err := sn.refTree(ctx, gitDir, "ref: refs/stash", paths, record(inStash)); err != nil {
+	if _, err := sn.refTree(ctx, gitDir, "ref: refs/stash", paths, record(inStash)); err != nil {
 		sn.cut("git's stash cannot be compared: " + shortErr(err))
+	}
+	if err := sn.otherRefs(ctx, gitDir, headTree, paths, record(inRefs)); err != nil {
+		sn.cut("git's branches and tags cannot be compared: " + shortErr(err))
 	}
 }
 
@@ -237,21 +274,21 @@ var objectID = regexp.MustCompile(`^([0-9a-f]{40}|[0-9a-f]{64})$`)
 // project's objects. A ref that names no commit yet (a new repository, a
 // branch the agent deleted, no stash) has none; anything else git cannot
 // resolve is an error.
-func (sn *snapper) refTree(ctx context.Context, gitDir, head string, paths []string, each func(mode uint32, oid, stage, name string) error) error {
+func (sn *snapper) refTree(ctx context.Context, gitDir, head string, paths []string, each func(mode uint32, oid, stage, name string) error) (tree string, err error) {
 	text := strings.TrimRight(head, "\n")
 	tmp, tmpGit, err := emptyRepo()
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer os.RemoveAll(tmp)
 	if rest, isRef := strings.CutPrefix(text, "ref:"); isRef {
 		ref := strings.TrimLeft(rest, " \t") // as git reads it
 		if !refName.MatchString(ref) || strings.Contains(ref, "..") || strings.Contains(ref, "//") || strings.HasSuffix(ref, "/") || strings.HasSuffix(ref, ".lock") {
-			return fmt.Errorf("HEAD names %s", quotePath(ref))
+			return "", fmt.Errorf("HEAD names %s", quotePath(ref))
 		}
 		common, err := sn.commonDir(gitDir)
 		if err != nil {
-			return err
+			return "", err
 		}
 		refsDir := common
 		if !sharedRef(ref) {
@@ -259,19 +296,19 @@ func (sn *snapper) refTree(ctx context.Context, gitDir, head string, paths []str
 		}
 		loose, isLoose, err := sn.readSmall(refsDir+"/"+ref, gitHeadMax)
 		if err != nil {
-			return err
+			return "", err
 		}
 		if isLoose && bytes.HasPrefix(loose, []byte("ref:")) {
 			// git follows it on (loose before packed, each step): not
 			// followed here.
-			return fmt.Errorf("%s names another ref", quotePath(ref))
+			return "", fmt.Errorf("%s names another ref", quotePath(ref))
 		}
 		packed, isPacked, err := sn.readSmall(common+"/packed-refs", gitMaxIndex)
 		if err != nil {
-			return err
+			return "", err
 		}
 		if !isLoose && !packedHas(packed, ref) {
-			return nil // no commit yet
+			return "", nil // no commit yet
 		}
 		// The ref, loose or packed (with any replace refs), copied in.
 		for _, f := range []struct {
@@ -284,46 +321,37 @@ func (sn *snapper) refTree(ctx context.Context, gitDir, head string, paths []str
 			}
 			to := filepath.Join(tmpGit, filepath.FromSlash(f.rel))
 			if err := os.MkdirAll(filepath.Dir(to), 0o700); err != nil {
-				return err
+				return "", err
 			}
 			if err := os.WriteFile(to, f.data, 0o600); err != nil {
-				return err
+				return "", err
 			}
 		}
 		text = "ref: " + ref
 	} else if !objectID.MatchString(text) {
-		return errors.New("HEAD is neither a ref nor an object id")
+		return "", errors.New("HEAD is neither a ref nor an object id")
 	}
 	if err := os.WriteFile(filepath.Join(tmpGit, "HEAD"), []byte(text+"\n"), 0o600); err != nil {
-		return err
+		return "", err
 	}
 	common, err := sn.commonDir(gitDir)
 	if err != nil {
-		return err
+		return "", err
 	}
-	if err := sn.copyReplaceRefs(common, tmpGit); err != nil {
-		return err
-	}
-	objects, err := sn.gitObjects(common)
+	env, err := sn.objectsEnv(common, tmpGit)
 	if err != nil {
-		return err
+		return "", err
 	}
-	// git maps packs in windows of up to 1 GiB, past the bound on its
-	// memory: smaller ones for a big repository's.
-	env := []string{"GIT_OBJECT_DIRECTORY=" + objects, "GIT_CONFIG_COUNT=2",
-		"GIT_CONFIG_KEY_0=core.packedGitWindowSize", "GIT_CONFIG_VALUE_0=32m",
-		"GIT_CONFIG_KEY_1=core.packedGitLimit", "GIT_CONFIG_VALUE_1=256m"}
-	var tree string
 	err = runGit(ctx, tmpGit, env, []string{"rev-parse", "--verify", "HEAD^{tree}"}, '\n', func(rec []byte) error {
 		tree = string(rec)
 		return nil
 	})
 	if err != nil {
-		return err
+		return "", err
 	}
 	// Only what is at or below paths, each a literal path.
 	args := append([]string{"--literal-pathspecs", "ls-tree", "-r", "-z", "--full-tree", tree, "--"}, paths...)
-	return runGit(ctx, tmpGit, env, args, 0, func(rec []byte) error {
+	return tree, runGit(ctx, tmpGit, env, args, 0, func(rec []byte) error {
 		// "MODE TYPE OID\tNAME"
 		meta, name, ok := strings.Cut(string(rec), "\t")
 		f := strings.Fields(meta)
@@ -336,6 +364,230 @@ func (sn *snapper) refTree(ctx context.Context, gitDir, head string, paths []str
 		}
 		return each(mode, f[2], "0", name)
 	})
+}
+
+// objectsEnv is git's environment for reading the objects of the
+// repository whose common folder is common from tmpGit, a repository of
+// vibe's, with the replace refs the user's git honours copied in.
+func (sn *snapper) objectsEnv(common, tmpGit string) ([]string, error) {
+	if err := sn.copyReplaceRefs(common, tmpGit); err != nil {
+		return nil, err
+	}
+	objects, err := sn.gitObjects(common)
+	if err != nil {
+		return nil, err
+	}
+	// git maps packs in windows of up to 1 GiB, past the bound on its
+	// memory: smaller ones for a big repository's.
+	return []string{"GIT_OBJECT_DIRECTORY=" + objects, "GIT_CONFIG_COUNT=2",
+		"GIT_CONFIG_KEY_0=core.packedGitWindowSize", "GIT_CONFIG_VALUE_0=32m",
+		"GIT_CONFIG_KEY_1=core.packedGitLimit", "GIT_CONFIG_VALUE_1=256m"}, nil
+}
+
+// gitMaxRefs bounds the refs one view compares (and the loose ones it
+// copies).
+var gitMaxRefs = 1 << 14
+
+// refRoots hold the refs a user checks out, switches to or resets to by
+// name: branches, remote-tracking branches and tags.
+var refRoots = []string{"refs/heads", "refs/remotes", "refs/tags"}
+
+// pseudoRefs are the refs at the top of a git folder that users name to
+// git checkout or git reset --hard (ORIG_HEAD after a merge or rebase
+// gone wrong, FETCH_HEAD for a pull request); git rebase --abort's, which
+// a stopped rebase holds, cut (stoppedRebase).
+var pseudoRefs = []string{"ORIG_HEAD", "FETCH_HEAD", "MERGE_HEAD", "CHERRY_PICK_HEAD", "REVERT_HEAD", "BISECT_HEAD", "AUTO_MERGE"}
+
+// emptyTree is git's empty tree (SHA-1's), what a HEAD with no commit
+// holds.
+const emptyTree = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+
+// otherRefs lists, through each, what every branch, remote-tracking
+// branch and tag, and each of pseudoRefs, holds at and below paths where
+// that is not what headTree (HEAD's tree, or "" for none) holds: the
+// user's git checkout, switch -c or reset --hard ORIG_HEAD writes it out. A version
+// many refs hold is listed once for each tree that holds it; a file a
+// ref lacks is not listed (checking it out removes the file).
+func (sn *snapper) otherRefs(ctx context.Context, gitDir, headTree string, paths []string, each func(mode uint32, oid, stage, name string) error) error {
+	common, err := sn.commonDir(gitDir)
+	if err != nil {
+		return err
+	}
+	tmp, tmpGit, err := emptyRepo()
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	copied := 0
+	for _, r := range refRoots {
+		if err := sn.copyLooseRefs(ctx, common, r, tmpGit, &copied); err != nil {
+			return err
+		}
+	}
+	found := copied > 0
+	var pseudo []string
+	for _, name := range append([]string{"packed-refs"}, pseudoRefs...) {
+		from := gitDir // a worktree's own
+		if name == "packed-refs" {
+			from = common
+		}
+		// As large as packed-refs can be: FETCH_HEAD has a line for
+		// each ref fetched.
+		data, ok, err := sn.readSmall(from+"/"+name, gitMaxIndex)
+		if err != nil {
+			return err
+		}
+		if ok {
+			found = true
+			if err := os.WriteFile(filepath.Join(tmpGit, name), data, 0o600); err != nil {
+				return err
+			}
+			if name != "packed-refs" {
+				pseudo = append(pseudo, name)
+			}
+		}
+	}
+	if !found {
+		return nil // no ref: nothing to check out
+	}
+	env, err := sn.objectsEnv(common, tmpGit)
+	if err != nil {
+		return err
+	}
+	var names bytes.Buffer
+	n := 0
+	err = runGit(ctx, tmpGit, env, append([]string{"for-each-ref", "--format=%(refname)"}, refRoots...), '\n', func(rec []byte) error {
+		if n++; n > gitMaxRefs {
+			return fmt.Errorf("more than %d refs", gitMaxRefs)
+		}
+		names.Write(rec)
+		names.WriteString("^{tree}\n")
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, name := range pseudo {
+		names.WriteString(name + "^{tree}\n")
+	}
+	// Each ref's tree (a tag peeled, however deep), once: "NAME missing"
+	// for one that holds none, which nothing can check out.
+	base := cmp.Or(headTree, emptyTree)
+	trees := map[string]bool{}
+	err = runGitInput(ctx, tmpGit, env, []string{"cat-file", "--batch-check=%(objectname)"}, names.Bytes(), '\n', func(rec []byte) error {
+		if t := string(rec); objectID.MatchString(t) && t != base {
+			trees[t] = true
+		}
+		return nil
+	})
+	if err != nil || len(trees) == 0 {
+		return err
+	}
+	var pairs bytes.Buffer
+	for _, t := range slices.Sorted(maps.Keys(trees)) {
+		pairs.WriteString(base + " " + t + "\n")
+	}
+	// Each pair's line echoed (whether or not they differ), then
+	// ":OLDMODE NEWMODE OLDOID NEWOID STATUS\tPATH" for each difference at
+	// paths, the path quoted as Go quotes (git's C style) when it holds
+	// anything but printable ASCII.
+	args := append([]string{"--literal-pathspecs", "diff-tree", "-r", "--no-renames", "--stdin", "--"}, paths...)
+	return runGitInput(ctx, tmpGit, env, args, pairs.Bytes(), '\n', func(rec []byte) error {
+		meta, name, ok := strings.Cut(string(rec), "\t")
+		if !ok && !strings.HasPrefix(meta, ":") {
+			return nil // a pair's line
+		}
+		f := strings.Fields(strings.TrimPrefix(meta, ":"))
+		if !ok || !strings.HasPrefix(meta, ":") || len(f) != 5 {
+			return errors.New("git's listing is not one of differences")
+		}
+		if strings.HasPrefix(name, `"`) {
+			var err error
+			if name, err = strconv.Unquote(name); err != nil {
+				return errors.New("git's listing is not one of differences")
+			}
+		}
+		if f[4] == "D" {
+			return nil
+		}
+		var mode uint32
+		if _, err := fmt.Sscanf(f[1], "%o", &mode); err != nil {
+			return errors.New("git's listing is not one of differences")
+		}
+		return each(mode, f[3], "0", name)
+	})
+}
+
+// copyLooseRefs copies the loose refs below dir (refs/heads, …) of the
+// common folder common into tmpGit, counting them in copied. A ref that is
+// a link (git reads it as one naming another) or anything but a file or a
+// folder is an error.
+func (sn *snapper) copyLooseRefs(ctx context.Context, common, dir, tmpGit string, copied *int) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("reading refs took more than %s", gitTimeout)
+	}
+	st, err := sn.root.Lstat(common + "/" + dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("%s is not a folder", quotePath(dir))
+	}
+	d, err := sn.root.OpenFile(common+"/"+dir, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return err
+	}
+	dst, err := d.Stat()
+	if err == nil && !os.SameFile(st, dst) {
+		err = fmt.Errorf("%s was swapped while it was looked at", quotePath(dir))
+	}
+	var entries []os.DirEntry
+	if err == nil {
+		entries, err = d.ReadDir(gitMaxRefs + 1)
+		if err == io.EOF {
+			err = nil
+		}
+	}
+	d.Close()
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		rel := dir + "/" + e.Name()
+		if len(rel) > snapshotMaxPath {
+			return fmt.Errorf("a ref longer than %d bytes", snapshotMaxPath)
+		}
+		switch t := e.Type(); {
+		case t.IsDir():
+			if err := sn.copyLooseRefs(ctx, common, rel, tmpGit, copied); err != nil {
+				return err
+			}
+			continue
+		case !t.IsRegular():
+			return fmt.Errorf("%s is not a file", quotePath(rel))
+		}
+		if *copied++; *copied > gitMaxRefs {
+			return fmt.Errorf("more than %d refs", gitMaxRefs)
+		}
+		data, ok, err := sn.readSmall(common+"/"+rel, gitHeadMax)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			continue // gone since the listing: git would not find it either
+		}
+		to := filepath.Join(tmpGit, filepath.FromSlash(rel))
+		if err := os.MkdirAll(filepath.Dir(to), 0o700); err != nil {
+			return err
+		}
+		if err := os.WriteFile(to, data, 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // sharedRef reports whether a linked worktree keeps ref in the common

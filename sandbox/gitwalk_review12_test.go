@@ -27,9 +27,7 @@ import (
 // with ctx as its deadline.
 func review12Walk(ctx context.Context, app string) *gitWalk {
 	home, _ := os.UserHomeDir()
-	return &gitWalk{ctx: ctx, project: app, projects: []string{app}, roots: []string{app}, home: home,
-		out: map[string]*gitFound{}, seen: map[string]bool{}, repos: map[string]string{}, common: map[string]bool{},
-		otherFormat: map[string]bool{}, worktrees: map[string][]string{}, worktreeConfig: map[string]bool{}}
+	return newGitWalk(ctx, app, []string{app}, []string{app}, nil, home, map[string]*gitFound{})
 }
 
 // 1. A folder of the project that the agent turns into a bare repository

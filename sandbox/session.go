@@ -156,7 +156,7 @@ func TakeSnapshotHeld(mounts []workspace.Mount, states map[string]string) Snapsh
 func takeSnapshot(mounts []workspace.Mount, states map[string]string, held bool) Snapshot {
 	// Said first, whatever the projects hold: this vibe records git's
 	// view (SinceLast).
-	snap := Snapshot{gitViewKey: "1"}
+	snap := Snapshot{gitViewKey: gitViewRefs}
 	extra := walkHostRun(mounts, states, held)
 	siblings := siblingWorktrees(mounts, extra)
 	views, cancel := context.WithTimeout(context.Background(), gitTimeout)
