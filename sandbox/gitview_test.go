@@ -171,6 +171,13 @@ func BenchmarkTakeSnapshotCommitted(b *testing.B) {
 			b.Fatalf("%v %s", err, out)
 		}
 	}
+	benchSnapshot(b, app)
+}
+
+// benchSnapshot times TakeSnapshot of the project app, whose HEAD holds
+// .husky/pre-commit, compared whole.
+func benchSnapshot(b *testing.B, app string) {
+	b.Helper()
 	mounts := []workspace.Mount{{Name: "p", Source: app}}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
