@@ -61,6 +61,23 @@ func r13User(t *testing.T, app, ran string) {
 	}
 }
 
+// r13Attack is the shape of most attacks here: a snapshot of mounts; the
+// agent's commit on repo's HEAD, whose pre-commit marks ran, which agent
+// puts where git reads it (given HEAD's commit and its own); a snapshot
+// again; the user's reset and commit in repo (the control, which must run
+// the hook); and the snapshot must report a change or a cut.
+func r13Attack(t *testing.T, what string, mounts []workspace.Mount, repo string, agent func(head, evil string)) {
+	t.Helper()
+	before := TakeSnapshot(mounts, nil)
+	ran := filepath.Join(t.TempDir(), "ran")
+	head := git(t, repo, "rev-parse", "HEAD")
+	evil, _ := r13EvilCommit(t, repo, head, ".githooks/pre-commit", mark(ran))
+	agent(head, evil)
+	after := TakeSnapshot(mounts, nil)
+	r13User(t, repo, ran)
+	r13Silent(t, what, before, after)
+}
+
 func r13Silent(t *testing.T, what string, before, after Snapshot) {
 	t.Helper()
 	c := after.Changed(before)
@@ -75,28 +92,18 @@ func r13Silent(t *testing.T, what string, before, after Snapshot) {
 // empty repository has no refs/replace and reads the original.
 func TestSnapshotReview13ReplaceRef(t *testing.T) {
 	app, mounts := hookedProject(t)
-	before := TakeSnapshot(mounts, nil)
-	ran := filepath.Join(t.TempDir(), "ran")
-	head := git(t, app, "rev-parse", "HEAD")
-	evil, _ := r13EvilCommit(t, app, head, ".githooks/pre-commit", mark(ran))
-	// What `git replace HEAD evil` writes; the agent can write it itself.
-	writeFile(t, filepath.Join(app, ".git/refs/replace", head), evil+"\n")
-	after := TakeSnapshot(mounts, nil)
-	r13User(t, app, ran)
-	r13Silent(t, "refs/replace", before, after)
+	r13Attack(t, "refs/replace", mounts, app, func(head, evil string) {
+		// What `git replace HEAD evil` writes; the agent can write it itself.
+		writeFile(t, filepath.Join(app, ".git/refs/replace", head), evil+"\n")
+	})
 }
 
 // 1b. The same with the replace ref only in packed-refs (no folder).
 func TestSnapshotReview13ReplaceRefPacked(t *testing.T) {
 	app, mounts := hookedProject(t)
-	before := TakeSnapshot(mounts, nil)
-	ran := filepath.Join(t.TempDir(), "ran")
-	head := git(t, app, "rev-parse", "HEAD")
-	evil, _ := r13EvilCommit(t, app, head, ".githooks/pre-commit", mark(ran))
-	writeFile(t, filepath.Join(app, ".git/packed-refs"), "# pack-refs with: peeled fully-peeled sorted \n"+evil+" refs/replace/"+head+"\n")
-	after := TakeSnapshot(mounts, nil)
-	r13User(t, app, ran)
-	r13Silent(t, "packed refs/replace", before, after)
+	r13Attack(t, "packed refs/replace", mounts, app, func(head, evil string) {
+		writeFile(t, filepath.Join(app, ".git/packed-refs"), "# pack-refs with: peeled fully-peeled sorted \n"+evil+" refs/replace/"+head+"\n")
+	})
 }
 
 // 2. A commit-graph whose entry for HEAD's commit names the old tree:
@@ -136,16 +143,11 @@ func TestSnapshotReview13CommitGraphShallow(t *testing.T) {
 // git through a loose ref vibe did not copy to the agent's).
 func TestSnapshotReview13SymrefChain(t *testing.T) {
 	app, mounts := hookedProject(t)
-	before := TakeSnapshot(mounts, nil)
-	ran := filepath.Join(t.TempDir(), "ran")
-	head := git(t, app, "rev-parse", "HEAD")
-	evil, _ := r13EvilCommit(t, app, head, ".githooks/pre-commit", mark(ran))
-	writeFile(t, filepath.Join(app, ".git/packed-refs"), "# pack-refs with: peeled fully-peeled sorted \n"+head+" refs/heads/evil\n")
-	writeFile(t, filepath.Join(app, ".git/refs/heads/evil"), evil+"\n")
-	writeFile(t, filepath.Join(app, ".git/refs/heads/main"), "ref: refs/heads/evil\n")
-	after := TakeSnapshot(mounts, nil)
-	r13User(t, app, ran)
-	r13Silent(t, "loose symref to a ref vibe resolves from packed-refs", before, after)
+	r13Attack(t, "loose symref to a ref vibe resolves from packed-refs", mounts, app, func(head, evil string) {
+		writeFile(t, filepath.Join(app, ".git/packed-refs"), "# pack-refs with: peeled fully-peeled sorted \n"+head+" refs/heads/evil\n")
+		writeFile(t, filepath.Join(app, ".git/refs/heads/evil"), evil+"\n")
+		writeFile(t, filepath.Join(app, ".git/refs/heads/main"), "ref: refs/heads/evil\n")
+	})
 }
 
 // huskyProject: a project whose user config runs .husky (hooksPath) and
@@ -339,13 +341,8 @@ func TestSnapshotReview13SubmoduleHEAD(t *testing.T) {
 	sub := filepath.Join(app, "sub")
 	git(t, sub, "config", "core.hooksPath", ".githooks") // the user's
 	mounts := []workspace.Mount{{Name: "p", Source: app}}
-	before := TakeSnapshot(mounts, nil)
-	ran := filepath.Join(t.TempDir(), "ran")
-	head := git(t, sub, "rev-parse", "HEAD")
-	evil, _ := r13EvilCommit(t, sub, head, ".githooks/pre-commit", mark(ran))
-	git(t, sub, "update-ref", "refs/heads/main", evil)
-	git(t, sub, "read-tree", head) // the index as it was too
-	after := TakeSnapshot(mounts, nil)
-	r13User(t, sub, ran)
-	r13Silent(t, "submodule HEAD", before, after)
+	r13Attack(t, "submodule HEAD", mounts, sub, func(head, evil string) {
+		git(t, sub, "update-ref", "refs/heads/main", evil)
+		git(t, sub, "read-tree", head) // the index as it was too
+	})
 }

@@ -40,15 +40,10 @@ func r14Sub(t *testing.T) (app, sub string, mounts []workspace.Mount) {
 // vibe reads HEAD's own commit; the user's git reads the agent's.
 func TestSnapshotReview14SubmoduleReplaceRef(t *testing.T) {
 	_, sub, mounts := r14Sub(t)
-	before := TakeSnapshot(mounts, nil)
-	ran := filepath.Join(t.TempDir(), "ran")
-	head := git(t, sub, "rev-parse", "HEAD")
-	evil, _ := r13EvilCommit(t, sub, head, ".githooks/pre-commit", mark(ran))
-	gd := git(t, sub, "rev-parse", "--absolute-git-dir")
-	writeFile(t, filepath.Join(gd, "refs/replace", head), evil+"\n")
-	after := TakeSnapshot(mounts, nil)
-	r13User(t, sub, ran)
-	r13Silent(t, "submodule refs/replace", before, after)
+	r13Attack(t, "submodule refs/replace", mounts, sub, func(head, evil string) {
+		gd := git(t, sub, "rev-parse", "--absolute-git-dir")
+		writeFile(t, filepath.Join(gd, "refs/replace", head), evil+"\n")
+	})
 }
 
 // 1b. The same in a nested repository (sub/.git a folder).
@@ -56,14 +51,9 @@ func TestSnapshotReview14NestedReplaceRef(t *testing.T) {
 	app, mounts := hookedProject(t)
 	sub := filepath.Join(app, "sub")
 	hookedRepo(t, sub)
-	before := TakeSnapshot(mounts, nil)
-	ran := filepath.Join(t.TempDir(), "ran")
-	head := git(t, sub, "rev-parse", "HEAD")
-	evil, _ := r13EvilCommit(t, sub, head, ".githooks/pre-commit", mark(ran))
-	writeFile(t, filepath.Join(sub, ".git/refs/replace", head), evil+"\n")
-	after := TakeSnapshot(mounts, nil)
-	r13User(t, sub, ran)
-	r13Silent(t, "nested refs/replace", before, after)
+	r13Attack(t, "nested refs/replace", mounts, sub, func(head, evil string) {
+		writeFile(t, filepath.Join(sub, ".git/refs/replace", head), evil+"\n")
+	})
 }
 
 // 2. A linked worktree of a repository nested in the project: its git
@@ -81,15 +71,10 @@ func TestSnapshotReview14NestedLinkedWorktree(t *testing.T) {
 	wt := filepath.Join(app, "wt")
 	git(t, main, "worktree", "add", "-q", "-b", "feat", wt)
 	mounts := []workspace.Mount{{Name: "p", Source: app}}
-	before := TakeSnapshot(mounts, nil)
-	ran := filepath.Join(t.TempDir(), "ran")
-	head := git(t, wt, "rev-parse", "HEAD")
-	evil, _ := r13EvilCommit(t, wt, head, ".githooks/pre-commit", mark(ran))
-	git(t, wt, "update-ref", "refs/heads/feat", evil) // in main/.git/refs
-	git(t, wt, "read-tree", head)                     // the index as it was
-	after := TakeSnapshot(mounts, nil)
-	r13User(t, wt, ran)
-	r13Silent(t, "nested linked worktree", before, after)
+	r13Attack(t, "nested linked worktree", mounts, wt, func(head, evil string) {
+		git(t, wt, "update-ref", "refs/heads/feat", evil) // in main/.git/refs
+		git(t, wt, "read-tree", head)                     // the index as it was
+	})
 }
 
 // 3. Two projects mounted: a repository and its linked worktree (the
@@ -103,15 +88,10 @@ func TestSnapshotReview14SiblingWorktree(t *testing.T) {
 	wt := filepath.Join(t.TempDir(), "wt")
 	git(t, app, "worktree", "add", "-q", "-b", "feat", wt)
 	mounts := []workspace.Mount{{Name: "p", Source: app}, {Name: "w", Source: wt}}
-	before := TakeSnapshot(mounts, nil)
-	ran := filepath.Join(t.TempDir(), "ran")
-	head := git(t, wt, "rev-parse", "HEAD")
-	evil, _ := r13EvilCommit(t, wt, head, ".githooks/pre-commit", mark(ran))
-	// Written as a file: no reflog, the worktree's index untouched.
-	writeFile(t, filepath.Join(app, ".git/refs/heads/feat"), evil+"\n")
-	after := TakeSnapshot(mounts, nil)
-	r13User(t, wt, ran)
-	r13Silent(t, "sibling linked worktree", before, after)
+	r13Attack(t, "sibling linked worktree", mounts, wt, func(head, evil string) {
+		// Written as a file: no reflog, the worktree's index untouched.
+		writeFile(t, filepath.Join(app, ".git/refs/heads/feat"), evil+"\n")
+	})
 }
 
 // 4. Keys collide between two views: the project's repository tracks
