@@ -546,7 +546,9 @@ func (s Snapshot) Changed(before Snapshot) []string {
 		}
 	}
 	for p, d := range before {
-		if _, ok := s[p]; !ok && !isMark(p, d) {
+		// A version of a host-run file no ref holds any more cannot be
+		// checked out: its going is no change to review.
+		if _, ok := s[p]; !ok && !isMark(p, d) && !refsKey.MatchString(p) {
 			out = append(out, p)
 		}
 	}
