@@ -1,0 +1,396 @@
+package sandbox
+
+// What the commits a user can name besides HEAD hold at a project's
+// host-run paths: every ref, reflog entry and object id at the top of the
+// git folder. The agent can point any of them at a commit of its own
+// without touching the checkout, and the user's git checkout, reset,
+// merge or stash pop writes it out.
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// gitMaxRefs bounds the commits one view compares besides HEAD (refs,
+// reflog entries, object ids at the top of the git folder) and the loose
+// refs it copies.
+var gitMaxRefs = 1 << 15
+
+// gitMaxRefData bounds what one view reads of reflogs and the files at
+// the top of a git folder, together.
+const gitMaxRefData = 32 << 20
+
+// emptyTree is git's empty tree (SHA-1's), what a HEAD with no commit
+// holds.
+const emptyTree = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+
+// otherRefs lists, through each, what every commit a user can name to git
+// checkout, switch, reset, merge or stash pop holds at and below paths
+// where that is not what headTree (HEAD's tree, or "" for none) holds. The
+// agent can point any of them at a commit of its own without touching the
+// checkout: every ref (branches, remote-tracking branches, tags, the
+// stash, replace refs, and refs/NAME, which git checkout NAME finds
+// first); every reflog entry (git checkout -, HEAD@{1}, stash@{1}); each
+// object id that starts a line of a file at the top of the git folder
+// (ORIG_HEAD, every line of FETCH_HEAD, MERGE_AUTOSTASH, BISECT_START, or
+// a file named as git reset --hard NAME looks for it); and a stash's
+// index and untracked files (its second and third parents). A version
+// many commits hold is listed once for each tree that holds it; a file a
+// commit lacks is not listed (checking it out removes the file).
+func (sn *snapper) otherRefs(ctx context.Context, gitDir, headTree string, paths []string, each func(mode uint32, oid, stage, name string) error) error {
+	common, err := sn.commonDir(gitDir)
+	if err != nil {
+		return err
+	}
+	tmp, tmpGit, err := emptyRepo()
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	// A linked worktree's own refs (refs/bisect, …) are in its git folder.
+	folders := slices.Compact([]string{common, gitDir})
+	copied := 0
+	for _, f := range folders {
+		if err := sn.copyLooseRefs(ctx, f, "refs", tmpGit, &copied); err != nil {
+			return err
+		}
+	}
+	packed, isPacked, err := sn.readSmall(common+"/packed-refs", gitMaxIndex)
+	if err != nil {
+		return err
+	}
+	if isPacked {
+		if err := os.WriteFile(filepath.Join(tmpGit, "packed-refs"), packed, 0o600); err != nil {
+			return err
+		}
+	}
+	var names bytes.Buffer
+	n := 0
+	add := func(name string) error {
+		if n++; n > gitMaxRefs {
+			return fmt.Errorf("more than %d refs, reflog entries and object ids to compare", gitMaxRefs)
+		}
+		names.WriteString(name + "^{}\n") // a tag peeled, however deep
+		return nil
+	}
+	ids := &refIDs{budget: gitMaxRefData}
+	if err := sn.topIDs(ctx, gitDir, ids); err != nil {
+		return err
+	}
+	if err := sn.reflogIDs(ctx, gitDir, "logs/HEAD", ids); err != nil {
+		return err
+	}
+	for _, f := range folders {
+		if err := sn.reflogIDs(ctx, f, "logs/refs", ids); err != nil {
+			return err
+		}
+	}
+	if copied == 0 && !isPacked && len(ids.ids) == 0 {
+		return nil // nothing to check out but HEAD
+	}
+	for _, id := range ids.ids {
+		if err := add(id); err != nil {
+			return err
+		}
+	}
+	env, err := sn.objectsEnv(common, tmpGit)
+	if err != nil {
+		return err
+	}
+	err = runGit(ctx, tmpGit, env, []string{"for-each-ref", "--format=%(refname)"}, '\n', func(rec []byte) error {
+		return add(string(rec))
+	})
+	if err != nil {
+		return err
+	}
+	for _, name := range []string{"refs/stash^2", "refs/stash^3"} {
+		if err := add(name); err != nil {
+			return err
+		}
+	}
+	// What each names, peeled: a commit or a tree is compared; a blob
+	// (git.git tags its signing key) or nothing ("NAME missing") cannot
+	// be checked out.
+	base := cmp.Or(headTree, emptyTree)
+	trees, commits := map[string]bool{}, map[string]bool{}
+	err = runGitInput(ctx, tmpGit, env, []string{"cat-file", "--batch-check=%(objecttype) %(objectname)"}, names.Bytes(), '\n', func(rec []byte) error {
+		typ, id, _ := strings.Cut(string(rec), " ")
+		switch {
+		case !objectID.MatchString(id):
+		case typ == "commit":
+			commits[id] = true
+		case typ == "tree":
+			trees[id] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if len(commits) > 0 {
+		var in bytes.Buffer
+		for _, c := range slices.Sorted(maps.Keys(commits)) {
+			in.WriteString(c + "^{tree}\n")
+		}
+		err = runGitInput(ctx, tmpGit, env, []string{"cat-file", "--batch-check=%(objectname)"}, in.Bytes(), '\n', func(rec []byte) error {
+			if t := string(rec); objectID.MatchString(t) {
+				trees[t] = true
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	delete(trees, base)
+	if len(trees) == 0 {
+		return nil
+	}
+	var pairs bytes.Buffer
+	for _, t := range slices.Sorted(maps.Keys(trees)) {
+		pairs.WriteString(base + " " + t + "\n")
+	}
+	// Each pair's line echoed (whether or not they differ), then
+	// ":OLDMODE NEWMODE OLDOID NEWOID STATUS\tPATH" for each difference at
+	// paths, the path quoted as Go quotes (git's C style) when it holds
+	// anything but printable ASCII.
+	args := append([]string{"--literal-pathspecs", "diff-tree", "-r", "--no-renames", "--stdin", "--"}, paths...)
+	return runGitInput(ctx, tmpGit, env, args, pairs.Bytes(), '\n', func(rec []byte) error {
+		meta, name, ok := strings.Cut(string(rec), "\t")
+		if !ok && !strings.HasPrefix(meta, ":") {
+			return nil // a pair's line
+		}
+		f := strings.Fields(strings.TrimPrefix(meta, ":"))
+		if !ok || !strings.HasPrefix(meta, ":") || len(f) != 5 {
+			return errors.New("git's listing is not one of differences")
+		}
+		if strings.HasPrefix(name, `"`) {
+			var err error
+			if name, err = strconv.Unquote(name); err != nil {
+				return errors.New("git's listing is not one of differences")
+			}
+		}
+		if f[4] == "D" {
+			return nil
+		}
+		var mode uint32
+		if _, err := fmt.Sscanf(f[1], "%o", &mode); err != nil {
+			return errors.New("git's listing is not one of differences")
+		}
+		return each(mode, f[3], "0", name)
+	})
+}
+
+// refIDs gathers object ids from reflogs and the top of a git folder,
+// each once, within budget bytes read.
+type refIDs struct {
+	ids    []string
+	seen   map[string]bool
+	budget int64
+}
+
+// add adds id if it is an object id, and with suffix after it (a parent:
+// "^2") if one is given.
+func (r *refIDs) add(id string, suffixes ...string) {
+	if !objectID.MatchString(id) {
+		return
+	}
+	for _, suf := range append([]string{""}, suffixes...) {
+		r.addName(id + suf)
+	}
+}
+
+func (r *refIDs) addName(id string) {
+	if r.seen[id] {
+		return
+	}
+	if r.seen == nil {
+		r.seen = map[string]bool{}
+	}
+	r.seen[id] = true
+	r.ids = append(r.ids, id)
+}
+
+// read reads rel, a regular file of the snapshot's folder, within what is
+// left of the budget.
+func (r *refIDs) read(sn *snapper, rel string) ([]byte, error) {
+	data, _, err := sn.readSmall(rel, r.budget)
+	if err != nil {
+		return nil, fmt.Errorf("reflogs and the files at the top of the git folder hold more than %d bytes, or %s cannot be read: %s", gitMaxRefData, quotePath(rel), shortErr(err))
+	}
+	r.budget -= int64(len(data))
+	return data, nil
+}
+
+// topIDs gathers the object id at the start of each line of every file at
+// the top of gitDir (but the index and packed-refs): git takes any such
+// file for a ref by its name (git reset --hard NAME looks there first),
+// FETCH_HEAD and MERGE_HEAD hold one a line.
+func (sn *snapper) topIDs(ctx context.Context, gitDir string, ids *refIDs) error {
+	entries, err := sn.listRefs(ctx, gitDir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.Type()&fs.ModeSymlink != 0 {
+			// git reads the file it leads to as a ref: not followed.
+			return fmt.Errorf("%s is a link", quotePath(gitDir+"/"+e.Name()))
+		}
+		if !e.Type().IsRegular() || e.Name() == "index" || e.Name() == "packed-refs" || strings.HasPrefix(e.Name(), "sharedindex.") {
+			continue
+		}
+		data, err := ids.read(sn, gitDir+"/"+e.Name())
+		if err != nil {
+			return err
+		}
+		for line := range bytes.Lines(data) {
+			if f := bytes.Fields(line); len(f) > 0 {
+				ids.add(string(f[0]))
+			}
+		}
+	}
+	return nil
+}
+
+// reflogIDs gathers the old and new object id of every entry of the reflog
+// rel in gitDir (a file, or a folder of them), and the commit a checkout
+// moved from (git checkout - goes back to it); for the stash's, each
+// entry's index and untracked files too.
+func (sn *snapper) reflogIDs(ctx context.Context, gitDir, rel string, ids *refIDs) error {
+	st, err := sn.root.Lstat(gitDir + "/" + rel)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return err
+	case st.IsDir():
+		entries, err := sn.listRefs(ctx, gitDir+"/"+rel)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if err := sn.reflogIDs(ctx, gitDir, rel+"/"+e.Name(), ids); err != nil {
+				return err
+			}
+		}
+		return nil
+	case !st.Mode().IsRegular():
+		return fmt.Errorf("%s is not a file", quotePath(rel))
+	}
+	if len(rel) > snapshotMaxPath {
+		return fmt.Errorf("a reflog path longer than %d bytes", snapshotMaxPath)
+	}
+	data, err := ids.read(sn, gitDir+"/"+rel)
+	if err != nil {
+		return err
+	}
+	stash := rel == "logs/refs/stash"
+	for line := range bytes.Lines(data) {
+		head, msg, _ := bytes.Cut(line, []byte("\t"))
+		f := bytes.Fields(head)
+		for _, id := range f[:min(2, len(f))] {
+			if stash {
+				ids.add(string(id), "^2", "^3")
+			} else {
+				ids.add(string(id))
+			}
+		}
+		if rest, ok := bytes.CutPrefix(msg, []byte("checkout: moving from ")); ok {
+			if from, _, ok := bytes.Cut(rest, []byte(" to ")); ok {
+				ids.add(string(from))
+			}
+		}
+	}
+	return nil
+}
+
+// listRefs lists the folder rel (a git folder, or one of its refs or
+// logs) within gitMaxRefs entries, opened without following a link or
+// blocking, and checked to be the folder Lstat saw.
+func (sn *snapper) listRefs(ctx context.Context, rel string) ([]os.DirEntry, error) {
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("reading refs took more than %s", gitTimeout)
+	}
+	st, err := sn.root.Lstat(rel)
+	if err != nil {
+		return nil, err
+	}
+	if !st.IsDir() {
+		return nil, fmt.Errorf("%s is not a folder", quotePath(rel))
+	}
+	d, err := sn.root.OpenFile(rel, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	if dst, err := d.Stat(); err != nil || !os.SameFile(st, dst) {
+		return nil, fmt.Errorf("%s was swapped while it was looked at", quotePath(rel))
+	}
+	entries, err := d.ReadDir(gitMaxRefs + 1)
+	if err != nil && err != io.EOF {
+		return nil, err
+	}
+	if len(entries) > gitMaxRefs {
+		return nil, fmt.Errorf("more than %d entries in %s", gitMaxRefs, quotePath(rel))
+	}
+	return entries, nil
+}
+
+// copyLooseRefs copies the loose refs below dir (refs, then its folders)
+// of the git folder gitDir into tmpGit, counting them in copied. A ref
+// that is a link (git reads it as one naming another) or anything but a
+// file or a folder is an error.
+func (sn *snapper) copyLooseRefs(ctx context.Context, gitDir, dir, tmpGit string, copied *int) error {
+	if _, err := sn.root.Lstat(gitDir + "/" + dir); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	entries, err := sn.listRefs(ctx, gitDir+"/"+dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		rel := dir + "/" + e.Name()
+		if len(rel) > snapshotMaxPath {
+			return fmt.Errorf("a ref longer than %d bytes", snapshotMaxPath)
+		}
+		switch t := e.Type(); {
+		case t.IsDir():
+			if err := sn.copyLooseRefs(ctx, gitDir, rel, tmpGit, copied); err != nil {
+				return err
+			}
+			continue
+		case !t.IsRegular():
+			return fmt.Errorf("%s is not a file", quotePath(rel))
+		}
+		if *copied++; *copied > gitMaxRefs {
+			return fmt.Errorf("more than %d refs", gitMaxRefs)
+		}
+		data, ok, err := sn.readSmall(gitDir+"/"+rel, gitHeadMax)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			continue // gone since the listing: git would not find it either
+		}
+		to := filepath.Join(tmpGit, filepath.FromSlash(rel))
+		if err := os.MkdirAll(filepath.Dir(to), 0o700); err != nil {
+			return err
+		}
+		if err := os.WriteFile(to, data, 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
