@@ -56,6 +56,7 @@ fuzz:
 	$(FUZZGO) test ./sandbox -run '^$$' -fuzz FuzzCommandFiles -fuzztime $(FUZZTIME)
 	$(FUZZGO) test ./sandbox -run '^$$' -fuzz FuzzSplitAlias -fuzztime $(FUZZTIME)
 	$(FUZZGO) test ./sandbox -run '^$$' -fuzz FuzzIndexGitlinks -fuzztime $(FUZZTIME)
+	$(FUZZGO) test ./sandbox -run '^$$' -fuzz FuzzRefIDs -fuzztime $(FUZZTIME)
 	$(FUZZGO) test ./sandbox -run '^$$' -fuzz FuzzHasOffsetTable -fuzztime $(FUZZTIME)
 	$(FUZZGO) test ./workspace -run '^$$' -fuzz FuzzParseList -fuzztime $(FUZZTIME)
 	$(FUZZGO) test ./secrets -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)

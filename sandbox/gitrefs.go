@@ -255,13 +255,19 @@ func (sn *snapper) topIDs(ctx context.Context, gitDir string, ids *refIDs) error
 		if err != nil {
 			return err
 		}
-		for line := range bytes.Lines(data) {
-			if f := bytes.Fields(line); len(f) > 0 {
-				ids.add(string(f[0]))
-			}
-		}
+		ids.topLines(data)
 	}
 	return nil
+}
+
+// topLines adds the object id that starts each line of data, a file at the
+// top of a git folder.
+func (r *refIDs) topLines(data []byte) {
+	for line := range bytes.Lines(data) {
+		if f := bytes.Fields(line); len(f) > 0 {
+			r.add(string(f[0]))
+		}
+	}
 }
 
 // reflogIDs gathers the old and new object id of every entry of the reflog
@@ -296,24 +302,30 @@ func (sn *snapper) reflogIDs(ctx context.Context, gitDir, rel string, ids *refID
 	if err != nil {
 		return err
 	}
-	stash := rel == "logs/refs/stash"
+	ids.reflogLines(data, rel == "logs/refs/stash")
+	return nil
+}
+
+// reflogLines adds the ids of each entry of data, a reflog ("OLD NEW
+// WHO WHEN\tMESSAGE" a line): old and new, with their index and
+// untracked parents for the stash's, and the commit a checkout moved from.
+func (r *refIDs) reflogLines(data []byte, stash bool) {
 	for line := range bytes.Lines(data) {
 		head, msg, _ := bytes.Cut(line, []byte("\t"))
 		f := bytes.Fields(head)
 		for _, id := range f[:min(2, len(f))] {
 			if stash {
-				ids.add(string(id), "^2", "^3")
+				r.add(string(id), "^2", "^3")
 			} else {
-				ids.add(string(id))
+				r.add(string(id))
 			}
 		}
 		if rest, ok := bytes.CutPrefix(msg, []byte("checkout: moving from ")); ok {
 			if from, _, ok := bytes.Cut(rest, []byte(" to ")); ok {
-				ids.add(string(from))
+				r.add(string(from))
 			}
 		}
 	}
-	return nil
 }
 
 // listRefs lists the folder rel (a git folder, or one of its refs or

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"bytes"
 	"fmt"
 	"os/exec"
 	"path/filepath"
@@ -186,4 +187,30 @@ func TestSnapshotSinceLastWithoutRefs(t *testing.T) {
 	if c := now.SinceLast(last).Changed(last); len(c) != 1 {
 		t.Errorf("against one without HEAD's pre-commit: changed %q, want it", c)
 	}
+}
+
+// What the agent writes in a reflog or at the top of .git becomes a name
+// git resolves: only object ids (with a stash entry's parents) are taken,
+// each once, however the lines are made.
+func FuzzRefIDs(f *testing.F) {
+	id := strings.Repeat("a", 40)
+	f.Add([]byte(id+" "+strings.Repeat("b", 40)+" t <t@t> 1 +0000\tcheckout: moving from "+id+" to main\n"), true)
+	f.Add([]byte(id+"\t\tbranch 'main' of ../up\n"+id+"\tnot-for-merge\tx\n"), false)
+	f.Add([]byte("ref: refs/heads/main\n\x00\r\n^{}\n"+id+"^2 "+id+"\n"), true)
+	f.Fuzz(func(t *testing.T, data []byte, stash bool) {
+		r := &refIDs{}
+		r.reflogLines(data, stash)
+		r.topLines(data)
+		seen := map[string]bool{}
+		for _, name := range r.ids {
+			base, suf, _ := strings.Cut(name, "^")
+			if !objectID.MatchString(base) || (suf != "" && suf != "2" && suf != "3") || seen[name] {
+				t.Fatalf("took %q from %q", name, data)
+			}
+			seen[name] = true
+		}
+		if len(r.ids) > 8*(bytes.Count(data, []byte("\n"))+1) {
+			t.Fatalf("%d names from %d lines", len(r.ids), bytes.Count(data, []byte("\n"))+1)
+		}
+	})
 }
