@@ -26,11 +26,16 @@ import (
 // gitMaxRefs bounds the commits one view compares besides HEAD (refs,
 // reflog entries, object ids at the top of the git folder) and the loose
 // refs it copies.
-var gitMaxRefs = 1 << 15
+var gitMaxRefs = 1 << 16
 
 // gitMaxRefData bounds what one view reads of reflogs and the files at
 // the top of a git folder, together.
 const gitMaxRefData = 32 << 20
+
+// commitsKey starts the key under which a snapshot keeps, for each view,
+// the commits every name pointed at (no path holds a NUL): the next
+// snapshot compares what came since.
+const commitsKey = "\x00commits\x00"
 
 // emptyTree is git's empty tree (SHA-1's), what a HEAD with no commit
 // holds.
@@ -49,7 +54,7 @@ const emptyTree = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 // index and untracked files (its second and third parents). A version
 // many commits hold is listed once for each tree that holds it; a file a
 // commit lacks is not listed (checking it out removes the file).
-func (sn *snapper) otherRefs(ctx context.Context, gitDir, headTree string, paths []string, each func(mode uint32, oid, stage, name string) error) error {
+func (sn *snapper) otherRefs(ctx context.Context, gitDir, headTree, key string, paths []string, each func(mode uint32, oid, stage, name string) error) error {
 	common, err := sn.commonDir(gitDir)
 	if err != nil {
 		return err
@@ -89,11 +94,13 @@ func (sn *snapper) otherRefs(ctx context.Context, gitDir, headTree string, paths
 	if err := sn.topIDs(ctx, gitDir, ids); err != nil {
 		return err
 	}
-	if err := sn.reflogIDs(ctx, gitDir, "logs/HEAD", ids); err != nil {
+	// Every reflog: HEAD's, each ref's, and a ref's at the top of the git
+	// folder (git reset --hard NAME@{1} reads logs/NAME).
+	if err := sn.reflogIDs(ctx, gitDir, "logs", ids); err != nil {
 		return err
 	}
-	for _, f := range folders {
-		if err := sn.reflogIDs(ctx, f, "logs/refs", ids); err != nil {
+	if common != gitDir {
+		if err := sn.reflogIDs(ctx, common, "logs/refs", ids); err != nil {
 			return err
 		}
 	}
@@ -138,6 +145,15 @@ func (sn *snapper) otherRefs(ctx context.Context, gitDir, headTree string, paths
 	})
 	if err != nil {
 		return err
+	}
+	tips := slices.Sorted(maps.Keys(commits))
+	sn.snap[commitsKey+key] = strings.Join(tips, " ")
+	if prev, ok := sn.prev[commitsKey+key]; ok {
+		// Since the snapshot this one follows: the commits that came,
+		// down to those it knew (which the user's history holds).
+		if commits, err = sn.newCommits(ctx, tmpGit, env, tips, strings.Fields(prev)); err != nil {
+			return err
+		}
 	}
 	if len(commits) > 0 {
 		var in bytes.Buffer
@@ -193,6 +209,46 @@ func (sn *snapper) otherRefs(ctx context.Context, gitDir, headTree string, paths
 	})
 }
 
+// newCommits returns the commits reachable from tips and not from known,
+// as git rev-list lists them (which honours replace refs as the user's
+// git does). Known commits that are gone (pruned) are left out.
+func (sn *snapper) newCommits(ctx context.Context, tmpGit string, env, tips, known []string) (map[string]bool, error) {
+	var in bytes.Buffer
+	for _, k := range known {
+		if objectID.MatchString(k) {
+			in.WriteString(k + "\n")
+		}
+	}
+	var have []string
+	err := runGitInput(ctx, tmpGit, env, []string{"cat-file", "--batch-check=%(objecttype) %(objectname)"}, in.Bytes(), '\n', func(rec []byte) error {
+		if typ, id, _ := strings.Cut(string(rec), " "); typ == "commit" {
+			have = append(have, id)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	in.Reset()
+	for _, t := range tips {
+		in.WriteString(t + "\n")
+	}
+	for _, k := range have {
+		in.WriteString("^" + k + "\n")
+	}
+	out := map[string]bool{}
+	err = runGitInput(ctx, tmpGit, env, []string{"rev-list", "--stdin"}, in.Bytes(), '\n', func(rec []byte) error {
+		if len(out) >= gitMaxRefs {
+			return fmt.Errorf("more than %d new commits", gitMaxRefs)
+		}
+		if c := string(rec); objectID.MatchString(c) {
+			out[c] = true
+		}
+		return nil
+	})
+	return out, err
+}
+
 // refIDs gathers object ids from reflogs and the top of a git folder,
 // each once, within budget bytes read.
 type refIDs struct {
@@ -204,6 +260,7 @@ type refIDs struct {
 // add adds id if it is an object id, and with suffix after it (a parent:
 // "^2") if one is given.
 func (r *refIDs) add(id string, suffixes ...string) {
+	id = strings.ToLower(id) // as git reads an id
 	if !objectID.MatchString(id) {
 		return
 	}
@@ -311,8 +368,7 @@ func (sn *snapper) reflogIDs(ctx context.Context, gitDir, rel string, ids *refID
 // untracked parents for the stash's, and the commit a checkout moved from.
 func (r *refIDs) reflogLines(data []byte, stash bool) {
 	for line := range bytes.Lines(data) {
-		head, msg, _ := bytes.Cut(line, []byte("\t"))
-		f := bytes.Fields(head)
+		f := bytes.Fields(line)
 		for _, id := range f[:min(2, len(f))] {
 			if stash {
 				r.add(string(id), "^2", "^3")
@@ -320,7 +376,9 @@ func (r *refIDs) reflogLines(data []byte, stash bool) {
 				r.add(string(id))
 			}
 		}
-		if rest, ok := bytes.CutPrefix(msg, []byte("checkout: moving from ")); ok {
+		// Wherever it is on the line: git starts the message after the
+		// time zone, with or without a tab.
+		if _, rest, ok := bytes.Cut(line, []byte("checkout: moving from ")); ok {
 			if from, _, ok := bytes.Cut(rest, []byte(" to ")); ok {
 				r.add(string(from))
 			}

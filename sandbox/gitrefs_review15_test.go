@@ -26,7 +26,7 @@ func rrCase(t *testing.T, setup func(t *testing.T, app string), agent func(t *te
 	ran := filepath.Join(t.TempDir(), "ran")
 	evil, _ := r13EvilCommit(t, app, git(t, app, "rev-parse", "HEAD"), ".githooks/pre-commit", mark(ran))
 	agent(t, app, evil, ran)
-	after := TakeSnapshot(mounts, nil)
+	after := TakeSnapshot(mounts, nil, before)
 	var outs []string
 	for _, u := range user {
 		out, _ := exec.Command("git", append([]string{"-C", app, "-c", "user.name=t", "-c", "user.email=t@t"}, u...)...).CombinedOutput()
@@ -239,7 +239,7 @@ func TestSnapshotReview15FPDeleteBranch(t *testing.T) {
 	rrOldHook(t, app)
 	before := TakeSnapshot(mounts, nil)
 	git(t, app, "branch", "-D", "old")
-	after := TakeSnapshot(mounts, nil)
+	after := TakeSnapshot(mounts, nil, before)
 	if c := after.Changed(before); len(c) > 0 || len(after.Truncated()) > 0 {
 		t.Errorf("branch -D old: changed %q, cut %q", c, after.Truncated())
 	}
@@ -258,7 +258,7 @@ func TestSnapshotReview15FPRebaseOther(t *testing.T) {
 	before := TakeSnapshot(mounts, nil)
 	git(t, app, "rebase", "-q", "main", "old")
 	git(t, app, "checkout", "-q", "feature")
-	after := TakeSnapshot(mounts, nil)
+	after := TakeSnapshot(mounts, nil, before)
 	if c := after.Changed(before); len(c) > 0 || len(after.Truncated()) > 0 {
 		t.Errorf("rebase old onto main: changed %q, cut %q", c, after.Truncated())
 	}
@@ -271,7 +271,7 @@ func TestSnapshotReview15FPStash(t *testing.T) {
 	writeFile(t, filepath.Join(app, "notes.txt"), "x\n")
 	git(t, app, "add", "notes.txt")
 	git(t, app, "stash", "push", "-q")
-	after := TakeSnapshot(mounts, nil)
+	after := TakeSnapshot(mounts, nil, before)
 	if c := after.Changed(before); len(c) > 0 || len(after.Truncated()) > 0 {
 		t.Errorf("git stash: changed %q, cut %q", c, after.Truncated())
 	}
@@ -290,7 +290,7 @@ func TestSnapshotReview15FPFetchPrune(t *testing.T) {
 	before := TakeSnapshot(mounts, nil)
 	git(t, filepath.Join(up, "up.git"), "branch", "-D", "old")
 	git(t, app, "fetch", "-q", "--prune", "origin")
-	after := TakeSnapshot(mounts, nil)
+	after := TakeSnapshot(mounts, nil, before)
 	if c := after.Changed(before); len(c) > 0 || len(after.Truncated()) > 0 {
 		t.Errorf("fetch --prune: changed %q, cut %q", c, after.Truncated())
 	}
@@ -303,7 +303,7 @@ func TestSnapshotReview15FPBlobTag(t *testing.T) {
 	f := filepath.Join(t.TempDir(), "key")
 	os.WriteFile(f, []byte("key\n"), 0o644)
 	git(t, app, "tag", "key", git(t, app, "hash-object", "-w", f))
-	after := TakeSnapshot(mounts, nil)
+	after := TakeSnapshot(mounts, nil, before)
 	if c := after.Changed(before); len(c) > 0 || len(after.Truncated()) > 0 {
 		t.Errorf("blob tag: changed %q, cut %q (%s)", c, after.Truncated(), after.Reason(app))
 	}
@@ -316,7 +316,7 @@ func TestSnapshotReview15FPPseudoGone(t *testing.T) {
 	before := TakeSnapshot(mounts, nil)
 	writeFile(t, filepath.Join(app, ".git/FETCH_HEAD"), "")
 	writeFile(t, filepath.Join(app, ".git/ORIG_HEAD"), strings.Repeat("1", 40)+"\n")
-	after := TakeSnapshot(mounts, nil)
+	after := TakeSnapshot(mounts, nil, before)
 	if c := after.Changed(before); len(c) > 0 || len(after.Truncated()) > 0 {
 		t.Errorf("empty FETCH_HEAD, pruned ORIG_HEAD: changed %q, cut %q (%s)", c, after.Truncated(), after.Reason(app))
 	}
@@ -331,7 +331,7 @@ func TestSnapshotReview15FPDanglingRemoteHead(t *testing.T) {
 	git(t, app, "symbolic-ref", "refs/remotes/origin/HEAD", "refs/remotes/origin/main")
 	before := TakeSnapshot(mounts, nil)
 	git(t, app, "update-ref", "-d", "refs/remotes/origin/main")
-	after := TakeSnapshot(mounts, nil)
+	after := TakeSnapshot(mounts, nil, before)
 	if c := after.Changed(before); len(c) > 0 || len(after.Truncated()) > 0 {
 		t.Errorf("dangling origin/HEAD: changed %q, cut %q (%s)", c, after.Truncated(), after.Reason(app))
 	}

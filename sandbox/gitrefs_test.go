@@ -67,7 +67,7 @@ func TestSnapshotComparesOtherRefs(t *testing.T) {
 			ran := filepath.Join(t.TempDir(), "ran")
 			evil, _ := r13EvilCommit(t, app, git(t, app, "rev-parse", "HEAD"), ".githooks/pre-commit", mark(ran))
 			tc.agent(t, app, evil)
-			after := TakeSnapshot(mounts, nil)
+			after := TakeSnapshot(mounts, nil, before)
 			// The user, on the host.
 			out1, _ := exec.Command("git", append([]string{"-C", app}, tc.user...)...).CombinedOutput()
 			out2, _ := exec.Command("git", "-C", app, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "mine").CombinedOutput()
@@ -117,7 +117,7 @@ func TestSnapshotOtherRefsQuiet(t *testing.T) {
 	git(t, app, "update-ref", "refs/heads/a", git(t, app, "rev-parse", "HEAD"))
 	git(t, app, "branch", "d")
 	git(t, app, "branch", "-D", "b")
-	after := TakeSnapshot(mounts, nil)
+	after := TakeSnapshot(mounts, nil, before)
 	if c := after.Changed(before); len(c) > 0 || len(after.Truncated()) > 0 {
 		t.Errorf("work on other files: changed %q, cut %q (%s)", c, after.Truncated(), after.Reason(app))
 	}

@@ -193,7 +193,7 @@ func (sn *snapper) gitView(gitDir, top, name string, rels []string) {
 	}
 	// Branches, tags, reflogs, the stash, ORIG_HEAD: git checkout, reset
 	// or stash pop writes what they hold out.
-	if err := sn.otherRefs(ctx, gitDir, headTree, paths, record(inRefs)); err != nil {
+	if err := sn.otherRefs(ctx, gitDir, headTree, top+"\x00"+name, paths, record(inRefs)); err != nil {
 		sn.cut("git's branches, tags, reflogs and stash cannot be compared: " + shortErr(err))
 	}
 }

@@ -73,7 +73,7 @@ func r13Attack(t *testing.T, what string, mounts []workspace.Mount, repo string,
 	head := git(t, repo, "rev-parse", "HEAD")
 	evil, _ := r13EvilCommit(t, repo, head, ".githooks/pre-commit", mark(ran))
 	agent(head, evil)
-	after := TakeSnapshot(mounts, nil)
+	after := TakeSnapshot(mounts, nil, before)
 	r13User(t, repo, ran)
 	r13Silent(t, what, before, after)
 }
@@ -131,7 +131,7 @@ func TestSnapshotReview13CommitGraphShallow(t *testing.T) {
 	}
 	os.WriteFile(cg, bytes.Replace(data, eb, ob, 1), 0o444)
 	writeFile(t, filepath.Join(app, ".git/shallow"), "")
-	after := TakeSnapshot(mounts, nil)
+	after := TakeSnapshot(mounts, nil, before)
 	// vibe's view, for the log: HEAD's tree as the graph says.
 	t.Logf("user's HEAD^{tree}=%s (evil %s, old %s)", git(t, app, "rev-parse", "HEAD^{tree}"), evilTree, oldTree)
 	r13User(t, app, ran)
@@ -174,7 +174,7 @@ func TestSnapshotReview13HeadRefNoSpace(t *testing.T) {
 	evil, _ := r13EvilCommit(t, app, head, ".husky/pre-commit", mark(ran))
 	writeFile(t, filepath.Join(app, ".git/refs/heads/evil"), evil+"\n")
 	writeFile(t, filepath.Join(app, ".git/HEAD"), "ref:refs/heads/evil\n")
-	after := TakeSnapshot(mounts, nil)
+	after := TakeSnapshot(mounts, nil, before)
 	r13User(t, app, ran)
 	r13Silent(t, "HEAD ref:refs/heads/evil", before, after)
 }
@@ -201,7 +201,7 @@ func TestSnapshotReview13SinceLastNoKeys(t *testing.T) {
 	before := TakeSnapshot(mounts, nil)
 	roots := GroupRoots(mounts, nil)
 	changed, added := before.SinceLast(last).Grouped(last, roots)
-	after := TakeSnapshot(mounts, nil)
+	after := TakeSnapshot(mounts, nil, before)
 	c2, a2 := after.Grouped(before, roots)
 	t.Logf("since last: %q %q; during: %q %q; keys in before: %v", changed, added, c2, a2, hasGitKeys(before))
 	r13User(t, app, ran)
@@ -239,7 +239,7 @@ func TestSnapshotReview13IndexStagesCollide(t *testing.T) {
 		t.Fatalf("%v %s", err, out)
 	}
 	t.Logf("index: %s", git(t, app, "ls-files", "--stage"))
-	after := TakeSnapshot(mounts, nil)
+	after := TakeSnapshot(mounts, nil, before)
 	// The user resolves "ours" (git checkout --ours, git add) and commits.
 	out, _ := exec.Command("git", "-C", app, "checkout", "--ours", "--", ".githooks/pre-commit").CombinedOutput()
 	git(t, app, "add", ".githooks/pre-commit")
@@ -314,7 +314,7 @@ func TestSnapshotReview13StashRewritten(t *testing.T) {
 	// stash@{0} is read from the reflog: the entry's new value too.
 	lg, _ := os.ReadFile(filepath.Join(app, ".git/logs/refs/stash"))
 	writeFile(t, filepath.Join(app, ".git/logs/refs/stash"), strings.Replace(string(lg), " "+old+" ", " "+w+" ", 1))
-	after := TakeSnapshot(mounts, nil)
+	after := TakeSnapshot(mounts, nil, before)
 	out, _ := exec.Command("git", "-C", app, "stash", "pop").CombinedOutput()
 	exec.Command("git", "-C", app, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-am", "mine").Run()
 	if !ranMark(t, ran) {

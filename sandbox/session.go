@@ -142,18 +142,26 @@ const tooMany = "(more host-run files than vibe compares: review them all)"
 // inside its folder (os.Root): a symlink the agent made cannot lead the
 // host's vibe out of it. Nothing is opened that could block (a FIFO the
 // agent swapped in), and whatever the bounds leave uncompared marks its
-// folder as cut short (Truncated), never silently.
-func TakeSnapshot(mounts []workspace.Mount, states map[string]string) Snapshot {
-	return takeSnapshot(mounts, states, false)
+// folder as cut short (Truncated), never silently. since, when given, is
+// the snapshot this one will be compared with: of git's history, the
+// commits that came since it are compared (the agent's commit under a
+// fix-up that puts the hook back, which git reset --hard HEAD~1 writes
+// out), not only those a name points at.
+func TakeSnapshot(mounts []workspace.Mount, states map[string]string, since ...Snapshot) Snapshot {
+	return takeSnapshot(mounts, states, false, since)
 }
 
 // TakeSnapshotHeld is TakeSnapshot while the sandbox is frozen (Hold): a
 // project that changed under the listing cannot be one now.
-func TakeSnapshotHeld(mounts []workspace.Mount, states map[string]string) Snapshot {
-	return takeSnapshot(mounts, states, true)
+func TakeSnapshotHeld(mounts []workspace.Mount, states map[string]string, since ...Snapshot) Snapshot {
+	return takeSnapshot(mounts, states, true, since)
 }
 
-func takeSnapshot(mounts []workspace.Mount, states map[string]string, held bool) Snapshot {
+func takeSnapshot(mounts []workspace.Mount, states map[string]string, held bool, since []Snapshot) Snapshot {
+	var prev Snapshot
+	if len(since) > 0 {
+		prev = since[0]
+	}
 	// Said first, whatever the projects hold: this vibe records git's
 	// view (SinceLast).
 	snap := Snapshot{gitViewKey: gitViewRefs}
@@ -187,7 +195,7 @@ func takeSnapshot(mounts []workspace.Mount, states map[string]string, held bool)
 			}
 			continue
 		}
-		sn := &snapper{ctx: views, root: root, base: m.Source, snap: snap}
+		sn := &snapper{ctx: views, root: root, base: m.Source, snap: snap, prev: prev}
 		// The git walk's reasons first: the bounds below are ones the
 		// agent can reach at will, and would take every slot.
 		f := extra[filepath.Clean(m.Source)]
@@ -251,10 +259,13 @@ const (
 type snapper struct {
 	// ctx bounds the time git reads a snapshot's repositories in (one
 	// deadline for all of them: each view could cost one otherwise).
-	ctx    context.Context
-	root   *os.Root
-	base   string
-	snap   Snapshot
+	ctx  context.Context
+	root *os.Root
+	base string
+	snap Snapshot
+	// prev is the snapshot this one follows (TakeSnapshot's since), or
+	// nil: git's view compares only the commits that came since.
+	prev   Snapshot
 	count  int   // files recorded
 	listed int   // entries listed
 	read   int64 // bytes read
@@ -541,7 +552,7 @@ func isMark(p, v string) bool {
 func (s Snapshot) Changed(before Snapshot) []string {
 	var out []string
 	for p, d := range s {
-		if before[p] != d && !isMark(p, d) {
+		if before[p] != d && !isMark(p, d) && !strings.HasPrefix(p, commitsKey) {
 			out = append(out, p)
 		}
 	}

@@ -292,8 +292,10 @@ func (s *session) asUser(argv []string, cwd string, terminal bool) (int, error) 
 		return -1, err
 	}
 	states := s.spec.StateFolders()
-	snap := func() sandbox.Snapshot {
-		if taken := sandbox.TakeSnapshot(s.spec.Mounts, states); !taken.Unsteady() {
+	// since is the snapshot the new one is compared with: of git's
+	// history, what came since is compared.
+	snap := func(since sandbox.Snapshot) sandbox.Snapshot {
+		if taken := sandbox.TakeSnapshot(s.spec.Mounts, states, since); !taken.Unsteady() {
 			return taken
 		}
 		// Something in the sandbox changed a project while it was
@@ -302,19 +304,20 @@ func (s *session) asUser(argv []string, cwd string, terminal bool) (int, error) 
 		thaw, held := s.mgr.Hold(s.ctx, s.spec.Name)
 		defer thaw()
 		if held {
-			return sandbox.TakeSnapshotHeld(s.spec.Mounts, states)
+			return sandbox.TakeSnapshotHeld(s.spec.Mounts, states, since)
 		}
-		return sandbox.TakeSnapshot(s.spec.Mounts, states)
+		return sandbox.TakeSnapshot(s.spec.Mounts, states, since)
 	}
 	roots := sandbox.GroupRoots(s.spec.Mounts, states)
-	before := snap()
-	if last, ok := loadSnapshot(snapPath); ok {
+	last, haveLast := loadSnapshot(snapPath)
+	before := snap(last)
+	if haveLast {
 		changed, added := before.SinceLast(last).Grouped(last, roots)
 		warnChanged(changed, added, "since the last session ended (something in the sandbox went on running)")
 	}
 	env := sandbox.Env(s.spec, sandbox.HostGitIdentity(), termName(terminal))
 	code, err := s.mgr.Launch(s.ctx, s.spec, argv, cwd, env, s.secrets, terminal)
-	after := snap()
+	after := snap(before)
 	changed, added := after.Grouped(before, roots)
 	warnChanged(changed, added, "during the session")
 	// Said after every session, not only when it first happens: past the
