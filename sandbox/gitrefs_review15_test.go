@@ -63,6 +63,19 @@ func rrStash(t *testing.T, app, content string) string {
 	return s
 }
 
+// rrLogHEAD appends text to app's HEAD reflog, as the agent can.
+func rrLogHEAD(t *testing.T, app, text string) {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(app, ".git/logs/HEAD"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(text); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func rrReflog(old, new, msg string) string {
 	return old + " " + new + " t <t@t> 1700000000 +0000\t" + msg + "\n"
 }
@@ -123,9 +136,7 @@ func TestSnapshotReview15ReplaceParentPacked(t *testing.T) {
 func TestSnapshotReview15CheckoutDash(t *testing.T) {
 	rrCase(t, nil, func(t *testing.T, app, evil, _ string) {
 		head := git(t, app, "rev-parse", "HEAD")
-		f, _ := os.OpenFile(filepath.Join(app, ".git/logs/HEAD"), os.O_APPEND|os.O_WRONLY, 0)
-		f.WriteString(rrReflog(evil, head, "checkout: moving from "+evil+" to feature"))
-		f.Close()
+		rrLogHEAD(t, app, rrReflog(evil, head, "checkout: moving from "+evil+" to feature"))
 	}, []string{"checkout", "-q", "-"})
 }
 
@@ -133,9 +144,7 @@ func TestSnapshotReview15CheckoutDash(t *testing.T) {
 func TestSnapshotReview15HeadReflog(t *testing.T) {
 	rrCase(t, nil, func(t *testing.T, app, evil, _ string) {
 		head := git(t, app, "rev-parse", "HEAD")
-		f, _ := os.OpenFile(filepath.Join(app, ".git/logs/HEAD"), os.O_APPEND|os.O_WRONLY, 0)
-		f.WriteString(rrReflog(head, evil, "reset: moving to x") + rrReflog(evil, head, "reset: moving to HEAD~1"))
-		f.Close()
+		rrLogHEAD(t, app, rrReflog(head, evil, "reset: moving to x")+rrReflog(evil, head, "reset: moving to HEAD~1"))
 	}, []string{"reset", "-q", "--hard", "HEAD@{1}"})
 }
 

@@ -62,9 +62,7 @@ func TestSnapshotReview16UpperReflog(t *testing.T) {
 	rrCase(t, nil, func(t *testing.T, app, evil, _ string) {
 		head := git(t, app, "rev-parse", "HEAD")
 		up := strings.ToUpper(evil)
-		f, _ := os.OpenFile(filepath.Join(app, ".git/logs/HEAD"), os.O_APPEND|os.O_WRONLY, 0)
-		f.WriteString(rrReflog(head, up, "reset: moving to x") + rrReflog(up, head, "reset: moving to HEAD~1"))
-		f.Close()
+		rrLogHEAD(t, app, rrReflog(head, up, "reset: moving to x")+rrReflog(up, head, "reset: moving to HEAD~1"))
 	}, []string{"reset", "-q", "--hard", "HEAD@{1}"})
 }
 
@@ -72,9 +70,7 @@ func TestSnapshotReview16UpperReflog(t *testing.T) {
 func TestSnapshotReview16UpperCheckoutDash(t *testing.T) {
 	rrCase(t, nil, func(t *testing.T, app, evil, _ string) {
 		head := git(t, app, "rev-parse", "HEAD")
-		f, _ := os.OpenFile(filepath.Join(app, ".git/logs/HEAD"), os.O_APPEND|os.O_WRONLY, 0)
-		f.WriteString(rrReflog(head, head, "checkout: moving from "+strings.ToUpper(evil)+" to feature"))
-		f.Close()
+		rrLogHEAD(t, app, rrReflog(head, head, "checkout: moving from "+strings.ToUpper(evil)+" to feature"))
 	}, []string{"checkout", "-q", "-"})
 }
 
@@ -83,9 +79,7 @@ func TestSnapshotReview16UpperCheckoutDash(t *testing.T) {
 func TestSnapshotReview16ReflogNoTab(t *testing.T) {
 	rrCase(t, nil, func(t *testing.T, app, evil, _ string) {
 		head := git(t, app, "rev-parse", "HEAD")
-		f, _ := os.OpenFile(filepath.Join(app, ".git/logs/HEAD"), os.O_APPEND|os.O_WRONLY, 0)
-		f.WriteString(head + " " + head + " t <t@t> 1700000000 +0000checkout: moving from " + evil + " to feature\n")
-		f.Close()
+		rrLogHEAD(t, app, head+" "+head+" t <t@t> 1700000000 +0000checkout: moving from "+evil+" to feature\n")
 	}, []string{"checkout", "-q", "-"})
 }
 
@@ -93,9 +87,7 @@ func TestSnapshotReview16ReflogNoTab(t *testing.T) {
 func TestSnapshotReview16ReflogTabInName(t *testing.T) {
 	rrCase(t, nil, func(t *testing.T, app, evil, _ string) {
 		head := git(t, app, "rev-parse", "HEAD")
-		f, _ := os.OpenFile(filepath.Join(app, ".git/logs/HEAD"), os.O_APPEND|os.O_WRONLY, 0)
-		f.WriteString(head + " " + head + " t\t<t@t> 1700000000 +0000\tcheckout: moving from " + evil + " to feature\n")
-		f.Close()
+		rrLogHEAD(t, app, head+" "+head+" t\t<t@t> 1700000000 +0000\tcheckout: moving from "+evil+" to feature\n")
 	}, []string{"checkout", "-q", "-"})
 }
 
