@@ -54,7 +54,17 @@ const emptyTree = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 // index and untracked files (its second and third parents). A version
 // many commits hold is listed once for each tree that holds it; a file a
 // commit lacks is not listed (checking it out removes the file).
-func (sn *snapper) otherRefs(ctx context.Context, gitDir, headTree, key string, paths []string, each func(mode uint32, oid, stage, name string) error) error {
+func (sn *snapper) otherRefs(ctx context.Context, gitDir, headTree, key string, paths []string, each func(mode uint32, oid, stage, name string) error) (err error) {
+	defer func() {
+		// Not compared whole (a cut): the commits known stay those of
+		// the snapshot before, so that the next compares what came
+		// since then, not since this one.
+		if prev, ok := sn.prev[commitsKey+key]; err != nil && ok {
+			sn.snap[commitsKey+key] = prev
+		} else if err != nil {
+			delete(sn.snap, commitsKey+key)
+		}
+	}()
 	common, err := sn.commonDir(gitDir)
 	if err != nil {
 		return err

@@ -3,6 +3,7 @@ package sandbox
 import (
 	"bytes"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -213,4 +214,31 @@ func FuzzRefIDs(f *testing.F) {
 			t.Fatalf("%d names from %d lines", len(r.ids), bytes.Count(data, []byte("\n"))+1)
 		}
 	})
+}
+
+// A snapshot that could not compare git's commits (a cut, which is said)
+// keeps the commits known before: the next compares what came since
+// then, so the agent's commit buried under a fix-up while the cut lasted
+// is still found once the cut is gone.
+func TestSnapshotCutKeepsKnownCommits(t *testing.T) {
+	app, mounts := refsProject(t)
+	first := TakeSnapshot(mounts, nil)
+	head := git(t, app, "rev-parse", "HEAD")
+	evil, _ := r13EvilCommit(t, app, head, ".githooks/pre-commit", "#!/bin/sh\necho evil\n")
+	fixup := git(t, app, "commit-tree", git(t, app, "rev-parse", head+"^{tree}"), "-p", evil, "-m", "fix lint")
+	git(t, app, "update-ref", "refs/heads/feature", fixup)
+	link := filepath.Join(app, ".git/refs/heads/link")
+	if err := os.Symlink("feature", link); err != nil {
+		t.Fatal(err)
+	}
+	cut := TakeSnapshot(mounts, nil, first)
+	if len(cut.Truncated()) == 0 {
+		t.Fatal("a ref that is a link: not cut")
+	}
+	os.Remove(link)
+	next := TakeSnapshot(mounts, nil, cut)
+	changed := next.Changed(cut)
+	if !slices.ContainsFunc(changed, func(p string) bool { return strings.HasPrefix(p, filepath.Join(app, ".githooks", "pre-commit")) }) {
+		t.Errorf("the commit under the fix-up, once the cut is gone: changed %q, cut %q", changed, next.Truncated())
+	}
 }
