@@ -17,6 +17,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -76,9 +77,13 @@ func (sn *snapper) otherRefs(ctx context.Context, gitDir, headTree, key string, 
 	defer os.RemoveAll(tmp)
 	// A linked worktree's own refs (refs/bisect, …) are in its git folder.
 	folders := slices.Compact([]string{common, gitDir})
+	// Loose refs that name an object go into one packed-refs, over the
+	// project's: thousands of files made and removed again for each
+	// snapshot cost seconds.
+	loose := map[string]string{}
 	copied := 0
 	for _, f := range folders {
-		if err := sn.copyLooseRefs(ctx, f, "refs", tmpGit, &copied); err != nil {
+		if err := sn.copyLooseRefs(ctx, f, "refs", tmpGit, loose, &copied); err != nil {
 			return err
 		}
 	}
@@ -86,8 +91,8 @@ func (sn *snapper) otherRefs(ctx context.Context, gitDir, headTree, key string, 
 	if err != nil {
 		return err
 	}
-	if isPacked {
-		if err := os.WriteFile(filepath.Join(tmpGit, "packed-refs"), packed, 0o600); err != nil {
+	if isPacked || len(loose) > 0 {
+		if err := os.WriteFile(filepath.Join(tmpGit, "packed-refs"), mergePacked(packed, loose), 0o600); err != nil {
 			return err
 		}
 	}
@@ -126,6 +131,11 @@ func (sn *snapper) otherRefs(ctx context.Context, gitDir, headTree, key string, 
 	if err != nil {
 		return err
 	}
+	// Each commit as it is, not as a replace ref shows it: the agent can
+	// pack one that makes a known commit look like the child of its own
+	// (which would then count as known); the replacing commits are refs
+	// (refs/replace/…), compared in their own right.
+	env = append(env, "GIT_NO_REPLACE_OBJECTS=1")
 	err = runGit(ctx, tmpGit, env, []string{"for-each-ref", "--format=%(refname)"}, '\n', func(rec []byte) error {
 		return add(string(rec))
 	})
@@ -257,6 +267,35 @@ func (sn *snapper) newCommits(ctx context.Context, tmpGit string, env, tips, kno
 		return nil
 	})
 	return out, err
+}
+
+// looseID is a loose ref that names an object, as git reads one: the id,
+// then the end or white space.
+var looseID = regexp.MustCompile(`^([0-9a-fA-F]{64}|[0-9a-fA-F]{40})(\s|$)`)
+
+// mergePacked is packed-refs data with the refs of loose (name → id) put
+// in, each over a packed one of its name (git takes the loose one): the
+// packed lines kept as they are but those, and the peeled lines ("^id")
+// left out (git peels for itself), sorted by name as git wants them.
+func mergePacked(packed []byte, loose map[string]string) []byte {
+	lines := map[string]string{}
+	for line := range bytes.Lines(packed) {
+		l := strings.TrimRight(string(line), "\n")
+		if l == "" || l[0] == '#' || l[0] == '^' {
+			continue
+		}
+		_, name, _ := strings.Cut(l, " ")
+		lines[name] = l // what git would make of a broken line, it makes of it here
+	}
+	for name, id := range loose {
+		lines[name] = id + " " + name
+	}
+	var out bytes.Buffer
+	out.WriteString("# pack-refs with: sorted \n")
+	for _, name := range slices.Sorted(maps.Keys(lines)) {
+		out.WriteString(lines[name] + "\n")
+	}
+	return out.Bytes()
 }
 
 // refIDs gathers object ids from reflogs and the top of a git folder,
@@ -428,11 +467,13 @@ func (sn *snapper) listRefs(ctx context.Context, rel string) ([]os.DirEntry, err
 	return entries, nil
 }
 
-// copyLooseRefs copies the loose refs below dir (refs, then its folders)
-// of the git folder gitDir into tmpGit, counting them in copied. A ref
-// that is a link (git reads it as one naming another) or anything but a
-// file or a folder is an error.
-func (sn *snapper) copyLooseRefs(ctx context.Context, gitDir, dir, tmpGit string, copied *int) error {
+// copyLooseRefs reads the loose refs below dir (refs, then its folders)
+// of the git folder gitDir, counting them in copied: one that names an
+// object goes into ids (name → id), any other (a symbolic ref, or what git
+// would find broken) is copied into tmpGit as it is. A ref that is a link
+// (git reads it as one naming another) or anything but a file or a folder
+// is an error.
+func (sn *snapper) copyLooseRefs(ctx context.Context, gitDir, dir, tmpGit string, ids map[string]string, copied *int) error {
 	if _, err := sn.root.Lstat(gitDir + "/" + dir); errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -447,7 +488,7 @@ func (sn *snapper) copyLooseRefs(ctx context.Context, gitDir, dir, tmpGit string
 		}
 		switch t := e.Type(); {
 		case t.IsDir():
-			if err := sn.copyLooseRefs(ctx, gitDir, rel, tmpGit, copied); err != nil {
+			if err := sn.copyLooseRefs(ctx, gitDir, rel, tmpGit, ids, copied); err != nil {
 				return err
 			}
 			continue
@@ -463,6 +504,10 @@ func (sn *snapper) copyLooseRefs(ctx context.Context, gitDir, dir, tmpGit string
 		}
 		if !ok {
 			continue // gone since the listing: git would not find it either
+		}
+		if id := looseID.FindSubmatch(data); id != nil {
+			ids[rel] = strings.ToLower(string(id[1])) // as git reads it
+			continue
 		}
 		to := filepath.Join(tmpGit, filepath.FromSlash(rel))
 		if err := os.MkdirAll(filepath.Dir(to), 0o700); err != nil {

@@ -193,7 +193,11 @@ func (sn *snapper) gitView(gitDir, top, name string, rels []string) {
 	}
 	// Branches, tags, reflogs, the stash, ORIG_HEAD: git checkout, reset
 	// or stash pop writes what they hold out.
-	if err := sn.otherRefs(ctx, gitDir, headTree, top+"\x00"+name, paths, record(inRefs)); err != nil {
+	// The commits known are known for these paths: others (a hooks
+	// path the user set since) compare them all again.
+	pathsSum := sha256.Sum256([]byte(strings.Join(paths, "\x00")))
+	key := top + "\x00" + name + "\x00" + hex.EncodeToString(pathsSum[:8])
+	if err := sn.otherRefs(ctx, gitDir, headTree, key, paths, record(inRefs)); err != nil {
 		sn.cut("git's branches, tags, reflogs and stash cannot be compared: " + shortErr(err))
 	}
 }
