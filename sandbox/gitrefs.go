@@ -38,6 +38,16 @@ const gitMaxRefData = 32 << 20
 // snapshot compares what came since.
 const commitsKey = "\x00commits\x00"
 
+// graphKey starts the key under which a snapshot keeps, for each view,
+// the identity of the commit-graph files it found to match the commits.
+const graphKey = "\x00graph\x00"
+
+// hiddenKey reports whether the snapshot key k is one of what a snapshot
+// keeps for the next (commitsKey, graphKey), never a change to report.
+func hiddenKey(k string) bool {
+	return strings.HasPrefix(k, commitsKey) || strings.HasPrefix(k, graphKey)
+}
+
 // emptyTree is git's empty tree (SHA-1's), what a HEAD with no commit
 // holds.
 const emptyTree = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
@@ -129,6 +139,9 @@ func (sn *snapper) otherRefs(ctx context.Context, gitDir, headTree, key string, 
 	}
 	env, err := sn.objectsEnv(common, tmpGit)
 	if err != nil {
+		return err
+	}
+	if err := sn.checkGraph(ctx, common, tmpGit, env, key); err != nil {
 		return err
 	}
 	// Each commit as it is, not as a replace ref shows it: the agent can
@@ -227,6 +240,57 @@ func (sn *snapper) otherRefs(ctx context.Context, gitDir, headTree, key string, 
 		}
 		return each(mode, f[3], "0", name)
 	})
+}
+
+// checkGraph has git verify the commit-graph of the objects in common
+// against the commits, unless the snapshot before found these same
+// files (name, inode, size, times: a write changes the change time,
+// which no one can set) to match. git revert and cherry-pick take a
+// commit's tree from the graph, which the agent can write, while vibe
+// reads the commit's own.
+func (sn *snapper) checkGraph(ctx context.Context, common, tmpGit string, env []string, key string) error {
+	var stamp strings.Builder
+	info := common + "/objects/info"
+	for _, rel := range []string{"commit-graph", "commit-graphs"} {
+		st, err := sn.root.Lstat(info + "/" + rel)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		stamps := []os.FileInfo{st}
+		if st.IsDir() {
+			entries, err := sn.listRefs(ctx, info+"/"+rel)
+			if err != nil {
+				return err
+			}
+			for _, e := range entries {
+				est, err := sn.root.Lstat(info + "/" + rel + "/" + e.Name())
+				if err != nil {
+					return err
+				}
+				stamps = append(stamps, est)
+			}
+		}
+		for _, st := range stamps {
+			sys, _ := st.Sys().(*syscall.Stat_t)
+			if sys == nil {
+				return errors.New("the commit-graph's files cannot be told apart")
+			}
+			fmt.Fprintf(&stamp, "%s %d %d %d %d.%d %d.%d\n", st.Name(), sys.Dev, sys.Ino, st.Size(), sys.Mtim.Sec, sys.Mtim.Nsec, sys.Ctim.Sec, sys.Ctim.Nsec)
+		}
+	}
+	if stamp.Len() == 0 {
+		return nil // no graph: git reads the commits
+	}
+	if sn.prev[graphKey+key] != stamp.String() {
+		if err := runGit(ctx, tmpGit, env, []string{"commit-graph", "verify"}, '\n', func([]byte) error { return nil }); err != nil {
+			return fmt.Errorf("the commit-graph does not match the commits (git revert and cherry-pick would read trees from it): remove .git/objects/info/commit-graph and commit-graphs on the host, git gc makes them again (%s)", shortErr(err))
+		}
+	}
+	sn.snap[graphKey+key] = stamp.String()
+	return nil
 }
 
 // newCommits returns the commits reachable from tips and not from known,

@@ -6,6 +6,8 @@ package sandbox
 // report a change or a cut.
 
 import (
+	"bytes"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -217,4 +219,51 @@ func TestSnapshotReview16FPManyBranches(t *testing.T) {
 			t.Errorf("17,000 remote-tracking branches: cut %q (%s)", s.Truncated(), s.Reason(app))
 		}
 	}
+}
+
+// r16ForgeGraph writes the commit-graph (objects/info, agent-writable)
+// and replaces in it commit's tree with evilTree. git's revision walks
+// (git revert, git cherry-pick) take a commit's tree from the graph; vibe's
+// cat-file C^{tree} reads the commit object.
+func r16ForgeGraph(t *testing.T, app, commit, evilTree string) {
+	git(t, app, "commit-graph", "write", "--reachable")
+	cg := filepath.Join(app, ".git/objects/info/commit-graph")
+	data, err := os.ReadFile(cg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	real, _ := hex.DecodeString(git(t, app, "rev-parse", commit+"^{tree}"))
+	fake, _ := hex.DecodeString(evilTree)
+	if n := bytes.Count(data, real); n != 1 {
+		t.Fatalf("the tree is in the graph %d times", n)
+	}
+	os.Chmod(cg, 0o644)
+	if err := os.WriteFile(cg, bytes.Replace(data, real, fake, 1), 0o444); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// 5. git revert HEAD, whose parent's tree the graph says is the agent's:
+// the revert's 3-way merge (base HEAD, theirs the parent's) takes it.
+func TestSnapshotReview16CommitGraphRevert(t *testing.T) {
+	rrCase(t, rrSecondCommit, func(t *testing.T, app, _, ran string) {
+		parent := git(t, app, "rev-parse", "HEAD~1")
+		_, evilTree := r13EvilCommit(t, app, parent, ".githooks/pre-commit", mark(ran))
+		r16ForgeGraph(t, app, parent, evilTree)
+	}, []string{"revert", "--no-edit", "HEAD"})
+}
+
+// 5b. git cherry-pick of the agent's branch (an honest commit of x.go;
+// the graph gives it the hook too).
+func TestSnapshotReview16CommitGraphCherryPick(t *testing.T) {
+	rrCase(t, nil, func(t *testing.T, app, _, ran string) {
+		writeFile(t, filepath.Join(app, "x.go"), "package x\n")
+		git(t, app, "add", "x.go")
+		git(t, app, "commit", "-q", "--no-verify", "-m", "fix")
+		fix := git(t, app, "rev-parse", "HEAD")
+		git(t, app, "branch", "fix")
+		git(t, app, "reset", "-q", "--hard", "HEAD~1")
+		_, evilTree := r13EvilCommit(t, app, fix, ".githooks/pre-commit", mark(ran))
+		r16ForgeGraph(t, app, fix, evilTree)
+	}, []string{"checkout", "-q", "main"}, []string{"cherry-pick", "fix"})
 }

@@ -3,6 +3,7 @@ package sandbox
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -240,5 +241,24 @@ func TestSnapshotCutKeepsKnownCommits(t *testing.T) {
 	changed := next.Changed(cut)
 	if !slices.ContainsFunc(changed, func(p string) bool { return strings.HasPrefix(p, filepath.Join(app, ".githooks", "pre-commit")) }) {
 		t.Errorf("the commit under the fix-up, once the cut is gone: changed %q, cut %q", changed, next.Truncated())
+	}
+}
+
+// A commit-graph git wrote itself (gc, fetch) matches the commits: it is
+// verified when its files change, and nothing is cut.
+func TestSnapshotHonestCommitGraph(t *testing.T) {
+	app, mounts := refsProject(t)
+	git(t, app, "commit-graph", "write", "--reachable")
+	first := TakeSnapshot(mounts, nil)
+	writeFile(t, filepath.Join(app, "main.go"), "package main\n")
+	git(t, app, "add", "main.go")
+	git(t, app, "commit", "-q", "--no-verify", "-m", "code")
+	git(t, app, "commit-graph", "write", "--reachable") // as gc and fetch do
+	after := TakeSnapshot(mounts, nil, first)
+	if c := after.Changed(first); len(c) > 0 || len(after.Truncated()) > 0 {
+		t.Errorf("a commit and a new commit-graph: changed %q, cut %q (%s)", c, after.Truncated(), after.Reason(app))
+	}
+	if !slices.ContainsFunc(slices.Collect(maps.Keys(after)), func(k string) bool { return strings.HasPrefix(k, graphKey) }) {
+		t.Error("no commit-graph was verified")
 	}
 }

@@ -552,7 +552,7 @@ func isMark(p, v string) bool {
 func (s Snapshot) Changed(before Snapshot) []string {
 	var out []string
 	for p, d := range s {
-		if before[p] != d && !isMark(p, d) && !strings.HasPrefix(p, commitsKey) {
+		if before[p] != d && !isMark(p, d) && !hiddenKey(p) {
 			out = append(out, p)
 		}
 	}
