@@ -102,7 +102,11 @@ func (sn *snapper) otherRefs(ctx context.Context, gitDir, headTree, key string, 
 		return err
 	}
 	if isPacked || len(loose) > 0 {
-		if err := os.WriteFile(filepath.Join(tmpGit, "packed-refs"), mergePacked(packed, loose), 0o600); err != nil {
+		merged, err := mergePacked(packed, loose)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(tmpGit, "packed-refs"), merged, 0o600); err != nil {
 			return err
 		}
 	}
@@ -251,6 +255,11 @@ func (sn *snapper) otherRefs(ctx context.Context, gitDir, headTree, key string, 
 func (sn *snapper) checkGraph(ctx context.Context, common, tmpGit string, env []string, key string) error {
 	var stamp strings.Builder
 	info := common + "/objects/info"
+	if _, err := sn.root.Lstat(info + "/alternates"); !errors.Is(err, fs.ErrNotExist) {
+		// Objects, and a commit-graph git takes trees from, from
+		// folders vibe does not verify.
+		return errors.New("objects/info/alternates lends objects and a commit-graph from other folders, which vibe does not verify")
+	}
 	for _, rel := range []string{"commit-graph", "commit-graphs"} {
 		st, err := sn.root.Lstat(info + "/" + rel)
 		if errors.Is(err, fs.ErrNotExist) {
@@ -333,6 +342,12 @@ func (sn *snapper) newCommits(ctx context.Context, tmpGit string, env, tips, kno
 	return out, err
 }
 
+// badRefRune is a character git's check-ref-format refuses in any ref
+// name: control characters, space and ~^:?*[\.
+func badRefRune(r rune) bool {
+	return r < 0x21 || r == 0x7f || strings.ContainsRune("~^:?*[\\", r)
+}
+
 // looseID is a loose ref that names an object, as git reads one: the id,
 // then the end or white space.
 var looseID = regexp.MustCompile(`^([0-9a-fA-F]{64}|[0-9a-fA-F]{40})(\s|$)`)
@@ -340,8 +355,9 @@ var looseID = regexp.MustCompile(`^([0-9a-fA-F]{64}|[0-9a-fA-F]{40})(\s|$)`)
 // mergePacked is packed-refs data with the refs of loose (name → id) put
 // in, each over a packed one of its name (git takes the loose one): the
 // packed lines kept as they are but those, and the peeled lines ("^id")
-// left out (git peels for itself), sorted by name as git wants them.
-func mergePacked(packed []byte, loose map[string]string) []byte {
+// left out (git peels for itself), sorted by name as git wants them. A
+// name packed twice is an error.
+func mergePacked(packed []byte, loose map[string]string) ([]byte, error) {
 	lines := map[string]string{}
 	for line := range bytes.Lines(packed) {
 		l := strings.TrimRight(string(line), "\n")
@@ -349,6 +365,10 @@ func mergePacked(packed []byte, loose map[string]string) []byte {
 			continue
 		}
 		_, name, _ := strings.Cut(l, " ")
+		if _, twice := lines[name]; twice {
+			// Which git takes depends on how it searches.
+			return nil, fmt.Errorf("packed-refs names %s twice", quotePath(name))
+		}
 		lines[name] = l // what git would make of a broken line, it makes of it here
 	}
 	for name, id := range loose {
@@ -359,7 +379,7 @@ func mergePacked(packed []byte, loose map[string]string) []byte {
 	for _, name := range slices.Sorted(maps.Keys(lines)) {
 		out.WriteString(lines[name] + "\n")
 	}
-	return out.Bytes()
+	return out.Bytes(), nil
 }
 
 // refIDs gathers object ids from reflogs and the top of a git folder,
@@ -549,6 +569,11 @@ func (sn *snapper) copyLooseRefs(ctx context.Context, gitDir, dir, tmpGit string
 		rel := dir + "/" + e.Name()
 		if len(rel) > snapshotMaxPath {
 			return fmt.Errorf("a ref longer than %d bytes", snapshotMaxPath)
+		}
+		if strings.ContainsFunc(e.Name(), badRefRune) {
+			// git ignores it; in vibe's packed-refs a newline would
+			// make a record of its own.
+			return fmt.Errorf("a ref named %s, which git refuses", quotePath(rel))
 		}
 		switch t := e.Type(); {
 		case t.IsDir():
