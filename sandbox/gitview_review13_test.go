@@ -327,20 +327,7 @@ func TestSnapshotReview13StashRewritten(t *testing.T) {
 // submodule (objects and refs in .git/modules/sub) and puts the worktree's
 // file back; the user's git -C sub reset --hard writes it out.
 func TestSnapshotReview13SubmoduleHEAD(t *testing.T) {
-	gitEnv(t)
-	lib := t.TempDir()
-	git(t, lib, "init", "-q")
-	writeFile(t, filepath.Join(lib, ".githooks", "pre-commit"), "#!/bin/sh\nexit 0\n")
-	os.Chmod(filepath.Join(lib, ".githooks", "pre-commit"), 0o755)
-	git(t, lib, "add", "-A")
-	git(t, lib, "commit", "-q", "-m", "hooks")
-	app := t.TempDir()
-	git(t, app, "init", "-q")
-	git(t, app, "submodule", "-q", "add", lib, "sub")
-	git(t, app, "commit", "-q", "-m", "sub")
-	sub := filepath.Join(app, "sub")
-	git(t, sub, "config", "core.hooksPath", ".githooks") // the user's
-	mounts := []workspace.Mount{{Name: "p", Source: app}}
+	_, sub, mounts := r14Sub(t)
 	r13Attack(t, "submodule HEAD", mounts, sub, func(head, evil string) {
 		git(t, sub, "update-ref", "refs/heads/main", evil)
 		git(t, sub, "read-tree", head) // the index as it was too
