@@ -54,7 +54,8 @@ const emptyTree = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 
 // otherRefs lists, through each, what every commit a user can name to git
 // checkout, switch, reset, merge or stash pop holds at and below paths
-// where that is not what headTree (HEAD's tree, or "" for none) holds. The
+// where that is not what headTree (HEAD's tree, or "" for none) holds, in the
+// repository at gitDir whose common folder is common. The
 // agent can point any of them at a commit of its own without touching the
 // checkout: every ref (branches, remote-tracking branches, tags, the
 // stash, replace refs, and refs/NAME, which git checkout NAME finds
@@ -65,7 +66,7 @@ const emptyTree = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 // index and untracked files (its second and third parents). A version
 // many commits hold is listed once for each tree that holds it; a file a
 // commit lacks is not listed (checking it out removes the file).
-func (sn *snapper) otherRefs(ctx context.Context, gitDir, headTree, key string, paths []string, each func(mode uint32, oid, stage, name string) error) (err error) {
+func (sn *snapper) otherRefs(ctx context.Context, gitDir, common, headTree, key string, paths []string, each func(mode uint32, oid, stage, name string) error) (err error) {
 	defer func() {
 		// Not compared whole (a cut): the commits known stay those of
 		// the snapshot before, so that the next compares what came
@@ -76,10 +77,6 @@ func (sn *snapper) otherRefs(ctx context.Context, gitDir, headTree, key string, 
 			delete(sn.snap, commitsKey+key)
 		}
 	}()
-	common, err := sn.commonDir(gitDir)
-	if err != nil {
-		return err
-	}
 	tmp, tmpGit, err := emptyRepo()
 	if err != nil {
 		return err

@@ -182,10 +182,17 @@ func (sn *snapper) gitView(gitDir, top, name string, rels []string) {
 		}
 	}
 	paths := slices.Sorted(maps.Keys(hostRun))
+	// A linked worktree's refs and objects: read once for HEAD and the
+	// other refs.
+	common, err := sn.commonDir(gitDir)
 	headTree := ""
-	head, ok, err := sn.readSmall(gitDir+"/HEAD", gitHeadMax)
+	var head []byte
+	ok := false
+	if err == nil {
+		head, ok, err = sn.readSmall(gitDir+"/HEAD", gitHeadMax)
+	}
 	if err == nil && ok {
-		headTree, err = sn.refTree(ctx, gitDir, string(head), paths, record(inHEAD))
+		headTree, err = sn.refTree(ctx, gitDir, common, string(head), paths, record(inHEAD))
 	}
 	if err != nil {
 		sn.cut("git's HEAD cannot be compared: " + shortErr(err))
@@ -197,7 +204,7 @@ func (sn *snapper) gitView(gitDir, top, name string, rels []string) {
 	// path the user set since) compare them all again.
 	pathsSum := sha256.Sum256([]byte(strings.Join(paths, "\x00")))
 	key := top + "\x00" + name + "\x00" + hex.EncodeToString(pathsSum[:8])
-	if err := sn.otherRefs(ctx, gitDir, headTree, key, paths, record(inRefs)); err != nil {
+	if err := sn.otherRefs(ctx, gitDir, common, headTree, key, paths, record(inRefs)); err != nil {
 		sn.cut("git's branches, tags, reflogs and stash cannot be compared: " + shortErr(err))
 	}
 }
@@ -282,10 +289,10 @@ var objectID = regexp.MustCompile(`^([0-9a-f]{40}|[0-9a-f]{64})$`)
 
 // refTree lists, through each, the tree at and below paths of the commit
 // head names, as HEAD holds it ("ref: NAME", or an object id), in the
-// project's objects. A ref that names no commit yet (a new repository, a
+// project's objects (in common, gitDir's common folder). A ref that names no commit yet (a new repository, a
 // branch the agent deleted, no stash) has none; anything else git cannot
 // resolve is an error.
-func (sn *snapper) refTree(ctx context.Context, gitDir, head string, paths []string, each func(mode uint32, oid, stage, name string) error) (tree string, err error) {
+func (sn *snapper) refTree(ctx context.Context, gitDir, common, head string, paths []string, each func(mode uint32, oid, stage, name string) error) (tree string, err error) {
 	text := strings.TrimRight(head, "\n")
 	tmp, tmpGit, err := emptyRepo()
 	if err != nil {
@@ -296,10 +303,6 @@ func (sn *snapper) refTree(ctx context.Context, gitDir, head string, paths []str
 		ref := strings.TrimLeft(rest, " \t") // as git reads it
 		if !refName.MatchString(ref) || strings.Contains(ref, "..") || strings.Contains(ref, "//") || strings.HasSuffix(ref, "/") || strings.HasSuffix(ref, ".lock") {
 			return "", fmt.Errorf("HEAD names %s", quotePath(ref))
-		}
-		common, err := sn.commonDir(gitDir)
-		if err != nil {
-			return "", err
 		}
 		refsDir := common
 		if !sharedRef(ref) {
@@ -343,10 +346,6 @@ func (sn *snapper) refTree(ctx context.Context, gitDir, head string, paths []str
 		return "", errors.New("HEAD is neither a ref nor an object id")
 	}
 	if err := os.WriteFile(filepath.Join(tmpGit, "HEAD"), []byte(text+"\n"), 0o600); err != nil {
-		return "", err
-	}
-	common, err := sn.commonDir(gitDir)
-	if err != nil {
 		return "", err
 	}
 	env, err := sn.objectsEnv(common, tmpGit)
