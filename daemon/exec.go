@@ -16,6 +16,8 @@ import (
 	incus "github.com/lxc/incus/v6/client"
 	"github.com/lxc/incus/v6/shared/api"
 	"golang.org/x/term"
+
+	"github.com/vibesandbox/vibe/internal/capped"
 )
 
 // Exec is a command to run in an instance.
@@ -37,15 +39,21 @@ type Exec struct {
 type Result struct {
 	Stdout, Stderr string
 	Code           int
+	// Cut says a stream printed more than RunLimit: the rest was dropped.
+	Cut bool
 }
+
+// RunLimit bounds what Run keeps of each stream: the guest may print
+// without end, and the host's memory is not its to fill.
+const RunLimit = 4 << 20
 
 // Run executes e without a terminal, collecting its output (e's own
 // Stdout and Stderr are replaced).
 func Run(ctx context.Context, c incus.InstanceServer, name string, e Exec) (Result, error) {
-	var out, errb bytes.Buffer
-	e.Stdout, e.Stderr, e.Terminal = &out, &errb, false
+	out, errb := &capped.Buffer{Limit: RunLimit}, &capped.Buffer{Limit: RunLimit}
+	e.Stdout, e.Stderr, e.Terminal = out, errb, false
 	code, err := Execute(ctx, c, name, e)
-	return Result{Stdout: out.String(), Stderr: errb.String(), Code: code}, err
+	return Result{Stdout: out.String(), Stderr: errb.String(), Code: code, Cut: out.Over || errb.Over}, err
 }
 
 // drainLimit bounds the wait for a finished command's output streams to

@@ -36,6 +36,11 @@ func (m *Manager) Run(ctx context.Context, name string, e daemon.Exec) (int, err
 // user's (provision/launch).
 const Launcher = "/usr/local/lib/vibe/launch"
 
+// RootPATH is the launcher's PATH while it is root: the user's own leads
+// with a folder the user owns (~/.vibe/node-bin), where a planted id or
+// setpriv would run as root. The user's travels as VIBE_USER_PATH.
+const RootPATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+
 // Launch runs argv in the sandbox as the sandbox user, in cwd, through the
 // guest's launcher. env travels in the exec request; secrets never do:
 // incus hands an exec's environment to a host process's argv and shows it
@@ -100,6 +105,8 @@ func (m *Manager) Launch(ctx context.Context, s *Spec, argv []string, cwd string
 		// The launcher removed it already, unless it never ran.
 		defer m.C.DeleteInstanceFile(s.Name, path)
 	}
+	env = maps.Clone(env)
+	env["VIBE_USER_PATH"], env["PATH"] = env["PATH"], RootPATH
 	cmd := append([]string{Launcher, s.User, path, "--"}, argv...)
 	return m.Run(ctx, s.Name, daemon.Exec{Command: cmd, Cwd: cwd, Env: env, Terminal: terminal})
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/vibesandbox/vibe/allowlist"
 	"github.com/vibesandbox/vibe/daemon"
+	"github.com/vibesandbox/vibe/internal/safetext"
 	"github.com/vibesandbox/vibe/provision"
 )
 
@@ -81,11 +82,20 @@ func (m *Manager) Firewall(ctx context.Context, s *Spec, action string) (string,
 	}
 	// Only root's own files may decide: a changed vibe-firewall or
 	// ruleset is reported, never run or believed.
-	r, err := daemon.Run(ctx, m.C, s.Name, daemon.Exec{Command: []string{"bash", "-c", guardedScript, "guarded", provision.Digests(), "/usr/local/sbin/vibe-firewall", action}})
+	// What it prints is the guest's word (guest root owns its bash): it
+	// reaches the operator's terminal bounded, in time and size, and
+	// without control characters.
+	runCtx, cancel := context.WithTimeout(ctx, settleTimeout)
+	defer cancel()
+	r, err := daemon.Run(runCtx, m.C, s.Name, daemon.Exec{Command: []string{"bash", "-c", guardedScript, "guarded", provision.Digests(), "/usr/local/sbin/vibe-firewall", action}})
 	if err != nil {
 		return "", err
 	}
-	out := strings.TrimSpace(r.Stdout+r.Stderr) + gwState
+	out := strings.TrimSpace(r.Stdout + r.Stderr)
+	if len(out) > statusLimit {
+		out = out[:statusLimit] + " [cut]"
+	}
+	out = safetext.Text(out) + gwState
 	if action != "status" && r.Code != 0 {
 		return out, fmt.Errorf("vibe-firewall %s exited %d: %s", action, r.Code, out)
 	}
@@ -97,6 +107,9 @@ func (m *Manager) Firewall(ctx context.Context, s *Spec, action string) (string,
 
 // readyTimeout bounds how long a started sandbox may take to boot.
 const readyTimeout = 3 * time.Minute
+
+// statusLimit bounds what vibe prints of the guest's firewall status.
+const statusLimit = 16 << 10
 
 // settleTimeout bounds one settle exec (its boot wait is 10 s).
 const settleTimeout = 2 * time.Minute

@@ -121,9 +121,15 @@ func TestE2EHostileRootFiles(t *testing.T) {
 	// login PATH (bash and zsh) that it can write.
 	rootPath, _ := w.guest("sh", "-c", `for s in bash zsh; do env -i HOME=/root TERM=dumb $s -lc 'echo "$PATH"' </dev/null; done | tr : '\n' | sort -u`)
 	for _, d := range lines(rootPath) {
-		out, _, _ := w.vibe("exec", "--", "sh", "-c", `for p in vibe-firewall ls id; do printf '#!/bin/sh\ntouch /tmp/pwned-by-$0\nexec /usr/bin/false\n' >"$1/$p" 2>/dev/null && chmod +x "$1/$p" && echo "planted $1/$p"; done; true`, "sh", d)
+		out, _, _ := w.vibe("exec", "--", "sh", "-c", `for p in vibe-firewall ls id; do printf '#!/bin/sh\ntouch /tmp/pwned-by-${0##*/}\nexec /usr/bin/false\n' >"$1/$p" 2>/dev/null && chmod +x "$1/$p" && echo "planted $1/$p"; done; true`, "sh", d)
 		t.Logf("planting in %s: %s", d, out)
 	}
+	// The launcher (vibe exec, shell, run) starts as root with the user's
+	// environment, whose PATH leads with ~/.vibe/node-bin: the agent plants
+	// what it runs there, passing through so that nothing shows, and the
+	// operator's next session runs the launcher.
+	w.must("exec", "--", "sh", "-c", `for p in id rm setpriv; do printf '#!/bin/sh\n[ "$(/usr/bin/id -u)" = 0 ] && touch /tmp/pwned-by-launch-${0##*/}\nexec /usr/bin/%s "$@"\n' $p >~/.vibe/node-bin/$p && chmod +x ~/.vibe/node-bin/$p; done`)
+	w.must("exec", "--", "true")
 	for _, shell := range []string{"bash", "zsh"} {
 		stdout, stderr, _ := w.vibeIn(w.dir, "command -v vibe-firewall ls id; id -u; exit\n", "shell", "--root")
 		if shell == "zsh" {

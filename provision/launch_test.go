@@ -1,0 +1,64 @@
+package provision
+
+import (
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// The launcher starts as root with the sandbox user's environment, whose
+// PATH leads with ~/.vibe/node-bin, a folder the user owns. Nothing it runs
+// while root may be found there: a planted id, rm or setpriv would run as
+// root. Here the planted programs write a mark; the launcher runs as an
+// unprivileged user (it refuses to go on, since the real id says so).
+func TestLaunchFindsNothingOnTheUsersPATH(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "node-bin")
+	mark := filepath.Join(dir, "pwned")
+	if err := os.Mkdir(bin, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"id", "rm", "setpriv", "env"} {
+		// The planted id answers 0, as root's would, so the launcher
+		// would go on to the next planted program.
+		script := "#!/bin/sh\necho \"$0 $*\" >>" + mark + "\n[ \"$1\" = -u ] && [ $# = 1 ] && echo 0\nexit 0\n"
+		if err := os.WriteFile(filepath.Join(bin, p), []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The user the launcher runs as must reach the planted programs (the
+	// test's own folders are private).
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o777); err != nil {
+			t.Fatal(err)
+		}
+	}
+	launch, err := filepath.Abs("launch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("/bin/bash", launch, "nobody", "-", "--", "true")
+	cmd.Env = []string{"HOME=" + dir, "PATH=" + bin + ":/usr/sbin:/usr/bin:/sbin:/bin", "VIBE_USER_PATH=" + bin + ":/usr/bin:/bin"}
+	if os.Geteuid() == 0 {
+		nobody, err := user.Lookup("nobody")
+		if err != nil {
+			t.Skip("no user nobody to run the launcher as")
+		}
+		uid, _ := strconv.Atoi(nobody.Uid)
+		gid, _ := strconv.Atoi(nobody.Gid)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+	}
+	out, err := cmd.CombinedOutput()
+	t.Logf("launcher: %v: %s", err, out)
+	if b, _ := os.ReadFile(mark); len(b) > 0 {
+		t.Fatalf("the launcher ran programs from the user's PATH while it was root:\n%s", b)
+	}
+	if err == nil || !strings.Contains(string(out), "run as root") {
+		t.Fatalf("an unprivileged launcher went on (%v): %s", err, out)
+	}
+}
