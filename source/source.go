@@ -24,6 +24,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	incus "github.com/lxc/incus/v6/client"
@@ -39,6 +40,9 @@ type Remote struct {
 	Tree  *streams.Tree
 	Entry *streams.Entry
 	Where string // the tree's location, for messages
+	// Asked is the alias the user asked for ("" for a fingerprint, or for
+	// the tree's only image): a trusted signature must be made for it.
+	Asked string
 }
 
 // HTTPClient is used for https trees (tests swap it for one that trusts
@@ -143,7 +147,11 @@ func OpenRemote(ctx context.Context, s, name string) (r *Remote, ok bool, err er
 	if err != nil {
 		return nil, true, fmt.Errorf("%s: %w", where, err)
 	}
-	return &Remote{Tree: t, Entry: e, Where: where}, true, nil
+	r = &Remote{Tree: t, Entry: e, Where: where}
+	if slices.Contains(e.Aliases, name) {
+		r.Asked = name
+	}
+	return r, true, nil
 }
 
 // only returns the newest image of a tree that publishes one alias.
@@ -328,11 +336,20 @@ func Import(ctx context.Context, c incus.InstanceServer, store *images.Store, s,
 	return images.ImportFiles(ctx, c, store, f, o)
 }
 
+// names are what a trusted signature must be made for: the alias the user
+// asked for. The tree's own alias list is the server's word, so a name it
+// adds never stands in (nor escapes the rollback record of the name asked
+// for). Asked by fingerprint, or for the tree's only image, the signed
+// name is the image's own.
+func (r *Remote) names() []string {
+	if r.Asked == "" {
+		return nil
+	}
+	return []string{r.Asked}
+}
+
 // present checks an image the store and daemon hold already against the
 // tree's signature (if any), without downloading the image again.
-// names are the names the tree publishes the image as: a trusted
-// signature must be for one of them.
-func (r *Remote) names() []string { return r.Entry.Aliases }
 
 func (r *Remote) present(ctx context.Context, c incus.InstanceServer, store *images.Store, o images.ImportOptions) (*images.Imported, error) {
 	f, err := images.Locate(store.Path(r.Entry.Fingerprint))

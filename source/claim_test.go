@@ -1,0 +1,126 @@
+package source
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	incus "github.com/lxc/incus/v6/client"
+	"github.com/lxc/incus/v6/shared/api"
+	"golang.org/x/crypto/ssh"
+	"gopkg.in/yaml.v3"
+
+	"github.com/vibesandbox/vibe/images"
+	"github.com/vibesandbox/vibe/signing"
+	"github.com/vibesandbox/vibe/streams"
+)
+
+// signedImage writes a small vibe image (container) into dir as meta.tar.xz
+// and rootfs.tar and returns its fingerprint, manifest and paths.
+func signedImage(t *testing.T, dir string, note string) (fp string, manifest []byte, meta, rootfs string) {
+	t.Helper()
+	var rb bytes.Buffer
+	tw := tar.NewWriter(&rb)
+	body := []byte("rootfs " + note + "\n")
+	tw.WriteHeader(&tar.Header{Name: "./etc/motd", Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg, ModTime: time.Unix(0, 0)})
+	tw.Write(body)
+	tw.Close()
+	root := rb.Bytes()
+	userData := []byte("#cloud-config\n# " + note + "\n")
+	uds, rs := sha256.Sum256(userData), sha256.Sum256(root)
+	m := &images.Manifest{
+		Format: images.ManifestFormat, VibeBuild: "test", Recipe: strings.Repeat("ab", 32),
+		UserDataSHA256: hex.EncodeToString(uds[:]), InstanceType: "container", Architecture: "x86_64",
+		Base:    images.BaseImage{Source: "vibe-test-base", Fingerprint: strings.Repeat("cd", 32)},
+		Rootfs:  images.FileDigest{Name: "rootfs.tar", SHA256: hex.EncodeToString(rs[:]), Size: int64(len(root))},
+		Created: time.Unix(1700000000, 0).UTC(),
+	}
+	manifest, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := api.ImageMetadata{Architecture: "x86_64", CreationDate: 1700000000,
+		Properties: images.ImageProperties(m, &images.Base{Properties: map[string]string{"os": "debian", "release": "bookworm"}})}
+	mdYAML, _ := yaml.Marshal(&md)
+	var mb bytes.Buffer
+	if err := images.WriteMetaTarball(&mb, []images.MetaEntry{
+		{Name: "metadata.yaml", Data: mdYAML}, {Name: "vibe/manifest.json", Data: manifest}, {Name: "vibe/user-data", Data: userData},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(append(mb.Bytes(), root...))
+	fp = hex.EncodeToString(sum[:])
+	meta, rootfs = filepath.Join(dir, "meta.tar.xz"), filepath.Join(dir, "rootfs.tar")
+	os.WriteFile(meta, mb.Bytes(), 0o644)
+	os.WriteFile(rootfs, root, 0o644)
+	return fp, manifest, meta, rootfs
+}
+
+// fakeDaemon holds every image already, so an import only fills the store
+// (the trust decision needs no daemon import).
+type fakeDaemon struct{ incus.InstanceServer }
+
+func (fakeDaemon) GetImage(fp string) (*api.Image, string, error) {
+	return &api.Image{Fingerprint: fp}, "", nil
+}
+
+// A trusted signature binds the name it was made for to the name the user
+// asked for, never to the names the tree lists: a server holding an old
+// image the team once signed as "vibe-2024" lists it as "vibe" too, and
+// the rollback record (kept per signed name) would never see it. Asked by
+// its signed name or by fingerprint, it is taken.
+func TestClaimIsCheckedAgainstTheAskedName(t *testing.T) {
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	key, _ := ssh.NewSignerFromKey(priv)
+	pub := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(key.PublicKey())))
+	trust, err := signing.ParseAllowedSigners([]byte("team@example.com " + pub + "\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	work := t.TempDir()
+	fp, manifest, meta, rootfs := signedImage(t, work, "old and vulnerable")
+	claim := signing.Claim{Name: "vibe-2024", SignedAt: time.Unix(1600000000, 0).UTC()}
+	armored, err := signing.SignWith(key, signing.MessageV2(fp, manifest, claim))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sigPath := filepath.Join(work, "sig")
+	os.WriteFile(sigPath, signing.Envelope(claim, armored), 0o644)
+	tree := t.TempDir()
+	if _, err := streams.Publish(tree, streams.Image{
+		Fingerprint: fp, MetaPath: meta, RootfsPath: rootfs, SigPath: sigPath,
+		InstanceType: "container", Architecture: "x86_64", OS: "debian", Release: "bookworm", Variant: "vibe",
+		Aliases: []string{"vibe", "vibe-2024"}, Created: time.Now(),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		asked string
+		ok    bool
+	}{{"vibe", false}, {"vibe-2024", true}, {fp[:16], true}} {
+		// This machine accepted a newer "vibe" before.
+		store := &images.Store{Dir: filepath.Join(t.TempDir(), "images")}
+		os.MkdirAll(store.Dir, 0o755)
+		prev, _ := json.Marshal(map[string]images.Accepted{"vibe": {
+			SignedAt: time.Unix(1760000000, 0).UTC(), Fingerprint: strings.Repeat("1", 64), Signer: "team@example.com",
+		}})
+		os.WriteFile(store.AcceptedFile(), prev, 0o600)
+		_, err := Import(context.Background(), fakeDaemon{}, store, tree, c.asked, images.ImportOptions{Trust: trust})
+		if c.ok && err != nil {
+			t.Errorf("asked for %q: %v", c.asked, err)
+		}
+		if !c.ok && (err == nil || !strings.Contains(err.Error(), `signed as "vibe-2024"`)) {
+			t.Errorf("asked for %q, an image signed as %q was taken (%v)", c.asked, claim.Name, err)
+		}
+	}
+}
