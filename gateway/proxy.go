@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"net/url"
 	"path"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -296,6 +297,10 @@ func (s *Server) never(a netip.Addr) bool {
 	return false
 }
 
+// credentialName is the form of a credential's name (an environment
+// variable's, as secrets.env names it).
+var credentialName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
+
 // credential serves /vibe-credential/NAME/REST for the sandbox the request
 // came from: REST goes to NAME's upstream with the real credential in its
 // header, replacing whatever placeholder the client sent.
@@ -304,6 +309,14 @@ func (s *Server) credential(w http.ResponseWriter, r *http.Request) {
 	if !strings.HasPrefix(r.URL.Path, CredentialPath) || !ok || name == "" {
 		http.Error(w, "vibe gateway: not a credential route (/vibe-credential/NAME/...)", http.StatusNotFound)
 		return
+	}
+	// The name is the sandbox's text, logged and echoed: quoted in ASCII
+	// and cut unless it has a credential name's form.
+	if !credentialName.MatchString(name) {
+		if len(name) > 64 {
+			name = name[:64] + "..."
+		}
+		name = strconv.QuoteToASCII(name)
 	}
 	v, err := s.Store.Lookup(client(r))
 	if err != nil {
@@ -354,11 +367,16 @@ func (s *Server) credential(w http.ResponseWriter, r *http.Request) {
 }
 
 // upstream is the one transport of credential routes: connections to the
-// API are reused, not made anew for every request.
+// API are reused, not made anew for every request. An HTTP/2 stream takes
+// up to its receive window before the sandbox reads it, in the gateway's
+// memory: 4 MiB by default, so MaxConnsPerSandbox answers left unread
+// would pass the gateway's limit. The connection's window stays large,
+// so that one sandbox's unread answers never stall another's.
 func (s *Server) upstream() http.RoundTripper {
 	s.once.Do(func() {
 		if s.Upstream == nil {
 			s.Upstream = &http.Transport{Proxy: nil, DialContext: s.dial, ForceAttemptHTTP2: true,
+				HTTP2:               &http.HTTP2Config{MaxReceiveBufferPerStream: 256 << 10},
 				TLSHandshakeTimeout: 15 * time.Second, IdleConnTimeout: 90 * time.Second, MaxIdleConnsPerHost: 16}
 		}
 	})
