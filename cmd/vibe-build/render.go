@@ -13,6 +13,7 @@ import (
 	"github.com/vibesandbox/vibe/config"
 	"github.com/vibesandbox/vibe/images"
 	"github.com/vibesandbox/vibe/internal/atomicfile"
+	"github.com/vibesandbox/vibe/internal/safetext"
 )
 
 // target holds the flags that choose what is rendered, shared by commands.
@@ -94,8 +95,10 @@ func (r *recipeCmd) Run(root *cli) error {
 	}{rec, rec.Hash()})
 }
 
+// printJSON prints v in printable ASCII: its strings may be a guest's,
+// an image's or a repository's.
 func printJSON(v any) error {
-	enc := json.NewEncoder(os.Stdout)
+	enc := json.NewEncoder(safetext.JSON(os.Stdout))
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
 	return enc.Encode(v)

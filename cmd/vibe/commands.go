@@ -22,6 +22,7 @@ import (
 	"github.com/vibesandbox/vibe/config"
 	"github.com/vibesandbox/vibe/daemon"
 	"github.com/vibesandbox/vibe/egress"
+	"github.com/vibesandbox/vibe/internal/safetext"
 	"github.com/vibesandbox/vibe/sandbox"
 	"github.com/vibesandbox/vibe/setup"
 )
@@ -660,8 +661,10 @@ func (k *checkCmd) Run(c *cli) error {
 	return nil
 }
 
+// printJSON prints v in printable ASCII: its strings may be a guest's,
+// an image's or a repository's.
 func printJSON(v any) error {
-	enc := json.NewEncoder(os.Stdout)
+	enc := json.NewEncoder(safetext.JSON(os.Stdout))
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
 	return enc.Encode(v)

@@ -63,7 +63,7 @@ func (l *logCmd) Run(c *cli) error {
 	if s.spec.Gateway == nil {
 		return fmt.Errorf("the egress log is kept by the egress gateway, which is off: set egress.gateway.enabled: true (sandboxes are then made behind it)")
 	}
-	enc := json.NewEncoder(os.Stdout)
+	enc := json.NewEncoder(safetext.JSON(os.Stdout))
 	return s.mgr.EgressLog(s.ctx, s.spec, l.Follow, func(e gateway.Entry) error {
 		if e.Sandbox != s.spec.Name || (l.Denied && e.Allowed) {
 			return nil

@@ -5,7 +5,10 @@
 package safetext
 
 import (
+	"fmt"
+	"io"
 	"strings"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -27,4 +30,29 @@ func clean(s string, multiline bool) string {
 		}
 		return r
 	}, s)
+}
+
+// JSON wraps w, to which JSON text is written, so that every character
+// outside printable ASCII in it goes out as a \u escape: the same JSON
+// value, but nothing a terminal acts on (json escapes only those below
+// 0x20; C1 controls, DEL and bidirectional overrides pass raw).
+func JSON(w io.Writer) io.Writer { return jsonWriter{w} }
+
+type jsonWriter struct{ w io.Writer }
+
+func (j jsonWriter) Write(p []byte) (int, error) {
+	var b strings.Builder
+	for _, r := range string(p) {
+		if r < 0x7f {
+			b.WriteRune(r)
+			continue
+		}
+		for _, u := range utf16.Encode([]rune{r}) {
+			fmt.Fprintf(&b, `\u%04x`, u)
+		}
+	}
+	if _, err := io.WriteString(j.w, b.String()); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
