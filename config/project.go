@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"syscall"
 
 	"gopkg.in/yaml.v3"
 
@@ -61,7 +62,15 @@ func readProject(name string) (*Project, []byte, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	f, err := os.Open(abs)
+	// The folder is anyone's (a cloned repository): what its vibe.yaml
+	// names is looked at before it is opened (an open of a FIFO waits for
+	// a writer, a device's may act), and opened without waiting.
+	if st, err := os.Stat(abs); errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, nil
+	} else if err == nil && !st.Mode().IsRegular() {
+		return nil, nil, fmt.Errorf("config %s: not a regular file", abs)
+	}
+	f, err := os.OpenFile(abs, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil, nil
 	}

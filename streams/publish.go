@@ -240,10 +240,7 @@ func copyHashed(src, dir string, extra hash.Hash) (Item, string, error) {
 func loadProducts(dir string) (*ss.Products, error) {
 	p := &ss.Products{ContentID: "images", DataType: "image-downloads", Format: "products:1.0"}
 	file := filepath.Join(dir, imagesPath)
-	body, err := os.ReadFile(file)
-	if err == nil && len(body) > maxIndex {
-		err = fmt.Errorf("larger than %d MiB", maxIndex>>20)
-	}
+	body, err := readIndex(file)
 	if err == nil {
 		err = json.Unmarshal(body, p)
 	}
@@ -254,6 +251,24 @@ func loadProducts(dir string) (*ss.Products, error) {
 		p.Products = map[string]ss.Product{}
 	}
 	return p, nil
+}
+
+// readIndex reads a regular file of at most maxIndex bytes, without
+// waiting on a FIFO or following a link to a device.
+func readIndex(file string) ([]byte, error) {
+	f, err := os.OpenFile(file, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		return nil, errors.New("not a regular file")
+	}
+	body, err := io.ReadAll(io.LimitReader(f, maxIndex+1))
+	if err == nil && len(body) > maxIndex {
+		err = fmt.Errorf("larger than %d MiB", maxIndex>>20)
+	}
+	return body, err
 }
 
 // index is the index.json listing the products, as incus-simplestreams
@@ -270,7 +285,7 @@ func index(p *ss.Products) *ss.Stream {
 func writeJSON(p string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	b = append(b, '\n')
-	if old, _ := os.ReadFile(p); err == nil && bytes.Equal(old, b) {
+	if old, _ := readIndex(p); err == nil && bytes.Equal(old, b) {
 		return nil
 	}
 	var f *os.File

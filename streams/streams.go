@@ -24,6 +24,7 @@ import (
 	"sort"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/lxc/incus/v6/shared/osarch"
@@ -209,7 +210,9 @@ func (t *Tree) open(ctx context.Context, p string, size int64) (io.ReadCloser, e
 			return nil, fmt.Errorf("image tree: %w", err)
 		}
 		defer root.Close()
-		f, err := root.Open(p)
+		// Without waiting: an open of a FIFO waits for a writer, and no
+		// context ends it.
+		f, err := root.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("image tree %s: %s is missing: not an image tree, or one that lost files", t.base, p)
 		} else if err != nil {
