@@ -3,6 +3,7 @@ package images
 import (
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"time"
 
 	"github.com/vibesandbox/vibe/config"
@@ -58,5 +59,17 @@ func ParseManifest(b []byte) (*Manifest, error) {
 	if m.Format != ManifestFormat {
 		return nil, fmt.Errorf("manifest: format %d, this vibe-build reads %d", m.Format, ManifestFormat)
 	}
+	// The fields everything else trusts the form of (a hostile image
+	// writes metadata.yaml to agree with anything here).
+	if m.InstanceType != "container" && m.InstanceType != "vm" {
+		return nil, fmt.Errorf("manifest: instance type %.40q is neither container nor vm", m.InstanceType)
+	}
+	for what, v := range map[string]string{"recipe": m.Recipe, "user-data hash": m.UserDataSHA256, "rootfs hash": m.Rootfs.SHA256} {
+		if !sha256Hex.MatchString(v) {
+			return nil, fmt.Errorf("manifest: the %s %.80q is not a SHA-256 in hex", what, v)
+		}
+	}
 	return &m, nil
 }
+
+var sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)

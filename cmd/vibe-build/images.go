@@ -189,20 +189,23 @@ func (in *inspectCmd) Run() error {
 		fmt.Print(safetext.Text(string(contents.SBOM)))
 		return nil
 	}
+	// Every field is the image's word (inspect is for images nobody has
+	// verified yet): printed without control characters.
+	var out strings.Builder
 	m := contents.Manifest
 	if fp != "" {
-		fmt.Printf("fingerprint    %s (as named; %s)\n", fp, rootfsNote)
+		fmt.Fprintf(&out, "fingerprint    %s (as named; %s)\n", fp, rootfsNote)
 	}
-	fmt.Printf("recipe         %s\n", m.Recipe)
-	fmt.Printf("instance type  %s (%s)\n", m.InstanceType, m.Architecture)
-	fmt.Printf("base           %s (%s)\n", m.Base.Source, m.Base.Fingerprint)
-	fmt.Printf("created        %s by vibe-build %s\n", m.Created.Format(time.RFC3339), m.VibeBuild)
-	fmt.Printf("user-data      sha256 %s\n", m.UserDataSHA256)
-	fmt.Printf("rootfs         %s sha256 %s, %d bytes\n", m.Rootfs.Name, m.Rootfs.SHA256, m.Rootfs.Size)
+	fmt.Fprintf(&out, "recipe         %s\n", m.Recipe)
+	fmt.Fprintf(&out, "instance type  %s (%s)\n", m.InstanceType, m.Architecture)
+	fmt.Fprintf(&out, "base           %s (%s)\n", m.Base.Source, m.Base.Fingerprint)
+	fmt.Fprintf(&out, "created        %s by vibe-build %s\n", m.Created.Format(time.RFC3339), m.VibeBuild)
+	fmt.Fprintf(&out, "user-data      sha256 %s\n", m.UserDataSHA256)
+	fmt.Fprintf(&out, "rootfs         %s sha256 %s, %d bytes\n", m.Rootfs.Name, m.Rootfs.SHA256, m.Rootfs.Size)
 	for _, k := range slices.Sorted(maps.Keys(m.Versions)) {
-		fmt.Printf("version        %-12s %s\n", k, m.Versions[k])
+		fmt.Fprintf(&out, "version        %-12s %s\n", k, m.Versions[k])
 	}
-	fmt.Printf("packages       %s\n", packagesLine(contents))
+	fmt.Fprintf(&out, "packages       %s\n", packagesLine(contents))
 	status := "unknown (no fingerprint to check it against)"
 	if fp != "" {
 		st, err := images.CheckSignature(fp, contents, sigPath, trust)
@@ -212,17 +215,18 @@ func (in *inspectCmd) Run() error {
 			status = signatureLine(&images.Verified{Signer: st.Signer, Trusted: st.Trusted, Claim: st.Claim})
 		}
 	}
-	fmt.Printf("signature      %s\n", status)
+	fmt.Fprintf(&out, "signature      %s\n", status)
 	for _, target := range slices.Sorted(maps.Keys(contents.Metadata.Templates)) {
 		note := ""
 		if !images.KnownTemplates[target] {
 			note = "  WARNING: not one of vibe's; incus writes it into every new instance as root (--metadata shows it)"
 		}
-		fmt.Printf("template       %s (%s)%s\n", target, strings.Join(contents.Metadata.Templates[target].When, ", "), note)
+		fmt.Fprintf(&out, "template       %s (%s)%s\n", target, strings.Join(contents.Metadata.Templates[target].When, ", "), note)
 	}
 	if ud := contents.Metadata.Templates["/var/lib/cloud/seed/nocloud-net/user-data"]; ud != nil && ud.Properties["default"] != "" && contents.Manifest.InstanceType == "vm" {
-		fmt.Printf("note           a VM made from it runs the seed template's default user-data at first boot (--metadata shows it)\n")
+		fmt.Fprintf(&out, "note           a VM made from it runs the seed template's default user-data at first boot (--metadata shows it)\n")
 	}
+	fmt.Print(safetext.Text(out.String()))
 	return nil
 }
 

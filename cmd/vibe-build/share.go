@@ -158,8 +158,9 @@ func (vc *verifyCmd) Run() error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("ok: %s (%s, recipe %s, %.1f MiB)\n", v.Fingerprint, v.Contents.Manifest.InstanceType, v.Contents.Manifest.Recipe[:12], float64(v.Size)/(1<<20))
-	fmt.Println("  " + signatureLine(v))
+	ok := fmt.Sprintf("ok: %s (%s, recipe %s, %.1f MiB)", v.Fingerprint, v.Contents.Manifest.InstanceType, v.Contents.Manifest.Recipe[:12], float64(v.Size)/(1<<20))
+	fmt.Println(safetext.Line(ok))
+	fmt.Println("  " + safetext.Line(signatureLine(v)))
 	warnTemplates(v.Contents)
 	return nil
 }
