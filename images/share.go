@@ -367,6 +367,12 @@ func (s *Store) checkRollback(v *Verified, notBefore time.Time, allowOlder bool)
 	if c == nil {
 		return nil
 	}
+	// A time ahead of the clock would stay the newest under its name, and
+	// every real update after it would be refused as a rollback.
+	if now := time.Now(); c.SignedAt.After(now.Add(maxClockSkew)) {
+		return failed(Untrusted, "the image was signed at %s, ahead of this machine's clock (%s): refusing it, since it would stay the newest under %q and every later image would look older (the signer's clock is wrong, or this machine's is: check both, and sign it again)",
+			c.SignedAt.Format(time.RFC3339), now.UTC().Format(time.RFC3339), c.Name)
+	}
 	if c.SignedAt.Before(notBefore) {
 		return failed(Untrusted, "the image was signed at %s, before %s (--not-before)", c.SignedAt.Format(time.RFC3339), notBefore.Format(time.RFC3339))
 	}
@@ -380,6 +386,10 @@ func (s *Store) checkRollback(v *Verified, notBefore time.Time, allowOlder bool)
 	}
 	return nil
 }
+
+// maxClockSkew is how far ahead of this machine's clock a signature's time
+// may be.
+const maxClockSkew = 10 * time.Minute
 
 // accept records a trusted signature as the newest for its name.
 func (s *Store) accept(v *Verified) error {

@@ -124,3 +124,46 @@ func TestClaimIsCheckedAgainstTheAskedName(t *testing.T) {
 		}
 	}
 }
+
+// publishSigned publishes a new image into tree, signed with c by key, and
+// returns its fingerprint.
+func publishSigned(t *testing.T, key ssh.Signer, tree, note string, c signing.Claim) string {
+	t.Helper()
+	work := t.TempDir()
+	fp, manifest, meta, rootfs := signedImage(t, work, note)
+	armored, err := signing.SignWith(key, signing.MessageV2(fp, manifest, c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig := filepath.Join(work, "sig")
+	os.WriteFile(sig, signing.Envelope(c, armored), 0o644)
+	if _, err := streams.Publish(tree, streams.Image{
+		Fingerprint: fp, MetaPath: meta, RootfsPath: rootfs, SigPath: sig,
+		InstanceType: "container", Architecture: "x86_64", OS: "debian", Release: "bookworm", Variant: "vibe",
+		Aliases: []string{c.Name}, Created: time.Now(),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return fp
+}
+
+// A signature dated in the future (a signer's wrong clock, a mistake, a
+// key retired since) is refused: accepted, it would stay the newest under
+// its name, and every real update after it would be refused as a rollback.
+func TestFutureSignatureIsRefused(t *testing.T) {
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	key, _ := ssh.NewSignerFromKey(priv)
+	pub := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(key.PublicKey())))
+	trust, _ := signing.ParseAllowedSigners([]byte("team@example.com " + pub + "\n"))
+	store := &images.Store{Dir: filepath.Join(t.TempDir(), "images")}
+	future := t.TempDir()
+	publishSigned(t, key, future, "future", signing.Claim{Name: "vibe", SignedAt: time.Now().AddDate(80, 0, 0).UTC().Truncate(time.Second)})
+	if _, err := Import(context.Background(), fakeDaemon{}, store, future, "vibe", images.ImportOptions{Trust: trust}); err == nil || !strings.Contains(err.Error(), "ahead of this machine's clock") {
+		t.Fatalf("a signature dated 80 years ahead: %v", err)
+	}
+	today := t.TempDir()
+	publishSigned(t, key, today, "today's fix", signing.Claim{Name: "vibe", SignedAt: time.Now().UTC().Truncate(time.Second)})
+	if _, err := Import(context.Background(), fakeDaemon{}, store, today, "vibe", images.ImportOptions{Trust: trust}); err != nil {
+		t.Fatalf("today's signed update: %v", err)
+	}
+}
