@@ -92,3 +92,21 @@ func TestInspectPrintsNoEscapes(t *testing.T) {
 		t.Fatalf("inspect (exit %d) writes the image's escape sequences to the terminal:\n%q", code, out)
 	}
 }
+
+// diff, the audit of two images (a teammate's against one's own), prints
+// none of a hostile manifest's escape sequences (in versions, config
+// strings or field names), which could hide or forge rows.
+func TestDiffPrintsNoEscapes(t *testing.T) {
+	a := hostileImage(t, func(m *images.Manifest) { m.Versions = map[string]string{"node": "v22.1.0"} })
+	esc := "v22.1.0\x1b[8m\x1b]0;owned\x07\u009b2J"
+	b := hostileImage(t, func(m *images.Manifest) {
+		m.Versions = map[string]string{"node": esc, "x\x1b[1Aforged": "1"}
+	})
+	out, errOut, code := run(t, "diff", a, b)
+	if code != 1 {
+		t.Logf("diff exited %d: %s", code, firstLines(errOut, 3))
+	}
+	if strings.ContainsAny(out+errOut, "\x1b\x07\u009b") {
+		t.Fatalf("diff writes a hostile manifest's escape sequences to the terminal:\n%q", out)
+	}
+}

@@ -42,7 +42,13 @@ func vibeImages(c incus.InstanceServer, store *images.Store) ([]listedImage, err
 	}
 	var out []listedImage
 	for _, img := range imgs {
-		if img.Properties[images.PropRecipe] == "" {
+		// Properties are anyone's to set (and an image copied from a
+		// remote keeps its own): one without a vibe image's form is not
+		// one of vibe's.
+		if !images.IsFingerprint(img.Properties[images.PropRecipe]) || !images.IsFingerprint(img.Fingerprint) {
+			continue
+		}
+		if t := img.Properties[images.PropType]; t != "container" && t != "vm" {
 			continue
 		}
 		// A bake's intermediate image is hidden while its builder lives;
@@ -112,7 +118,7 @@ func (l *listCmd) Run() error {
 		if alias == "" {
 			alias = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.1f MiB\n", alias, li.Fingerprint[:12], li.Recipe[:12], li.InstanceType,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.1f MiB\n", safetext.Line(alias), li.Fingerprint[:12], li.Recipe[:12], li.InstanceType,
 			li.Created.Local().Format("2006-01-02 15:04"), float64(li.Size)/(1<<20))
 	}
 	return tw.Flush()

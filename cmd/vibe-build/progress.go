@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/term"
+
+	"github.com/vibesandbox/vibe/internal/safetext"
 )
 
 // progress prints a bake's phases and the builder's log: on a terminal the
@@ -58,7 +60,8 @@ func (p *progress) Phase(name string) {
 func (p *progress) Log(line string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	line = strings.TrimRight(line, "\r")
+	// The builder's log is anyone's text (every package script writes it).
+	line = safetext.Text(strings.TrimRight(line, "\r"))
 	if !p.tty {
 		fmt.Fprintf(p.w, "        | %s\n", line)
 		return
@@ -76,7 +79,7 @@ func (p *progress) Status(text string) {
 }
 
 func (p *progress) status(text string) {
-	line := fmt.Sprintf("%s   %s: %s", p.elapsed(), p.phase, strings.ReplaceAll(text, "\t", " "))
+	line := fmt.Sprintf("%s   %s: %s", p.elapsed(), p.phase, safetext.Line(strings.ReplaceAll(text, "\t", " ")))
 	if r := []rune(line); len(r) > p.width-1 {
 		line = string(r[:p.width-2]) + "…"
 	}

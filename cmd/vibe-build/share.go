@@ -395,21 +395,25 @@ func (d *diffCmd) Run() error {
 				fmt.Println()
 			}
 			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintf(tw, "FIELD\t%s\t%s\n", d.A, d.B)
+			// Every cell is an image's word: no control characters, and no
+			// tab or newline to shift a column or forge a row.
+			l := safetext.Line
+			fmt.Fprintf(tw, "FIELD\t%s\t%s\n", l(d.A), l(d.B))
 			for _, df := range diffs {
-				fmt.Fprintf(tw, "%s\t%s\t%s\n", df.Field, orDash(df.A), orDash(df.B))
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", l(df.Field), l(orDash(df.A)), l(orDash(df.B)))
 			}
 			tw.Flush()
 		}
 		if pkgNote != "" {
-			fmt.Printf("\npackages: %s\n", pkgNote)
+			fmt.Printf("\npackages: %s\n", safetext.Line(pkgNote))
 		}
 		if len(pkgs) > 0 {
 			fmt.Println()
 			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintf(tw, "PACKAGE\t\t%s\t%s\n", d.A, d.B)
+			l := safetext.Line
+			fmt.Fprintf(tw, "PACKAGE\t\t%s\t%s\n", l(d.A), l(d.B))
 			for _, c := range pkgs {
-				fmt.Fprintf(tw, "%s %s\t%s\t%s\t%s\n", c.Type, c.Name, c.Kind(), orDash(c.A), orDash(c.B))
+				fmt.Fprintf(tw, "%s %s\t%s\t%s\t%s\n", l(c.Type), l(c.Name), c.Kind(), l(orDash(c.A)), l(orDash(c.B)))
 			}
 			tw.Flush()
 		}
