@@ -324,6 +324,16 @@ func (s *Server) credential(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "vibe gateway: this address is not a vibe sandbox known to the gateway", http.StatusForbidden)
 		return
 	}
+	// Only the methods an API call uses: TRACE (and the like) asks the
+	// upstream to echo the request, with the real key the gateway adds.
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions:
+	default:
+		s.record(r, v, r.Method, "credential:"+name, "", "method not allowed on a credential route")
+		w.Header().Set("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")
+		http.Error(w, "vibe gateway: a credential route takes GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS", http.StatusMethodNotAllowed)
+		return
+	}
 	c, ok := v.Credentials[name]
 	if !ok {
 		s.record(r, v, r.Method, "credential:"+name, "", "no such credential")
