@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"net/netip"
 	"os"
 	"reflect"
@@ -94,8 +95,8 @@ type Info struct {
 	Host    netip.Addr   // the host's address on it (dnsmasq)
 	Addr    netip.Addr   // the gateway's address on it
 	Port    int
-	// Never are the host's own addresses on the uplink: requests never
-	// go there, whatever a name resolves to.
+	// Never are the host's own addresses: requests never go there,
+	// whatever a name resolves to.
 	Never    []netip.Prefix
 	uid, gid int64
 }
@@ -385,7 +386,7 @@ func (g *Gateway) ensureInstance(ctx context.Context, info *Info, img *api.Image
 	// size and time were recorded with the gateway's copy: reading 40 MB
 	// on every command would cost a fifth of a second.
 	stat := fmt.Sprintf("%d:%d:%s", st.Size(), st.ModTime().UnixNano(), g.Binary)
-	info.Never = g.uplinkHost()
+	info.Never = g.hostAddrs()
 	unit, err := g.unit(info)
 	if err != nil {
 		return err
@@ -537,24 +538,57 @@ func (g *Gateway) create(ctx context.Context, info *Info, img *api.Image) error 
 	return nil
 }
 
-// uplinkHost is the host's own address on a managed uplink: a sandbox must
-// not reach the host's services through the gateway (a name rebound to
-// that address included).
-func (g *Gateway) uplinkHost() []netip.Prefix {
-	name, err := g.wayOut()
-	if err != nil || name == "" {
-		return nil
-	}
-	n, _, err := g.C.GetNetwork(name)
-	if err != nil {
-		return nil
-	}
-	var out []netip.Prefix
-	for _, k := range []string{"ipv4.address", "ipv6.address"} {
-		if p, err := netip.ParsePrefix(n.Config[k]); err == nil {
-			out = append(out, netip.PrefixFrom(p.Addr(), p.Addr().BitLen()))
+// hostAddrs are the host's own addresses: a sandbox must not reach the
+// host's services through the gateway (a name rebound to one included).
+// Each sits one hop away behind the uplink's route, not only the uplink's
+// own: every managed network's (the user's other instances' bridges too),
+// those incus says it listens on, and with a local daemon every address
+// of this machine. Sorted, so that the gateway's unit changes only when
+// they do.
+func (g *Gateway) hostAddrs() []netip.Prefix {
+	seen := map[netip.Prefix]bool{}
+	add := func(a netip.Addr) {
+		if a.IsValid() && !a.IsUnspecified() {
+			a = a.Unmap().WithZone("")
+			seen[netip.PrefixFrom(a, a.BitLen())] = true
 		}
 	}
+	var nets []api.Network
+	if all, err := g.C.GetNetworks(); err == nil {
+		nets = all
+	}
+	if name, err := g.wayOut(); err == nil && name != "" {
+		if n, _, err := g.C.GetNetwork(name); err == nil {
+			nets = append(nets, *n)
+		}
+	}
+	for _, n := range nets {
+		for _, k := range []string{"ipv4.address", "ipv6.address"} {
+			if p, err := netip.ParsePrefix(n.Config[k]); err == nil {
+				add(p.Addr())
+			}
+		}
+	}
+	if srv, _, err := g.C.GetServer(); err == nil {
+		for _, hp := range srv.Environment.Addresses {
+			if ap, err := netip.ParseAddrPort(hp); err == nil {
+				add(ap.Addr())
+			} else if a, err := netip.ParseAddr(hp); err == nil {
+				add(a)
+			}
+		}
+	}
+	if ci, err := g.C.GetConnectionInfo(); err == nil && ci.SocketPath != "" {
+		if ifs, err := net.InterfaceAddrs(); err == nil {
+			for _, ia := range ifs {
+				if p, err := netip.ParsePrefix(ia.String()); err == nil {
+					add(p.Addr())
+				}
+			}
+		}
+	}
+	out := slices.Collect(maps.Keys(seen))
+	slices.SortFunc(out, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
 	return out
 }
 

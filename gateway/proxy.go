@@ -68,6 +68,7 @@ var DefaultNever = []netip.Prefix{
 	netip.MustParsePrefix("::/128"),
 	netip.MustParsePrefix("fe80::/10"),
 	netip.MustParsePrefix("ff00::/8"),
+	netip.MustParsePrefix("fd00:ec2::254/128"), // a cloud's metadata service, as 169.254.169.254
 }
 
 // Handler returns the proxy's HTTP handler.
