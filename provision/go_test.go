@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -123,5 +124,23 @@ func TestGoToolchainUnpack(t *testing.T) {
 				t.Error("a zip of other bytes was unpacked")
 			}
 		})
+	}
+}
+
+// A toolchain a step downloads never runs as root in the builder: a
+// project may choose its bytes (mirrors.go with its own go.sums), and root
+// there persists into the image. Its version is asked as the user.
+func TestDownloadedToolchainsRunAsTheUser(t *testing.T) {
+	runs := regexp.MustCompile(`\$\(\s*(/usr/local/go(\.new)?/bin/go(fmt)?|uvx?|/usr/local/bin/uvx?)\s`)
+	for _, step := range []string{"steps/44-python.sh", "steps/45-go.sh"} {
+		b, err := FS.ReadFile(step)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, line := range strings.Split(string(b), "\n") {
+			if code, _, _ := strings.Cut(line, "#"); runs.MatchString(code) {
+				t.Errorf("%s:%d runs a downloaded toolchain as root: %s", step, i+1, strings.TrimSpace(line))
+			}
+		}
 	}
 }

@@ -20,5 +20,5 @@ verify_sha256 "$tmp/uv.tar.gz" "$(cut -d' ' -f1 "$tmp/uv.sha256")"
 tar -xzf "$tmp/uv.tar.gz" -C "$tmp"
 install -m 0755 "$tmp/uv-${triple}/uv" "$tmp/uv-${triple}/uvx" /usr/local/bin/
 as_user uv python install "$python_version"
-record uv "$(uv --version | cut -d' ' -f2)"
+record uv "$(as_user uv --version | cut -d' ' -f2)"
 record python "$(as_user uv python find "$python_version")"

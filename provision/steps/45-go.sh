@@ -58,4 +58,6 @@ with zipfile.ZipFile(zpath) as z:
 rm -rf /usr/local/go
 mv /usr/local/go.new /usr/local/go
 ln -sf /usr/local/go/bin/go /usr/local/go/bin/gofmt /usr/local/bin/
-record go "$(/usr/local/go/bin/go version | cut -d' ' -f3)"
+# As the user: the project may choose the toolchain's bytes (mirrors.go
+# with its own go.sums), and nothing of it runs as root.
+record go "$(as_user env GOTOOLCHAIN=local /usr/local/go/bin/go version | cut -d' ' -f3)"
