@@ -24,6 +24,7 @@ import (
 	"github.com/vibesandbox/vibe/egress"
 	"github.com/vibesandbox/vibe/gateway"
 	"github.com/vibesandbox/vibe/internal/capped"
+	"github.com/vibesandbox/vibe/provision"
 	"github.com/vibesandbox/vibe/sbom"
 )
 
@@ -273,6 +274,18 @@ func (b *baker) inventory(ctx context.Context, name string) (map[string]string, 
 	b.enter("inventory")
 	u := b.o.Config.User
 	home := u.Home()
+	// A process a package script left running as the user ends first: it
+	// could write into the inventory's output (the same user's pipe), or
+	// into the image after seal cleans it.
+	script, err := provision.File("end-user")
+	if err != nil {
+		return nil, nil, err
+	}
+	if r, err := run(ctx, b.c, name, "bash", "-c", script, "end-user", strconv.Itoa(u.UID)); err != nil {
+		return nil, nil, fmt.Errorf("end the sandbox user's processes: %w", err)
+	} else if r.Code != 0 {
+		return nil, nil, b.fail(fmt.Errorf("the sandbox user's processes would not end (exit %d)", r.Code), r.Stderr)
+	}
 	out := &capped.Buffer{Limit: sbom.MaxInventory}
 	errb := &capped.Buffer{Limit: 64 << 10}
 	// Reading thousands of small files takes seconds; a home folder made

@@ -17,7 +17,7 @@ import (
 	"strings"
 )
 
-//go:embed gateway-install port-relay apt-components bake-proxy base-customize inventory lib.sh run seal settle guarded launch proxy-env.sh vibe-egress vibe-firewall vibe-selftest vibe-statusline *.nft *.service steps/*.sh
+//go:embed end-user gateway-install port-relay apt-components bake-proxy base-customize inventory lib.sh run seal settle guarded launch proxy-env.sh vibe-egress vibe-firewall vibe-selftest vibe-statusline *.nft *.service steps/*.sh
 var FS embed.FS
 
 // File returns an embedded file's content.
@@ -38,7 +38,7 @@ func StepName(p string) string { return strings.TrimSuffix(path.Base(p), ".sh") 
 
 // Scripts returns every embedded shell script, for linting.
 func Scripts() []string {
-	out := []string{"apt-components", "gateway-install", "bake-proxy", "base-customize", "inventory", "lib.sh", "run", "seal", "settle", "guarded", "launch", "proxy-env.sh", "vibe-egress", "vibe-firewall", "vibe-selftest", "vibe-statusline"}
+	out := []string{"apt-components", "end-user", "gateway-install", "bake-proxy", "base-customize", "inventory", "lib.sh", "run", "seal", "settle", "guarded", "launch", "proxy-env.sh", "vibe-egress", "vibe-firewall", "vibe-selftest", "vibe-statusline"}
 	return append(out, Steps()...)
 }
 
