@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/netip"
 	"sort"
 	"strconv"
 	"strings"
@@ -414,21 +415,9 @@ func (m *Manager) create(ctx context.Context, s *Spec, name string, start bool) 
 	if err != nil {
 		return err
 	}
+	var addr netip.Addr
 	if s.Gateway != nil {
-		addr, err := s.Gateway.Address(ctx)
-		if err != nil {
-			return err
-		}
-		// Its policy is in place before it boots.
-		p, err := policy(s, &api.Instance{})
-		if err != nil {
-			return err
-		}
-		// Whatever a sandbox gone before left at this address goes first.
-		if err := s.Gateway.Forget(ctx, addr); err != nil {
-			return err
-		}
-		if err := s.Gateway.SetPolicy(ctx, addr, p); err != nil {
+		if addr, err = s.Gateway.Address(ctx); err != nil {
 			return err
 		}
 		// The gateway's bridge is the only network it has.
@@ -445,13 +434,37 @@ func (m *Manager) create(ctx context.Context, s *Spec, name string, start bool) 
 		return err
 	}
 	post := createRequest(s, img.Fingerprint, devices, time.Now())
-	post.Name, post.Start = name, start
+	// Behind a gateway it is made stopped: only once incus has given it
+	// its address (another vibe may have taken that address meanwhile, and
+	// incus refuses a second) is the gateway told what the address holds.
+	post.Name, post.Start = name, start && s.Gateway == nil
 	op, err := m.C.CreateInstance(post)
 	if err != nil {
 		return daemon.ExplainDiskSize(fmt.Errorf("create sandbox %s: %w", s.Name, err), s.Disk)
 	}
 	if err := op.WaitContext(ctx); err != nil {
 		return daemon.ExplainDiskSize(fmt.Errorf("create sandbox %s: %w", s.Name, err), s.Disk)
+	}
+	if s.Gateway == nil {
+		return nil
+	}
+	// Its policy is in place before it boots; whatever a sandbox gone
+	// before left at this address goes first.
+	p, err := policy(s, &api.Instance{})
+	if err == nil {
+		err = s.Gateway.Forget(ctx, addr)
+	}
+	if err == nil {
+		err = s.Gateway.SetPolicy(ctx, addr, p)
+	}
+	if err == nil && start {
+		err = m.setState(ctx, name, api.InstanceStatePut{Action: "start", Timeout: -1})
+	}
+	if err != nil {
+		if derr := daemon.ForceDelete(m.C, name); derr != nil {
+			err = fmt.Errorf("%w (and the new sandbox %s is left: incus delete -f %s)", err, name, name)
+		}
+		return fmt.Errorf("create sandbox %s: %w", s.Name, err)
 	}
 	return nil
 }
