@@ -26,6 +26,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/vibesandbox/vibe/cloudinit"
+	"github.com/vibesandbox/vibe/config"
 	"github.com/vibesandbox/vibe/daemon"
 	"github.com/vibesandbox/vibe/sbom"
 )
@@ -148,7 +149,7 @@ func (b *baker) pack(dir string, published map[string][]byte, rootfs FileDigest,
 		Base:           BaseImage{Source: base.Source, Fingerprint: base.Fingerprint},
 		InstanceType:   cfg.Instance.Type,
 		Architecture:   arch,
-		Config:         cfg,
+		Config:         forImage(cfg),
 		Versions:       versions,
 		Rootfs:         rootfs,
 		Created:        now,
@@ -335,4 +336,26 @@ func sandboxTemplates(md *api.ImageMetadata, files map[string][]byte) []MetaEntr
 		}
 	}
 	return out
+}
+
+// forImage is the configuration as the image's manifest records it: what
+// the image is made of, nothing of the host it was baked on (a manifest
+// travels with the image, exported, published and signed). The launcher's
+// folders (the host's home and its projects), the gateway and credentials
+// of the host, and where each extra authority was read from (its
+// certificate stays, by digest) are left out.
+func forImage(c *config.Config) *config.Config {
+	out := *c
+	out.Sandbox = config.Sandbox{}
+	out.Egress.Gateway = config.Gateway{}
+	out.Egress.Credentials = nil
+	out.TLS.CA, out.TLS.Certs = nil, nil
+	for _, p := range c.TLS.CA {
+		out.TLS.CA = append(out.TLS.CA, filepath.Base(p))
+	}
+	for _, cert := range c.TLS.Certs {
+		cert.File = filepath.Base(cert.File)
+		out.TLS.Certs = append(out.TLS.Certs, cert)
+	}
+	return &out
 }
