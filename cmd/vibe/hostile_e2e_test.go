@@ -583,3 +583,28 @@ while True:
 		t.Errorf("the race loop is not running (or was left stopped): %s", out)
 	}
 }
+
+// A path protected for the first time (here a .git the agent made in a
+// session, protected by the next session's settle) stays writable through
+// what a process opened before: a detached process holding .git/config
+// open and sitting in .git/hooks writes both once settle is done, unless
+// settle ends it.
+func TestE2EHostileHeldOpen(t *testing.T) {
+	w := newWorld(t)
+	os.RemoveAll(filepath.Join(w.project, ".git"))
+	w.must("up")
+	hold := `mkdir -p /workspace/app/.git/hooks && printf '[core]\n' >/workspace/app/.git/config && cd /workspace/app/.git/hooks && exec 7<>../config && while [ ! -e /tmp/go ]; do sleep 0.1; done; printf "#!/bin/sh\ntouch /tmp/held\n" >pre-commit; printf "\tfsmonitor = touch /tmp/held\n" >&7; touch /tmp/held-tried`
+	w.detached(hold)
+	time.Sleep(time.Second)
+	// The next session: settle protects the new .git/config and hooks.
+	w.must("exec", "--", "true")
+	if out, code := w.guest("sh", "-c", "touch /tmp/go; for i in $(seq 1 30); do [ -e /tmp/held-tried ] && break; pgrep -u vibe -f 'while \\[' >/dev/null || break; sleep 0.1; done"); code != 0 {
+		t.Fatalf("release the holder: %s", out)
+	}
+	if _, err := os.Stat(filepath.Join(w.project, ".git", "hooks", "pre-commit")); err == nil {
+		t.Errorf("a process that sat in .git/hooks from before it was protected wrote a hook there")
+	}
+	if b, _ := os.ReadFile(filepath.Join(w.project, ".git", "config")); strings.Contains(string(b), "fsmonitor") {
+		t.Errorf("a process that held .git/config open from before it was protected wrote it: %q", b)
+	}
+}
