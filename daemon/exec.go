@@ -39,12 +39,11 @@ type Exec struct {
 type Result struct {
 	Stdout, Stderr string
 	Code           int
-	// Cut says a stream printed more than RunLimit: the rest was dropped.
-	Cut bool
 }
 
-// RunLimit bounds what Run keeps of each stream: the guest may print
-// without end, and the host's memory is not its to fill.
+// RunLimit bounds what Run keeps of each stream (the rest is drained and
+// dropped): the guest may print without end, and the host's memory is not
+// its to fill.
 const RunLimit = 4 << 20
 
 // Run executes e without a terminal, collecting its output (e's own
@@ -53,7 +52,7 @@ func Run(ctx context.Context, c incus.InstanceServer, name string, e Exec) (Resu
 	out, errb := &capped.Buffer{Limit: RunLimit}, &capped.Buffer{Limit: RunLimit}
 	e.Stdout, e.Stderr, e.Terminal = out, errb, false
 	code, err := Execute(ctx, c, name, e)
-	return Result{Stdout: out.String(), Stderr: errb.String(), Code: code, Cut: out.Over || errb.Over}, err
+	return Result{Stdout: out.String(), Stderr: errb.String(), Code: code}, err
 }
 
 // drainLimit bounds the wait for a finished command's output streams to
