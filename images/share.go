@@ -123,6 +123,11 @@ type ImportOptions struct {
 	Names      []string
 	NotBefore  time.Time
 	AllowOlder bool
+	// Source, when set, keeps a rollback record of its own beside the
+	// signed name's (a tree whose only image is taken, whatever its
+	// signed name): an image signed before the last one from it is
+	// refused too.
+	Source string
 	// Staged says f lies in this store stage already, under the store's
 	// names (a download): it is committed instead of copied.
 	Staged *Stage
@@ -151,7 +156,7 @@ func ImportFiles(ctx context.Context, c incus.InstanceServer, store *Store, f *F
 		if err := CheckClaim(v.Claim, o.Names); err != nil {
 			return nil, err
 		}
-		if err := store.checkRollback(v, o.NotBefore, o.AllowOlder); err != nil {
+		if err := store.checkRollback(v, o.Source, o.NotBefore, o.AllowOlder); err != nil {
 			return nil, err
 		}
 	}
@@ -194,7 +199,7 @@ func ImportFiles(ctx context.Context, c incus.InstanceServer, store *Store, f *F
 		}
 	}
 	if o.Trust != nil {
-		if err := store.accept(v); err != nil {
+		if err := store.accept(v, o.Source); err != nil {
 			return nil, err
 		}
 	}
@@ -362,7 +367,7 @@ func (s *Store) accepted() (map[string]Accepted, error) {
 	return m, nil
 }
 
-func (s *Store) checkRollback(v *Verified, notBefore time.Time, allowOlder bool) error {
+func (s *Store) checkRollback(v *Verified, source string, notBefore time.Time, allowOlder bool) error {
 	c := v.Claim
 	if c == nil {
 		return nil
@@ -384,6 +389,10 @@ func (s *Store) checkRollback(v *Verified, notBefore time.Time, allowOlder bool)
 		return failed(Untrusted, "the image %s signed as %q at %s is older than %s, accepted under that name before (signed at %s): refusing a rollback (--allow-older takes it)",
 			short(v.Fingerprint), c.Name, c.SignedAt.Format(time.RFC3339), short(prev.Fingerprint), prev.SignedAt.Format(time.RFC3339))
 	}
+	if prev, ok := m[source]; source != "" && ok && c.SignedAt.Before(prev.SignedAt) && prev.Fingerprint != v.Fingerprint && !allowOlder {
+		return failed(Untrusted, "the image %s (signed as %q at %s) is older than %s, taken from the same %s before (signed at %s): refusing a rollback (--allow-older takes it)",
+			short(v.Fingerprint), c.Name, c.SignedAt.Format(time.RFC3339), short(prev.Fingerprint), source, prev.SignedAt.Format(time.RFC3339))
+	}
 	return nil
 }
 
@@ -391,8 +400,9 @@ func (s *Store) checkRollback(v *Verified, notBefore time.Time, allowOlder bool)
 // may be.
 const maxClockSkew = 10 * time.Minute
 
-// accept records a trusted signature as the newest for its name.
-func (s *Store) accept(v *Verified) error {
+// accept records a trusted signature as the newest for its name, and for
+// source when set.
+func (s *Store) accept(v *Verified, source string) error {
 	c := v.Claim
 	if c == nil || v.Signer == nil {
 		return nil
@@ -401,10 +411,16 @@ func (s *Store) accept(v *Verified) error {
 	if err != nil {
 		return err
 	}
-	if prev, ok := m[c.Name]; ok && !c.SignedAt.After(prev.SignedAt) {
+	rec := Accepted{SignedAt: c.SignedAt, Fingerprint: v.Fingerprint, Signer: v.Signer.Principal + " " + v.Signer.Fingerprint}
+	changed := false
+	for _, k := range []string{c.Name, source} {
+		if prev, ok := m[k]; k != "" && (!ok || c.SignedAt.After(prev.SignedAt)) {
+			m[k], changed = rec, true
+		}
+	}
+	if !changed {
 		return nil
 	}
-	m[c.Name] = Accepted{SignedAt: c.SignedAt, Fingerprint: v.Fingerprint, Signer: v.Signer.Principal + " " + v.Signer.Fingerprint}
 	b, _ := json.MarshalIndent(m, "", "  ")
 	return atomicfile.Write(s.AcceptedFile(), append(b, '\n'), 0o600)
 }

@@ -511,19 +511,19 @@ func TestSignaturesBindNameAndTime(t *testing.T) {
 	store := &Store{Dir: filepath.Join(t.TempDir(), "images")}
 	newer := &Verified{Fingerprint: strings.Repeat("1", 64), Signer: tv.Signer, Claim: &signing.Claim{Name: "vibe", SignedAt: t2}}
 	older := &Verified{Fingerprint: strings.Repeat("2", 64), Signer: tv.Signer, Claim: &signing.Claim{Name: "vibe", SignedAt: t1}}
-	if err := store.checkRollback(newer, time.Time{}, false); err != nil {
+	if err := store.checkRollback(newer, "", time.Time{}, false); err != nil {
 		t.Fatal(err)
 	}
-	if err := store.accept(newer); err != nil {
+	if err := store.accept(newer, ""); err != nil {
 		t.Fatal(err)
 	}
-	if err := store.checkRollback(older, time.Time{}, false); KindOf(err) != Untrusted || !strings.Contains(err.Error(), "rollback") {
+	if err := store.checkRollback(older, "", time.Time{}, false); KindOf(err) != Untrusted || !strings.Contains(err.Error(), "rollback") {
 		t.Errorf("an older image under the same name: %v", err)
 	}
-	if err := store.checkRollback(older, time.Time{}, true); err != nil {
+	if err := store.checkRollback(older, "", time.Time{}, true); err != nil {
 		t.Errorf("--allow-older: %v", err)
 	}
-	if err := store.checkRollback(newer, t2.Add(time.Hour), false); KindOf(err) != Untrusted {
+	if err := store.checkRollback(newer, "", t2.Add(time.Hour), false); KindOf(err) != Untrusted {
 		t.Errorf("--not-before: %v", err)
 	}
 }

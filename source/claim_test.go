@@ -167,3 +167,53 @@ func TestFutureSignatureIsRefused(t *testing.T) {
 		t.Fatalf("today's signed update: %v", err)
 	}
 }
+
+// vibe's own path: spec.Image is a tree URL with no name, so the tree's
+// only image is taken whatever its signed name. The tree keeps a rollback
+// record of its own: when the server that published the team's current
+// "vibe" swaps its tree for one holding only an old image the team once
+// signed as "vibe-2024" (listed under "vibe"), it is refused.
+func TestOnlyImageKeepsTheTreesRollbackRecord(t *testing.T) {
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	key, _ := ssh.NewSignerFromKey(priv)
+	pub := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(key.PublicKey())))
+	trust, _ := signing.ParseAllowedSigners([]byte("team@example.com " + pub + "\n"))
+	store := &images.Store{Dir: filepath.Join(t.TempDir(), "images")}
+	os.MkdirAll(store.Dir, 0o755)
+
+	// Day 1: the tree holds the team's current image, signed as "vibe".
+	current := t.TempDir()
+	publishSigned(t, key, current, "current", signing.Claim{Name: "vibe", SignedAt: time.Now().Add(-time.Hour).UTC().Truncate(time.Second)})
+	if _, err := Import(context.Background(), fakeDaemon{}, store, current, "", images.ImportOptions{Trust: trust}); err != nil {
+		t.Fatalf("the current image: %v", err)
+	}
+
+	// Day 2: same URL, the server now lists only an old image signed as
+	// "vibe-2024", under the alias "vibe".
+	work := t.TempDir()
+	fp, manifest, meta, rootfs := signedImage(t, work, "old and vulnerable")
+	claim := signing.Claim{Name: "vibe-2024", SignedAt: time.Unix(1600000000, 0).UTC()}
+	armored, err := signing.SignWith(key, signing.MessageV2(fp, manifest, claim))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig := filepath.Join(work, "sig")
+	os.WriteFile(sig, signing.Envelope(claim, armored), 0o644)
+	swapped := t.TempDir()
+	if _, err := streams.Publish(swapped, streams.Image{
+		Fingerprint: fp, MetaPath: meta, RootfsPath: rootfs, SigPath: sig,
+		InstanceType: "container", Architecture: "x86_64", OS: "debian", Release: "bookworm", Variant: "vibe",
+		Aliases: []string{"vibe"}, Created: time.Now(),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// The same place now holds only that image.
+	os.RemoveAll(current)
+	if err := os.Rename(swapped, current); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Import(context.Background(), fakeDaemon{}, store, current, "", images.ImportOptions{Trust: trust})
+	if err == nil || !strings.Contains(err.Error(), "taken from the same tree") {
+		t.Fatalf("the tree's only image, signed as %q in 2020, replaced the %q taken from the same tree before: %v", claim.Name, "vibe", err)
+	}
+}

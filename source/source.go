@@ -43,6 +43,7 @@ type Remote struct {
 	// Asked is the alias the user asked for ("" for a fingerprint, or for
 	// the tree's only image): a trusted signature must be made for it.
 	Asked string
+	only  bool // the tree's only image, asked for by no name
 }
 
 // HTTPClient is used for https trees (tests swap it for one that trusts
@@ -148,9 +149,10 @@ func OpenRemote(ctx context.Context, s, name string) (r *Remote, ok bool, err er
 		return nil, true, fmt.Errorf("%s: %w", where, err)
 	}
 	r = &Remote{Tree: t, Entry: e, Where: where}
-	if slices.Contains(e.Aliases, name) {
+	if fp := strings.ToLower(name); fp != "" && !strings.HasPrefix(e.Fingerprint, fp) && slices.Contains(e.Aliases, name) {
 		r.Asked = name
 	}
+	r.only = name == ""
 	return r, true, nil
 }
 
@@ -319,6 +321,12 @@ func Import(ctx context.Context, c incus.InstanceServer, store *images.Store, s,
 		return images.ImportFiles(ctx, c, store, f, o)
 	}
 	o.Names = r.names()
+	if r.only {
+		// Any signed name passes, so the tree itself keeps the rollback
+		// record: an image signed before the one last taken from it (under
+		// whatever name) is not taken silently.
+		o.Source = "tree " + r.Where
+	}
 	if store.Has(r.Entry.Fingerprint) {
 		if _, _, err := c.GetImage(r.Entry.Fingerprint); err == nil {
 			return r.present(ctx, c, store, o)

@@ -119,14 +119,18 @@ func Open(ctx context.Context, base string, hc *http.Client) (*Tree, error) {
 func (t *Tree) Entries() []Entry { return slices.Clone(t.entries) }
 
 // Find resolves an alias (the newest image carrying it), a full fingerprint
-// or a unique fingerprint prefix of at least 12 characters.
+// or a unique fingerprint prefix of at least 12 characters. A name of 12 or
+// more hex digits is a fingerprint only: an alias the server chose never
+// stands in for the image the user pinned.
 func (t *Tree) Find(name string) (*Entry, error) {
 	var found []Entry
+	fp := strings.ToLower(name)
+	byFP := len(fp) >= 12 && strings.Trim(fp, "0123456789abcdef") == ""
 	for _, e := range t.entries {
-		if slices.Contains(e.Aliases, name) {
+		if !byFP && slices.Contains(e.Aliases, name) {
 			return &e, nil
 		}
-		if fp := strings.ToLower(name); len(fp) >= 12 && strings.HasPrefix(e.Fingerprint, fp) {
+		if byFP && strings.HasPrefix(e.Fingerprint, fp) {
 			found = append(found, e)
 		}
 	}
