@@ -457,16 +457,26 @@ func (m *Manager) create(ctx context.Context, s *Spec, name string, start bool) 
 	if err == nil {
 		err = s.Gateway.SetPolicy(ctx, addr, p)
 	}
+	told := err == nil
 	if err == nil && start {
 		err = m.setState(ctx, name, api.InstanceStatePut{Action: "start", Timeout: -1})
 	}
-	if err != nil {
-		if derr := daemon.ForceDelete(m.C, name); derr != nil {
-			err = fmt.Errorf("%w (and the new sandbox %s is left: incus delete -f %s)", err, name, name)
-		}
-		return fmt.Errorf("create sandbox %s: %w", s.Name, err)
+	if err == nil {
+		return nil
 	}
-	return nil
+	// Made stopped under its own name, it may have been found and started
+	// meanwhile by another vibe of the same project: running, it is that
+	// vibe's now (and its start is this one's), never deleted here.
+	if inst, _, gerr := m.C.GetInstance(name); gerr == nil && inst.StatusCode != api.Stopped {
+		if told && start && inst.StatusCode == api.Running {
+			return nil
+		}
+		return fmt.Errorf("create sandbox %s: %w (another vibe has started it meanwhile)", s.Name, err)
+	}
+	if derr := daemon.ForceDelete(m.C, name); derr != nil {
+		err = fmt.Errorf("%w (and the new sandbox %s is left: incus delete -f %s)", err, name, name)
+	}
+	return fmt.Errorf("create sandbox %s: %w", s.Name, err)
 }
 
 // createRequest is the request that creates and starts the sandbox from
