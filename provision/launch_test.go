@@ -62,3 +62,35 @@ func TestLaunchFindsNothingOnTheUsersPATH(t *testing.T) {
 		t.Fatalf("an unprivileged launcher went on (%v): %s", err, out)
 	}
 }
+
+// The secrets' entries join the environment only once the launcher is the
+// user: exported while root, one the loader or the shell obeys (LD_PRELOAD,
+// PATH) ran the user's programs as root. Here an entry names a PATH whose
+// planted id would write a mark; the launcher runs as root of a user
+// namespace of its own (with /run its own), where it cannot become the
+// user in the end, so only its root part is looked at.
+func TestLaunchKeepsSecretsFromRoot(t *testing.T) {
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("no unshare")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "bin")
+	mark := filepath.Join(dir, "pwned")
+	os.Mkdir(bin, 0o755)
+	for _, p := range []string{"id", "rm", "setpriv"} {
+		os.WriteFile(filepath.Join(bin, p), []byte("#!/bin/sh\necho \"$0 $*\" >>"+mark+"\nexit 0\n"), 0o755)
+	}
+	launch, _ := filepath.Abs("launch")
+	script := `mount -t tmpfs none /run && mkdir -p /run/vibe/secrets && printf 'PATH=%s\0' "$1" >/run/vibe/secrets/x && ` +
+		`env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin /bin/bash "$2" nobody /run/vibe/secrets/x -- true; test ! -e /run/vibe/secrets/x`
+	out, err := exec.Command("unshare", "-Urm", "bash", "-c", script, "sh", bin, launch).CombinedOutput()
+	if b, _ := os.ReadFile(mark); len(b) > 0 {
+		t.Fatalf("a secrets entry chose what the launcher ran as root:\n%s", b)
+	}
+	if strings.Contains(string(out), "unshare: ") {
+		t.Skipf("no user namespace here: %s", out)
+	}
+	if err != nil {
+		t.Fatalf("the secrets file was not removed (or the harness failed): %v\n%s", err, out)
+	}
+}

@@ -595,6 +595,13 @@ func TestE2EHostileHeldOpen(t *testing.T) {
 	w.must("up")
 	hold := `mkdir -p /workspace/app/.git/hooks && printf '[core]\n' >/workspace/app/.git/config && cd /workspace/app/.git/hooks && exec 7<>../config && while [ ! -e /tmp/go ]; do sleep 0.1; done; printf "#!/bin/sh\ntouch /tmp/held\n" >pre-commit; printf "\tfsmonitor = touch /tmp/held\n" >&7; touch /tmp/held-tried`
 	w.detached(hold)
+	// And one in a mount namespace of its own, whose copy of the mounts
+	// never receives the read-only binds made after it.
+	if out, code := w.sh("unshare -Urm true"); code == 0 {
+		w.detached(`printf "x\n" >/workspace/app/.envrc && exec unshare -Urm sh -c "while [ ! -e /tmp/go ]; do sleep 0.1; done; echo evil >>/workspace/app/.envrc"`)
+	} else {
+		t.Logf("no user namespaces in the guest: %s", out)
+	}
 	time.Sleep(time.Second)
 	// The next session: settle protects the new .git/config and hooks.
 	w.must("exec", "--", "true")
@@ -606,5 +613,9 @@ func TestE2EHostileHeldOpen(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(w.project, ".git", "config")); strings.Contains(string(b), "fsmonitor") {
 		t.Errorf("a process that held .git/config open from before it was protected wrote it: %q", b)
+	}
+	time.Sleep(time.Second)
+	if b, _ := os.ReadFile(filepath.Join(w.project, ".envrc")); strings.Contains(string(b), "evil") {
+		t.Errorf("a process in a mount namespace of its own wrote .envrc after it was protected: %q", b)
 	}
 }
