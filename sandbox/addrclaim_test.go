@@ -150,6 +150,18 @@ func (f *claimFake) CreateInstance(req api.InstancesPost) (incus.Operation, erro
 	return &doneOp{}, nil
 }
 
+// behindGateway is a manager on c and the spec of sandbox name (allowing
+// host) behind a gateway on c, with a vibe binary to hand it.
+func behindGateway(t *testing.T, c incus.InstanceServer, name, host string) (*Manager, *Spec) {
+	bin := filepath.Join(t.TempDir(), "vibe")
+	os.WriteFile(bin, []byte("vibe binary"), 0o755)
+	g := &egress.Gateway{C: c, Binary: bin}
+	e, _ := allowlist.Parse(host)
+	s := &Spec{Name: name, Image: "img", InstanceType: "container", User: "vibe", UID: 1000, GID: 1000,
+		Allow: allowlist.List{e}, Gateway: g}
+	return &Manager{C: c, Gateway: g}, s
+}
+
 // Two vibe processes at once (two projects brought up together, a bake
 // beside a vibe up) may pick the same free address. The gateway is told
 // what an address holds only once incus has given it to the sandbox: the
@@ -157,18 +169,12 @@ func (f *claimFake) CreateInstance(req api.InstancesPost) (incus.Operation, erro
 // sessions alone (it forgot them and wrote its own allowlist there, under
 // its own name, before).
 func TestCreateClaimsTheAddressBeforeTheGatewayHearsOfIt(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "vibe")
-	os.WriteFile(bin, []byte("vibe binary"), 0o755)
 	f := &claimFake{files: map[string]string{
 		victimDir + "/policy.json":      `{"sandbox":"victim","allow":["victim-only.example"]}`,
 		victimDir + "/credentials.json": `{"credentials":[{"name":"ANTHROPIC_API_KEY","upstream":"https://api.anthropic.com","header":"X-Api-Key","value":"sk-victim"}]}`,
 		victimDir + "/session-00.json":  `{"allow":[],"host":"h","pid":1}`,
 	}}
-	g := &egress.Gateway{C: f, Binary: bin}
-	e, _ := allowlist.Parse("intruder-project.example")
-	s := &Spec{Name: "intruder", Image: "img", InstanceType: "container", User: "vibe", UID: 1000, GID: 1000,
-		Allow: allowlist.List{e}, Gateway: g}
-	m := &Manager{C: f, Gateway: g}
+	m, s := behindGateway(t, f, "intruder", "intruder-project.example")
 	err := m.create(context.Background(), s, "intruder", true)
 	if err == nil || !strings.Contains(err.Error(), "already defined") {
 		t.Fatalf("create: %v (want incus's 409)", err)
@@ -188,3 +194,91 @@ func TestCreateClaimsTheAddressBeforeTheGatewayHearsOfIt(t *testing.T) {
 }
 
 func netipMust(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+// raceFake: the sandbox "proj" is created stopped under its own name, and
+// while this vibe tells the gateway about it, a second `vibe` of the same
+// project (another terminal) finds it with Get, takes it for an existing
+// sandbox and starts it (finish -> start), and its session begins.
+type raceFake struct {
+	claimFake
+	mu2     sync.Mutex
+	created bool
+	running bool
+	deleted []string
+}
+
+func (f *raceFake) GetInstances(api.InstanceType) ([]api.Instance, error) {
+	return []api.Instance{*gwInst}, nil
+}
+
+func (f *raceFake) CreateInstance(req api.InstancesPost) (incus.Operation, error) {
+	f.mu2.Lock()
+	f.created = true
+	f.mu2.Unlock()
+	return &doneOp{}, nil
+}
+
+func (f *raceFake) GetInstance(name string) (*api.Instance, string, error) {
+	if name == egress.DefaultInstance {
+		return f.claimFake.GetInstance(name)
+	}
+	f.mu2.Lock()
+	defer f.mu2.Unlock()
+	if name != "proj" || !f.created {
+		return nil, "", api.StatusErrorf(404, "not found")
+	}
+	st := api.Stopped
+	if f.running {
+		st = api.Running
+	}
+	return &api.Instance{Name: name, StatusCode: st, InstancePut: api.InstancePut{Config: map[string]string{KeySandbox: "true"}}}, "e", nil
+}
+
+func (f *raceFake) ExecInstance(inst string, req api.InstanceExecPost, args *incus.InstanceExecArgs) (incus.Operation, error) {
+	if req.Command[0] == "rm" {
+		// The other vibe: Get finds "proj", stopped; it starts it.
+		f.mu2.Lock()
+		f.running = true
+		f.mu2.Unlock()
+	}
+	return f.claimFake.ExecInstance(inst, req, args)
+}
+
+func (f *raceFake) UpdateInstanceState(name string, st api.InstanceStatePut, _ string) (incus.Operation, error) {
+	f.mu2.Lock()
+	defer f.mu2.Unlock()
+	if st.Action == "start" && f.running {
+		return nil, api.StatusErrorf(400, "The instance is already running")
+	}
+	if st.Action == "stop" {
+		f.running = false
+	}
+	return &doneOp{}, nil
+}
+
+func (f *raceFake) DeleteInstance(name string) (incus.Operation, error) {
+	f.mu2.Lock()
+	f.deleted = append(f.deleted, name)
+	f.mu2.Unlock()
+	return &doneOp{}, nil
+}
+
+// Made stopped under its own name, a new sandbox may be found and started
+// by a second vibe of the same project (another terminal) while the first
+// tells the gateway about it: the first one's start then fails, and it
+// must neither delete that sandbox nor fail.
+func TestCreateLeavesASandboxAnotherVibeStarted(t *testing.T) {
+	f := &raceFake{claimFake: claimFake{files: map[string]string{}}}
+	m, s := behindGateway(t, f, "proj", "proj.example")
+	err := m.create(context.Background(), s, "proj", true)
+	if err != nil {
+		t.Errorf("create: %v", err)
+	}
+	f.mu2.Lock()
+	defer f.mu2.Unlock()
+	for _, d := range f.deleted {
+		if d == "proj" {
+			t.Fatalf("create (%v) force-deleted sandbox proj, which another vibe had found stopped and started meanwhile (its session killed, its container gone)", err)
+		}
+	}
+}

@@ -87,23 +87,9 @@ func TestClaimIsCheckedAgainstTheAskedName(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	work := t.TempDir()
-	fp, manifest, meta, rootfs := signedImage(t, work, "old and vulnerable")
 	claim := signing.Claim{Name: "vibe-2024", SignedAt: time.Unix(1600000000, 0).UTC()}
-	armored, err := signing.SignWith(key, signing.MessageV2(fp, manifest, claim))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sigPath := filepath.Join(work, "sig")
-	os.WriteFile(sigPath, signing.Envelope(claim, armored), 0o644)
 	tree := t.TempDir()
-	if _, err := streams.Publish(tree, streams.Image{
-		Fingerprint: fp, MetaPath: meta, RootfsPath: rootfs, SigPath: sigPath,
-		InstanceType: "container", Architecture: "x86_64", OS: "debian", Release: "bookworm", Variant: "vibe",
-		Aliases: []string{"vibe", "vibe-2024"}, Created: time.Now(),
-	}); err != nil {
-		t.Fatal(err)
-	}
+	fp := publishSigned(t, key, tree, "old and vulnerable", claim, "vibe", "vibe-2024")
 	for _, c := range []struct {
 		asked string
 		ok    bool
@@ -125,10 +111,13 @@ func TestClaimIsCheckedAgainstTheAskedName(t *testing.T) {
 	}
 }
 
-// publishSigned publishes a new image into tree, signed with c by key, and
-// returns its fingerprint.
-func publishSigned(t *testing.T, key ssh.Signer, tree, note string, c signing.Claim) string {
+// publishSigned publishes a new image into tree, signed with c by key,
+// under aliases (c's name when none), and returns its fingerprint.
+func publishSigned(t *testing.T, key ssh.Signer, tree, note string, c signing.Claim, aliases ...string) string {
 	t.Helper()
+	if len(aliases) == 0 {
+		aliases = []string{c.Name}
+	}
 	work := t.TempDir()
 	fp, manifest, meta, rootfs := signedImage(t, work, note)
 	armored, err := signing.SignWith(key, signing.MessageV2(fp, manifest, c))
@@ -140,7 +129,7 @@ func publishSigned(t *testing.T, key ssh.Signer, tree, note string, c signing.Cl
 	if _, err := streams.Publish(tree, streams.Image{
 		Fingerprint: fp, MetaPath: meta, RootfsPath: rootfs, SigPath: sig,
 		InstanceType: "container", Architecture: "x86_64", OS: "debian", Release: "bookworm", Variant: "vibe",
-		Aliases: []string{c.Name}, Created: time.Now(),
+		Aliases: aliases, Created: time.Now(),
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -190,29 +179,15 @@ func TestOnlyImageKeepsTheTreesRollbackRecord(t *testing.T) {
 
 	// Day 2: same URL, the server now lists only an old image signed as
 	// "vibe-2024", under the alias "vibe".
-	work := t.TempDir()
-	fp, manifest, meta, rootfs := signedImage(t, work, "old and vulnerable")
 	claim := signing.Claim{Name: "vibe-2024", SignedAt: time.Unix(1600000000, 0).UTC()}
-	armored, err := signing.SignWith(key, signing.MessageV2(fp, manifest, claim))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sig := filepath.Join(work, "sig")
-	os.WriteFile(sig, signing.Envelope(claim, armored), 0o644)
 	swapped := t.TempDir()
-	if _, err := streams.Publish(swapped, streams.Image{
-		Fingerprint: fp, MetaPath: meta, RootfsPath: rootfs, SigPath: sig,
-		InstanceType: "container", Architecture: "x86_64", OS: "debian", Release: "bookworm", Variant: "vibe",
-		Aliases: []string{"vibe"}, Created: time.Now(),
-	}); err != nil {
-		t.Fatal(err)
-	}
+	publishSigned(t, key, swapped, "old and vulnerable", claim, "vibe")
 	// The same place now holds only that image.
 	os.RemoveAll(current)
 	if err := os.Rename(swapped, current); err != nil {
 		t.Fatal(err)
 	}
-	_, err = Import(context.Background(), fakeDaemon{}, store, current, "", images.ImportOptions{Trust: trust})
+	_, err := Import(context.Background(), fakeDaemon{}, store, current, "", images.ImportOptions{Trust: trust})
 	if err == nil || !strings.Contains(err.Error(), "taken from the same tree") {
 		t.Fatalf("the tree's only image, signed as %q in 2020, replaced the %q taken from the same tree before: %v", claim.Name, "vibe", err)
 	}
