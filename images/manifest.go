@@ -3,7 +3,6 @@ package images
 import (
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"time"
 
 	"github.com/vibesandbox/vibe/config"
@@ -65,11 +64,9 @@ func ParseManifest(b []byte) (*Manifest, error) {
 		return nil, fmt.Errorf("manifest: instance type %.40q is neither container nor vm", m.InstanceType)
 	}
 	for what, v := range map[string]string{"recipe": m.Recipe, "user-data hash": m.UserDataSHA256, "rootfs hash": m.Rootfs.SHA256} {
-		if !sha256Hex.MatchString(v) {
+		if !IsFingerprint(v) {
 			return nil, fmt.Errorf("manifest: the %s %.80q is not a SHA-256 in hex", what, v)
 		}
 	}
 	return &m, nil
 }
-
-var sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
