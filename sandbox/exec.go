@@ -29,7 +29,7 @@ func (m *Manager) Run(ctx context.Context, name string, e daemon.Exec) (int, err
 	if e.Stderr == nil {
 		e.Stderr = os.Stderr
 	}
-	return daemon.Execute(ctx, m.C, name, e)
+	return daemon.Execute(ctx, m.C, m.id(name), e)
 }
 
 // Launcher is the guest program that starts everything of the sandbox
@@ -98,12 +98,12 @@ func (m *Manager) Launch(ctx context.Context, s *Spec, argv []string, cwd string
 			return -1, err
 		}
 		path = "/run/vibe/secrets/" + hex.EncodeToString(id)
-		err := m.C.CreateInstanceFile(s.Name, path, incus.InstanceFileArgs{Content: bytes.NewReader(buf.Bytes()), UID: 0, GID: 0, Mode: 0o400, Type: "file", WriteMode: "overwrite"})
+		err := m.C.CreateInstanceFile(m.id(s.Name), path, incus.InstanceFileArgs{Content: bytes.NewReader(buf.Bytes()), UID: 0, GID: 0, Mode: 0o400, Type: "file", WriteMode: "overwrite"})
 		if err != nil {
 			return -1, fmt.Errorf("hand the secrets to %s: %w", s.Name, err)
 		}
 		// The launcher removed it already, unless it never ran.
-		defer m.C.DeleteInstanceFile(s.Name, path)
+		defer m.C.DeleteInstanceFile(m.id(s.Name), path)
 	}
 	env = maps.Clone(env)
 	env["VIBE_USER_PATH"], env["PATH"] = env["PATH"], RootPATH

@@ -46,7 +46,7 @@ func (m *Manager) Firewall(ctx context.Context, s *Spec, action string) (string,
 	default:
 		return "", fmt.Errorf("firewall: %q: use on, off or status", action)
 	}
-	inst, etag, err := m.C.GetInstance(s.Name)
+	inst, etag, err := m.C.GetInstance(m.id(s.Name))
 	if err != nil {
 		return "", fmt.Errorf("sandbox %s: %w", s.Name, err)
 	}
@@ -59,7 +59,7 @@ func (m *Manager) Firewall(ctx context.Context, s *Spec, action string) (string,
 		if action != "status" {
 			put := inst.Writable()
 			put.Config[KeyFirewall] = action
-			op, err := m.C.UpdateInstance(s.Name, put, etag)
+			op, err := m.C.UpdateInstance(m.id(s.Name), put, etag)
 			if err == nil {
 				err = op.WaitContext(ctx)
 			}
@@ -87,7 +87,7 @@ func (m *Manager) Firewall(ctx context.Context, s *Spec, action string) (string,
 	// without control characters.
 	runCtx, cancel := context.WithTimeout(ctx, settleTimeout)
 	defer cancel()
-	r, err := daemon.Run(runCtx, m.C, s.Name, daemon.Exec{Command: []string{"bash", "-c", guardedScript, "guarded", provision.Digests(), "/usr/local/sbin/vibe-firewall", action}})
+	r, err := daemon.Run(runCtx, m.C, m.id(s.Name), daemon.Exec{Command: []string{"bash", "-c", guardedScript, "guarded", provision.Digests(), "/usr/local/sbin/vibe-firewall", action}})
 	if err != nil {
 		return "", err
 	}
@@ -152,7 +152,7 @@ func (m *Manager) settle(ctx context.Context, s *Spec, inst *api.Instance, want 
 		// Bounded: a guest that makes settle hang (a huge mount table, a
 		// stuck command) fails closed instead of holding vibe.
 		runCtx, cancel := context.WithTimeout(ctx, settleTimeout)
-		r, err := daemon.Run(runCtx, m.C, s.Name, daemon.Exec{Command: argv, Stdin: strings.NewReader(list)})
+		r, err := daemon.Run(runCtx, m.C, m.id(s.Name), daemon.Exec{Command: argv, Stdin: strings.NewReader(list)})
 		cancel()
 		if err != nil {
 			last = err.Error()
@@ -243,7 +243,7 @@ func merge(a, b allowlist.List) allowlist.List {
 // Allow adds an entry to the sandbox's own allowlist (kept in its instance
 // configuration) and applies it when the sandbox runs.
 func (m *Manager) Allow(ctx context.Context, s *Spec, e allowlist.Entry) error {
-	inst, etag, err := m.C.GetInstance(s.Name)
+	inst, etag, err := m.C.GetInstance(m.id(s.Name))
 	if err != nil {
 		return fmt.Errorf("sandbox %s: %w", s.Name, err)
 	}
@@ -258,7 +258,7 @@ func (m *Manager) Allow(ctx context.Context, s *Spec, e allowlist.Entry) error {
 		}
 	}
 	put.Config[KeyAllow] = strings.Join(append(entries, e.String()), "\n")
-	op, err := m.C.UpdateInstance(s.Name, put, etag)
+	op, err := m.C.UpdateInstance(m.id(s.Name), put, etag)
 	if err != nil {
 		return fmt.Errorf("sandbox %s: %w", s.Name, err)
 	}

@@ -191,7 +191,7 @@ func mountsDiffer(have, want map[string]map[string]string) bool {
 }
 
 func (m *Manager) updateDevices(ctx context.Context, name string, want map[string]map[string]string) error {
-	inst, etag, err := m.C.GetInstance(name)
+	inst, etag, err := m.C.GetInstance(m.id(name))
 	if err != nil {
 		return fmt.Errorf("sandbox %s: %w", name, err)
 	}
@@ -202,7 +202,7 @@ func (m *Manager) updateDevices(ctx context.Context, name string, want map[strin
 	// The project devices become exactly want.
 	maps.DeleteFunc(put.Devices, func(dev string, _ map[string]string) bool { return isProjectDevice(dev) })
 	maps.Copy(put.Devices, want)
-	op, err := m.C.UpdateInstance(name, put, etag)
+	op, err := m.C.UpdateInstance(m.id(name), put, etag)
 	if err == nil {
 		err = op.WaitContext(ctx)
 	}
@@ -363,13 +363,13 @@ func hostRoot(host []mountEntry, src string) (root string, major, minor uint32, 
 // nothing in the guest can change it); otherwise from the guest's init.
 func (m *Manager) guestMountinfo(ctx context.Context, name string) (string, bool, error) {
 	if m.Local {
-		if st, _, err := m.C.GetInstanceState(name); err == nil && st.Pid > 0 {
+		if st, _, err := m.C.GetInstanceState(m.id(name)); err == nil && st.Pid > 0 {
 			if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", st.Pid)); err == nil {
 				return string(b), true, nil
 			}
 		}
 	}
-	r, err := daemon.Run(ctx, m.C, name, daemon.Exec{Command: []string{"cat", "/proc/1/mountinfo"}})
+	r, err := daemon.Run(ctx, m.C, m.id(name), daemon.Exec{Command: []string{"cat", "/proc/1/mountinfo"}})
 	if err != nil {
 		return "", false, err
 	}

@@ -283,7 +283,7 @@ func TestCreateRequest(t *testing.T) {
 			Source: api.InstanceSource{Type: "image", Fingerprint: "abc"},
 			InstancePut: api.InstancePut{
 				Config: map[string]string{
-					KeySandbox: "true", KeyImage: "vibe-img", KeyStarted: "2026-12-01T00:00:00Z",
+					KeySandbox: "true", KeyName: "vibe", KeyImage: "vibe-img", KeyStarted: "2026-12-01T00:00:00Z",
 					"limits.cpu": "2", "limits.memory": "4GiB", "boot.autostart": "false",
 					"raw.idmap": "uid 1000 1000\ngid 1000 1000",
 				},

@@ -126,7 +126,7 @@ func (m *Manager) Forward(ctx context.Context, name string, p Port) error {
 		return fmt.Errorf("host port %d already forwards to another port of %s (vibe port --rm %d first)", p.Host, name, p.Host)
 	}
 	put.Devices[dev] = p.device()
-	op, err := m.C.UpdateInstance(name, put, etag)
+	op, err := m.C.UpdateInstance(m.id(name), put, etag)
 	if err == nil {
 		err = op.WaitContext(ctx)
 	}
@@ -151,7 +151,7 @@ func (m *Manager) Unforward(ctx context.Context, name string, hostPort int) erro
 		return fmt.Errorf("%s forwards nothing on host port %d (vibe status lists what it does)", name, hostPort)
 	}
 	delete(put.Devices, dev)
-	op, err := m.C.UpdateInstance(name, put, etag)
+	op, err := m.C.UpdateInstance(m.id(name), put, etag)
 	if err == nil {
 		err = op.WaitContext(ctx)
 	}
@@ -163,7 +163,7 @@ func (m *Manager) Unforward(ctx context.Context, name string, hostPort int) erro
 
 // getWithETag is Get with the ETag an update must carry.
 func (m *Manager) getWithETag(name string) (*api.Instance, string, error) {
-	inst, etag, err := m.C.GetInstance(name)
+	inst, etag, err := m.C.GetInstance(m.id(name))
 	if err != nil {
 		return nil, "", fmt.Errorf("sandbox %s: %w", name, err)
 	}

@@ -158,7 +158,7 @@ func (m *Manager) Relay(ctx context.Context, s *Spec, r Relayed, ln net.Listener
 			var errb capped.Buffer
 			errb.Limit = 512
 			e.Stdin, e.Stdout, e.Stderr = conn, conn, &errb
-			code, err := daemon.Execute(ctx, m.C, s.Name, e)
+			code, err := daemon.Execute(ctx, m.C, m.id(s.Name), e)
 			switch {
 			case err != nil:
 				report(false, fmt.Sprintf("a connection to %s:%d failed: %s", s.Name, guest, Printable(err.Error())))
@@ -203,9 +203,9 @@ func relayExec(s *Spec, guest int) (daemon.Exec, error) {
 // fail until it runs again); a new instance under the name (vibe restore)
 // or none ends it.
 func (m *Manager) relayGone(name string, r Relayed) (string, bool) {
-	inst, _, err := m.C.GetInstance(name)
+	inst, err := m.lookup(name)
 	switch {
-	case api.StatusErrorCheck(err, 404):
+	case errors.Is(err, ErrNotFound):
 		return name + " is gone (deleted, or being restored): run vibe port again once it runs", true
 	case err != nil:
 		return "the incus daemon did not answer: " + Printable(err.Error()), false

@@ -24,11 +24,20 @@ type fakeServer struct {
 	updates int
 }
 
-func (f *fakeServer) GetInstance(string) (*api.Instance, string, error) {
+func (f *fakeServer) GetInstance(name string) (*api.Instance, string, error) {
 	if f.err != nil {
 		return nil, "", f.err
 	}
+	f.inst.Name = name
 	return f.inst, "etag", nil
+}
+
+// GetInstances lists none: the one instance is found by its name.
+func (f *fakeServer) GetInstances(api.InstanceType) ([]api.Instance, error) {
+	if f.err != nil && !api.StatusErrorCheck(f.err, 404) {
+		return nil, f.err
+	}
+	return nil, nil
 }
 
 func (f *fakeServer) UpdateInstance(string, api.InstancePut, string) (incus.Operation, error) {

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	incus "github.com/lxc/incus/v6/client"
@@ -98,6 +99,8 @@ type Manager struct {
 	phases  []Phase
 	last    time.Time
 	current string
+	mu      sync.Mutex
+	names   map[string]string // sandbox name → instance name (see id)
 }
 
 // split divides the running phase: its first d seconds are named first,
@@ -111,6 +114,9 @@ func (m *Manager) split(first string, d time.Duration, rest string) {
 }
 
 func (m *Manager) phase(name string) {
+	if name != "" && name == m.current {
+		return // one phase, begun by a caller already
+	}
 	now := time.Now()
 	if m.current != "" {
 		m.phases = append(m.phases, Phase{Name: m.current, Seconds: float64(now.Sub(m.last).Milliseconds()) / 1000})
@@ -132,19 +138,17 @@ func (m *Manager) Phases() []Phase {
 // ErrNotFound is returned for a sandbox that does not exist.
 var ErrNotFound = errors.New("no such sandbox")
 
-// Get returns the sandbox instance, or ErrNotFound.
+// Get returns the sandbox's instance, or ErrNotFound.
 func (m *Manager) Get(name string) (*api.Instance, error) {
-	inst, _, err := m.C.GetInstance(name)
-	if err != nil {
-		if api.StatusErrorCheck(err, 404) {
-			return nil, fmt.Errorf("%w %q (vibe up creates it)", ErrNotFound, name)
+	m.mu.Lock()
+	n, ok := m.names[name]
+	m.mu.Unlock()
+	if ok && n != name {
+		if inst, _, err := m.C.GetInstance(n); err == nil && holds(inst, name) {
+			return inst, nil
 		}
-		return nil, fmt.Errorf("sandbox %s: %w", name, err)
 	}
-	if inst.Config[KeySandbox] != "true" {
-		return nil, fmt.Errorf("instance %q exists but is not a vibe sandbox; pick another --name", name)
-	}
-	return inst, nil
+	return m.lookup(name)
 }
 
 // Up makes sure the sandbox exists and runs with the spec's mounts and
@@ -154,12 +158,8 @@ func (m *Manager) Up(ctx context.Context, s *Spec) (*SelfTest, error) {
 	m.phases, m.current = nil, ""
 	inst, err := m.Get(s.Name)
 	if errors.Is(err, ErrNotFound) {
-		// One request creates and starts it with its mounts in place.
-		m.phase("create")
-		if err := m.create(ctx, s, s.Name, true); err != nil {
-			return nil, err
-		}
-		inst, err = m.Get(s.Name)
+		m.sweep(s.Name)
+		return m.up(ctx, s, m.freeName(s.Name))
 	}
 	if err != nil {
 		return nil, err
@@ -167,20 +167,38 @@ func (m *Manager) Up(ctx context.Context, s *Spec) (*SelfTest, error) {
 	return m.finish(ctx, s, inst)
 }
 
-// Replace makes the sandbox afresh from its image (vibe restore), the new
-// one made while the old one is killed: incus renames only a stopped
-// instance, so the new one is made, stopped, under a name of its own, and
-// takes the sandbox's name once the old one has given it up. The kill
-// itself stays on the critical path (about a second here: LXC's
-// teardown). Never booted, it starts with its mounts in place, as a new
-// sandbox does. dead runs once nothing of the old one runs, before the new
-// one starts (vibe sets the agent's state aside there: earlier, a process
-// left behind in the old one could write it back).
-func (m *Manager) Replace(ctx context.Context, s *Spec, dead func() error) (*SelfTest, error) {
+// up makes the sandbox's instance as name and brings it to ready.
+func (m *Manager) up(ctx context.Context, s *Spec, name string) (*SelfTest, error) {
+	// One request creates and starts it with its mounts in place.
+	m.phase("create")
+	if err := m.create(ctx, s, name, true); err != nil {
+		return nil, err
+	}
+	inst, err := m.Get(s.Name)
+	if err != nil {
+		return nil, err
+	}
+	return m.finish(ctx, s, inst)
+}
+
+// Replace makes the sandbox afresh from its image (vibe restore). The new
+// instance is made and started under a name of its own while the old one
+// is killed (incus renames only a stopped instance, and the kill takes
+// most of a second here), so restore costs what up does. aside runs before
+// the new one starts (vibe moves the agent's state folder aside there: the
+// old one's mount follows the folder, the new one's gets an empty one);
+// the function it returns runs once nothing of the old one runs (vibe
+// brings the agent's login back there: a process left in the old one could
+// write into it until then).
+func (m *Manager) Replace(ctx context.Context, s *Spec, aside func() (func() error, error)) (*SelfTest, error) {
 	m.phases, m.current = nil, ""
 	old, err := m.Get(s.Name)
 	if errors.Is(err, ErrNotFound) {
-		if err := dead(); err != nil {
+		kept, err := aside()
+		if err == nil {
+			err = kept()
+		}
+		if err != nil {
 			return nil, err
 		}
 		return m.Up(ctx, s)
@@ -190,78 +208,75 @@ func (m *Manager) Replace(ctx context.Context, s *Spec, dead func() error) (*Sel
 	}
 	m.phase("create")
 	// The gateway forgets the old one first: nothing it holds for the old
-	// address may outlive it, and the gateway's bookkeeping is not shared
-	// between the two goroutines below.
+	// address may outlive it.
 	if err := m.forget(ctx, old); err != nil {
 		return nil, err
 	}
-	suffix := time.Now().UnixNano() % 1e9
-	fresh := fmt.Sprintf("%.40s-new-%d", s.Name, suffix)
-	killed := make(chan error, 1)
-	go func() { killed <- daemon.Kill(ctx, m.C, old) }()
-	err = m.create(ctx, s, fresh, false)
-	// Whatever fails from here on, the new one goes: it holds the
-	// projects' mounts (a create the daemon finishes after an interrupt
-	// included, as far as it can be seen).
-	fail := func(err error) (*SelfTest, error) {
-		if derr := daemon.ForceDelete(m.C, fresh); derr != nil {
-			err = fmt.Errorf("%w (and the new sandbox %s is left: incus delete -f %s)", err, fresh, fresh)
-		}
+	m.sweep(s.Name)
+	kept, err := aside()
+	if err != nil {
 		return nil, err
 	}
-	if kerr := <-killed; kerr != nil || err != nil {
-		return fail(errors.Join(err, kerr))
-	}
-	m.phase("swap")
-	// Another vibe may have started the old one while the new one was
-	// made: it is stopped for certain before its state is set aside.
-	old, err = m.Get(s.Name)
-	if err == nil {
-		err = daemon.Kill(ctx, m.C, old)
-	}
-	if err == nil && old.StatusCode != api.Stopped {
-		if old, err = m.Get(s.Name); err == nil && old.StatusCode != api.Stopped {
-			err = fmt.Errorf("sandbox %s is %s again; run vibe restore once nothing else starts it", s.Name, strings.ToLower(old.Status))
+	// Marked long before the new one is made (a request against a create),
+	// so no other vibe finds two.
+	killed := make(chan error, 1)
+	go func() {
+		err := m.discard(old)
+		if err == nil {
+			err = m.kill(ctx, old.Name)
 		}
+		killed <- err
+	}()
+	fresh := m.freeName(s.Name)
+	st, err := m.up(ctx, s, fresh)
+	// Nothing of the old one runs once the kill has returned; the login
+	// comes back only then, and the new one goes if it cannot.
+	kerr := <-killed
+	if kerr == nil {
+		kerr = kept()
 	}
-	if err != nil {
-		return fail(err)
-	}
-	if err := dead(); err != nil {
-		return fail(err)
-	}
-	trash := fmt.Sprintf("%.40s-discarded-%d", s.Name, suffix)
-	if err := m.rename(ctx, s.Name, trash); err != nil {
-		return fail(err)
+	if kerr != nil {
+		if derr := daemon.ForceDelete(m.C, fresh); derr != nil {
+			kerr = fmt.Errorf("%w (and the new sandbox's instance %s is left: incus delete -f %s)", kerr, fresh, fresh)
+		}
+		return nil, errors.Join(err, kerr)
 	}
 	// The old one goes in the background: the daemon finishes the delete
-	// whether or not this process is still there.
-	if _, err := m.C.DeleteInstance(trash); err != nil && m.Progress != nil {
-		m.Progress("the old sandbox " + trash + " was not deleted (" + err.Error() + "): incus delete -f " + trash)
+	// whether or not this process is still there (and the next vibe of
+	// the sandbox deletes one it never got to).
+	if _, derr := m.C.DeleteInstance(old.Name); derr != nil && m.Progress != nil {
+		m.Progress("the old sandbox's instance " + old.Name + " was not deleted (" + derr.Error() + "): incus delete -f " + old.Name)
 	}
-	if err := m.rename(ctx, fresh, s.Name); err != nil {
-		return nil, fmt.Errorf("%w (the new sandbox is %s: incus delete -f %s, then vibe up)", err, fresh, fresh)
-	}
-	m.phase("start")
-	if err := m.setState(ctx, s.Name, api.InstanceStatePut{Action: "start", Timeout: -1}); err != nil {
-		return nil, fmt.Errorf("start %s: %w", s.Name, err)
-	}
-	inst, err := m.Get(s.Name)
-	if err != nil {
-		return nil, err
-	}
-	return m.finish(ctx, s, inst)
+	return st, err
 }
 
-func (m *Manager) rename(ctx context.Context, from, to string) error {
-	op, err := m.C.RenameInstance(from, api.InstancePost{Name: to})
-	if err == nil {
-		err = op.WaitContext(ctx)
+// kill stops the discarded instance name for certain: another vibe may
+// have started it before it was marked, so it is looked at again.
+func (m *Manager) kill(ctx context.Context, name string) error {
+	for range 3 {
+		inst, _, err := m.C.GetInstance(name)
+		if api.StatusErrorCheck(err, 404) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("stop %s: %w", name, err)
+		}
+		if inst.StatusCode == api.Stopped {
+			return nil
+		}
+		if err := daemon.Kill(ctx, m.C, inst); err != nil {
+			return err
+		}
 	}
-	if err != nil {
-		return fmt.Errorf("rename %s to %s: %w", from, to, err)
+	return fmt.Errorf("the old sandbox's instance %s is started again as fast as it is stopped; vibe restore once nothing else starts it", name)
+}
+
+// sweep deletes, in the background, the instances of sandbox name a
+// restore cut short left marked for deletion.
+func (m *Manager) sweep(name string) {
+	for _, n := range m.discarded(name) {
+		go func() { _ = daemon.ForceDelete(m.C, n) }()
 	}
-	return nil
 }
 
 // finish brings a made sandbox to ready: started, its mounts in place,
@@ -277,7 +292,7 @@ func (m *Manager) finish(ctx context.Context, s *Spec, inst *api.Instance) (*Sel
 	}
 	if inst.StatusCode == api.Frozen {
 		// Left frozen by a vibe that ended while it read the projects.
-		if err := m.setState(ctx, s.Name, api.InstanceStatePut{Action: "unfreeze", Timeout: -1}); err != nil {
+		if err := m.setState(ctx, m.id(s.Name), api.InstanceStatePut{Action: "unfreeze", Timeout: -1}); err != nil {
 			return nil, fmt.Errorf("unfreeze %s: %w", s.Name, err)
 		}
 		if inst, err = m.Get(s.Name); err != nil {
@@ -294,11 +309,11 @@ func (m *Manager) finish(ctx context.Context, s *Spec, inst *api.Instance) (*Sel
 		if err := m.detachMounts(ctx, s.Name); err != nil {
 			return nil, err
 		}
-		if err := m.start(ctx, s.Name); err != nil {
+		if err := m.start(ctx, m.id(s.Name)); err != nil {
 			return nil, err
 		}
 	case restartVM:
-		if err := daemon.WaitAgent(ctx, m.C, s.Name, readyTimeout); err != nil {
+		if err := daemon.WaitAgent(ctx, m.C, m.id(s.Name), readyTimeout); err != nil {
 			return nil, err
 		}
 		if err := m.idle(ctx, s); err != nil {
@@ -314,13 +329,13 @@ func (m *Manager) finish(ctx context.Context, s *Spec, inst *api.Instance) (*Sel
 		if err := m.applyMounts(ctx, s, want); err != nil {
 			return nil, err
 		}
-		if err := m.start(ctx, s.Name); err != nil {
+		if err := m.start(ctx, m.id(s.Name)); err != nil {
 			return nil, err
 		}
 	}
 	if vm {
 		m.phase("agent")
-		if err := daemon.WaitAgent(ctx, m.C, s.Name, readyTimeout); err != nil {
+		if err := daemon.WaitAgent(ctx, m.C, m.id(s.Name), readyTimeout); err != nil {
 			return nil, err
 		}
 	}
@@ -384,7 +399,7 @@ func planMounts(vm, running bool, have, want map[string]map[string]string) mount
 // idle refuses to restart a VM while anything of the sandbox user's runs
 // in it (a session, or what one left behind): that would end it.
 func (m *Manager) idle(ctx context.Context, s *Spec) error {
-	r, err := daemon.Run(ctx, m.C, s.Name, daemon.Exec{Command: []string{"pgrep", "-U", strconv.Itoa(s.UID)}})
+	r, err := daemon.Run(ctx, m.C, m.id(s.Name), daemon.Exec{Command: []string{"pgrep", "-U", strconv.Itoa(s.UID)}})
 	if err != nil {
 		return fmt.Errorf("sandbox %s: %w", s.Name, err)
 	}
@@ -445,6 +460,7 @@ func (m *Manager) create(ctx context.Context, s *Spec, name string, start bool) 
 	if err := op.WaitContext(ctx); err != nil {
 		return daemon.ExplainDiskSize(fmt.Errorf("create sandbox %s: %w", s.Name, err), s.Disk)
 	}
+	m.remember(s.Name, name)
 	if s.Gateway == nil {
 		return nil
 	}
@@ -489,6 +505,7 @@ func createRequest(s *Spec, fp string, devices map[string]map[string]string, now
 		InstancePut: api.InstancePut{
 			Config: map[string]string{
 				KeySandbox:      "true",
+				KeyName:         s.Name,
 				KeyImage:        s.Image,
 				KeyStarted:      now.UTC().Format(time.RFC3339),
 				"limits.cpu":    strconv.Itoa(s.CPU),
@@ -620,8 +637,8 @@ func (m *Manager) Stop(ctx context.Context, name string) error {
 	if inst.StatusCode == api.Stopped {
 		return nil
 	}
-	if err := m.setState(ctx, name, api.InstanceStatePut{Action: "stop", Timeout: 60}); err != nil {
-		op, ferr := m.C.UpdateInstanceState(name, api.InstanceStatePut{Action: "stop", Force: true, Timeout: -1}, "")
+	if err := m.setState(ctx, inst.Name, api.InstanceStatePut{Action: "stop", Timeout: 60}); err != nil {
+		op, ferr := m.C.UpdateInstanceState(inst.Name, api.InstanceStatePut{Action: "stop", Force: true, Timeout: -1}, "")
 		if ferr != nil {
 			return fmt.Errorf("stop %s: %w", name, err)
 		}
@@ -641,7 +658,7 @@ func (m *Manager) Hold(ctx context.Context, name string) (thaw func(), held bool
 	if err != nil || inst.StatusCode != api.Running {
 		return func() {}, false
 	}
-	if err := m.setState(ctx, name, api.InstanceStatePut{Action: "freeze", Timeout: -1}); err != nil {
+	if err := m.setState(ctx, inst.Name, api.InstanceStatePut{Action: "freeze", Timeout: -1}); err != nil {
 		if m.Progress != nil {
 			m.Progress("sandbox " + name + " could not be frozen while vibe read its projects: " + err.Error())
 		}
@@ -651,8 +668,8 @@ func (m *Manager) Hold(ctx context.Context, name string) (thaw func(), held bool
 		// Thawed even when ctx was cancelled (an interrupt).
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		if err := m.setState(ctx, name, api.InstanceStatePut{Action: "unfreeze", Timeout: -1}); err != nil && m.Progress != nil {
-			m.Progress("sandbox " + name + " stays frozen (" + err.Error() + "): incus start " + name)
+		if err := m.setState(ctx, inst.Name, api.InstanceStatePut{Action: "unfreeze", Timeout: -1}); err != nil && m.Progress != nil {
+			m.Progress("sandbox " + name + " stays frozen (" + err.Error() + "): incus start " + inst.Name)
 		}
 	}, true
 }
@@ -692,11 +709,20 @@ func (m *Manager) Delete(ctx context.Context, name string) error {
 	if err := m.Stop(ctx, name); err != nil {
 		return err
 	}
-	op, err := m.C.DeleteInstance(name)
+	op, err := m.C.DeleteInstance(inst.Name)
 	if err != nil {
 		return fmt.Errorf("delete %s: %w", name, err)
 	}
-	return op.WaitContext(ctx)
+	if err := op.WaitContext(ctx); err != nil {
+		return fmt.Errorf("delete %s: %w", name, err)
+	}
+	// And what a restore cut short left of it.
+	for _, n := range m.discarded(name) {
+		if err := daemon.ForceDelete(m.C, n); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Info is what `vibe ls` and `vibe status` report.
@@ -727,7 +753,7 @@ func (m *Manager) List() ([]Info, error) {
 	}
 	out := []Info{}
 	for i := range insts {
-		if insts[i].Config[KeySandbox] == "true" {
+		if insts[i].Config[KeySandbox] == "true" && insts[i].Config[KeyDiscarded] == "" {
 			out = append(out, m.info(&insts[i]))
 		}
 	}
@@ -737,7 +763,7 @@ func (m *Manager) List() ([]Info, error) {
 
 func (m *Manager) info(inst *api.Instance) Info {
 	in := Info{
-		Name: inst.Name, Status: strings.ToLower(inst.Status), Type: inst.Type,
+		Name: sandboxName(inst), Status: strings.ToLower(inst.Status), Type: inst.Type,
 		Image: inst.Config[KeyImage], Fingerprint: inst.Config["volatile.base_image"],
 		Mounts: map[string]string{}, CPU: inst.Config["limits.cpu"], Memory: inst.Config["limits.memory"],
 		Started: inst.Config[KeyStarted],
@@ -788,7 +814,7 @@ func (m *Manager) Status(ctx context.Context, name string) (Info, error) {
 	}
 	in := m.info(inst)
 	if inst.StatusCode == api.Running {
-		if st, _, err := m.C.GetInstanceState(name); err == nil {
+		if st, _, err := m.C.GetInstanceState(inst.Name); err == nil {
 			in.MemoryUsed = st.Memory.Usage
 		}
 		if fw, err := m.Firewall(ctx, &Spec{Name: name, Gateway: m.Gateway}, "status"); err == nil {

@@ -49,7 +49,7 @@ func (m *Manager) writeStatus(ctx context.Context, name string, off bool) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = m.C.CreateInstanceFile(name, StatusFile, incus.InstanceFileArgs{
+		_ = m.C.CreateInstanceFile(m.id(name), StatusFile, incus.InstanceFileArgs{
 			Content: bytes.NewReader(append(b, '\n')), UID: 0, GID: 0, Mode: 0o644, Type: "file", WriteMode: "overwrite",
 		})
 	}()

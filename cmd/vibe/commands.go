@@ -111,7 +111,7 @@ func launchReport(c *cli, asJSON, restore bool) error {
 	if !asJSON {
 		s.mgr.Progress = func(p string) { fmt.Fprintf(os.Stderr, "%6.1fs ▸ %s\n", time.Since(start).Seconds(), p) }
 	}
-	var dead func() error
+	var aside func() (func() error, error)
 	if restore {
 		if inst, err := s.mgr.Get(s.spec.Name); err == nil {
 			old := inst.Config["volatile.base_image"]
@@ -121,26 +121,37 @@ func launchReport(c *cli, asJSON, restore bool) error {
 		} else if !errors.Is(err, sandbox.ErrNotFound) {
 			return err
 		}
-		dead = func() error {
-			if !s.cfg.Sandbox.Persist {
+		aside = func() (func() error, error) {
+			var kept []func() error
+			all := func() error {
+				for _, k := range kept {
+					if err := k(); err != nil {
+						return err
+					}
+				}
 				return nil
+			}
+			if !s.cfg.Sandbox.Persist {
+				return all, nil
 			}
 			// A disabled agent's folder too: every session may write
 			// another agent's state, and it may be enabled again.
 			for _, a := range config.AgentNames() {
 				dir, err := agentStateDir(s.spec.Name, a)
 				if err != nil {
-					return err
+					return nil, err
 				}
 				p := config.AgentPresetNamed(a)
-				if err := setAsideState(a, dir, p.Keep, p.Drop); err != nil {
-					return err
+				k, err := setAsideState(a, dir, p.Keep, p.Drop)
+				if err != nil {
+					return nil, err
 				}
+				kept = append(kept, k)
 			}
-			return nil
+			return all, nil
 		}
 	}
-	if err := s.launch(dead); err != nil {
+	if err := s.launch(aside); err != nil {
 		return err
 	}
 	phases := s.mgr.Phases()
@@ -689,18 +700,23 @@ func count(n int, noun string) string {
 // agent and would carry a compromise into the fresh sandbox. The folder is
 // renamed within its parent, which is vibe's: no permission the agent set
 // on it can stop that. A kept entry that cannot come back (a link on its
-// way, a folder the agent closed) stays aside, and vibe says so. It runs
-// while nothing of the sandbox runs.
-func setAsideState(agent, dir string, keep, drop []string) error {
+// way, a folder the agent closed) stays aside, and vibe says so.
+//
+// The folder is set aside at once, while the old sandbox may still run:
+// its mount follows the folder, so it writes only there. What survives
+// comes back in the function returned, which runs once nothing of the old
+// sandbox runs (before, a process left in it could still write there).
+func setAsideState(agent, dir string, keep, drop []string) (func() error, error) {
+	none := func() error { return nil }
 	if dir == "" {
-		return nil
+		return none, nil
 	}
 	st, err := os.Lstat(dir)
 	if os.IsNotExist(err) {
-		return nil
+		return none, nil
 	}
 	if err != nil {
-		return fmt.Errorf("agent state: %w", err)
+		return nil, fmt.Errorf("agent state: %w", err)
 	}
 	// Folders made here belong to whoever owned the state folder (vibe
 	// run as root made it the sandbox user's): the sandbox writes there.
@@ -715,11 +731,18 @@ func setAsideState(agent, dir string, keep, drop []string) error {
 	}
 	aside := fmt.Sprintf("%s.set-aside-%s-%d", dir, time.Now().UTC().Format("20060102-150405"), time.Now().UnixNano()%1e6)
 	if err := os.Rename(dir, aside); err != nil {
-		return fmt.Errorf("set %s's state aside: %w", agent, err)
+		return nil, fmt.Errorf("set %s's state aside: %w", agent, err)
 	}
 	if err := mkdir(dir); err != nil {
-		return fmt.Errorf("agent state: %w", err)
+		return nil, fmt.Errorf("agent state: %w", err)
 	}
+	return func() error { keepBack(agent, dir, aside, keep, drop, mkdir); return nil }, nil
+}
+
+// keepBack moves what keep names from the folder set aside back to the
+// agent's fresh state folder dir, less what drop names, and says what
+// stayed aside.
+func keepBack(agent, dir, aside string, keep, drop []string, mkdir func(string) error) {
 	var lost []string
 	for _, k := range keep {
 		if err := moveBack(aside, dir, k, mkdir); err != nil && !os.IsNotExist(err) {
@@ -770,7 +793,6 @@ func setAsideState(agent, dir string, keep, drop []string) error {
 	if len(lost) > 0 {
 		fmt.Fprintf(os.Stderr, "vibe: WARNING: %s's %s could not be kept (a link on its way, or a folder it cannot be moved out of): it stays in %s, and the agent may ask you to log in again\n", agent, strings.Join(lost, ", "), sandbox.Printable(aside))
 	}
-	return nil
 }
 
 // moveBack moves rel from the folder aside to dir, refusing a link on the
@@ -791,8 +813,14 @@ func moveBack(aside, dir, rel string, mkdir func(string) error) error {
 		}
 	}
 	for i := 1; i < len(parts); i++ {
-		if err := mkdir(filepath.Join(dir, filepath.Join(parts[:i]...))); err != nil && !os.IsExist(err) {
+		p := filepath.Join(dir, filepath.Join(parts[:i]...))
+		if err := mkdir(p); err != nil && !os.IsExist(err) {
 			return err
+		}
+		// The new sandbox runs already: a folder on the way is one, not a
+		// link to elsewhere.
+		if st, err := os.Lstat(p); err != nil || !st.IsDir() {
+			return fmt.Errorf("%s: not a folder", rel)
 		}
 	}
 	return os.Rename(filepath.Join(aside, rel), filepath.Join(dir, rel))

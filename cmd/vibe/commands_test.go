@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -98,7 +99,7 @@ func TestSetAsideState(t *testing.T) {
 		os.MkdirAll(filepath.Join(dir, filepath.Dir(p)), 0o700)
 		os.WriteFile(filepath.Join(dir, p), []byte("x"), 0o600)
 	}
-	if err := setAsideState("opencode", dir, []string{"opencode/auth.json", "opencode/storage"}, nil); err != nil {
+	if err := setAsideNow("opencode", dir, []string{"opencode/auth.json", "opencode/storage"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	for p, want := range map[string]bool{"opencode/auth.json": true, "opencode/storage/s1": true, "opencode/bin": false, "plugins": false} {
@@ -110,7 +111,7 @@ func TestSetAsideState(t *testing.T) {
 	os.RemoveAll(filepath.Join(dir, "opencode"))
 	os.WriteFile(filepath.Join(outside, "auth.json"), []byte("x"), 0o600)
 	os.Symlink(outside, filepath.Join(dir, "opencode"))
-	if err := setAsideState("opencode", dir, []string{"opencode/auth.json"}, nil); err != nil {
+	if err := setAsideNow("opencode", dir, []string{"opencode/auth.json"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Lstat(filepath.Join(dir, "opencode")); err == nil {
@@ -126,13 +127,59 @@ func TestSetAsideState(t *testing.T) {
 		os.MkdirAll(filepath.Join(claude, filepath.Dir(p)), 0o700)
 		os.WriteFile(filepath.Join(claude, p), []byte("x"), 0o600)
 	}
-	if err := setAsideState("claude", claude, []string{"projects"}, []string{"projects/*/memory"}); err != nil {
+	if err := setAsideNow("claude", claude, []string{"projects"}, []string{"projects/*/memory"}); err != nil {
 		t.Fatal(err)
 	}
 	for p, want := range map[string]bool{"projects/app/s.jsonl": true, "projects/app/memory": false, "settings.json": false} {
 		if _, err := os.Lstat(filepath.Join(claude, p)); (err == nil) != want {
 			t.Errorf("claude %s kept: %v, want %v", p, err == nil, want)
 		}
+	}
+}
+
+// setAsideNow sets the state aside and brings back what is kept, as a
+// restore does when the old sandbox was stopped already.
+func setAsideNow(agent, dir string, keep, drop []string) error {
+	kept, err := setAsideState(agent, dir, keep, drop)
+	if err != nil {
+		return err
+	}
+	return kept()
+}
+
+// The state is set aside while the old sandbox may still run, and the new
+// one starts before the login comes back. What the old one writes then
+// goes to the folder set aside; a link in the new folder on the way of
+// what comes back is not followed.
+func TestSetAsideStateWhileTheyRun(t *testing.T) {
+	root, outside := t.TempDir(), t.TempDir()
+	dir := filepath.Join(root, "opencode")
+	os.MkdirAll(filepath.Join(dir, "opencode"), 0o700)
+	os.WriteFile(filepath.Join(dir, "opencode", "auth.json"), []byte("login"), 0o600)
+	old, err := os.Open(dir) // the old sandbox's mount: the folder, wherever it goes
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	kept, err := setAsideState("opencode", dir, []string{"opencode/auth.json"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(fmt.Sprintf("/proc/self/fd/%d/settings.json", old.Fd()), []byte("hooks"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "settings.json")); err == nil {
+		t.Error("what the old sandbox wrote after the folder was set aside reached the new one")
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "opencode", "auth.json")); err == nil {
+		t.Error("the login came back before the old sandbox was gone")
+	}
+	os.Symlink(outside, filepath.Join(dir, "opencode"))
+	if err := kept(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(filepath.Join(outside, "auth.json")); err == nil {
+		t.Error("the login was moved through a link in the new folder")
 	}
 }
 
@@ -144,7 +191,7 @@ func TestSetAsideStateDropFollowsNoLink(t *testing.T) {
 	os.MkdirAll(filepath.Join(outside, "notes", "memory"), 0o700)
 	os.MkdirAll(claude, 0o700)
 	os.Symlink(outside, filepath.Join(claude, "projects"))
-	if err := setAsideState("claude", claude, []string{"projects"}, []string{"projects/*/memory"}); err != nil {
+	if err := setAsideNow("claude", claude, []string{"projects"}, []string{"projects/*/memory"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(outside, "notes", "memory")); err != nil {

@@ -93,7 +93,7 @@ func TestE2EDebian13Container(t *testing.T) {
 	// A TLS server in the guest with a certificate from the authority:
 	// curl (the system trust store) accepts it.
 	for path, data := range map[string][]byte{"/root/server.pem": certPEM, "/root/server.key": keyPEM} {
-		if err := w.c.CreateInstanceFile(w.name, path, incus.InstanceFileArgs{Content: strings.NewReader(string(data)), Mode: 0o600, Type: "file", WriteMode: "overwrite"}); err != nil {
+		if err := w.c.CreateInstanceFile(w.instance(), path, incus.InstanceFileArgs{Content: strings.NewReader(string(data)), Mode: 0o600, Type: "file", WriteMode: "overwrite"}); err != nil {
 			t.Fatal(err)
 		}
 	}

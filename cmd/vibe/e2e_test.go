@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	incus "github.com/lxc/incus/v6/client"
+	"github.com/lxc/incus/v6/shared/api"
 
 	"github.com/vibesandbox/vibe/internal/e2e"
 	"github.com/vibesandbox/vibe/sandbox"
@@ -146,10 +147,27 @@ func (w *world) must(args ...string) string {
 	return out
 }
 
+// instance is the name of the instance that holds the world's sandbox:
+// vibe restore makes the new one under a name of its own.
+func (w *world) instance() string {
+	w.t.Helper()
+	insts, err := w.c.GetInstances(api.InstanceTypeAny)
+	if err != nil {
+		w.t.Fatalf("list instances: %v", err)
+	}
+	for _, in := range insts {
+		if in.Config[sandbox.KeySandbox] == "true" && in.Config[sandbox.KeyDiscarded] == "" &&
+			(in.Config[sandbox.KeyName] == w.name || in.Config[sandbox.KeyName] == "" && in.Name == w.name) {
+			return in.Name
+		}
+	}
+	return w.name
+}
+
 // guest runs a command as root in the sandbox, outside vibe.
 func (w *world) guest(argv ...string) (string, int) {
 	w.t.Helper()
-	return e2e.Exec(w.t, w.c, w.name, argv...)
+	return e2e.Exec(w.t, w.c, w.instance(), argv...)
 }
 
 // diskHotplug reports whether the daemon can add a disk to the running
@@ -163,7 +181,7 @@ func (w *world) diskHotplug() bool {
 	w.t.Helper()
 	dir := w.t.TempDir()
 	os.Chmod(dir, 0o755)
-	out, err := exec.Command("incus", "config", "device", "add", w.name, "vibe-hotplug-probe", "disk", "source="+dir, "path=/mnt/vibe-hotplug-probe").CombinedOutput()
+	out, err := exec.Command("incus", "config", "device", "add", w.instance(), "vibe-hotplug-probe", "disk", "source="+dir, "path=/mnt/vibe-hotplug-probe").CombinedOutput()
 	if err != nil {
 		if strings.Contains(string(out), "Failed to add mount for device inside container") {
 			w.t.Logf("THIS DAEMON CANNOT ADD A DISK TO A RUNNING CONTAINER (%s): the refusal is asserted instead", strings.TrimSpace(string(out)))
@@ -171,7 +189,7 @@ func (w *world) diskHotplug() bool {
 		}
 		w.t.Fatalf("probe disk hot-plug: %v: %s", err, out)
 	}
-	if out, err := exec.Command("incus", "config", "device", "remove", w.name, "vibe-hotplug-probe").CombinedOutput(); err != nil {
+	if out, err := exec.Command("incus", "config", "device", "remove", w.instance(), "vibe-hotplug-probe").CombinedOutput(); err != nil {
 		w.t.Fatalf("remove the hot-plug probe: %v: %s", err, out)
 	}
 	return true
@@ -359,7 +377,7 @@ func TestE2EWorkspaceErrors(t *testing.T) {
 	if _, stderr, code := w.vibe("up"); code == 0 || !strings.Contains(stderr, "prefix the entry with ?") {
 		t.Errorf("missing: %d %s", code, stderr)
 	}
-	if _, _, err := w.c.GetInstance(w.name); err == nil {
+	if _, _, err := w.c.GetInstance(w.instance()); err == nil {
 		t.Error("a sandbox was created despite the errors")
 	}
 }

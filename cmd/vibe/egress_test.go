@@ -211,7 +211,7 @@ except Exception as e: print('no answer',type(e).__name__);sys.exit(1)"`
 	if out, _ := w.guest("sh", "-c", "cat /tmp/udp-in 2>/dev/null"); out != "" {
 		t.Errorf("an inbound UDP datagram reached the agent's listener: %q", out)
 	}
-	if inst, _, err := w.c.GetInstance(w.name); err == nil && inst.ExpandedDevices["eth0"]["security.port_isolation"] != "true" {
+	if inst, _, err := w.c.GetInstance(w.instance()); err == nil && inst.ExpandedDevices["eth0"]["security.port_isolation"] != "true" {
 		t.Errorf("the sandbox's NIC is not port-isolated: %v", inst.ExpandedDevices["eth0"])
 	}
 

@@ -149,7 +149,7 @@ func TestE2EGateway(t *testing.T) {
 		diag, _ := e2e.Exec(t, w.c, gwInstance, "journalctl", "-u", "vibe-gateway", "--no-pager", "-n", "20")
 		t.Fatalf("up behind the gateway: %s%s\ngateway journal:\n%s", out, stderr, diag)
 	}
-	inst, _, err := w.c.GetInstance(w.name)
+	inst, _, err := w.c.GetInstance(w.instance())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -502,7 +502,7 @@ func TestE2EGatewayByDefaultFailsClosed(t *testing.T) {
 	if code == 0 || !strings.Contains(stderr, "no way out") || !strings.Contains(stderr, "sudo vibe setup") {
 		t.Errorf("vibe up without an uplink for the gateway: exit %d, want a refusal that names vibe setup:\n%s", code, stderr)
 	}
-	if _, _, err := w.c.GetInstance(w.name); err == nil {
+	if _, _, err := w.c.GetInstance(w.instance()); err == nil {
 		t.Errorf("the sandbox %s was made although its gateway could not be", w.name)
 	}
 	if _, _, err := w.c.GetInstance(inst); err == nil {

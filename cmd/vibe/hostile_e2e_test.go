@@ -525,8 +525,8 @@ func TestE2EHostileProtectRace(t *testing.T) {
 	// The race is against the first settle that finds the agent's .git.
 	os.RemoveAll(filepath.Join(w.project, ".git"))
 	w.must("up")
-	if op, err := w.c.UpdateInstance(w.name, func() api.InstancePut {
-		inst, _, _ := w.c.GetInstance(w.name)
+	if op, err := w.c.UpdateInstance(w.instance(), func() api.InstancePut {
+		inst, _, _ := w.c.GetInstance(w.instance())
 		p := inst.Writable()
 		p.Config["limits.cpu"] = "2"
 		return p

@@ -66,7 +66,7 @@ func TestE2ERemoteImage(t *testing.T) {
 	if _, errOut, code := w.vibe("--image", "vibe-offline", "--trust", trusted, "up"); code == 0 || !strings.Contains(errOut, "is an image on this machine") {
 		t.Errorf("--trust for a local alias: exit %d %s", code, errOut)
 	}
-	inst, _, err := w.c.GetInstance(w.name)
+	inst, _, err := w.c.GetInstance(w.instance())
 	if err != nil || inst.Config["volatile.base_image"] != fp {
 		t.Fatalf("sandbox made from %q, want %s (%v)", inst.Config["volatile.base_image"], fp, err)
 	}

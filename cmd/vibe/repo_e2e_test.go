@@ -43,7 +43,7 @@ func TestE2EHostileRepository(t *testing.T) {
 	if code != 0 || !strings.Contains(stderr, filepath.Join(repo, "vibe.yaml")+" is ignored") {
 		t.Fatalf("vibe up in a hostile clone: exit %d\n%s%s", code, stdout, stderr)
 	}
-	inst, _, err := w.c.GetInstance(w.name)
+	inst, _, err := w.c.GetInstance(w.instance())
 	if err != nil {
 		t.Fatal(err)
 	}

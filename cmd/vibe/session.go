@@ -211,16 +211,16 @@ func xdgPath(env, fallback, name string) (string, error) {
 // contained is refused; one the operator opened on purpose is announced.
 func (s *session) up() error { return s.launch(nil) }
 
-// launch brings the sandbox up. With dead set it makes the sandbox afresh
-// from the image (vibe restore), and dead runs once the old one is gone.
-func (s *session) launch(dead func() error) error {
-	if err := s.fetchImage(dead != nil); err != nil {
+// launch brings the sandbox up. With aside set it makes the sandbox afresh
+// from the image (vibe restore; see Manager.Replace for aside).
+func (s *session) launch(aside func() (func() error, error)) error {
+	if err := s.fetchImage(aside != nil); err != nil {
 		return err
 	}
 	var st *sandbox.SelfTest
 	var err error
-	if dead != nil {
-		st, err = s.mgr.Replace(s.ctx, s.spec, dead)
+	if aside != nil {
+		st, err = s.mgr.Replace(s.ctx, s.spec, aside)
 	} else {
 		st, err = s.mgr.Up(s.ctx, s.spec)
 	}

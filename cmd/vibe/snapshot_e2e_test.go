@@ -73,7 +73,7 @@ sleep 0.3`, d, e)
 	}
 	// A sandbox left frozen (a vibe that ended while it held it) is
 	// thawed by the next command.
-	if out, err := exec.Command("incus", "pause", w.name).CombinedOutput(); err != nil {
+	if out, err := exec.Command("incus", "pause", w.instance()).CombinedOutput(); err != nil {
 		t.Fatalf("incus pause: %v %s", err, out)
 	}
 	if out := w.must("exec", "--", "echo", "thawed"); !strings.Contains(out, "thawed") {

@@ -1,0 +1,146 @@
+package sandbox
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/lxc/incus/v6/shared/api"
+)
+
+// A sandbox's name is not always its instance's. vibe restore makes the new
+// instance under a name of its own and starts it while the old one is
+// killed: incus renames only a stopped instance, and a kill takes most of
+// a second (lxcfs's post-stop hook alone sleeps half of one), which would
+// otherwise sit on the critical path. Each instance carries its sandbox's
+// name in KeyName (an instance made before that key is its own sandbox);
+// the old one is marked KeyDiscarded before its kill, so that a restore cut
+// short never leaves two instances claiming one sandbox.
+const (
+	KeyName      = "user.vibe.name"
+	KeyDiscarded = "user.vibe.discarded"
+)
+
+// sandboxName is the name of the sandbox inst holds.
+func sandboxName(inst *api.Instance) string {
+	if n := inst.Config[KeyName]; n != "" {
+		return n
+	}
+	return inst.Name
+}
+
+// holds says whether inst is the live instance of sandbox name.
+func holds(inst *api.Instance, name string) bool {
+	return inst.Config[KeySandbox] == "true" && inst.Config[KeyDiscarded] == "" && sandboxName(inst) == name
+}
+
+// id is the name of the instance that holds sandbox name: the one found
+// last, or name itself when none does yet (what a new sandbox is made as).
+func (m *Manager) id(name string) string {
+	m.mu.Lock()
+	n, ok := m.names[name]
+	m.mu.Unlock()
+	if ok {
+		return n
+	}
+	if inst, err := m.lookup(name); err == nil {
+		return inst.Name
+	}
+	return name
+}
+
+// remember records that instance holds sandbox name.
+func (m *Manager) remember(name, instance string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.names == nil {
+		m.names = map[string]string{}
+	}
+	m.names[name] = instance
+}
+
+// lookup finds the live instance of sandbox name, asking the daemon.
+func (m *Manager) lookup(name string) (*api.Instance, error) {
+	inst, _, err := m.C.GetInstance(name)
+	switch {
+	case err == nil && holds(inst, name):
+		m.remember(name, inst.Name)
+		return inst, nil
+	case err == nil && inst.Config[KeySandbox] != "true":
+		return nil, fmt.Errorf("instance %q exists but is not a vibe sandbox; pick another --name", name)
+	case err == nil && inst.Config[KeyDiscarded] == "":
+		return nil, fmt.Errorf("instance %q holds sandbox %q; pick another --name", name, sandboxName(inst))
+	case err != nil && !api.StatusErrorCheck(err, 404):
+		return nil, fmt.Errorf("sandbox %s: %w", name, err)
+	}
+	// Restored at least once, or being restored: listed by its key.
+	insts, err := m.C.GetInstances(api.InstanceTypeAny)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox %s: list instances: %w", name, err)
+	}
+	var found []*api.Instance
+	for i := range insts {
+		if insts[i].Name != name && insts[i].Config[KeyName] == name && holds(&insts[i], name) {
+			found = append(found, &insts[i])
+		}
+	}
+	switch len(found) {
+	case 0:
+		return nil, fmt.Errorf("%w %q (vibe up creates it)", ErrNotFound, name)
+	case 1:
+		m.remember(name, found[0].Name)
+		return found[0], nil
+	}
+	names := make([]string, len(found))
+	for i, f := range found {
+		names[i] = f.Name
+	}
+	sort.Strings(names)
+	return nil, fmt.Errorf("sandbox %s is held by %d instances (%s), as two vibe restores of it ran at once: incus delete -f all but one", name, len(found), strings.Join(names, ", "))
+}
+
+// freeName is the name a new instance of sandbox name is made under: the
+// sandbox's own when no instance has it, else one of its own.
+func (m *Manager) freeName(name string) string {
+	if _, _, err := m.C.GetInstance(name); api.StatusErrorCheck(err, 404) {
+		return name
+	}
+	return fmt.Sprintf("%.40s-r%d", name, time.Now().UnixNano()%1e9)
+}
+
+// discarded lists the instances of sandbox name that a restore marked for
+// deletion and did not delete (it was cut short).
+func (m *Manager) discarded(name string) []string {
+	insts, err := m.C.GetInstances(api.InstanceTypeAny)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for i := range insts {
+		in := &insts[i]
+		if in.Config[KeySandbox] == "true" && in.Config[KeyDiscarded] != "" && sandboxName(in) == name {
+			out = append(out, in.Name)
+		}
+	}
+	return out
+}
+
+// discard marks inst as no longer its sandbox's, before anything else of
+// a restore: from here on no vibe finds or starts it.
+func (m *Manager) discard(inst *api.Instance) error {
+	cur, etag, err := m.C.GetInstance(inst.Name)
+	if err != nil {
+		return fmt.Errorf("mark %s for deletion: %w", inst.Name, err)
+	}
+	put := cur.Writable()
+	put.Config[KeyDiscarded] = time.Now().UTC().Format(time.RFC3339)
+	op, err := m.C.UpdateInstance(inst.Name, put, etag)
+	if err == nil {
+		err = op.Wait()
+	}
+	if err != nil {
+		return fmt.Errorf("mark %s for deletion: %w", inst.Name, err)
+	}
+	return nil
+}
