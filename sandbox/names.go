@@ -103,10 +103,14 @@ func (m *Manager) lookup(name string) (*api.Instance, error) {
 // freeName is the name a new instance of sandbox name is made under: the
 // sandbox's own when no instance has it, else one of its own.
 func (m *Manager) freeName(name string) string {
-	if _, _, err := m.C.GetInstance(name); api.StatusErrorCheck(err, 404) {
-		return name
+	n := name
+	for range 8 {
+		if _, _, err := m.C.GetInstance(n); api.StatusErrorCheck(err, 404) {
+			break
+		}
+		n = fmt.Sprintf("%.40s-r%d", name, time.Now().UnixNano()%1e9)
 	}
-	return fmt.Sprintf("%.40s-r%d", name, time.Now().UnixNano()%1e9)
+	return n
 }
 
 // discarded lists the instances of sandbox name that a restore marked for

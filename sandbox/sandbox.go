@@ -221,6 +221,10 @@ func (m *Manager) Replace(ctx context.Context, s *Spec, aside func() (func() err
 	// so no other vibe finds two.
 	killed := make(chan error, 1)
 	go func() {
+		// Seen through whatever ends this vibe (an interrupt): the login
+		// comes back only once the old one is dead.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
 		err := m.discard(old)
 		if err == nil {
 			err = m.kill(ctx, old.Name)
@@ -728,6 +732,7 @@ func (m *Manager) Delete(ctx context.Context, name string) error {
 // Info is what `vibe ls` and `vibe status` report.
 type Info struct {
 	Name         string            `json:"name"`
+	Instance     string            `json:"instance"` // incus's name for it (a restore makes a new one)
 	Status       string            `json:"status"`
 	Type         string            `json:"type"`
 	Image        string            `json:"image"`
@@ -763,7 +768,7 @@ func (m *Manager) List() ([]Info, error) {
 
 func (m *Manager) info(inst *api.Instance) Info {
 	in := Info{
-		Name: sandboxName(inst), Status: strings.ToLower(inst.Status), Type: inst.Type,
+		Name: sandboxName(inst), Instance: inst.Name, Status: strings.ToLower(inst.Status), Type: inst.Type,
 		Image: inst.Config[KeyImage], Fingerprint: inst.Config["volatile.base_image"],
 		Mounts: map[string]string{}, CPU: inst.Config["limits.cpu"], Memory: inst.Config["limits.memory"],
 		Started: inst.Config[KeyStarted],

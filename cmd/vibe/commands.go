@@ -326,6 +326,9 @@ func (st *statusCmd) Run(c *cli) error {
 		newest = "no: " + in.Image + " now points at " + short(in.NewestImage) + " (vibe restore moves to it)"
 	}
 	fmt.Printf("name       %s (%s, %s)\n", in.Name, in.Type, in.Status)
+	if in.Instance != in.Name {
+		fmt.Printf("instance   %s (restored: incus knows it by this name)\n", in.Instance)
+	}
 	fmt.Printf("image      %s %s (newest: %s)\n", in.Image, short(in.Fingerprint), newest)
 	fmt.Printf("firewall   %s\n", strings.ReplaceAll(cmp.Or(in.Firewall, "unknown (not running)"), "\n", "; "))
 	fmt.Printf("resources  %s CPUs, %s memory", in.CPU, in.Memory)

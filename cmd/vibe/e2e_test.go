@@ -14,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	incus "github.com/lxc/incus/v6/client"
 	"github.com/lxc/incus/v6/shared/api"
@@ -334,6 +335,35 @@ func TestE2ELifecycle(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(w.project, "made-in-sandbox")); err != nil {
 		t.Error("restore lost a host file")
 	}
+	// It runs under an instance name of its own, which status names; the
+	// old instance goes once dead.
+	inst := w.instance()
+	if inst == w.name {
+		t.Errorf("the restored sandbox's instance is still %s", inst)
+	}
+	if out := w.must("status"); !strings.Contains(out, "instance   "+inst) {
+		t.Errorf("status does not name the instance %s:\n%s", inst, out)
+	}
+	for i := 0; ; i++ {
+		if _, _, err := w.c.GetInstance(w.name); err != nil {
+			break
+		}
+		if i == 100 {
+			t.Fatalf("the old instance %s is still there 20 s after restore", w.name)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// What a restore cut short left (marked discarded, never deleted)
+	// stands in for nothing, and rm removes it too.
+	if out, err := exec.Command("incus", "init", "vibe-offline", w.name+"-left", "-c", sandbox.KeySandbox+"=true", "-c", sandbox.KeyName+"="+w.name, "-c", sandbox.KeyDiscarded+"=now").CombinedOutput(); err != nil {
+		t.Fatalf("make a discarded instance: %v %s", err, out)
+	}
+	if got := w.instance(); got != inst {
+		t.Errorf("with a discarded instance beside it, the sandbox is %s, want %s", got, inst)
+	}
+	if out := w.must("ls"); strings.Count(out, w.name) != 1 {
+		t.Errorf("ls lists the sandbox other than once:\n%s", out)
+	}
 
 	// stop, rm.
 	w.must("stop")
@@ -343,6 +373,12 @@ func TestE2ELifecycle(t *testing.T) {
 	w.must("rm")
 	if _, stderr, code := w.vibe("status"); code == 0 || !strings.Contains(stderr, "no such sandbox") {
 		t.Errorf("status after rm: %d %s", code, stderr)
+	}
+	for _, n := range []string{inst, w.name + "-left"} {
+		if _, _, err := w.c.GetInstance(n); err == nil {
+			t.Errorf("rm left the instance %s", n)
+			e2e.ForceDelete(w.c, n)
+		}
 	}
 }
 
