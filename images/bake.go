@@ -14,6 +14,7 @@ import (
 	"github.com/vibesandbox/vibe/config"
 	"github.com/vibesandbox/vibe/daemon"
 	"github.com/vibesandbox/vibe/egress"
+	"github.com/vibesandbox/vibe/signing"
 )
 
 // Image properties vibe sets; the recipe property is the cache key.
@@ -66,6 +67,9 @@ type Options struct {
 	// Gateway, when set, is the egress gateway the builder sits behind,
 	// as sandboxes do: it applies the recipe's allowlist, outside the guest.
 	Gateway *egress.Gateway
+	// Trust, when set, lets the cache reuse an image imported with a
+	// signature by one of its keys (a teammate's bake of the same recipe).
+	Trust *signing.AllowedSigners
 }
 
 // Result is what a bake produced.
@@ -183,7 +187,7 @@ func Bake(ctx context.Context, c incus.InstanceServer, o Options) (res *Result, 
 	b.res.Recipe = recipe.Hash()
 
 	if !o.Force {
-		if img, err := FindByRecipe(c, o.Store, b.res.Recipe); err != nil {
+		if img, err := FindByRecipe(c, o.Store, b.res.Recipe, o.Trust); err != nil {
 			return nil, err
 		} else if img != nil {
 			if err := SetAlias(c, o.Alias, img.Fingerprint, "vibe sandbox image"); err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/lxc/incus/v6/shared/api"
 
 	"github.com/vibesandbox/vibe/daemon"
+	"github.com/vibesandbox/vibe/signing"
 )
 
 // Base is a resolved base image.
@@ -44,10 +45,12 @@ func (b *baker) resolveBase(ctx context.Context, ref, instanceType string) (*Bas
 // FindByRecipe returns the newest image baked from recipe that the cache
 // may reuse, or nil. An image's recipe property and creation date are
 // written by whoever made it, so neither is believed alone: the image must
-// be in the store, baked on this machine or signed by a trusted key
-// (Origin.Cacheable), and its stored manifest must name the recipe; the
-// newest is the one whose manifest says so.
-func FindByRecipe(c incus.InstanceServer, store *Store, recipe string) (*api.Image, error) {
+// be in the store, and its stored manifest must name the recipe; the
+// newest is the one whose manifest says so. It must have been baked on
+// this machine, or imported with a signature that trust (this bake's
+// --trust; nil for none) accepts now: the keys an import once trusted
+// were trusted for that import, not for every later bake.
+func FindByRecipe(c incus.InstanceServer, store *Store, recipe string, trust *signing.AllowedSigners) (*api.Image, error) {
 	imgs, err := c.GetImages()
 	if err != nil {
 		return nil, fmt.Errorf("list images: %w", err)
@@ -56,7 +59,11 @@ func FindByRecipe(c incus.InstanceServer, store *Store, recipe string) (*api.Ima
 	var newest time.Time
 	for i := range imgs {
 		fp := imgs[i].Fingerprint
-		if imgs[i].Properties[PropRecipe] != recipe || !IsFingerprint(fp) || !store.Has(fp) || !store.Origin(fp).Cacheable() {
+		if imgs[i].Properties[PropRecipe] != recipe || !IsFingerprint(fp) || !store.Has(fp) {
+			continue
+		}
+		how := store.Origin(fp).How
+		if how != "baked" && (how != "imported" || trust == nil) {
 			continue
 		}
 		b, err := readBounded(filepath.Join(store.Path(fp), ManifestFile), maxMetaFile)
@@ -66,6 +73,11 @@ func FindByRecipe(c incus.InstanceServer, store *Store, recipe string) (*api.Ima
 		m, err := ParseManifest(b)
 		if err != nil || m.Recipe != recipe {
 			continue
+		}
+		if how == "imported" {
+			if _, err := CheckSignature(fp, &Contents{Manifest: m, ManifestRaw: b}, filepath.Join(store.Path(fp), SigFile), trust); err != nil {
+				continue
+			}
 		}
 		if found == nil || m.Created.After(newest) {
 			found, newest = &imgs[i], m.Created

@@ -7,10 +7,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lxc/incus/v6/shared/api"
 
 	"github.com/vibesandbox/vibe/internal/e2e"
+	"github.com/vibesandbox/vibe/signing"
 )
 
 // The VM image format up to the API: a split image with a qcow2 data file
@@ -69,7 +71,7 @@ func TestE2ECacheHitsOnlyTrustedImages(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { deleteImage(c, fp) })
-	if img, err := FindByRecipe(c, store, recipe); err != nil || img != nil {
+	if img, err := FindByRecipe(c, store, recipe, nil); err != nil || img != nil {
 		t.Fatalf("an image only incus holds is a cache hit: %v %v", img, err)
 	}
 	// In the store, but from an untrusted source.
@@ -78,14 +80,46 @@ func TestE2ECacheHitsOnlyTrustedImages(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeOrigin(store.Path(fp), Origin{How: "imported"})
-	if img, _ := FindByRecipe(c, store, recipe); img != nil {
+	if img, _ := FindByRecipe(c, store, recipe, nil); img != nil {
 		t.Error("an unsigned imported image is a cache hit")
 	}
+	// Imported with a signature a --trust file accepted then: that trust
+	// was for the import. A bake reuses it only with a --trust of its own
+	// that accepts the signature now.
+	key, line := testKey(t)
+	raw, err := os.ReadFile(filepath.Join(store.Path(fp), ManifestFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	claim := signing.Claim{Name: "vibe", SignedAt: time.Now().UTC().Truncate(time.Second)}
+	armored, err := signing.SignWith(key, signing.MessageV2(fp, raw, claim))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(store.Path(fp), SigFile), signing.Envelope(claim, armored), 0o644)
+	writeOrigin(store.Path(fp), Origin{How: "imported", Signer: "teammate", Trusted: true})
+	if img, _ := FindByRecipe(c, store, recipe, nil); img != nil {
+		t.Error("an image imported once with --trust is a cache hit for a bake without one")
+	}
+	_, other := testKey(t)
+	for _, tc := range []struct {
+		trust string
+		hit   bool
+	}{{"teammate " + line, true}, {"stranger " + other, false}} {
+		trust, err := signing.ParseAllowedSigners([]byte(tc.trust + "\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if img, _ := FindByRecipe(c, store, recipe, trust); (img != nil) != tc.hit {
+			t.Errorf("with --trust %q the signed import is a cache hit: %v, want %v", strings.Fields(tc.trust)[0], img != nil, tc.hit)
+		}
+	}
+	os.Remove(filepath.Join(store.Path(fp), SigFile))
 	writeOrigin(store.Path(fp), Origin{How: "baked"})
-	if img, _ := FindByRecipe(c, store, recipe); img == nil || img.Fingerprint != fp {
+	if img, _ := FindByRecipe(c, store, recipe, nil); img == nil || img.Fingerprint != fp {
 		t.Errorf("an image baked here is no cache hit: %v", img)
 	}
-	if img, _ := FindByRecipe(c, store, strings.Repeat("cd", 32)); img != nil {
+	if img, _ := FindByRecipe(c, store, strings.Repeat("cd", 32), nil); img != nil {
 		t.Error("a hit for another recipe")
 	}
 }

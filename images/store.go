@@ -157,9 +157,9 @@ func processAlive(pid int) bool {
 }
 
 // OriginFile records, in a store folder, how the image came to this
-// machine. The build cache hits only images baked here or signed by a
-// trusted key: an image anyone else made carries whatever recipe property
-// and creation date its maker wrote.
+// machine. The build cache hits only images baked here or signed by a key
+// the bake trusts (FindByRecipe): an image anyone else made carries
+// whatever recipe property and creation date its maker wrote.
 const OriginFile = "origin.json"
 
 // Origin is how an image came into the store.
@@ -168,9 +168,6 @@ type Origin struct {
 	Signer  string `json:"signer,omitempty"`
 	Trusted bool   `json:"trusted,omitempty"` // signed by a key a --trust file listed
 }
-
-// Cacheable reports whether a bake may reuse the image.
-func (o Origin) Cacheable() bool { return o.How == "baked" || (o.How == "imported" && o.Trusted) }
 
 func writeOrigin(dir string, o Origin) error {
 	b, _ := json.Marshal(o)

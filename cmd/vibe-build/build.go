@@ -22,6 +22,7 @@ type buildCmd struct {
 	Force         bool          `help:"Bake even if an image with the same recipe exists."`
 	KeepOnFailure bool          `help:"Keep the builder instance when the bake fails, for inspection."`
 	Timeout       time.Duration `help:"How long cloud-init may take to provision the builder." default:"30m"`
+	Trust         string        `help:"Allowed-signers file: an image of the same recipe imported with a signature by a key it lists is a cache hit too (without it, only images baked here are)." placeholder:"FILE" type:"existingfile"`
 }
 
 func (b *buildCmd) Run(root *cli) error {
@@ -37,6 +38,10 @@ func (b *buildCmd) Run(root *cli) error {
 		fmt.Fprintf(os.Stderr, "vibe-build: warning: %s\n", w)
 	}
 	doc, err := cloudinit.Render(c)
+	if err != nil {
+		return err
+	}
+	trust, err := loadTrust(b.Trust)
 	if err != nil {
 		return err
 	}
@@ -66,7 +71,7 @@ func (b *buildCmd) Run(root *cli) error {
 	p := newProgress(os.Stderr)
 	res, err := images.Bake(ctx, srv, images.Options{
 		Config: c, UserData: doc, Alias: alias, Force: b.Force, KeepOnFailure: b.KeepOnFailure,
-		Timeout: b.Timeout, Store: store, Version: version.String(), Progress: p, Gateway: gw,
+		Timeout: b.Timeout, Store: store, Version: version.String(), Progress: p, Gateway: gw, Trust: trust,
 	})
 	p.Done()
 	if err != nil {
