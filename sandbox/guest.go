@@ -46,9 +46,9 @@ func (m *Manager) Firewall(ctx context.Context, s *Spec, action string) (string,
 	default:
 		return "", fmt.Errorf("firewall: %q: use on, off or status", action)
 	}
-	inst, etag, err := m.C.GetInstance(m.id(s.Name))
+	inst, etag, err := m.held(s.Name)
 	if err != nil {
-		return "", fmt.Errorf("sandbox %s: %w", s.Name, err)
+		return "", err
 	}
 	_, on, err := m.behind(inst, s)
 	if err != nil {
@@ -59,7 +59,7 @@ func (m *Manager) Firewall(ctx context.Context, s *Spec, action string) (string,
 		if action != "status" {
 			put := inst.Writable()
 			put.Config[KeyFirewall] = action
-			op, err := m.C.UpdateInstance(m.id(s.Name), put, etag)
+			op, err := m.C.UpdateInstance(inst.Name, put, etag)
 			if err == nil {
 				err = op.WaitContext(ctx)
 			}
@@ -243,9 +243,9 @@ func merge(a, b allowlist.List) allowlist.List {
 // Allow adds an entry to the sandbox's own allowlist (kept in its instance
 // configuration) and applies it when the sandbox runs.
 func (m *Manager) Allow(ctx context.Context, s *Spec, e allowlist.Entry) error {
-	inst, etag, err := m.C.GetInstance(m.id(s.Name))
+	inst, etag, err := m.held(s.Name)
 	if err != nil {
-		return fmt.Errorf("sandbox %s: %w", s.Name, err)
+		return err
 	}
 	put := inst.Writable()
 	var entries []string
@@ -258,7 +258,7 @@ func (m *Manager) Allow(ctx context.Context, s *Spec, e allowlist.Entry) error {
 		}
 	}
 	put.Config[KeyAllow] = strings.Join(append(entries, e.String()), "\n")
-	op, err := m.C.UpdateInstance(m.id(s.Name), put, etag)
+	op, err := m.C.UpdateInstance(inst.Name, put, etag)
 	if err != nil {
 		return fmt.Errorf("sandbox %s: %w", s.Name, err)
 	}

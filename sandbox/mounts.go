@@ -191,9 +191,12 @@ func mountsDiffer(have, want map[string]map[string]string) bool {
 }
 
 func (m *Manager) updateDevices(ctx context.Context, name string, want map[string]map[string]string) error {
-	inst, etag, err := m.C.GetInstance(m.id(name))
+	// Never a discarded instance's (another vibe may be starting one it
+	// found before a restore discarded it): the ETag makes this check and
+	// the update one step.
+	inst, etag, err := m.held(name)
 	if err != nil {
-		return fmt.Errorf("sandbox %s: %w", name, err)
+		return err
 	}
 	put := inst.Writable()
 	if !mountsDiffer(put.Devices, want) {
@@ -202,7 +205,7 @@ func (m *Manager) updateDevices(ctx context.Context, name string, want map[strin
 	// The project devices become exactly want.
 	maps.DeleteFunc(put.Devices, func(dev string, _ map[string]string) bool { return isProjectDevice(dev) })
 	maps.Copy(put.Devices, want)
-	op, err := m.C.UpdateInstance(m.id(name), put, etag)
+	op, err := m.C.UpdateInstance(inst.Name, put, etag)
 	if err == nil {
 		err = op.WaitContext(ctx)
 	}

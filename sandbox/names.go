@@ -2,10 +2,12 @@ package sandbox
 
 import (
 	"fmt"
+	"net/http"
 	"sort"
 	"strings"
 	"time"
 
+	incus "github.com/lxc/incus/v6/client"
 	"github.com/lxc/incus/v6/shared/api"
 )
 
@@ -100,6 +102,23 @@ func (m *Manager) lookup(name string) (*api.Instance, error) {
 	return nil, fmt.Errorf("sandbox %s is held by %d instances (%s), as two vibe restores of it ran at once: incus delete -f all but one", name, len(found), strings.Join(names, ", "))
 }
 
+// held returns the instance of sandbox name, with the ETag an update of it
+// must carry, only while it still holds the sandbox: one a restore has
+// discarded since it was found is never changed.
+func (m *Manager) held(name string) (*api.Instance, string, error) {
+	inst, etag, err := m.C.GetInstance(m.id(name))
+	if err != nil {
+		return nil, "", fmt.Errorf("sandbox %s: %w", name, err)
+	}
+	if inst.Config[KeySandbox] != "true" {
+		return nil, "", fmt.Errorf("instance %q exists but is not a vibe sandbox", inst.Name)
+	}
+	if !holds(inst, name) {
+		return nil, "", fmt.Errorf("%w %q: its instance %s was discarded by a vibe restore (vibe up makes it again)", ErrNotFound, name, inst.Name)
+	}
+	return inst, etag, nil
+}
+
 // freeName is the name a new instance of sandbox name is made under: the
 // sandbox's own when no instance has it, else one of its own.
 func (m *Manager) freeName(name string) string {
@@ -133,15 +152,23 @@ func (m *Manager) discarded(name string) []string {
 // discard marks inst as no longer its sandbox's, before anything else of
 // a restore: from here on no vibe finds or starts it.
 func (m *Manager) discard(inst *api.Instance) error {
-	cur, etag, err := m.C.GetInstance(inst.Name)
-	if err != nil {
-		return fmt.Errorf("mark %s for deletion: %w", inst.Name, err)
-	}
-	put := cur.Writable()
-	put.Config[KeyDiscarded] = time.Now().UTC().Format(time.RFC3339)
-	op, err := m.C.UpdateInstance(inst.Name, put, etag)
-	if err == nil {
-		err = op.Wait()
+	var err error
+	// Again if another vibe changed it meanwhile (the ETag differs).
+	for range 3 {
+		var cur *api.Instance
+		var etag string
+		if cur, etag, err = m.C.GetInstance(inst.Name); err != nil {
+			break
+		}
+		put := cur.Writable()
+		put.Config[KeyDiscarded] = time.Now().UTC().Format(time.RFC3339)
+		var op incus.Operation
+		if op, err = m.C.UpdateInstance(inst.Name, put, etag); err == nil {
+			err = op.Wait()
+		}
+		if err == nil || !api.StatusErrorCheck(err, http.StatusPreconditionFailed) {
+			break
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("mark %s for deletion: %w", inst.Name, err)

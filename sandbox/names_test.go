@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strings"
@@ -8,6 +9,8 @@ import (
 
 	incus "github.com/lxc/incus/v6/client"
 	"github.com/lxc/incus/v6/shared/api"
+
+	"github.com/vibesandbox/vibe/allowlist"
 )
 
 // instances is a daemon holding these instances, by name.
@@ -99,5 +102,65 @@ func TestListNamesSandboxes(t *testing.T) {
 	}
 	if strings.Join(names, " ") != "app old" {
 		t.Errorf("vibe ls lists %q, want app and old", names)
+	}
+}
+
+// recording is a daemon that records what is asked of which instance.
+type recording struct {
+	instances
+	calls []string
+}
+
+func (f *recording) UpdateInstance(name string, put api.InstancePut, etag string) (incus.Operation, error) {
+	f.calls = append(f.calls, "update "+name)
+	return &doneOp{}, nil
+}
+
+func (f *recording) UpdateInstanceState(name string, put api.InstanceStatePut, etag string) (incus.Operation, error) {
+	f.calls = append(f.calls, put.Action+" "+name)
+	return &doneOp{}, nil
+}
+
+// Another vibe found the sandbox before a restore marked its instance
+// discarded, and goes on from what it found: it neither starts that
+// instance nor gives it mounts, a port, a firewall state or an allowlist
+// entry. (From the review of the restore under a name of its own.)
+func TestDiscardedInstanceIsNeverChanged(t *testing.T) {
+	inst := instance("app", KeySandbox, "true", KeyName, "app")
+	f := &recording{instances: instances{all: []api.Instance{inst}}}
+	m := &Manager{C: f}
+	if _, err := m.Get("app"); err != nil {
+		t.Fatal(err)
+	}
+	f.all[0].Config[KeyDiscarded] = "now" // vibe restore, in another process
+	f.all[0].StatusCode = api.Running
+	ctx := context.Background()
+	s := &Spec{Name: "app"}
+	for what, err := range map[string]error{
+		"start":   m.start(ctx, "app"),
+		"mounts":  m.applyMounts(ctx, s, map[string]map[string]string{"vibe-ws-1": {"type": "disk", "source": "/src", "path": "/workspace/app"}}),
+		"detach":  m.detachMounts(ctx, "app"),
+		"forward": m.Forward(ctx, "app", Port{Guest: 80, Host: 8080}),
+		"unport":  m.Unforward(ctx, "app", 8080),
+		"allow":   m.Allow(ctx, s, allowlist.Entry{Pattern: "example.com"}),
+	} {
+		if !errors.Is(err, ErrNotFound) {
+			t.Errorf("%s on a discarded instance: %v, want ErrNotFound", what, err)
+		}
+	}
+	if _, err := m.Firewall(ctx, s, "off"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("firewall off on a discarded instance: %v, want ErrNotFound", err)
+	}
+	if len(f.calls) > 0 {
+		t.Errorf("a discarded instance was asked to change: %q", f.calls)
+	}
+}
+
+// A restore whose kill failed, or a vibe ended hard after the discard,
+// leaves only a discarded instance: vibe rm removes it.
+func TestRmRemovesALoneDiscardedInstance(t *testing.T) {
+	m := &Manager{C: &instances{all: []api.Instance{instance("app", KeySandbox, "true", KeyName, "app", KeyDiscarded, "now")}}}
+	if got := m.discarded("app"); len(got) != 1 || got[0] != "app" {
+		t.Fatalf("discarded = %q, want app", got)
 	}
 }

@@ -102,7 +102,7 @@ var ErrVMPorts = errors.New("a VM's ports cannot have an incus proxy device on t
 // at p.Host. The device lives on the instance, so vibe restore, which
 // makes a new instance from the image, ends it.
 func (m *Manager) Forward(ctx context.Context, name string, p Port) error {
-	inst, etag, err := m.getWithETag(name)
+	inst, etag, err := m.held(name)
 	if err != nil {
 		return err
 	}
@@ -126,7 +126,7 @@ func (m *Manager) Forward(ctx context.Context, name string, p Port) error {
 		return fmt.Errorf("host port %d already forwards to another port of %s (vibe port --rm %d first)", p.Host, name, p.Host)
 	}
 	put.Devices[dev] = p.device()
-	op, err := m.C.UpdateInstance(m.id(name), put, etag)
+	op, err := m.C.UpdateInstance(inst.Name, put, etag)
 	if err == nil {
 		err = op.WaitContext(ctx)
 	}
@@ -141,7 +141,7 @@ func (m *Manager) Forward(ctx context.Context, name string, p Port) error {
 
 // Unforward ends the forward on host port hostPort.
 func (m *Manager) Unforward(ctx context.Context, name string, hostPort int) error {
-	inst, etag, err := m.getWithETag(name)
+	inst, etag, err := m.held(name)
 	if err != nil {
 		return err
 	}
@@ -151,7 +151,7 @@ func (m *Manager) Unforward(ctx context.Context, name string, hostPort int) erro
 		return fmt.Errorf("%s forwards nothing on host port %d (vibe status lists what it does)", name, hostPort)
 	}
 	delete(put.Devices, dev)
-	op, err := m.C.UpdateInstance(m.id(name), put, etag)
+	op, err := m.C.UpdateInstance(inst.Name, put, etag)
 	if err == nil {
 		err = op.WaitContext(ctx)
 	}
@@ -159,16 +159,4 @@ func (m *Manager) Unforward(ctx context.Context, name string, hostPort int) erro
 		return fmt.Errorf("stop forwarding host port %d of %s: %w", hostPort, name, err)
 	}
 	return nil
-}
-
-// getWithETag is Get with the ETag an update must carry.
-func (m *Manager) getWithETag(name string) (*api.Instance, string, error) {
-	inst, etag, err := m.C.GetInstance(m.id(name))
-	if err != nil {
-		return nil, "", fmt.Errorf("sandbox %s: %w", name, err)
-	}
-	if inst.Config[KeySandbox] != "true" {
-		return nil, "", fmt.Errorf("instance %q exists but is not a vibe sandbox", name)
-	}
-	return inst, etag, nil
 }

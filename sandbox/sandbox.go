@@ -217,8 +217,8 @@ func (m *Manager) Replace(ctx context.Context, s *Spec, aside func() (func() err
 	if err != nil {
 		return nil, err
 	}
-	// Marked long before the new one is made (a request against a create),
-	// so no other vibe finds two.
+	// Marked long before the new one is made (a request against a
+	// create): another vibe finds neither for that moment, never two.
 	killed := make(chan error, 1)
 	go func() {
 		// Seen through whatever ends this vibe (an interrupt): the login
@@ -240,6 +240,7 @@ func (m *Manager) Replace(ctx context.Context, s *Spec, aside func() (func() err
 		kerr = kept()
 	}
 	if kerr != nil {
+		kerr = fmt.Errorf("%w; the agents' state stays set aside beside its folders (*.set-aside-*), as the old instance %s may still run: incus delete -f %s, then vibe restore", kerr, old.Name, old.Name)
 		if derr := daemon.ForceDelete(m.C, fresh); derr != nil {
 			kerr = fmt.Errorf("%w (and the new sandbox's instance %s is left: incus delete -f %s)", kerr, fresh, fresh)
 		}
@@ -247,9 +248,12 @@ func (m *Manager) Replace(ctx context.Context, s *Spec, aside func() (func() err
 	}
 	// The old one goes in the background: the daemon finishes the delete
 	// whether or not this process is still there (and the next vibe of
-	// the sandbox deletes one it never got to).
-	if _, derr := m.C.DeleteInstance(old.Name); derr != nil && m.Progress != nil {
-		m.Progress("the old sandbox's instance " + old.Name + " was not deleted (" + derr.Error() + "): incus delete -f " + old.Name)
+	// the sandbox deletes one it never got to). One started again (by a
+	// vibe that found it before it was marked) is killed first.
+	if _, derr := m.C.DeleteInstance(old.Name); derr != nil {
+		if derr = daemon.ForceDelete(m.C, old.Name); derr != nil && m.Progress != nil {
+			m.Progress("the old sandbox's instance " + old.Name + " was not deleted (" + derr.Error() + "): incus delete -f " + old.Name)
+		}
 	}
 	return st, err
 }
@@ -313,7 +317,7 @@ func (m *Manager) finish(ctx context.Context, s *Spec, inst *api.Instance) (*Sel
 		if err := m.detachMounts(ctx, s.Name); err != nil {
 			return nil, err
 		}
-		if err := m.start(ctx, m.id(s.Name)); err != nil {
+		if err := m.start(ctx, s.Name); err != nil {
 			return nil, err
 		}
 	case restartVM:
@@ -333,7 +337,7 @@ func (m *Manager) finish(ctx context.Context, s *Spec, inst *api.Instance) (*Sel
 		if err := m.applyMounts(ctx, s, want); err != nil {
 			return nil, err
 		}
-		if err := m.start(ctx, m.id(s.Name)); err != nil {
+		if err := m.start(ctx, s.Name); err != nil {
 			return nil, err
 		}
 	}
@@ -583,16 +587,21 @@ func (m *Manager) image(ref string) (*api.Image, error) {
 	return img, nil
 }
 
-// start starts a stopped sandbox and records when.
+// start starts the stopped instance of sandbox name, never one a restore
+// has discarded since it was found, and records when.
 func (m *Manager) start(ctx context.Context, name string) error {
-	if err := m.setState(ctx, name, api.InstanceStatePut{Action: "start", Timeout: -1}); err != nil {
+	inst, _, err := m.held(name)
+	if err != nil {
+		return err
+	}
+	if err := m.setState(ctx, inst.Name, api.InstanceStatePut{Action: "start", Timeout: -1}); err != nil {
 		return fmt.Errorf("start %s: %w", name, err)
 	}
-	inst, etag, err := m.C.GetInstance(name)
+	inst, etag, err := m.held(name)
 	if err == nil {
 		put := inst.Writable()
 		put.Config[KeyStarted] = time.Now().UTC().Format(time.RFC3339)
-		if op, err := m.C.UpdateInstance(name, put, etag); err == nil {
+		if op, err := m.C.UpdateInstance(inst.Name, put, etag); err == nil {
 			_ = op.Wait()
 		}
 	}
@@ -704,6 +713,18 @@ func (m *Manager) forget(ctx context.Context, inst *api.Instance) error {
 // Delete removes the sandbox (stopping it first). Host folders are untouched.
 func (m *Manager) Delete(ctx context.Context, name string) error {
 	inst, err := m.Get(name)
+	if errors.Is(err, ErrNotFound) {
+		// Only what a restore cut short left of it, maybe.
+		left := m.discarded(name)
+		for _, n := range left {
+			if err := daemon.ForceDelete(m.C, n); err != nil {
+				return err
+			}
+		}
+		if len(left) > 0 {
+			return nil
+		}
+	}
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/vibesandbox/vibe/allowlist"
 	"github.com/vibesandbox/vibe/config"
 	"github.com/vibesandbox/vibe/daemon"
@@ -721,56 +723,65 @@ func setAsideState(agent, dir string, keep, drop []string) (func() error, error)
 	if err != nil {
 		return nil, fmt.Errorf("agent state: %w", err)
 	}
-	// Folders made here belong to whoever owned the state folder (vibe
-	// run as root made it the sandbox user's): the sandbox writes there.
-	mkdir := func(p string) error {
-		if err := os.Mkdir(p, 0o700); err != nil {
-			return err
-		}
-		if sys, ok := st.Sys().(*syscall.Stat_t); ok && os.Getuid() == 0 {
-			return os.Lchown(p, int(sys.Uid), int(sys.Gid))
-		}
-		return nil
-	}
 	aside := fmt.Sprintf("%s.set-aside-%s-%d", dir, time.Now().UTC().Format("20060102-150405"), time.Now().UnixNano()%1e6)
 	if err := os.Rename(dir, aside); err != nil {
 		return nil, fmt.Errorf("set %s's state aside: %w", agent, err)
 	}
-	if err := mkdir(dir); err != nil {
+	// Folders made here belong to whoever owned the state folder (vibe
+	// run as root made it the sandbox user's): the sandbox writes there.
+	owner := func(r *os.Root, p string) error { return nil }
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok && os.Getuid() == 0 {
+		owner = func(r *os.Root, p string) error { return r.Lchown(p, int(sys.Uid), int(sys.Gid)) }
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("agent state: %w", err)
 	}
-	return func() error { keepBack(agent, dir, aside, keep, drop, mkdir); return nil }, nil
+	if r, err := os.OpenRoot(dir); err == nil {
+		err = owner(r, ".")
+		r.Close()
+		if err != nil {
+			return nil, fmt.Errorf("agent state: %w", err)
+		}
+	}
+	return func() error { return keepBack(agent, dir, aside, keep, drop, owner) }, nil
 }
 
 // keepBack moves what keep names from the folder set aside back to the
 // agent's fresh state folder dir, less what drop names, and says what
-// stayed aside.
-func keepBack(agent, dir, aside string, keep, drop []string, mkdir func(string) error) {
+// stayed aside. The new sandbox runs already and may rearrange dir as it
+// goes: both folders are held open (os.Root), so no link out of either is
+// followed, and nothing but what lies in them moves.
+func keepBack(agent, dir, aside string, keep, drop []string, owner func(*os.Root, string) error) error {
+	to, err := os.OpenRoot(dir)
+	if err != nil {
+		return fmt.Errorf("agent state: %w", err)
+	}
+	defer to.Close()
+	from, err := os.OpenRoot(aside)
+	if err != nil {
+		return fmt.Errorf("agent state: %w", err)
+	}
+	defer from.Close()
 	var lost []string
 	for _, k := range keep {
-		if err := moveBack(aside, dir, k, mkdir); err != nil && !os.IsNotExist(err) {
+		if err := moveBack(from, to, k, owner); err != nil && !os.IsNotExist(err) {
 			lost = append(lost, sandbox.Printable(k))
 		}
 	}
 	for _, d := range drop {
-		// drop is PARENT/*/NAME: NAME in each real folder of PARENT, which
-		// must be a real folder too (a link the agent left is not read).
+		// drop is PARENT/*/NAME: NAME in each folder of PARENT.
 		parent, name, _ := strings.Cut(d, "/*/")
-		if st, err := os.Lstat(filepath.Join(dir, parent)); err != nil || !st.IsDir() {
+		in, err := to.OpenRoot(parent)
+		if err != nil {
 			continue
 		}
-		entries, _ := os.ReadDir(filepath.Join(dir, parent))
+		entries, _ := readFolder(in)
 		for _, e := range entries {
-			if !e.IsDir() || e.Type()&os.ModeSymlink != 0 {
-				continue
-			}
-			rel := filepath.Join(parent, e.Name(), name)
-			if _, err := os.Lstat(filepath.Join(dir, rel)); err == nil {
-				if err := os.MkdirAll(filepath.Dir(filepath.Join(aside, rel)), 0o700); err == nil {
-					_ = os.Rename(filepath.Join(dir, rel), filepath.Join(aside, rel))
-				}
+			if e.IsDir() {
+				_ = moveEntry(in, filepath.Join(e.Name(), name), from, filepath.Join(parent, e.Name(), name))
 			}
 		}
+		in.Close()
 	}
 	// What stayed aside, named down to the level of what was kept.
 	var left []string
@@ -796,37 +807,73 @@ func keepBack(agent, dir, aside string, keep, drop []string, mkdir func(string) 
 	if len(lost) > 0 {
 		fmt.Fprintf(os.Stderr, "vibe: WARNING: %s's %s could not be kept (a link on its way, or a folder it cannot be moved out of): it stays in %s, and the agent may ask you to log in again\n", agent, strings.Join(lost, ", "), sandbox.Printable(aside))
 	}
+	return nil
 }
 
-// moveBack moves rel from the folder aside to dir, refusing a link on the
-// way in aside: no path the agent laid out is followed. mkdir makes the
-// folders on its way in dir.
-func moveBack(aside, dir, rel string, mkdir func(string) error) error {
+// moveBack moves rel from the folder set aside to the fresh one, making
+// the folders on its way there (owned as owner says). A link on its way in
+// the folder set aside is not followed: no path the agent laid out is.
+func moveBack(from, to *os.Root, rel string, owner func(*os.Root, string) error) error {
 	parts := strings.Split(rel, "/")
-	for i := range parts {
-		st, err := os.Lstat(filepath.Join(aside, filepath.Join(parts[:i+1]...)))
+	for i := range len(parts) - 1 {
+		st, err := from.Lstat(filepath.Join(parts[:i+1]...))
 		if err != nil {
 			return err
 		}
-		if i < len(parts)-1 && !st.IsDir() {
+		if !st.IsDir() {
 			return fmt.Errorf("%s: not a folder", rel)
 		}
-		if i < len(parts)-1 && st.Mode()&os.ModeSymlink != 0 {
-			return fmt.Errorf("%s: a link", rel)
-		}
+	}
+	if _, err := from.Lstat(rel); err != nil {
+		return err
 	}
 	for i := 1; i < len(parts); i++ {
-		p := filepath.Join(dir, filepath.Join(parts[:i]...))
-		if err := mkdir(p); err != nil && !os.IsExist(err) {
+		p := filepath.Join(parts[:i]...)
+		if err := to.Mkdir(p, 0o700); err == nil {
+			if err := owner(to, p); err != nil {
+				return err
+			}
+		} else if !os.IsExist(err) {
 			return err
 		}
-		// The new sandbox runs already: a folder on the way is one, not a
-		// link to elsewhere.
-		if st, err := os.Lstat(p); err != nil || !st.IsDir() {
-			return fmt.Errorf("%s: not a folder", rel)
+	}
+	return moveEntry(from, rel, to, rel)
+}
+
+// moveEntry renames rel in from to dst in to (making the folders on its
+// way there), each resolved in its folder held open: whatever the folders
+// on the way become meanwhile, the entry moves from a folder of from to a
+// folder of to, never anywhere else.
+func moveEntry(from *os.Root, rel string, to *os.Root, dst string) error {
+	src, err := from.Open(cmp.Or(filepath.Dir(rel), "."))
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	if filepath.Dir(dst) != "." {
+		if err := to.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+			return err
 		}
 	}
-	return os.Rename(filepath.Join(aside, rel), filepath.Join(dir, rel))
+	dstDir, err := to.Open(cmp.Or(filepath.Dir(dst), "."))
+	if err != nil {
+		return err
+	}
+	defer dstDir.Close()
+	if _, err := from.Lstat(rel); err != nil {
+		return err
+	}
+	return unix.Renameat(int(src.Fd()), filepath.Base(rel), int(dstDir.Fd()), filepath.Base(dst))
+}
+
+// readFolder lists a folder held open.
+func readFolder(r *os.Root) ([]os.DirEntry, error) {
+	f, err := r.Open(".")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return f.ReadDir(-1)
 }
 
 type trustCmd struct {
