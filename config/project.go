@@ -14,11 +14,11 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"syscall"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/vibesandbox/vibe/internal/atomicfile"
+	"github.com/vibesandbox/vibe/internal/regular"
 )
 
 // A project's vibe.yaml (./vibe.yaml, shipped in a repository someone else
@@ -70,23 +70,16 @@ func readProject(name string) (*Project, []byte, error) {
 	} else if err == nil && !st.Mode().IsRegular() {
 		return nil, nil, fmt.Errorf("config %s: not a regular file", abs)
 	}
-	f, err := os.OpenFile(abs, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if errors.Is(err, fs.ErrNotExist) {
+	data, err := regular.Read(abs, 0, maxFileSize)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
 		return nil, nil, nil
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("config %s: %w", abs, err)
-	}
-	defer f.Close()
-	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+	case errors.Is(err, regular.ErrNotRegular):
 		return nil, nil, fmt.Errorf("config %s: not a regular file", abs)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
-	if err != nil {
-		return nil, nil, fmt.Errorf("config %s: %w", abs, err)
-	}
-	if len(data) > maxFileSize {
+	case errors.Is(err, regular.ErrTooLarge):
 		return nil, nil, fmt.Errorf("config %s: larger than %d bytes", abs, maxFileSize)
+	case err != nil:
+		return nil, nil, fmt.Errorf("config %s: %w", abs, err)
 	}
 	sum := sha256.Sum256(data)
 	return &Project{Path: abs, SHA256: hex.EncodeToString(sum[:]), Suffix: projectSuffix(abs)}, data, nil

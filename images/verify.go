@@ -19,9 +19,9 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
+	"github.com/vibesandbox/vibe/internal/regular"
 	"github.com/vibesandbox/vibe/signing"
 )
 
@@ -475,18 +475,9 @@ func checkMetadata(c *Contents) error {
 // open never blocks: a FIFO is refused instead of waited on, and a symlink
 // to a device such as /dev/zero is refused instead of read forever.
 func openRegular(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	f, err := regular.Open(path, 0)
 	if err != nil {
 		return nil, failed(Unreadable, "%w", err)
-	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, failed(Unreadable, "%w", err)
-	}
-	if !st.Mode().IsRegular() {
-		f.Close()
-		return nil, failed(Unreadable, "%s is not a regular file (%s)", path, st.Mode().Type())
 	}
 	return f, nil
 }

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"os/user"
@@ -19,6 +18,7 @@ import (
 	"github.com/vibesandbox/vibe/config"
 	"github.com/vibesandbox/vibe/distro"
 	"github.com/vibesandbox/vibe/internal/capped"
+	"github.com/vibesandbox/vibe/internal/regular"
 )
 
 // HostMirrors are the package servers and certificate authorities this
@@ -181,25 +181,4 @@ func iniValueOf(b []byte, section, key string) string {
 // final symlink and without blocking on a FIFO.
 func ReadSmall(path string) ([]byte, error) { return readBounded(path, syscall.O_NOFOLLOW) }
 
-func readBounded(path string, flags int) ([]byte, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|flags, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file", path)
-	}
-	b, err := io.ReadAll(io.LimitReader(f, 1<<20+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > 1<<20 {
-		return nil, fmt.Errorf("%s is larger than 1 MiB", path)
-	}
-	return b, nil
-}
+func readBounded(path string, flags int) ([]byte, error) { return regular.Read(path, flags, 1<<20) }

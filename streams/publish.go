@@ -19,6 +19,8 @@ import (
 
 	"github.com/lxc/incus/v6/shared/osarch"
 	ss "github.com/lxc/incus/v6/shared/simplestreams"
+
+	"github.com/vibesandbox/vibe/internal/regular"
 )
 
 // Image is one split image to publish.
@@ -255,21 +257,7 @@ func loadProducts(dir string) (*ss.Products, error) {
 
 // readIndex reads a regular file of at most maxIndex bytes, without
 // waiting on a FIFO or following a link to a device.
-func readIndex(file string) ([]byte, error) {
-	f, err := os.OpenFile(file, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
-		return nil, errors.New("not a regular file")
-	}
-	body, err := io.ReadAll(io.LimitReader(f, maxIndex+1))
-	if err == nil && len(body) > maxIndex {
-		err = fmt.Errorf("larger than %d MiB", maxIndex>>20)
-	}
-	return body, err
-}
+func readIndex(file string) ([]byte, error) { return regular.Read(file, 0, maxIndex) }
 
 // index is the index.json listing the products, as incus-simplestreams
 // writes it.
