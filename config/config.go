@@ -198,6 +198,10 @@ type Gateway struct {
 	Image    string `yaml:"image" json:"image"`
 	Network  string `yaml:"network" json:"network"`
 	Instance string `yaml:"instance" json:"instance"`
+	// Private are the private ranges (RFC 1918, shared, unique local) the
+	// gateway may reach for an allowed name: none by default, since a name
+	// resolves wherever its owner says (this machine's LAN included).
+	Private []string `yaml:"private" json:"private"`
 }
 
 // Mirrors are where the guest's package managers fetch from instead of

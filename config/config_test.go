@@ -101,6 +101,7 @@ func TestErrorsNameThePlaceAndTheRule(t *testing.T) {
 		{"agent:\n  version: sk-ant-api03-abcdefghijklmnop\n", `agent.version: looks like an Anthropic API key`},
 		{"egress:\n  gateway:\n    network: this-name-is-too-long\n", `egress.gateway.network: "this-name-is-too-long" is not an incus name`},
 		{"egress:\n  gateway:\n    uplink: 'a b'\n", `egress.gateway.uplink: "a b" is not an incus name`},
+		{"egress:\n  gateway:\n    private: [10.20.0.0/16, 'corp.example']\n", `egress.gateway.private[1]: "corp.example" is neither an address nor a prefix`},
 		{"egress:\n  credentials:\n    - {key: 'A-B', upstream: 'https://api.example.com', header: X-Key, base_url_env: B}\n", `egress.credentials[0].key: "A-B" is not a variable name`},
 		{"egress:\n  credentials:\n    - {key: K, upstream: 'http://api.example.com', header: X-Key, base_url_env: B}\n", `egress.credentials[0].upstream: "http://api.example.com" is not an https URL`},
 		{"egress:\n  credentials:\n    - {key: K, upstream: 'https://api.example.com', header: 'X Key', base_url_env: B}\n", `egress.credentials[0].header: "X Key" is not an HTTP header name`},

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"maps"
+	"net/netip"
 	"net/url"
 	"os"
 	"regexp"
@@ -404,6 +405,11 @@ func (c *Config) checkEgress(Host) error {
 			return c.errAt("egress.gateway.image", "%v", err)
 		}
 	}
+	for i, p := range gw.Private {
+		if _, err := GatewayPrivate(p); err != nil {
+			return c.errAt(fmt.Sprintf("egress.gateway.private[%d]", i), "%v", err)
+		}
+	}
 	for i, cr := range c.Egress.Credentials {
 		at := func(f string) string { return fmt.Sprintf("egress.credentials[%d].%s", i, f) }
 		if !envName.MatchString(cr.Key) {
@@ -523,3 +529,27 @@ func (c *Config) checkGoSums() error {
 
 // maxGoSums bounds toolchains.go.sums.
 const maxGoSums = 64
+
+// GatewayPrivate parses an egress.gateway.private entry: a prefix
+// (10.20.0.0/16) or one address.
+func GatewayPrivate(s string) (netip.Prefix, error) {
+	if a, err := netip.ParseAddr(s); err == nil && a.Zone() == "" {
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is neither an address nor a prefix such as 10.20.0.0/16", s)
+	}
+	return p.Masked(), nil
+}
+
+// PrivatePrefixes are egress.gateway.private, parsed (validated already).
+func (g Gateway) PrivatePrefixes() []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range g.Private {
+		if p, err := GatewayPrivate(s); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}

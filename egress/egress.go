@@ -81,6 +81,9 @@ type Gateway struct {
 	Uplink   string // network of the gateway's outside leg; "" for the default profile's
 	Image    string // image the gateway is made from: alias, fingerprint or remote:alias
 	Binary   string // this vibe, pushed into the gateway (os.Executable)
+	// Private are the private ranges an allowed name may reach
+	// (egress.gateway.private): none by default.
+	Private []netip.Prefix
 	// Progress, if set, hears about slow steps (creating the gateway).
 	Progress func(string)
 
@@ -359,7 +362,7 @@ func aclIs(acl *api.NetworkACL, want api.NetworkACLPut) bool {
 // ruleset after a marker line, so that one digest covers both).
 func (g *Gateway) unit(info *Info) (string, error) {
 	var b bytes.Buffer
-	data := map[string]any{"Addr": info.Addr, "Bits": info.Prefix.Bits(), "Prefix": info.Prefix, "Port": info.Port, "Never": info.Never}
+	data := map[string]any{"Addr": info.Addr, "Bits": info.Prefix.Bits(), "Prefix": info.Prefix, "Port": info.Port, "Never": info.Never, "Private": g.Private}
 	if err := template.Must(template.New("unit").Parse(unitTemplate)).Execute(&b, data); err != nil {
 		return "", err
 	}

@@ -115,14 +115,14 @@ func TestBind(t *testing.T) {
 func TestUnit(t *testing.T) {
 	in := info()
 	in.Never = []netip.Prefix{netip.MustParsePrefix("10.0.3.1/32")}
-	u, err := (&Gateway{}).unit(in)
+	u, err := (&Gateway{Private: []netip.Prefix{netip.MustParsePrefix("10.20.0.0/16")}}).unit(in)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
 		"ExecStartPre=+/usr/sbin/ip address replace 10.77.0.2/24 dev eth1",
 		"--listen 10.77.0.2:3128 --bridge 10.77.0.0/24",
-		"--never 10.0.3.1/32",
+		"--never 10.0.3.1/32", "--private 10.20.0.0/16",
 		"User=vibe-gateway", "RuntimeDirectoryMode=0700", "NoNewPrivileges=yes",
 	} {
 		if !strings.Contains(u, want) {

@@ -292,6 +292,46 @@ func TestNeverDialsInside(t *testing.T) {
 	}
 }
 
+// An allowed name that resolves to a private address (this machine's LAN,
+// a router, a service on the uplink's network) is not fetched unless the
+// user listed that range (egress.gateway.private): whoever runs a name's
+// DNS points it where they like. The fixture's upstream, on loopback,
+// plays the private network here.
+func TestPrivateAddressesNeedConsent(t *testing.T) {
+	f := newFixture(t)
+	f.write(PolicyFile, Policy{Sandbox: "sb", Allow: []string{"allowed.test", "=127.0.0.1"}})
+	saved := PrivateRanges
+	PrivateRanges = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	defer func() { PrivateRanges = saved }()
+	get := func(private []netip.Prefix, host string) (int, string) {
+		s := &Server{Store: &Store{Dir: filepath.Join(f.state, "sandboxes")}, Self: netip.MustParseAddr("192.0.2.1"),
+			Ports: map[string]bool{f.upPort: true}, Private: private,
+			Lookup: func(context.Context, string) ([]netip.Addr, error) {
+				return []netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil
+			}}
+		p := httptest.NewServer(s.Handler())
+		defer p.Close()
+		u, _ := url.Parse(p.URL)
+		resp, err := (&http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(u)}}).Get("http://" + host + ":" + f.upPort + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get(nil, "allowed.test"); code == 200 || !strings.Contains(body, "egress.gateway.private") {
+		t.Errorf("an allowed name resolving to a private address, unlisted: %d %q", code, body)
+	}
+	if code, body := get([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/24")}, "allowed.test"); code != 200 {
+		t.Errorf("an allowed name resolving to a listed private range: %d %q", code, body)
+	}
+	// An address the allowlist names itself is the user's choice already.
+	if code, body := get(nil, "127.0.0.1"); code != 200 {
+		t.Errorf("an allowed private address named as such: %d %q", code, body)
+	}
+}
+
 func TestCredentialRoute(t *testing.T) {
 	f := newFixture(t)
 	f.write(PolicyFile, Policy{Sandbox: "sb"})

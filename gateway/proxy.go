@@ -43,6 +43,10 @@ type Server struct {
 	// Never are destinations the gateway never dials, whatever a name
 	// resolves to: loopback, link-local and the sandbox bridge itself.
 	Never []netip.Prefix
+	// Private are the private ranges (PrivateRanges) the user lets an
+	// allowed name reach (egress.gateway.private); an address named in the
+	// request itself, which the allowlist admitted as such, needs none.
+	Private []netip.Prefix
 	// Lookup resolves a name, only after the allowlist admitted it (nil:
 	// the system's resolver).
 	Lookup func(ctx context.Context, host string) ([]netip.Addr, error)
@@ -69,6 +73,18 @@ var DefaultNever = []netip.Prefix{
 	netip.MustParsePrefix("fe80::/10"),
 	netip.MustParsePrefix("ff00::/8"),
 	netip.MustParsePrefix("fd00:ec2::254/128"), // a cloud's metadata service, as 169.254.169.254
+}
+
+// PrivateRanges are the ranges of private networks (RFC 1918, shared
+// address space, unique local): an allowed name that resolves there reaches
+// them only when Server.Private lists them. Its owner chooses what a name
+// resolves to, and this machine's LAN is no allowed host.
+var PrivateRanges = []netip.Prefix{
+	netip.MustParsePrefix("10.0.0.0/8"),
+	netip.MustParsePrefix("172.16.0.0/12"),
+	netip.MustParsePrefix("192.168.0.0/16"),
+	netip.MustParsePrefix("100.64.0.0/10"),
+	netip.MustParsePrefix("fc00::/7"),
 }
 
 // Handler returns the proxy's HTTP handler.
@@ -244,8 +260,9 @@ func (s *Server) dial(ctx context.Context, network, addr string) (net.Conn, erro
 		return nil, err
 	}
 	var addrs []netip.Addr
+	literal := false
 	if a, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
-		addrs = []netip.Addr{a}
+		addrs, literal = []netip.Addr{a}, true
 	} else {
 		lookup := s.Lookup
 		if lookup == nil {
@@ -266,6 +283,10 @@ func (s *Server) dial(ctx context.Context, network, addr string) (net.Conn, erro
 		if s.never(a) {
 			continue
 		}
+		if !literal && s.private(a) {
+			last = fmt.Errorf("%s resolves to %s, a private address, which the gateway reaches for a name only when egress.gateway.private (vibe.yaml) lists it: whoever runs a name's DNS chooses where it points, this machine's network included. If %s is yours, add it there", host, a.Unmap(), a.Unmap())
+			continue
+		}
 		c, err := d.DialContext(ctx, network, net.JoinHostPort(a.Unmap().String(), port))
 		if err == nil {
 			return c, nil
@@ -280,6 +301,22 @@ func (s *Server) port(p string) bool {
 		return p == "80" || p == "443"
 	}
 	return s.Ports[p]
+}
+
+// private reports whether a is in a private range the user did not list.
+func (s *Server) private(a netip.Addr) bool {
+	a = a.Unmap()
+	for _, p := range s.Private {
+		if p.Contains(a) {
+			return false
+		}
+	}
+	for _, p := range PrivateRanges {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Server) never(a netip.Addr) bool {

@@ -18,8 +18,10 @@ type Options struct {
 	Listen netip.AddrPort // the gateway's address and port on the sandbox bridge
 	Bridge netip.Prefix   // the sandbox bridge: never a destination
 	Never  []netip.Prefix // more destinations never dialled (the host's addresses)
-	State  string         // STATE: sandboxes/ADDRESS/*.json
-	Log    string         // the egress logs' folder (ADDRESS.jsonl)
+	// Private are the private ranges an allowed name may reach.
+	Private []netip.Prefix
+	State   string // STATE: sandboxes/ADDRESS/*.json
+	Log     string // the egress logs' folder (ADDRESS.jsonl)
 }
 
 // MaxConnsPerSandbox bounds the connections one address holds open, so
@@ -107,10 +109,11 @@ func Serve(ctx context.Context, o Options) error {
 	}
 	never = append(never, o.Never...)
 	s := &Server{
-		Store: &Store{Dir: filepath.Join(o.State, "sandboxes")},
-		Log:   &Logger{Dir: o.Log},
-		Self:  o.Listen.Addr(),
-		Never: never,
+		Store:   &Store{Dir: filepath.Join(o.State, "sandboxes")},
+		Log:     &Logger{Dir: o.Log},
+		Self:    o.Listen.Addr(),
+		Never:   never,
+		Private: o.Private,
 	}
 	ln, err := net.Listen("tcp", o.Listen.String())
 	if err != nil {

@@ -64,7 +64,7 @@ func (b *buildCmd) Run(root *cli) error {
 		if img == "" {
 			img = c.Image.Base
 		}
-		gw = &egress.Gateway{C: srv, Network: g.Network, Instance: g.Instance, Uplink: g.Uplink, Image: img, Binary: bin}
+		gw = &egress.Gateway{C: srv, Network: g.Network, Instance: g.Instance, Uplink: g.Uplink, Image: img, Binary: bin, Private: g.PrivatePrefixes()}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -596,7 +596,7 @@ func (doctorCmd) Run(c *cli) error {
 		}
 	}
 	if gw := cfg.Egress.Gateway; gw.Enabled {
-		g := &egress.Gateway{C: srv, Network: gw.Network, Instance: gw.Instance, Uplink: gw.Uplink}
+		g := &egress.Gateway{C: srv, Network: gw.Network, Instance: gw.Instance, Uplink: gw.Uplink, Private: gw.PrivatePrefixes()}
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 		for _, f := range g.Check(ctx) {
 			report(map[bool]string{true: "ok", false: "FAIL"}[f.OK], f.What, f.Detail)

@@ -21,6 +21,8 @@ type gatewayServeCmd struct {
 	State  string   `required:"" help:"State folder (memory-backed): sandboxes/ADDRESS/*.json." placeholder:"DIR"`
 	Log    string   `required:"" help:"Folder of the egress logs (ADDRESS.jsonl, JSON lines)." placeholder:"DIR"`
 	Never  []string `help:"A prefix requests never go to (repeatable): the host's own addresses." placeholder:"PREFIX"`
+	// Private is repeatable, as Never.
+	Private []string `help:"A private prefix an allowed name may reach (repeatable; egress.gateway.private)." placeholder:"PREFIX"`
 }
 
 func (g *gatewayServeCmd) Run() error {
@@ -42,9 +44,17 @@ func (g *gatewayServeCmd) Run() error {
 		}
 		never = append(never, p)
 	}
+	var private []netip.Prefix
+	for _, n := range g.Private {
+		p, err := netip.ParsePrefix(n)
+		if err != nil {
+			return fmt.Errorf("--private: %w", err)
+		}
+		private = append(private, p)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return gateway.Serve(ctx, gateway.Options{Listen: listen, Bridge: bridge, Never: never, State: g.State, Log: g.Log})
+	return gateway.Serve(ctx, gateway.Options{Listen: listen, Bridge: bridge, Never: never, Private: private, State: g.State, Log: g.Log})
 }
 
 // logCmd shows the sandbox's egress log, kept by its gateway.

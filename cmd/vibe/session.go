@@ -136,7 +136,7 @@ func (c *cli) open() (*session, error) {
 		if img == "" {
 			img = cfg.Image.Base
 		}
-		spec.Gateway = &egress.Gateway{C: srv, Network: gw.Network, Instance: gw.Instance, Uplink: gw.Uplink, Image: img, Binary: bin}
+		spec.Gateway = &egress.Gateway{C: srv, Network: gw.Network, Instance: gw.Instance, Uplink: gw.Uplink, Image: img, Binary: bin, Private: gw.PrivatePrefixes()}
 		for _, c := range cfg.Egress.Credentials {
 			spec.Credentials = append(spec.Credentials, egress.Binding{Key: c.Key, Upstream: c.Upstream, Header: c.Header, Prefix: c.Prefix, BaseURLEnv: c.BaseURLEnv})
 		}
