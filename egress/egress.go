@@ -551,7 +551,7 @@ func (g *Gateway) create(ctx context.Context, info *Info, img *api.Image) error 
 func (g *Gateway) hostAddrs() []netip.Prefix {
 	seen := map[netip.Prefix]bool{}
 	add := func(a netip.Addr) {
-		if a.IsValid() && !a.IsUnspecified() {
+		if a.IsValid() && !a.IsUnspecified() && !neverAnyway(a) {
 			a = a.Unmap().WithZone("")
 			seen[netip.PrefixFrom(a, a.BitLen())] = true
 		}
@@ -593,6 +593,20 @@ func (g *Gateway) hostAddrs() []netip.Prefix {
 	out := slices.Collect(maps.Keys(seen))
 	slices.SortFunc(out, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
 	return out
+}
+
+// neverAnyway reports whether the gateway refuses a whatever the unit
+// says (loopback, link-local): listed, every container started or stopped
+// on this machine (its link-local address on the host's side) would change
+// the unit, and so restart the gateway at the next vibe command.
+func neverAnyway(a netip.Addr) bool {
+	a = a.Unmap().WithZone("")
+	for _, p := range gateway.DefaultNever {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // install puts this vibe and the unit into the gateway and (re)starts the

@@ -87,3 +87,18 @@ func TestGatewayNeverDialsTheHost(t *testing.T) {
 		}
 	}
 }
+
+// The host's loopback and link-local addresses are refused by the gateway
+// whatever the unit says, and a link-local one comes and goes with every
+// container (its veth): none of them is in the unit, so starting a
+// container does not restart the gateway.
+func TestHostAddrsLeaveOutWhatIsNeverDialled(t *testing.T) {
+	for a, want := range map[string]bool{
+		"127.0.0.1": true, "::1": true, "fe80::fc:ff:fe00:1": true, "169.254.3.4": true,
+		"192.0.2.2": false, "fd00::2": false, "10.99.0.1": false,
+	} {
+		if got := neverAnyway(netip.MustParseAddr(a)); got != want {
+			t.Errorf("neverAnyway(%s) = %v, want %v", a, got, want)
+		}
+	}
+}
