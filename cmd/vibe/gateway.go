@@ -36,25 +36,30 @@ func (g *gatewayServeCmd) Run() error {
 			return fmt.Errorf("--bridge: %w", err)
 		}
 	}
-	var never []netip.Prefix
-	for _, n := range g.Never {
-		p, err := netip.ParsePrefix(n)
-		if err != nil {
-			return fmt.Errorf("--never: %w", err)
-		}
-		never = append(never, p)
+	never, err := prefixes("--never", g.Never)
+	if err != nil {
+		return err
 	}
-	var private []netip.Prefix
-	for _, n := range g.Private {
-		p, err := netip.ParsePrefix(n)
-		if err != nil {
-			return fmt.Errorf("--private: %w", err)
-		}
-		private = append(private, p)
+	private, err := prefixes("--private", g.Private)
+	if err != nil {
+		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return gateway.Serve(ctx, gateway.Options{Listen: listen, Bridge: bridge, Never: never, Private: private, State: g.State, Log: g.Log})
+}
+
+// prefixes parses the values of a repeatable prefix flag.
+func prefixes(flag string, vals []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, v := range vals {
+		p, err := netip.ParsePrefix(v)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", flag, err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }
 
 // logCmd shows the sandbox's egress log, kept by its gateway.
