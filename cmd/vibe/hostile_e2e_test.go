@@ -619,3 +619,56 @@ func TestE2EHostileHeldOpen(t *testing.T) {
 		t.Errorf("a process in a mount namespace of its own wrote .envrc after it was protected: %q", b)
 	}
 }
+
+// A read-only bind covers a path, not its inode. A hard link the agent made
+// to a host-run file before it was first protected (a .git/config and a
+// hook it wrote itself, linked from the project) is that file all the same,
+// and so is a descriptor passed over a socket, which no process list shows.
+// settle puts a copy on new inodes in the path's place before it binds it:
+// what the agent kept reaches only the old ones.
+func TestE2EHostileHardLink(t *testing.T) {
+	w := newWorld(t)
+	os.RemoveAll(filepath.Join(w.project, ".git"))
+	w.must("up")
+	// One holds .git/config open, its descriptor in flight in a socket
+	// (sent, not yet received) while the next settle runs.
+	os.WriteFile(filepath.Join(w.project, "held.py"), []byte(`import array, os, socket, time
+a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+fd = os.open("/workspace/app/.git/config", os.O_RDWR | os.O_APPEND)
+a.sendmsg([b"x"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
+os.close(fd)
+a.close()
+while not os.path.exists("/tmp/go"):
+    time.sleep(0.1)
+msg, anc, flags, addr = b.recvmsg(1, socket.CMSG_LEN(4))
+fds = array.array("i")
+fds.frombytes(anc[0][2])
+os.write(fds[0], b"\tfsmonitor = touch /tmp/pwned-fd\n")
+open("/tmp/fd-tried", "w").close()
+`), 0o644)
+	if out, code := w.sh(`cd /workspace/app && mkdir -p .git/hooks && printf '[core]\n' >.git/config && printf '#!/bin/sh\n' >.git/hooks/post-checkout && chmod 755 .git/hooks/post-checkout && ln .git/config notes && ln .git/hooks/post-checkout todo && { setsid python3 held.py </dev/null >/tmp/held.log 2>&1 & } && sleep 1 && echo ok`); code != 0 || !strings.Contains(out, "ok") {
+		t.Fatalf("make the links: %s", out)
+	}
+	// The next session: settle protects the new .git/config and hooks; the
+	// agent writes through what it kept.
+	out, _ := w.sh(`touch /tmp/go; printf '\tfsmonitor = touch /tmp/pwned\n' >>/workspace/app/notes; printf 'touch /tmp/pwned\n' >>/workspace/app/todo; for i in $(seq 1 30); do [ -e /tmp/fd-tried ] && break; sleep 0.1; done; cat /tmp/held.log; echo wrote`)
+	if !strings.Contains(out, "wrote") {
+		t.Fatalf("the session did not run: %s", out)
+	}
+	if _, code := w.guest("test", "-e", "/tmp/fd-tried"); code != 0 {
+		t.Errorf("the descriptor in flight was never written through: %s", out)
+	}
+	if b, _ := os.ReadFile(filepath.Join(w.project, ".git", "config")); string(b) != "[core]\n" {
+		t.Errorf("the agent wrote .git/config through what it kept from before it was protected: %q", b)
+	}
+	hook := filepath.Join(w.project, ".git", "hooks", "post-checkout")
+	if b, _ := os.ReadFile(hook); string(b) != "#!/bin/sh\n" {
+		t.Errorf("the agent wrote a hook through a hard link from before it was protected: %q", b)
+	}
+	if st, err := os.Stat(hook); err != nil || st.Mode().Perm() != 0o755 {
+		t.Errorf("the hook lost its mode in the copy: %v %v", st, err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(w.project, "notes")); !strings.Contains(string(b), "fsmonitor") {
+		t.Errorf("the agent's own link no longer holds what it wrote: %q", b)
+	}
+}
