@@ -326,9 +326,66 @@ func TestPrivateAddressesNeedConsent(t *testing.T) {
 	if code, body := get([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/24")}, "allowed.test"); code != 200 {
 		t.Errorf("an allowed name resolving to a listed private range: %d %q", code, body)
 	}
-	// An address the allowlist names itself is the user's choice already.
-	if code, body := get(nil, "127.0.0.1"); code != 200 {
-		t.Errorf("an allowed private address named as such: %d %q", code, body)
+	// An address named as such needs the range listed too: with the
+	// firewall switched off no entry names it, and the web is what off
+	// opens, not this machine's network. (From a review: any literal was
+	// let through.)
+	if code, body := get(nil, "127.0.0.1"); code == 200 {
+		t.Errorf("a private address named in the request, unlisted: %d %q", code, body)
+	}
+	f.write(PolicyFile, Policy{Sandbox: "sb", Open: true})
+	if code, body := get(nil, "127.0.0.1"); code == 200 {
+		t.Errorf("firewall off: a private address named in the request, unlisted: %d %q", code, body)
+	}
+	if code, body := get([]netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, "127.0.0.1"); code != 200 {
+		t.Errorf("firewall off: a listed private address: %d %q", code, body)
+	}
+	// A credential route's upstream is the user's own choice on the host
+	// (their ANTHROPIC_BASE_URL), never the sandbox's: it needs no listing.
+	f.write(CredentialsFile, Credentials{Credentials: []Credential{{
+		Name: "ANTHROPIC_API_KEY", Upstream: f.upstream.URL + "/base", Header: "X-Api-Key", Value: "sk-real",
+	}}})
+	req, _ := http.NewRequest("POST", f.proxy.URL+CredentialPath+"ANTHROPIC_API_KEY/v1/messages", strings.NewReader("{}"))
+	req.Header.Set("X-Api-Key", "vibe-placeholder")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("a credential route to the user's own upstream on a private address: %d", resp.StatusCode)
+	}
+}
+
+// A private or never-dialled IPv4 address inside an IPv6 one (NAT64, 6to4,
+// the IPv4-compatible form) is that address: a translator on the uplink
+// would carry the connection there. (From a review: each was dialled.)
+func TestEmbeddedIPv4IsItself(t *testing.T) {
+	s := &Server{Never: DefaultNever}
+	for a, want := range map[string]string{
+		"64:ff9b::a00:1":      "private", // NAT64 of 10.0.0.1
+		"64:ff9b:1::c0a8:101": "private", // NAT64, local use: the IPv4 address cannot be told
+		"2002:c0a8:101::1":    "private", // 6to4 of 192.168.1.1
+		"::c0a8:101":          "private", // IPv4-compatible 192.168.1.1
+		"2001:0:4136:e378::1": "private", // Teredo: cannot be told either
+		"::7f00:1":            "never",   // IPv4-compatible 127.0.0.1
+		"64:ff9b::a9fe:a9fe":  "never",   // NAT64 of 169.254.169.254
+		"64:ff9b::cb00:7150":  "",        // NAT64 of a public address
+		"2002:cb00:7150::1":   "",        // 6to4 of a public address
+		"2001:db8::1":         "",
+		"::ffff:192.168.1.1":  "private",
+	} {
+		addr := netip.MustParseAddr(a)
+		got := ""
+		switch {
+		case s.never(addr):
+			got = "never"
+		case s.private(addr):
+			got = "private"
+		}
+		if got != want {
+			t.Errorf("%s: %q, want %q", a, got, want)
+		}
 	}
 }
 

@@ -44,8 +44,7 @@ type Server struct {
 	// resolves to: loopback, link-local and the sandbox bridge itself.
 	Never []netip.Prefix
 	// Private are the private ranges (PrivateRanges) the user lets an
-	// allowed name reach (egress.gateway.private); an address named in the
-	// request itself, which the allowlist admitted as such, needs none.
+	// allowed host reach (egress.gateway.private).
 	Private []netip.Prefix
 	// Lookup resolves a name, only after the allowlist admitted it (nil:
 	// the system's resolver).
@@ -76,15 +75,36 @@ var DefaultNever = []netip.Prefix{
 }
 
 // PrivateRanges are the ranges of private networks (RFC 1918, shared
-// address space, unique local): an allowed name that resolves there reaches
-// them only when Server.Private lists them. Its owner chooses what a name
-// resolves to, and this machine's LAN is no allowed host.
+// address space, unique local) and of translations whose IPv4 address
+// cannot be told (NAT64 local use, Teredo): an allowed host reaches them
+// only when Server.Private lists them. A name's owner chooses what it
+// resolves to, and a firewall switched off opens the web, not this
+// machine's network. (A private IPv4 address inside NAT64, 6to4 or an
+// IPv4-compatible address counts as itself: embedded.)
 var PrivateRanges = []netip.Prefix{
 	netip.MustParsePrefix("10.0.0.0/8"),
 	netip.MustParsePrefix("172.16.0.0/12"),
 	netip.MustParsePrefix("192.168.0.0/16"),
 	netip.MustParsePrefix("100.64.0.0/10"),
 	netip.MustParsePrefix("fc00::/7"),
+	netip.MustParsePrefix("64:ff9b:1::/48"),
+	netip.MustParsePrefix("2001::/32"),
+}
+
+// embedded is the IPv4 address an IPv6 address carries for a translator:
+// NAT64's well-known prefix, 6to4, or the old IPv4-compatible form.
+func embedded(a netip.Addr) (netip.Addr, bool) {
+	if !a.Is6() || a.Is4In6() {
+		return netip.Addr{}, false
+	}
+	b := a.As16()
+	switch {
+	case netip.MustParsePrefix("64:ff9b::/96").Contains(a), netip.MustParsePrefix("::/96").Contains(a):
+		return netip.AddrFrom4([4]byte(b[12:16])), true
+	case netip.MustParsePrefix("2002::/16").Contains(a):
+		return netip.AddrFrom4([4]byte(b[2:6])), true
+	}
+	return netip.Addr{}, false
 }
 
 // Handler returns the proxy's HTTP handler.
@@ -255,14 +275,24 @@ func (s *Server) request(r *http.Request, ctx *goproxy.ProxyCtx) (*http.Request,
 // dial connects to an allowed host:port: it resolves the name (the only
 // place the gateway does) and never connects to a Never address.
 func (s *Server) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	return s.dialOut(ctx, network, addr, false)
+}
+
+// dialUpstream connects to a credential route's upstream: the user's own
+// choice on the host (secrets.env, egress.credentials), never the
+// sandbox's, so a private address needs no listing there.
+func (s *Server) dialUpstream(ctx context.Context, network, addr string) (net.Conn, error) {
+	return s.dialOut(ctx, network, addr, true)
+}
+
+func (s *Server) dialOut(ctx context.Context, network, addr string, upstream bool) (net.Conn, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, err
 	}
 	var addrs []netip.Addr
-	literal := false
 	if a, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
-		addrs, literal = []netip.Addr{a}, true
+		addrs = []netip.Addr{a}
 	} else {
 		lookup := s.Lookup
 		if lookup == nil {
@@ -283,8 +313,8 @@ func (s *Server) dial(ctx context.Context, network, addr string) (net.Conn, erro
 		if s.never(a) {
 			continue
 		}
-		if !literal && s.private(a) {
-			last = fmt.Errorf("%s resolves to %s, a private address, which the gateway reaches for a name only when egress.gateway.private (vibe.yaml) lists it: whoever runs a name's DNS chooses where it points, this machine's network included. If %s is yours, add it there", host, a.Unmap(), a.Unmap())
+		if !upstream && s.private(a) {
+			last = fmt.Errorf("%s is at %s, a private address, which the gateway reaches only when egress.gateway.private (vibe.yaml) lists it: whoever runs a name's DNS chooses where it points, this machine's network included. If %s is yours, add it there", host, a.Unmap(), a.Unmap())
 			continue
 		}
 		c, err := d.DialContext(ctx, network, net.JoinHostPort(a.Unmap().String(), port))
@@ -303,20 +333,27 @@ func (s *Server) port(p string) bool {
 	return s.Ports[p]
 }
 
-// private reports whether a is in a private range the user did not list.
+// private reports whether a, or the IPv4 address it carries, is in a
+// private range the user did not list.
 func (s *Server) private(a netip.Addr) bool {
+	in := func(a netip.Addr) bool {
+		for _, p := range s.Private {
+			if p.Contains(a) {
+				return false
+			}
+		}
+		for _, p := range PrivateRanges {
+			if p.Contains(a) {
+				return true
+			}
+		}
+		return false
+	}
 	a = a.Unmap()
-	for _, p := range s.Private {
-		if p.Contains(a) {
-			return false
-		}
+	if v4, ok := embedded(a); ok && in(v4) {
+		return true
 	}
-	for _, p := range PrivateRanges {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
+	return in(a)
 }
 
 func (s *Server) never(a netip.Addr) bool {
@@ -324,6 +361,9 @@ func (s *Server) never(a netip.Addr) bool {
 		return true
 	}
 	a = a.Unmap()
+	if v4, ok := embedded(a); ok && s.never(v4) {
+		return true
+	}
 	if a == s.Self {
 		return true
 	}
@@ -423,7 +463,7 @@ func (s *Server) credential(w http.ResponseWriter, r *http.Request) {
 func (s *Server) upstream() http.RoundTripper {
 	s.once.Do(func() {
 		if s.Upstream == nil {
-			s.Upstream = &http.Transport{Proxy: nil, DialContext: s.dial, ForceAttemptHTTP2: true,
+			s.Upstream = &http.Transport{Proxy: nil, DialContext: s.dialUpstream, ForceAttemptHTTP2: true,
 				HTTP2:               &http.HTTP2Config{MaxReceiveBufferPerStream: 256 << 10},
 				TLSHandshakeTimeout: 15 * time.Second, IdleConnTimeout: 90 * time.Second, MaxIdleConnsPerHost: 16}
 		}
