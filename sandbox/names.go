@@ -133,20 +133,34 @@ func (m *Manager) freeName(name string) string {
 }
 
 // discarded lists the instances of sandbox name that a restore marked for
-// deletion and did not delete (it was cut short).
+// deletion: being deleted, or left by a restore cut short.
 func (m *Manager) discarded(name string) []string {
+	out, _ := m.discardedSince(name)
+	return out
+}
+
+// restoreTime bounds a restore: an instance discarded less than this ago
+// may be one a restore is still replacing.
+const restoreTime = 2 * time.Minute
+
+// discardedSince is discarded, and the time the newest was marked.
+func (m *Manager) discardedSince(name string) ([]string, time.Time) {
 	insts, err := m.C.GetInstances(api.InstanceTypeAny)
 	if err != nil {
-		return nil
+		return nil, time.Time{}
 	}
 	var out []string
+	var newest time.Time
 	for i := range insts {
 		in := &insts[i]
 		if in.Config[KeySandbox] == "true" && in.Config[KeyDiscarded] != "" && sandboxName(in) == name {
 			out = append(out, in.Name)
+			if t, err := time.Parse(time.RFC3339, in.Config[KeyDiscarded]); err == nil && t.After(newest) {
+				newest = t
+			}
 		}
 	}
-	return out
+	return out, newest
 }
 
 // discard marks inst as no longer its sandbox's, before anything else of

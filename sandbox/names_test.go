@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	incus "github.com/lxc/incus/v6/client"
 	"github.com/lxc/incus/v6/shared/api"
@@ -162,5 +163,16 @@ func TestRmRemovesALoneDiscardedInstance(t *testing.T) {
 	m := &Manager{C: &instances{all: []api.Instance{instance("app", KeySandbox, "true", KeyName, "app", KeyDiscarded, "now")}}}
 	if got := m.discarded("app"); len(got) != 1 || got[0] != "app" {
 		t.Fatalf("discarded = %q, want app", got)
+	}
+}
+
+// vibe up between a restore's discard of the old instance and its create of
+// the new one finds none, and says so instead of making a second. (From a
+// review: both were then refused as two instances of one sandbox.)
+func TestUpWaitsForARestore(t *testing.T) {
+	now := time.Now().UTC().Format(time.RFC3339)
+	m := &Manager{C: &instances{all: []api.Instance{instance("app", KeySandbox, "true", KeyName, "app", KeyDiscarded, now)}}}
+	if _, err := m.Up(context.Background(), &Spec{Name: "app"}); err == nil || !strings.Contains(err.Error(), "vibe restore of app is under way") {
+		t.Errorf("up during a restore: %v", err)
 	}
 }
