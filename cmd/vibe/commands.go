@@ -845,7 +845,7 @@ func moveBack(from, to *os.Root, rel string, owner func(*os.Root, string) error)
 // on the way become meanwhile, the entry moves from a folder of from to a
 // folder of to, never anywhere else.
 func moveEntry(from *os.Root, rel string, to *os.Root, dst string) error {
-	src, err := from.Open(cmp.Or(filepath.Dir(rel), "."))
+	src, err := from.Open(filepath.Dir(rel))
 	if err != nil {
 		return err
 	}
@@ -855,7 +855,7 @@ func moveEntry(from *os.Root, rel string, to *os.Root, dst string) error {
 			return err
 		}
 	}
-	dstDir, err := to.Open(cmp.Or(filepath.Dir(dst), "."))
+	dstDir, err := to.Open(filepath.Dir(dst))
 	if err != nil {
 		return err
 	}
