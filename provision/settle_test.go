@@ -15,6 +15,16 @@ import (
 // namespace of its own with a tmpfs at $T, and returns its output.
 func settleLib(t *testing.T, subuid, script string) string {
 	t.Helper()
+	out, err := settleLibRun(t, subuid, script)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	return out
+}
+
+// settleLibRun is settleLib, with the script's failure returned.
+func settleLibRun(t *testing.T, subuid, script string) (string, error) {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		if os.Getenv("VIBE_TEST_STRICT") == "1" {
 			t.Fatal("settle's functions need root (VIBE_TEST_STRICT=1)")
@@ -27,10 +37,7 @@ func settleLib(t *testing.T, subuid, script string) string {
 		`mount -t tmpfs tmpfs "$T" || exit 1; VIBE_SETTLE_LIBRARY=1 source "$SETTLE" - "" nobody - || exit 1; `+script)
 	cmd.Env = append(os.Environ(), "T="+T, "SETTLE="+settle, "VIBE_SUBUID="+subuid)
 	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("%v\n%s", err, out)
-	}
-	return string(out)
+	return string(out), err
 }
 
 // A process running as one of the user's subordinate ids (in a user
@@ -103,5 +110,34 @@ protect "$T/loop/hooks" 2>/dev/null; echo "unseen=$?"
 		if !strings.Contains(out, want+"\n") {
 			t.Errorf("want %s:\n%s", want, out)
 		}
+	}
+}
+
+// missing reads the reason at the end of stat's message, which quotes the
+// path first: a name holding "No such file or directory" once passed a loop
+// of links or an over-long path as missing. (From a review.)
+func TestSettleMissingIgnoresPathText(t *testing.T) {
+	out := settleLib(t, "/nonexistent", `
+mkdir "$T/No such file or directory"; ln -s x "$T/No such file or directory/x"
+protect "$T/No such file or directory/x/hooks" 2>/dev/null; echo "loop=$?"
+d="$T/No such file or directory/d"; mkdir "$d"; cd "$d"; n=$(printf 'a%.0s' {1..250})
+for i in {1..20}; do mkdir "$n" && cd "$n"; done; mkdir hooks; p=$PWD/hooks; cd /
+protect "$p" 2>/dev/null; echo "long=$?"
+`)
+	for _, want := range []string{"loop=1", "long=1"} {
+		if !strings.Contains(out, want+"\n") {
+			t.Errorf("want %s:\n%s", want, out)
+		}
+	}
+}
+
+// A subordinate range settle reads otherwise than newuidmap does (a leading
+// 0 is octal there) stops everything: processes in it would go unseen.
+func TestSettleRefusesAnOddSubordinateRange(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "subuid")
+	os.WriteFile(file, []byte("nobody:0100000:65536\n"), 0o644)
+	out, err := settleLibRun(t, file, `echo sourced`)
+	if err == nil || strings.Contains(out, "sourced") || !strings.Contains(out, "plain decimal") {
+		t.Errorf("a range in octal was taken: %s", out)
 	}
 }

@@ -143,6 +143,14 @@ func (m *Manager) discarded(name string) []string {
 // may be one a restore is still replacing.
 const restoreTime = 2 * time.Minute
 
+// underWay says whether an instance discarded at may be one a restore is
+// still replacing (a mark ahead of this clock is not: it would hold vibe
+// up off for as long as the clocks differ).
+func underWay(at time.Time) bool {
+	d := time.Since(at)
+	return d >= 0 && d < restoreTime
+}
+
 // discardedSince is discarded, and the time the newest was marked.
 func (m *Manager) discardedSince(name string) ([]string, time.Time) {
 	insts, err := m.C.GetInstances(api.InstanceTypeAny)

@@ -176,3 +176,16 @@ func TestUpWaitsForARestore(t *testing.T) {
 		t.Errorf("up during a restore: %v", err)
 	}
 }
+
+// A discard mark is a restore under way for restoreTime, not before it (a
+// clock stepped back, another host's skewed clock) nor after. (From a
+// review: a mark a day ahead held vibe up off for that day.)
+func TestRestoreUnderWay(t *testing.T) {
+	for d, want := range map[time.Duration]bool{
+		-10 * time.Second: true, -10 * time.Minute: false, 24 * time.Hour: false,
+	} {
+		if got := underWay(time.Now().Add(d)); got != want {
+			t.Errorf("marked %v from now: under way %v, want %v", d, got, want)
+		}
+	}
+}

@@ -160,7 +160,7 @@ func (m *Manager) Up(ctx context.Context, s *Spec) (*SelfTest, error) {
 	if errors.Is(err, ErrNotFound) {
 		// Between a restore's discard of the old instance and its create
 		// of the new one, there is none: a second one is not made here.
-		if _, at := m.discardedSince(s.Name); time.Since(at) < restoreTime {
+		if _, at := m.discardedSince(s.Name); underWay(at) {
 			return nil, fmt.Errorf("a vibe restore of %s is under way (it set the old instance aside %s ago); run this again once it has ended", s.Name, time.Since(at).Round(time.Second))
 		}
 		m.sweep(s.Name)
