@@ -2,7 +2,9 @@ package sandbox
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -120,9 +122,13 @@ func (m *Manager) held(name string) (*api.Instance, string, error) {
 }
 
 // freeName is the name a new instance of sandbox name is made under: the
-// sandbox's own when no instance has it, else one of its own.
-func (m *Manager) freeName(name string) string {
+// sandbox's own when no instance has it (taken: one known to), else one of
+// its own.
+func (m *Manager) freeName(name, taken string) string {
 	n := name
+	if taken == name {
+		n = fmt.Sprintf("%.40s-r%d", name, time.Now().UnixNano()%1e9)
+	}
 	for range 8 {
 		if _, _, err := m.C.GetInstance(n); api.StatusErrorCheck(err, 404) {
 			break
@@ -135,8 +141,7 @@ func (m *Manager) freeName(name string) string {
 // discarded lists the instances of sandbox name that a restore marked for
 // deletion: being deleted, or left by a restore cut short.
 func (m *Manager) discarded(name string) []string {
-	out, _ := m.discardedSince(name)
-	return out
+	return slices.Sorted(maps.Keys(m.discardedAt(name)))
 }
 
 // restoreTime bounds a restore: an instance discarded less than this ago
@@ -151,24 +156,21 @@ func underWay(at time.Time) bool {
 	return d >= 0 && d < restoreTime
 }
 
-// discardedSince is discarded, and the time the newest was marked.
-func (m *Manager) discardedSince(name string) ([]string, time.Time) {
+// discardedAt is discarded, with when each was marked (zero: unreadable).
+func (m *Manager) discardedAt(name string) map[string]time.Time {
 	insts, err := m.C.GetInstances(api.InstanceTypeAny)
 	if err != nil {
-		return nil, time.Time{}
+		return nil
 	}
-	var out []string
-	var newest time.Time
+	out := map[string]time.Time{}
 	for i := range insts {
 		in := &insts[i]
 		if in.Config[KeySandbox] == "true" && in.Config[KeyDiscarded] != "" && sandboxName(in) == name {
-			out = append(out, in.Name)
-			if t, err := time.Parse(time.RFC3339, in.Config[KeyDiscarded]); err == nil && t.After(newest) {
-				newest = t
-			}
+			t, _ := time.Parse(time.RFC3339, in.Config[KeyDiscarded])
+			out[in.Name] = t
 		}
 	}
-	return out, newest
+	return out
 }
 
 // discard marks inst as no longer its sandbox's, before anything else of

@@ -160,11 +160,13 @@ func (m *Manager) Up(ctx context.Context, s *Spec) (*SelfTest, error) {
 	if errors.Is(err, ErrNotFound) {
 		// Between a restore's discard of the old instance and its create
 		// of the new one, there is none: a second one is not made here.
-		if _, at := m.discardedSince(s.Name); underWay(at) {
-			return nil, fmt.Errorf("a vibe restore of %s is under way (it set the old instance aside %s ago); run this again once it has ended", s.Name, time.Since(at).Round(time.Second))
+		for _, at := range m.discardedAt(s.Name) {
+			if underWay(at) {
+				return nil, fmt.Errorf("a vibe restore of %s is under way (it set the old instance aside %s ago); run this again once it has ended", s.Name, time.Since(at).Round(time.Second))
+			}
 		}
-		m.sweep(s.Name)
-		return m.up(ctx, s, m.freeName(s.Name))
+		go m.sweep(s.Name, "")
+		return m.up(ctx, s, m.freeName(s.Name, ""))
 	}
 	if err != nil {
 		return nil, err
@@ -217,7 +219,7 @@ func (m *Manager) Replace(ctx context.Context, s *Spec, aside func() (func() err
 	if err := m.forget(ctx, old); err != nil {
 		return nil, err
 	}
-	m.sweep(s.Name)
+	go m.sweep(s.Name, old.Name)
 	kept, err := aside()
 	if err != nil {
 		return nil, err
@@ -236,7 +238,7 @@ func (m *Manager) Replace(ctx context.Context, s *Spec, aside func() (func() err
 		}
 		killed <- err
 	}()
-	fresh := m.freeName(s.Name)
+	fresh := m.freeName(s.Name, old.Name)
 	st, err := m.up(ctx, s, fresh)
 	// Nothing of the old one runs once the kill has returned; the login
 	// comes back only then, and the new one goes if it cannot.
@@ -285,10 +287,13 @@ func (m *Manager) kill(ctx context.Context, name string) error {
 }
 
 // sweep deletes, in the background, the instances of sandbox name a
-// restore cut short left marked for deletion.
-func (m *Manager) sweep(name string) {
-	for _, n := range m.discarded(name) {
-		go func() { _ = daemon.ForceDelete(m.C, n) }()
+// restore cut short left marked for deletion: not one a restore may still
+// be replacing, nor this restore's own (mine).
+func (m *Manager) sweep(name, mine string) {
+	for n, at := range m.discardedAt(name) {
+		if n != mine && !underWay(at) {
+			go func() { _ = daemon.ForceDelete(m.C, n) }()
+		}
 	}
 }
 
