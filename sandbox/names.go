@@ -126,12 +126,11 @@ func (m *Manager) held(name string) (*api.Instance, string, error) {
 // its own.
 func (m *Manager) freeName(name, taken string) string {
 	n := name
-	if taken == name {
-		n = fmt.Sprintf("%.40s-r%d", name, time.Now().UnixNano()%1e9)
-	}
 	for range 8 {
-		if _, _, err := m.C.GetInstance(n); api.StatusErrorCheck(err, 404) {
-			break
+		if n != taken {
+			if _, _, err := m.C.GetInstance(n); api.StatusErrorCheck(err, 404) {
+				break
+			}
 		}
 		n = fmt.Sprintf("%.40s-r%d", name, time.Now().UnixNano()%1e9)
 	}

@@ -160,12 +160,13 @@ func (m *Manager) Up(ctx context.Context, s *Spec) (*SelfTest, error) {
 	if errors.Is(err, ErrNotFound) {
 		// Between a restore's discard of the old instance and its create
 		// of the new one, there is none: a second one is not made here.
-		for _, at := range m.discardedAt(s.Name) {
+		left := m.discardedAt(s.Name)
+		for _, at := range left {
 			if underWay(at) {
 				return nil, fmt.Errorf("a vibe restore of %s is under way (it set the old instance aside %s ago); run this again once it has ended", s.Name, time.Since(at).Round(time.Second))
 			}
 		}
-		go m.sweep(s.Name, "")
+		go m.sweep(left, "")
 		return m.up(ctx, s, m.freeName(s.Name, ""))
 	}
 	if err != nil {
@@ -219,7 +220,7 @@ func (m *Manager) Replace(ctx context.Context, s *Spec, aside func() (func() err
 	if err := m.forget(ctx, old); err != nil {
 		return nil, err
 	}
-	go m.sweep(s.Name, old.Name)
+	go func() { m.sweep(m.discardedAt(s.Name), old.Name) }()
 	kept, err := aside()
 	if err != nil {
 		return nil, err
@@ -286,11 +287,11 @@ func (m *Manager) kill(ctx context.Context, name string) error {
 	return fmt.Errorf("the old sandbox's instance %s is started again as fast as it is stopped; vibe restore once nothing else starts it", name)
 }
 
-// sweep deletes, in the background, the instances of sandbox name a
-// restore cut short left marked for deletion: not one a restore may still
+// sweep deletes, in the background, the instances a restore cut short left
+// marked for deletion (left, from discardedAt): not one a restore may still
 // be replacing, nor this restore's own (mine).
-func (m *Manager) sweep(name, mine string) {
-	for n, at := range m.discardedAt(name) {
+func (m *Manager) sweep(left map[string]time.Time, mine string) {
+	for n, at := range left {
 		if n != mine && !underWay(at) {
 			go func() { _ = daemon.ForceDelete(m.C, n) }()
 		}
@@ -723,39 +724,33 @@ func (m *Manager) forget(ctx context.Context, inst *api.Instance) error {
 // Delete removes the sandbox (stopping it first). Host folders are untouched.
 func (m *Manager) Delete(ctx context.Context, name string) error {
 	inst, err := m.Get(name)
-	if errors.Is(err, ErrNotFound) {
-		// Only what a restore cut short left of it, maybe.
-		left := m.discarded(name)
-		for _, n := range left {
-			if err := daemon.ForceDelete(m.C, n); err != nil {
-				return err
-			}
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	if inst != nil {
+		if err := m.forget(ctx, inst); err != nil {
+			return err
 		}
-		if len(left) > 0 {
-			return nil
+		if err := m.Stop(ctx, name); err != nil {
+			return err
+		}
+		op, err := m.C.DeleteInstance(inst.Name)
+		if err == nil {
+			err = op.WaitContext(ctx)
+		}
+		if err != nil {
+			return fmt.Errorf("delete %s: %w", name, err)
 		}
 	}
-	if err != nil {
-		return err
-	}
-	if err := m.forget(ctx, inst); err != nil {
-		return err
-	}
-	if err := m.Stop(ctx, name); err != nil {
-		return err
-	}
-	op, err := m.C.DeleteInstance(inst.Name)
-	if err != nil {
-		return fmt.Errorf("delete %s: %w", name, err)
-	}
-	if err := op.WaitContext(ctx); err != nil {
-		return fmt.Errorf("delete %s: %w", name, err)
-	}
-	// And what a restore cut short left of it.
-	for _, n := range m.discarded(name) {
+	// And what a restore cut short left of it (all there is, maybe).
+	left := m.discarded(name)
+	for _, n := range left {
 		if err := daemon.ForceDelete(m.C, n); err != nil {
 			return err
 		}
+	}
+	if inst == nil && len(left) == 0 {
+		return err
 	}
 	return nil
 }
