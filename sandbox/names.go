@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"net/http"
@@ -147,10 +148,11 @@ func (m *Manager) discarded(name string) []string {
 // may be one a restore is still replacing.
 const restoreTime = 2 * time.Minute
 
-// underWay says whether an instance discarded at may be one a restore is
-// still replacing (a mark ahead of this clock is not: it would hold vibe
-// up off for as long as the clocks differ).
-func underWay(at time.Time) bool {
+// UnderWay says whether a restore that started at (discarded its old
+// instance, or set the agents' state aside) may still be at work (a mark
+// ahead of this clock is not: it would hold vibe up off for as long as the
+// clocks differ).
+func UnderWay(at time.Time) bool {
 	d := time.Since(at)
 	return d >= 0 && d < restoreTime
 }
@@ -197,4 +199,53 @@ func (m *Manager) discard(inst *api.Instance) error {
 		return fmt.Errorf("mark %s for deletion: %w", inst.Name, err)
 	}
 	return nil
+}
+
+// FormerID names an instance a restore replaces, in a form fit for a file
+// name (incus names hold no dot): its name and its volatile.uuid, which
+// tells it from a later instance of the same name.
+func FormerID(inst *api.Instance) string {
+	return inst.Name + "." + inst.Config["volatile.uuid"]
+}
+
+// FormerState is what became of an instance a restore cut short replaced.
+type FormerState int
+
+const (
+	// FormerGone: nothing of it runs with what the restore set aside (it
+	// is deleted, or discarded and killed by Former).
+	FormerGone FormerState = iota
+	// FormerHolds: the restore never discarded it; it is the sandbox still.
+	FormerHolds
+	// FormerBusy: discarded so lately that a restore may still be at work.
+	FormerBusy
+)
+
+// Former says what became of the instance former (FormerID) that a restore
+// of sandbox name replaced before it was cut short (vibe killed). One it
+// discarded is killed here first if it still runs: only then may what it
+// wrote be handed to the sandbox's new instance.
+func (m *Manager) Former(ctx context.Context, name, former string) (FormerState, error) {
+	inst, uuid, _ := strings.Cut(former, ".")
+	if inst == "" {
+		return FormerGone, nil
+	}
+	in, _, err := m.C.GetInstance(inst)
+	switch {
+	case api.StatusErrorCheck(err, 404):
+		return FormerGone, nil
+	case err != nil:
+		return 0, fmt.Errorf("sandbox %s: %w", name, err)
+	case in.Config["volatile.uuid"] != uuid || in.Config[KeySandbox] != "true" || sandboxName(in) != name:
+		return FormerGone, nil // another instance under its name since
+	case holds(in, name):
+		return FormerHolds, nil
+	}
+	if at, err := time.Parse(time.RFC3339, in.Config[KeyDiscarded]); err == nil && UnderWay(at) {
+		return FormerBusy, nil
+	}
+	if err := m.kill(ctx, inst); err != nil {
+		return 0, err
+	}
+	return FormerGone, nil
 }

@@ -162,7 +162,7 @@ func (m *Manager) Up(ctx context.Context, s *Spec) (*SelfTest, error) {
 		// of the new one, there is none: a second one is not made here.
 		left := m.discardedAt(s.Name)
 		for _, at := range left {
-			if underWay(at) {
+			if UnderWay(at) {
 				return nil, fmt.Errorf("a vibe restore of %s is under way (it set the old instance aside %s ago); run this again once it has ended", s.Name, time.Since(at).Round(time.Second))
 			}
 		}
@@ -197,12 +197,14 @@ func (m *Manager) up(ctx context.Context, s *Spec, name string) (*SelfTest, erro
 // old one's mount follows the folder, the new one's gets an empty one);
 // the function it returns runs once nothing of the old one runs (vibe
 // brings the agent's login back there: a process left in the old one could
-// write into it until then).
-func (m *Manager) Replace(ctx context.Context, s *Spec, aside func() (func() error, error)) (*SelfTest, error) {
+// write into it until then). aside is told the old one (FormerID; "" when
+// there is none), so that what a restore cut short left can be told apart
+// later (Former).
+func (m *Manager) Replace(ctx context.Context, s *Spec, aside func(former string) (func() error, error)) (*SelfTest, error) {
 	m.phases, m.current = nil, ""
 	old, err := m.Get(s.Name)
 	if errors.Is(err, ErrNotFound) {
-		kept, err := aside()
+		kept, err := aside("")
 		if err == nil {
 			err = kept()
 		}
@@ -221,7 +223,7 @@ func (m *Manager) Replace(ctx context.Context, s *Spec, aside func() (func() err
 		return nil, err
 	}
 	go func() { m.sweep(m.discardedAt(s.Name), old.Name) }()
-	kept, err := aside()
+	kept, err := aside(FormerID(old))
 	if err != nil {
 		return nil, err
 	}
@@ -248,7 +250,7 @@ func (m *Manager) Replace(ctx context.Context, s *Spec, aside func() (func() err
 		kerr = kept()
 	}
 	if kerr != nil {
-		kerr = fmt.Errorf("%w; the agents' state stays set aside beside its folders (*.set-aside-*), as the old instance %s may still run: incus delete -f %s, then vibe restore", kerr, old.Name, old.Name)
+		kerr = fmt.Errorf("%w; the agents' logins stay set aside beside their folders (*.restoring.*) while the old instance %s may still run: incus delete -f %s, and any vibe command after that brings them back (once the restore began two minutes ago)", kerr, old.Name, old.Name)
 		if derr := daemon.ForceDelete(m.C, fresh); derr != nil {
 			kerr = fmt.Errorf("%w (and the new sandbox's instance %s is left: incus delete -f %s)", kerr, fresh, fresh)
 		}
@@ -292,7 +294,7 @@ func (m *Manager) kill(ctx context.Context, name string) error {
 // be replacing, nor this restore's own (mine).
 func (m *Manager) sweep(left map[string]time.Time, mine string) {
 	for n, at := range left {
-		if n != mine && !underWay(at) {
+		if n != mine && !UnderWay(at) {
 			go func() { _ = daemon.ForceDelete(m.C, n) }()
 		}
 	}

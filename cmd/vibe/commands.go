@@ -7,12 +7,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -113,7 +115,7 @@ func launchReport(c *cli, asJSON, restore bool) error {
 	if !asJSON {
 		s.mgr.Progress = func(p string) { fmt.Fprintf(os.Stderr, "%6.1fs ▸ %s\n", time.Since(start).Seconds(), p) }
 	}
-	var aside func() (func() error, error)
+	var aside func(string) (func() error, error)
 	if restore {
 		if inst, err := s.mgr.Get(s.spec.Name); err == nil {
 			old := inst.Config["volatile.base_image"]
@@ -123,7 +125,7 @@ func launchReport(c *cli, asJSON, restore bool) error {
 		} else if !errors.Is(err, sandbox.ErrNotFound) {
 			return err
 		}
-		aside = func() (func() error, error) {
+		aside = func(former string) (func() error, error) {
 			var kept []func() error
 			all := func() error {
 				for _, k := range kept {
@@ -144,7 +146,7 @@ func launchReport(c *cli, asJSON, restore bool) error {
 					return nil, err
 				}
 				p := config.AgentPresetNamed(a)
-				k, err := setAsideState(a, dir, p.Keep, p.Drop)
+				k, err := setAsideState(a, dir, former, p.Keep, p.Drop)
 				if err != nil {
 					return nil, err
 				}
@@ -705,13 +707,17 @@ func count(n int, noun string) string {
 // agent and would carry a compromise into the fresh sandbox. The folder is
 // renamed within its parent, which is vibe's: no permission the agent set
 // on it can stop that. A kept entry that cannot come back (a link on its
-// way, a folder the agent closed) stays aside, and vibe says so.
+// way, a folder the agent closed, one the new sandbox made meanwhile)
+// stays aside, and vibe says so.
 //
-// The folder is set aside at once, while the old sandbox may still run:
-// its mount follows the folder, so it writes only there. What survives
-// comes back in the function returned, which runs once nothing of the old
-// sandbox runs (before, a process left in it could still write there).
-func setAsideState(agent, dir string, keep, drop []string) (func() error, error) {
+// The folder is set aside at once, while the old sandbox (former, as
+// sandbox.FormerID names it) may still run: its mount follows the folder,
+// so it writes only there. What survives comes back in the function
+// returned, which runs once nothing of the old sandbox runs (before, a
+// process left in it could still write there). Until then the folder's
+// name says so (pendingName): a vibe killed meanwhile leaves it for the
+// next one (recoverAside).
+func setAsideState(agent, dir, former string, keep, drop []string) (func() error, error) {
 	none := func() error { return nil }
 	if dir == "" {
 		return none, nil
@@ -723,27 +729,127 @@ func setAsideState(agent, dir string, keep, drop []string) (func() error, error)
 	if err != nil {
 		return nil, fmt.Errorf("agent state: %w", err)
 	}
-	aside := fmt.Sprintf("%s.set-aside-%s-%d", dir, time.Now().UTC().Format("20060102-150405"), time.Now().UnixNano()%1e6)
+	aside := pendingName(dir, former, time.Now())
 	if err := os.Rename(dir, aside); err != nil {
 		return nil, fmt.Errorf("set %s's state aside: %w", agent, err)
 	}
-	// Folders made here belong to whoever owned the state folder (vibe
-	// run as root made it the sandbox user's): the sandbox writes there.
-	owner := func(r *os.Root, p string) error { return nil }
-	if sys, ok := st.Sys().(*syscall.Stat_t); ok && os.Getuid() == 0 {
-		owner = func(r *os.Root, p string) error { return r.Lchown(p, int(sys.Uid), int(sys.Gid)) }
-	}
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("agent state: %w", err)
-	}
-	if r, err := os.OpenRoot(dir); err == nil {
-		err = owner(r, ".")
-		r.Close()
-		if err != nil {
-			return nil, fmt.Errorf("agent state: %w", err)
-		}
+	owner := ownerOf(st)
+	if err := freshState(dir, owner); err != nil {
+		return nil, err
 	}
 	return func() error { return keepBack(agent, dir, aside, keep, drop, owner) }, nil
+}
+
+// ownerOf is how folders made in an agent's state are owned: as the state
+// folder (st) is (vibe run as root made it the sandbox user's, and the
+// sandbox writes there).
+func ownerOf(st os.FileInfo) func(*os.Root, string) error {
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok && os.Getuid() == 0 {
+		return func(r *os.Root, p string) error { return r.Lchown(p, int(sys.Uid), int(sys.Gid)) }
+	}
+	return func(*os.Root, string) error { return nil }
+}
+
+// freshState makes an agent's empty state folder dir, owned as owner says.
+func freshState(dir string, owner func(*os.Root, string) error) error {
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return fmt.Errorf("agent state: %w", err)
+	}
+	r, err := os.OpenRoot(dir)
+	if err != nil {
+		return fmt.Errorf("agent state: %w", err)
+	}
+	defer r.Close()
+	if err := owner(r, "."); err != nil {
+		return fmt.Errorf("agent state: %w", err)
+	}
+	return nil
+}
+
+// pendingMark names a state folder a restore set aside and has not yet
+// brought the login back from: DIR.restoring.FORMER.NANOS, beside DIR in
+// vibe's own folder (the sandbox mounts only DIR), FORMER the old instance
+// (sandbox.FormerID, "" with none) and NANOS when it was set aside.
+const pendingMark = ".restoring."
+
+func pendingName(dir, former string, at time.Time) string {
+	return fmt.Sprintf("%s%s%s.%d", dir, pendingMark, former, at.UnixNano())
+}
+
+// parsePending reads name, an entry beside the state folder called base:
+// the old instance and when, for a folder pendingName named.
+func parsePending(base, name string) (former string, at time.Time, ok bool) {
+	rest, ok := strings.CutPrefix(name, base+pendingMark)
+	i := strings.LastIndexByte(rest, '.')
+	if !ok || i < 0 {
+		return "", time.Time{}, false
+	}
+	n, err := strconv.ParseInt(rest[i+1:], 10, 64)
+	if err != nil || n <= 0 {
+		return "", time.Time{}, false
+	}
+	return rest[:i], time.Unix(0, n), true
+}
+
+// recoverAside finishes what restores cut short (vibe killed, or its kill
+// of the old instance failed) left of agent's state folder dir: folders
+// set aside whose login never came back. former says what became of each
+// one's old instance. Gone, the login and history come back as the restore
+// would have brought them (the newest first: nothing in dir is replaced,
+// so a login made since stays). Still the sandbox's (the restore never
+// discarded it), the folder is put back whole, where its instance's mount
+// expects it. One set aside within sandbox.UnderWay is left alone: a
+// restore may still be at work on it.
+func recoverAside(agent, dir string, keep, drop []string, former func(string) (sandbox.FormerState, error)) error {
+	entries, err := os.ReadDir(filepath.Dir(dir))
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil
+		}
+		return fmt.Errorf("agent state: %w", err)
+	}
+	type pending struct {
+		path, former string
+		at           time.Time
+	}
+	var found []pending
+	for _, e := range entries {
+		if f, at, ok := parsePending(filepath.Base(dir), e.Name()); ok && e.IsDir() && !sandbox.UnderWay(at) {
+			found = append(found, pending{filepath.Join(filepath.Dir(dir), e.Name()), f, at})
+		}
+	}
+	slices.SortFunc(found, func(a, b pending) int { return b.at.Compare(a.at) })
+	for _, p := range found {
+		state, err := former(p.former)
+		if err != nil {
+			return fmt.Errorf("%s's state set aside by a restore that did not finish (%s): %w", agent, sandbox.Printable(p.path), err)
+		}
+		switch state {
+		case sandbox.FormerHolds:
+			if err := os.Remove(dir); err != nil && !os.IsNotExist(err) {
+				fmt.Fprintf(os.Stderr, "vibe: %s's state from before a restore that did not finish stays in %s, as %s was written since: move what you need back by hand\n", agent, sandbox.Printable(p.path), sandbox.Printable(dir))
+				continue
+			}
+			if err := os.Rename(p.path, dir); err != nil {
+				return fmt.Errorf("put %s's state back: %w", agent, err)
+			}
+			fmt.Fprintf(os.Stderr, "vibe: a restore of this sandbox did not finish; %s's state is back as it was\n", agent)
+		case sandbox.FormerGone:
+			st, err := os.Lstat(p.path)
+			if err != nil {
+				return fmt.Errorf("agent state: %w", err)
+			}
+			owner := ownerOf(st)
+			if err := freshState(dir, owner); err != nil && !errors.Is(err, fs.ErrExist) {
+				return err
+			}
+			if err := keepBack(agent, dir, p.path, keep, drop, owner); err != nil {
+				return err
+			}
+			fmt.Fprintf(os.Stderr, "vibe: a restore of this sandbox was cut short; %s's login and history are back\n", agent)
+		}
+	}
+	return nil
 }
 
 // keepBack moves what keep names from the folder set aside back to the
@@ -783,6 +889,10 @@ func keepBack(agent, dir, aside string, keep, drop []string, owner func(*os.Root
 		}
 		in.Close()
 	}
+	// What the last session's snapshot recorded of this state is set
+	// aside with it, and vibe says where below: its going is no change for
+	// the next session to report as made by something left running.
+	forgetSnapshot(filepath.Join(filepath.Dir(dir), "host-run.json"), dir)
 	// What stayed aside, named down to the level of what was kept.
 	var left []string
 	var list func(rel string)
@@ -799,13 +909,18 @@ func keepBack(agent, dir, aside string, keep, drop []string, owner func(*os.Root
 	}
 	list("")
 	if len(left) > 0 {
+		// No longer pending: what stays is the user's to look at.
+		done := fmt.Sprintf("%s.set-aside-%s-%d", dir, time.Now().UTC().Format("20060102-150405"), time.Now().UnixNano()%1e6)
+		if err := os.Rename(aside, done); err == nil {
+			aside = done
+		}
 		fmt.Fprintf(os.Stderr, "vibe: %s's settings do not survive a restore (they may carry hooks it wrote); set aside in %s: %s (login and history kept)\n", agent, sandbox.Printable(aside), strings.Join(left, ", "))
 	} else {
 		// Only the empty folders of what came back are left.
 		_ = os.RemoveAll(aside)
 	}
 	if len(lost) > 0 {
-		fmt.Fprintf(os.Stderr, "vibe: WARNING: %s's %s could not be kept (a link on its way, or a folder it cannot be moved out of): it stays in %s, and the agent may ask you to log in again\n", agent, strings.Join(lost, ", "), sandbox.Printable(aside))
+		fmt.Fprintf(os.Stderr, "vibe: WARNING: %s's %s could not be kept (a link on its way, a folder it cannot be moved out of, or a newer one there): it stays in %s, and the agent may ask you to log in again\n", agent, strings.Join(lost, ", "), sandbox.Printable(aside))
 	}
 	return nil
 }
@@ -843,7 +958,7 @@ func moveBack(from, to *os.Root, rel string, owner func(*os.Root, string) error)
 // moveEntry renames rel in from to dst in to (making the folders on its
 // way there), each resolved in its folder held open: whatever the folders
 // on the way become meanwhile, the entry moves from a folder of from to a
-// folder of to, never anywhere else.
+// folder of to, never anywhere else, and never over an entry there.
 func moveEntry(from *os.Root, rel string, to *os.Root, dst string) error {
 	src, err := from.Open(filepath.Dir(rel))
 	if err != nil {
@@ -863,7 +978,28 @@ func moveEntry(from *os.Root, rel string, to *os.Root, dst string) error {
 	if _, err := from.Lstat(rel); err != nil {
 		return err
 	}
-	return unix.Renameat(int(src.Fd()), filepath.Base(rel), int(dstDir.Fd()), filepath.Base(dst))
+	// Never over what is there: a login the user made since stays.
+	err = unix.Renameat2(int(src.Fd()), filepath.Base(rel), int(dstDir.Fd()), filepath.Base(dst), unix.RENAME_NOREPLACE)
+	if errors.Is(err, unix.EINVAL) { // a file system without the flag
+		if _, lerr := to.Lstat(dst); !os.IsNotExist(lerr) {
+			return fs.ErrExist
+		}
+		err = unix.Renameat(int(src.Fd()), filepath.Base(rel), int(dstDir.Fd()), filepath.Base(dst))
+	}
+	return err
+}
+
+// forgetSnapshot drops what the snapshot saved at path records below dir.
+func forgetSnapshot(path, dir string) {
+	snap, ok := loadSnapshot(path)
+	if !ok {
+		return
+	}
+	n := len(snap)
+	maps.DeleteFunc(snap, func(p, _ string) bool { return strings.HasPrefix(p, dir+"/") })
+	if len(snap) != n {
+		_ = saveSnapshot(path, snap)
+	}
 }
 
 // readFolder lists a folder held open.

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vibesandbox/vibe/sandbox"
 )
@@ -140,7 +141,7 @@ func TestSetAsideState(t *testing.T) {
 // setAsideNow sets the state aside and brings back what is kept, as a
 // restore does when the old sandbox was stopped already.
 func setAsideNow(agent, dir string, keep, drop []string) error {
-	kept, err := setAsideState(agent, dir, keep, drop)
+	kept, err := setAsideState(agent, dir, "old.uuid", keep, drop)
 	if err != nil {
 		return err
 	}
@@ -161,7 +162,7 @@ func TestSetAsideStateWhileTheyRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer old.Close()
-	kept, err := setAsideState("opencode", dir, []string{"opencode/auth.json"}, nil)
+	kept, err := setAsideState("opencode", dir, "", []string{"opencode/auth.json"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,5 +197,190 @@ func TestSetAsideStateDropFollowsNoLink(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(outside, "notes", "memory")); err != nil {
 		t.Errorf("restore moved a host folder through the agent's link: %v", err)
+	}
+}
+
+// cutShort sets agent's state folder dir aside as a restore does (its old
+// instance former) and leaves it there, as a vibe killed before the login
+// came back does, ago before now.
+func cutShort(t *testing.T, agent, dir, former string, ago time.Duration) string {
+	t.Helper()
+	before, _ := filepath.Glob(dir + pendingMark + "*")
+	if _, err := setAsideState(agent, dir, former, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := filepath.Glob(dir + pendingMark + "*")
+	made := slices.DeleteFunc(after, func(p string) bool { return slices.Contains(before, p) })
+	if len(made) != 1 {
+		t.Fatalf("pending folders made: %v", made)
+	}
+	aged := pendingName(dir, former, time.Now().Add(-ago))
+	if err := os.Rename(made[0], aged); err != nil {
+		t.Fatal(err)
+	}
+	return aged
+}
+
+// A restore cut short (vibe killed between setting the state aside and
+// bringing the login back, or its kill of the old instance failed) loses
+// nothing: the next vibe brings the login and history back once the old
+// instance is gone, and puts the folder back whole when the restore never
+// got to discard it.
+func TestRecoverAside(t *testing.T) {
+	keep, drop := []string{".credentials.json", "projects"}, []string{"projects/*/memory"}
+	fill := func(dir string, login string) {
+		for p, text := range map[string]string{".credentials.json": login, "settings.json": "hooks", "projects/app/s.jsonl": "history", "projects/app/memory/M.md": "memory"} {
+			os.MkdirAll(filepath.Join(dir, filepath.Dir(p)), 0o700)
+			os.WriteFile(filepath.Join(dir, p), []byte(text), 0o600)
+		}
+	}
+	read := func(p string) string { b, _ := os.ReadFile(p); return string(b) }
+	pending := func(dir string) []string { m, _ := filepath.Glob(dir + pendingMark + "*"); return m }
+	aside := func(dir string) []string { m, _ := filepath.Glob(dir + ".set-aside-*"); return m }
+	formerIs := func(t *testing.T, state sandbox.FormerState, want string) func(string) (sandbox.FormerState, error) {
+		return func(got string) (sandbox.FormerState, error) {
+			if got != want {
+				t.Errorf("asked about instance %q, want %q", got, want)
+			}
+			return state, nil
+		}
+	}
+
+	t.Run("gone: the login and history come back, the rest stays aside", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "claude")
+		fill(dir, "login")
+		// The last session's snapshot recorded the settings (set aside
+		// now, which vibe says) and a project's hook (still there).
+		snapPath := filepath.Join(filepath.Dir(dir), "host-run.json")
+		saveSnapshot(snapPath, sandbox.Snapshot{filepath.Join(dir, "settings.json"): "d1", "/p/.git/hooks/pre-commit": "d2"})
+		cutShort(t, "claude", dir, "vibe.u1", 3*time.Minute)
+		if err := recoverAside("claude", dir, keep, drop, formerIs(t, sandbox.FormerGone, "vibe.u1")); err != nil {
+			t.Fatal(err)
+		}
+		if snap, _ := loadSnapshot(snapPath); len(snap) != 1 || snap["/p/.git/hooks/pre-commit"] != "d2" {
+			t.Errorf("the saved snapshot after the state was set aside: %v, want only the project's hook", snap)
+		}
+		if read(filepath.Join(dir, ".credentials.json")) != "login" || read(filepath.Join(dir, "projects/app/s.jsonl")) != "history" {
+			t.Error("the login or the history did not come back")
+		}
+		for _, p := range []string{"settings.json", "projects/app/memory"} {
+			if _, err := os.Lstat(filepath.Join(dir, p)); err == nil {
+				t.Errorf("%s came back into the fresh sandbox", p)
+			}
+		}
+		if len(pending(dir)) != 0 || len(aside(dir)) != 1 || read(filepath.Join(aside(dir)[0], "settings.json")) != "hooks" {
+			t.Errorf("pending %v, set aside %v", pending(dir), aside(dir))
+		}
+	})
+
+	t.Run("gone, and logged in again since: the newer login stays", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "claude")
+		fill(dir, "old login")
+		cutShort(t, "claude", dir, "vibe.u1", 3*time.Minute)
+		os.WriteFile(filepath.Join(dir, ".credentials.json"), []byte("new login"), 0o600)
+		if err := recoverAside("claude", dir, keep, drop, formerIs(t, sandbox.FormerGone, "vibe.u1")); err != nil {
+			t.Fatal(err)
+		}
+		if got := read(filepath.Join(dir, ".credentials.json")); got != "new login" {
+			t.Errorf("login: %q, want the one made since", got)
+		}
+	})
+
+	t.Run("gone twice: the newest login wins", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "claude")
+		fill(dir, "older")
+		cutShort(t, "claude", dir, "vibe.u1", 9*time.Minute)
+		fill(dir, "newer")
+		cutShort(t, "claude", dir, "vibe-r2.u2", 3*time.Minute)
+		if err := recoverAside("claude", dir, keep, drop, func(string) (sandbox.FormerState, error) { return sandbox.FormerGone, nil }); err != nil {
+			t.Fatal(err)
+		}
+		if got := read(filepath.Join(dir, ".credentials.json")); got != "newer" {
+			t.Errorf("login: %q, want the newest", got)
+		}
+		if len(pending(dir)) != 0 {
+			t.Errorf("left pending: %v", pending(dir))
+		}
+	})
+
+	t.Run("never discarded: the folder comes back whole", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "claude")
+		fill(dir, "login")
+		cutShort(t, "claude", dir, "vibe.u1", 3*time.Minute)
+		if err := recoverAside("claude", dir, keep, drop, formerIs(t, sandbox.FormerHolds, "vibe.u1")); err != nil {
+			t.Fatal(err)
+		}
+		if read(filepath.Join(dir, "settings.json")) != "hooks" || read(filepath.Join(dir, ".credentials.json")) != "login" || len(pending(dir)) != 0 {
+			t.Error("the folder was not put back whole")
+		}
+	})
+
+	t.Run("never discarded, and written since: left for the user", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "claude")
+		fill(dir, "login")
+		cutShort(t, "claude", dir, "vibe.u1", 3*time.Minute)
+		os.WriteFile(filepath.Join(dir, "x"), nil, 0o600)
+		if err := recoverAside("claude", dir, keep, drop, formerIs(t, sandbox.FormerHolds, "vibe.u1")); err != nil {
+			t.Fatal(err)
+		}
+		if len(pending(dir)) != 1 {
+			t.Error("a folder written since was replaced")
+		}
+	})
+
+	t.Run("a restore still at work, or its old instance still dying: untouched", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "claude")
+		fill(dir, "login")
+		cutShort(t, "claude", dir, "vibe.u1", 10*time.Second)
+		if err := recoverAside("claude", dir, keep, drop, func(string) (sandbox.FormerState, error) {
+			t.Error("asked about the old instance of a restore under way")
+			return sandbox.FormerGone, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		dir2 := filepath.Join(t.TempDir(), "claude")
+		fill(dir2, "login")
+		cutShort(t, "claude", dir2, "vibe.u1", 3*time.Minute)
+		if err := recoverAside("claude", dir2, keep, drop, formerIs(t, sandbox.FormerBusy, "vibe.u1")); err != nil {
+			t.Fatal(err)
+		}
+		if len(pending(dir)) != 1 || len(pending(dir2)) != 1 {
+			t.Error("a restore's folder was taken while it may be at work")
+		}
+	})
+
+	t.Run("a link named like a pending folder is not followed", func(t *testing.T) {
+		root, outside := t.TempDir(), t.TempDir()
+		dir := filepath.Join(root, "claude")
+		os.Mkdir(dir, 0o700)
+		os.WriteFile(filepath.Join(outside, ".credentials.json"), []byte("x"), 0o600)
+		os.Symlink(outside, pendingName(dir, "vibe.u1", time.Now().Add(-time.Hour)))
+		if err := recoverAside("claude", dir, keep, drop, func(string) (sandbox.FormerState, error) { return sandbox.FormerGone, nil }); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(filepath.Join(outside, ".credentials.json")); err != nil {
+			t.Error("moved out of a link")
+		}
+	})
+}
+
+func TestParsePending(t *testing.T) {
+	at := time.Unix(0, 1764815312123456789)
+	for name, want := range map[string]string{
+		"claude.restoring.vibe-r1.0b1c.1764815312123456789": "vibe-r1.0b1c",
+		"claude.restoring..1764815312123456789":             "",
+		"claude.restoring.vibe.u.x":                         "-",
+		"claude.restoring.vibe.u.-5":                        "-",
+		"claude.set-aside-20261204-000000-1":                "-",
+		"codex.restoring.vibe.u.1764815312123456789":        "-",
+		"claude.restoring":                                  "-",
+	} {
+		f, got, ok := parsePending("claude", name)
+		switch {
+		case want == "-" && ok:
+			t.Errorf("%s: read as pending (%q)", name, f)
+		case want != "-" && (!ok || f != want || !got.Equal(at)):
+			t.Errorf("%s: %q %v %v, want %q at %v", name, f, got, ok, want, at)
+		}
 	}
 }

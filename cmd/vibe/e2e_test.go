@@ -382,6 +382,71 @@ func TestE2ELifecycle(t *testing.T) {
 	}
 }
 
+// A restore cut short (vibe killed after it set the agents' state aside,
+// before the login came back) loses nothing: when the restore never got to
+// discard the old instance, the next vibe puts the folder back whole (the
+// instance still runs with it); when it did, the next vibe kills what is
+// left of the old instance and brings the login back, and only the login.
+func TestE2ERestoreCutShort(t *testing.T) {
+	w := newWorld(t)
+	w.must("up")
+	w.sh(`echo login >"$CLAUDE_CONFIG_DIR/.credentials.json"; echo '{"hooks":{}}' >"$CLAUDE_CONFIG_DIR/settings.json"`)
+	state := filepath.Join(w.dir, "data", "vibe", "state", w.name, "claude")
+	cut := func() string {
+		t.Helper()
+		inst, _, err := w.c.GetInstance(w.instance())
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := os.Stat(state)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Named and timed as a restore three minutes ago names it.
+		aside := fmt.Sprintf("%s.restoring.%s.%d", state, sandbox.FormerID(inst), time.Now().Add(-3*time.Minute).UnixNano())
+		if err := os.Rename(state, aside); err != nil {
+			t.Fatal(err)
+		}
+		os.Mkdir(state, 0o700)
+		os.Chown(state, int(st.Sys().(*syscall.Stat_t).Uid), int(st.Sys().(*syscall.Stat_t).Gid))
+		return inst.Name
+	}
+	read := func(name string) string { b, _ := os.ReadFile(filepath.Join(state, name)); return string(b) }
+	pending := func() []string { m, _ := filepath.Glob(state + ".restoring.*"); return m }
+
+	// Cut short before the old instance was discarded.
+	old := cut()
+	if _, stderr, code := w.vibe("up"); code != 0 || !strings.Contains(stderr, "back as it was") {
+		t.Errorf("up after a restore cut short before its discard: exit %d %s", code, stderr)
+	}
+	if read(".credentials.json") != "login\n" || read("settings.json") == "" || len(pending()) != 0 {
+		t.Errorf("the state did not come back whole: login %q, settings %q, pending %v", read(".credentials.json"), read("settings.json"), pending())
+	}
+	if got := w.instance(); got != old {
+		t.Errorf("the sandbox moved to %s, want %s still", got, old)
+	}
+
+	// Cut short after the discard, the old instance still running.
+	old = cut()
+	if out, err := exec.Command("incus", "config", "set", old, sandbox.KeyDiscarded+"="+time.Now().Add(-3*time.Minute).UTC().Format(time.RFC3339)).CombinedOutput(); err != nil {
+		t.Fatalf("discard %s: %v %s", old, err, out)
+	}
+	_, stderr, code := w.vibe("up")
+	if code != 0 || !strings.Contains(stderr, "login and history are back") {
+		t.Errorf("up after a restore cut short after its discard: exit %d %s", code, stderr)
+	}
+	if got := w.instance(); got == old {
+		t.Errorf("the sandbox is still its discarded instance %s", old)
+	}
+	// Nor is the settings' going a change something left running made.
+	if out, _ := w.sh(`cat "$CLAUDE_CONFIG_DIR/.credentials.json"; test -e "$CLAUDE_CONFIG_DIR/settings.json" && echo SETTINGS-CAME-BACK`); !strings.Contains(out, "login") || strings.Contains(out, "SETTINGS-CAME-BACK") || strings.Contains(out, "WARNING") {
+		t.Errorf("the new sandbox's agent state: %s (want the login, not the settings, and no warning)", out)
+	}
+	if len(pending()) != 0 {
+		t.Errorf("left pending: %v", pending())
+	}
+}
+
 func TestE2EDoctor(t *testing.T) {
 	w := newWorld(t)
 	out, _, code := w.vibe("doctor")

@@ -484,6 +484,11 @@ func TestE2EHostileRestoreState(t *testing.T) {
 	if !strings.Contains(out, "login") {
 		t.Errorf("restore lost the login: %s", out)
 	}
+	// The settings it set aside (and said so) are no change that
+	// something left running made.
+	if strings.Contains(out, "went on running") {
+		t.Errorf("the first session after restore reports the settings set aside as changed: %s", out)
+	}
 	if !strings.Contains(stderr, "settings.json") {
 		t.Errorf("restore did not say what it set aside: %s", stderr)
 	}

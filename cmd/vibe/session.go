@@ -151,6 +151,27 @@ func agentStateDir(name, agent string) (string, error) {
 	return dataPath(filepath.Join("state", name, agent))
 }
 
+// recoverState finishes what restores of this sandbox cut short left of
+// its agents' state (recoverAside), before the sandbox is used.
+func (s *session) recoverState() error {
+	if !s.cfg.Sandbox.Persist {
+		return nil
+	}
+	for _, a := range config.AgentNames() {
+		dir, err := agentStateDir(s.spec.Name, a)
+		if err != nil {
+			return err
+		}
+		p := config.AgentPresetNamed(a)
+		if err := recoverAside(a, dir, p.Keep, p.Drop, func(former string) (sandbox.FormerState, error) {
+			return s.mgr.Former(s.ctx, s.spec.Name, former)
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // stateDir is the host folder of agent's state, "" when not persisted.
 func (s *session) stateDir(agent string) string {
 	if agent == "claude" {
@@ -213,8 +234,11 @@ func (s *session) up() error { return s.launch(nil) }
 
 // launch brings the sandbox up. With aside set it makes the sandbox afresh
 // from the image (vibe restore; see Manager.Replace for aside).
-func (s *session) launch(aside func() (func() error, error)) error {
+func (s *session) launch(aside func(former string) (func() error, error)) error {
 	if err := s.fetchImage(aside != nil); err != nil {
+		return err
+	}
+	if err := s.recoverState(); err != nil {
 		return err
 	}
 	var st *sandbox.SelfTest
