@@ -60,6 +60,7 @@ const (
 	keyGateway = "user.vibe.gateway"
 	keyBinary  = "user.vibe.gateway.binary" // digest of the pushed vibe
 	keyUnit    = "user.vibe.gateway.unit"   // digest of the pushed unit
+	keyRanges  = "user.vibe.gateway.ranges" // digest of the pushed ranges
 	keyIDs     = "user.vibe.gateway.ids"    // uid:gid of the service user
 	keyStat    = "user.vibe.gateway.stat"   // size:mtime:path of the vibe whose digest is keyBinary
 )
@@ -71,6 +72,12 @@ var unitTemplate string
 var rulesTemplate string
 
 const rulesPath = "/etc/vibe-gateway/rules.nft"
+
+// rangesPath is the gateway's file of the host's addresses and the user's
+// private ranges (gateway.Ranges). It changes while the gateway runs (a
+// VPN comes up, a lease changes), so it is not in the unit: the gateway
+// reads it again, and no change of it restarts the gateway.
+const rangesPath = "/etc/vibe-gateway/ranges.json"
 
 // Gateway manages the isolated network and the gateway instance on one
 // incus server.
@@ -93,14 +100,11 @@ type Gateway struct {
 
 // Info is where the gateway is.
 type Info struct {
-	Network string
-	Prefix  netip.Prefix // the bridge's subnet
-	Host    netip.Addr   // the host's address on it (dnsmasq)
-	Addr    netip.Addr   // the gateway's address on it
-	Port    int
-	// Never are the host's own addresses: requests never go there,
-	// whatever a name resolves to.
-	Never    []netip.Prefix
+	Network  string
+	Prefix   netip.Prefix // the bridge's subnet
+	Host     netip.Addr   // the host's address on it (dnsmasq)
+	Addr     netip.Addr   // the gateway's address on it
+	Port     int
 	uid, gid int64
 }
 
@@ -362,7 +366,7 @@ func aclIs(acl *api.NetworkACL, want api.NetworkACLPut) bool {
 // ruleset after a marker line, so that one digest covers both).
 func (g *Gateway) unit(info *Info) (string, error) {
 	var b bytes.Buffer
-	data := map[string]any{"Addr": info.Addr, "Bits": info.Prefix.Bits(), "Prefix": info.Prefix, "Port": info.Port, "Never": info.Never, "Private": g.Private}
+	data := map[string]any{"Addr": info.Addr, "Bits": info.Prefix.Bits(), "Prefix": info.Prefix, "Port": info.Port, "Ranges": rangesPath}
 	if err := template.Must(template.New("unit").Parse(unitTemplate)).Execute(&b, data); err != nil {
 		return "", err
 	}
@@ -372,6 +376,13 @@ func (g *Gateway) unit(info *Info) (string, error) {
 }
 
 const rulesMarker = "\n#---- " + rulesPath + "\n"
+
+// ranges renders the gateway's ranges file: the host's own addresses
+// (never dialled) and the private ranges the user allows.
+func (g *Gateway) ranges() []byte {
+	b, _ := json.Marshal(gateway.Ranges{Never: g.hostAddrs(), Private: g.Private})
+	return append(b, '\n')
+}
 
 func digest(b []byte) string {
 	s := sha256.Sum256(b)
@@ -389,7 +400,7 @@ func (g *Gateway) ensureInstance(ctx context.Context, info *Info, img *api.Image
 	// size and time were recorded with the gateway's copy: reading 40 MB
 	// on every command would cost a fifth of a second.
 	stat := fmt.Sprintf("%d:%d:%s", st.Size(), st.ModTime().UnixNano(), g.Binary)
-	info.Never = g.hostAddrs()
+	ranges := g.ranges()
 	unit, err := g.unit(info)
 	if err != nil {
 		return err
@@ -424,6 +435,9 @@ func (g *Gateway) ensureInstance(ctx context.Context, info *Info, img *api.Image
 		}
 	}
 	if inst.Config[keyStat] == stat && inst.Config[keyBinary] != "" && inst.Config[keyUnit] == digest([]byte(unit)) {
+		if err := g.syncRanges(ctx, inst, ranges); err != nil {
+			return err
+		}
 		return g.readIDs(inst, info)
 	}
 	bin, err := os.ReadFile(g.Binary)
@@ -431,16 +445,32 @@ func (g *Gateway) ensureInstance(ctx context.Context, info *Info, img *api.Image
 		return fmt.Errorf("read this vibe (%s) to hand it to the gateway: %w", g.Binary, err)
 	}
 	if inst.Config[keyBinary] == digest(bin) && inst.Config[keyUnit] == digest([]byte(unit)) {
+		if err := g.syncRanges(ctx, inst, ranges); err != nil {
+			return err
+		}
 		if err := g.record(ctx, map[string]string{keyStat: stat}); err != nil {
 			return err
 		}
 		return g.readIDs(inst, info)
 	}
 	g.progress("gateway")
-	if err := g.install(ctx, info, bin, unit); err != nil {
+	if err := g.install(ctx, info, bin, unit, ranges); err != nil {
 		return err
 	}
 	return g.record(ctx, map[string]string{keyStat: stat})
+}
+
+// syncRanges hands the gateway the ranges when they changed since last
+// handed (recorded on inst); it reads them at its next request, without a
+// restart.
+func (g *Gateway) syncRanges(ctx context.Context, inst *api.Instance, ranges []byte) error {
+	if inst.Config[keyRanges] == digest(ranges) {
+		return nil
+	}
+	if err := g.push(rangesPath, ranges, 0, 0, 0o644); err != nil {
+		return err
+	}
+	return g.record(ctx, map[string]string{keyRanges: digest(ranges)})
 }
 
 // record sets configuration keys on the gateway instance.
@@ -546,8 +576,8 @@ func (g *Gateway) create(ctx context.Context, info *Info, img *api.Image) error 
 // Each sits one hop away behind the uplink's route, not only the uplink's
 // own: every managed network's (the user's other instances' bridges too),
 // those incus says it listens on, and with a local daemon every address
-// of this machine. Sorted, so that the gateway's unit changes only when
-// they do.
+// of this machine. Sorted, so that the gateway's ranges file changes only
+// when they do.
 func (g *Gateway) hostAddrs() []netip.Prefix {
 	seen := map[netip.Prefix]bool{}
 	add := func(a netip.Addr) {
@@ -595,10 +625,10 @@ func (g *Gateway) hostAddrs() []netip.Prefix {
 	return out
 }
 
-// neverAnyway reports whether the gateway refuses a whatever the unit
-// says (loopback, link-local): listed, every container started or stopped
-// on this machine (its link-local address on the host's side) would change
-// the unit, and so restart the gateway at the next vibe command.
+// neverAnyway reports whether the gateway refuses a whatever its ranges
+// file says (loopback, link-local): listed, every container started or
+// stopped on this machine (its link-local address on the host's side)
+// would change the file at the next vibe command.
 func neverAnyway(a netip.Addr) bool {
 	a = a.Unmap().WithZone("")
 	for _, p := range gateway.DefaultNever {
@@ -611,7 +641,7 @@ func neverAnyway(a netip.Addr) bool {
 
 // install puts this vibe and the unit into the gateway and (re)starts the
 // service, then waits until the proxy listens.
-func (g *Gateway) install(ctx context.Context, info *Info, bin []byte, unit string) error {
+func (g *Gateway) install(ctx context.Context, info *Info, bin []byte, unit string, ranges []byte) error {
 	if err := g.waitBoot(ctx); err != nil {
 		return err
 	}
@@ -636,13 +666,17 @@ func (g *Gateway) install(ctx context.Context, info *Info, bin []byte, unit stri
 	if err := g.push(rulesPath, []byte(rules), 0, 0, 0o644); err != nil {
 		return err
 	}
+	// Before the service starts: without it, nothing is dialled.
+	if err := g.push(rangesPath, ranges, 0, 0, 0o644); err != nil {
+		return err
+	}
 	if _, err := g.run(ctx, "bash", "-c", script, "gateway-install", "activate", binPath); err != nil {
 		return err
 	}
 	if err := g.waitListen(ctx, info); err != nil {
 		return err
 	}
-	if err := g.record(ctx, map[string]string{keyBinary: digest(bin), keyUnit: digest([]byte(unit)), keyIDs: ids}); err != nil {
+	if err := g.record(ctx, map[string]string{keyBinary: digest(bin), keyUnit: digest([]byte(unit)), keyRanges: digest(ranges), keyIDs: ids}); err != nil {
 		return err
 	}
 	return g.readIDs(&api.Instance{InstancePut: api.InstancePut{Config: map[string]string{keyIDs: ids}}}, info)

@@ -113,21 +113,24 @@ func TestBind(t *testing.T) {
 }
 
 func TestUnit(t *testing.T) {
-	in := info()
-	in.Never = []netip.Prefix{netip.MustParsePrefix("10.0.3.1/32")}
-	u, err := (&Gateway{Private: []netip.Prefix{netip.MustParsePrefix("10.20.0.0/16")}}).unit(in)
+	u, err := (&Gateway{Private: []netip.Prefix{netip.MustParsePrefix("10.20.0.0/16")}}).unit(info())
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
 		"ExecStartPre=+/usr/sbin/ip address replace 10.77.0.2/24 dev eth1",
 		"--listen 10.77.0.2:3128 --bridge 10.77.0.0/24",
-		"--never 10.0.3.1/32", "--private 10.20.0.0/16",
+		"--ranges /etc/vibe-gateway/ranges.json",
 		"User=vibe-gateway", "RuntimeDirectoryMode=0700", "NoNewPrivileges=yes",
 	} {
 		if !strings.Contains(u, want) {
 			t.Errorf("the unit lacks %q:\n%s", want, u)
 		}
+	}
+	// What changes while the gateway runs is in its ranges file: a change
+	// of the unit restarts the gateway, which cuts every connection.
+	if strings.Contains(u, "10.20.0.0") {
+		t.Errorf("the unit names the user's private ranges:\n%s", u)
 	}
 }
 

@@ -31,6 +31,7 @@ type fixture struct {
 	upstream *httptest.Server
 	upPort   string
 	log      string
+	srv      *Server
 
 	release chan struct{} // lets /stream send its second event
 
@@ -102,6 +103,7 @@ func newFixture(t *testing.T) *fixture {
 			return []netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil
 		},
 	}
+	f.srv = s
 	f.proxy = httptest.NewServer(s.Handler())
 	t.Cleanup(f.proxy.Close)
 	return f
@@ -357,11 +359,70 @@ func TestPrivateAddressesNeedConsent(t *testing.T) {
 	}
 }
 
+// The host's addresses and the private ranges the user allows change
+// while the gateway runs (a VPN comes up, a lease changes, vibe.yaml lists
+// a range): vibe rewrites the ranges file, and the next request is judged
+// by it, with no restart that would cut every sandbox's connections. While
+// the file cannot be read, nothing is dialled.
+func TestRangesApplyAtOnce(t *testing.T) {
+	f := newFixture(t)
+	f.write(PolicyFile, Policy{Sandbox: "sb", Allow: []string{"allowed.test"}})
+	ranges := filepath.Join(t.TempDir(), "ranges.json")
+	s := &Server{Store: &Store{Dir: filepath.Join(f.state, "sandboxes")}, Self: netip.MustParseAddr("192.0.2.1"),
+		Ports: map[string]bool{f.upPort: true}, RangesFile: ranges,
+		Lookup: func(context.Context, string) ([]netip.Addr, error) {
+			return []netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil
+		}}
+	p := httptest.NewServer(s.Handler())
+	defer p.Close()
+	u, _ := url.Parse(p.URL)
+	get := func() (int, string) {
+		resp, err := (&http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(u)}}).Get("http://allowed.test:" + f.upPort + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	write := func(text string) {
+		if err := os.WriteFile(ranges, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	saved := PrivateRanges
+	PrivateRanges = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	defer func() { PrivateRanges = saved }()
+	for _, step := range []struct {
+		file string // "" removes it
+		ok   bool
+		says string
+	}{
+		{"", false, "any vibe command on the host writes them again"},
+		{`{"never":[],"private":["127.0.0.0/8"]}`, true, ""},
+		{`{"never":["127.0.0.1/32"],"private":["127.0.0.0/8"]}`, false, "never connects to"},
+		{`{"never":[],"private":[]}`, false, "egress.gateway.private"},
+		{`{"never":[],"private":["127.0.0.0/8"]`, false, "any vibe command"}, // half written, and stays so
+		{`{"never":[],"private":["127.0.0.0/8"]}`, true, ""},
+		{`{"never":["not a prefix"]}`, false, "any vibe command"},
+	} {
+		if step.file == "" {
+			os.Remove(ranges)
+		} else {
+			write(step.file)
+		}
+		code, body := get()
+		if (code == 200) != step.ok || !strings.Contains(body, step.says) {
+			t.Errorf("ranges file %q: %d %q, want ok=%v saying %q", step.file, code, body, step.ok, step.says)
+		}
+	}
+}
+
 // A private or never-dialled IPv4 address inside an IPv6 one (NAT64, 6to4,
 // the IPv4-compatible form) is that address: a translator on the uplink
 // would carry the connection there. (From a review: each was dialled.)
 func TestEmbeddedIPv4IsItself(t *testing.T) {
-	s := &Server{Never: DefaultNever}
+	lim := limits{nevers: DefaultNever}
 	for a, want := range map[string]string{
 		"64:ff9b::a00:1":      "private", // NAT64 of 10.0.0.1
 		"64:ff9b:1::c0a8:101": "private", // NAT64, local use: the IPv4 address cannot be told
@@ -378,9 +439,9 @@ func TestEmbeddedIPv4IsItself(t *testing.T) {
 		addr := netip.MustParseAddr(a)
 		got := ""
 		switch {
-		case s.never(addr):
+		case lim.never(addr):
 			got = "never"
-		case s.private(addr):
+		case lim.private(addr):
 			got = "private"
 		}
 		if got != want {
@@ -757,6 +818,50 @@ func TestTunnelsCloseWhenThePolicyNarrows(t *testing.T) {
 	b, _ := os.ReadFile(f.log)
 	if !strings.Contains(string(b), `"host":"anything.test"`) || !strings.Contains(string(b), ReasonClosed) {
 		t.Errorf("the log does not say the tunnel was closed:\n%s", b)
+	}
+}
+
+// A tunnel or a request in flight to an address the host then takes (a
+// VPN's, a new network's) is cut once vibe writes the new ranges: the host's services
+// are never reachable through a channel opened before.
+func TestTunnelsCloseWhenTheHostTakesTheirAddress(t *testing.T) {
+	f := newFixture(t)
+	ranges := filepath.Join(t.TempDir(), "ranges.json")
+	os.WriteFile(ranges, []byte(`{"never":[]}`), 0o644)
+	f.srv.RangesFile = ranges
+	f.write(PolicyFile, Policy{Sandbox: "sb", Allow: []string{"kept.test"}})
+	code, c := f.connect("kept.test:" + f.upPort)
+	if code != 200 {
+		t.Fatalf("CONNECT: %d", code)
+	}
+	defer c.Close()
+	// A plain request in flight, a stream that waits for more.
+	resp, err := f.client().Get("http://kept.test:" + f.upPort + "/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	defer close(f.release)
+	stream := bufio.NewReader(resp.Body)
+	if line, _ := stream.ReadString('\n'); line != "data: first\n" {
+		t.Fatalf("first event: %q", line)
+	}
+	os.WriteFile(ranges, []byte(`{"never":["127.0.0.1/32"]}`), 0o644)
+	time.Sleep(3 * TunnelCheck)
+	ended := make(chan error, 1)
+	go func() { _, err := io.ReadAll(stream); ended <- err }()
+	select {
+	case <-ended:
+	case <-time.After(5 * time.Second):
+		t.Error("a request in flight to an address the gateway no longer dials went on")
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(c, "GET /after HTTP/1.1\r\nHost: x\r\n\r\n")
+	if b, err := io.ReadAll(c); err != nil || len(b) != 0 {
+		t.Errorf("a tunnel to an address the gateway no longer dials stayed open: %q %v", b, err)
+	}
+	if b, _ := os.ReadFile(f.log); !strings.Contains(string(b), ReasonAddress) {
+		t.Errorf("the log does not say why the tunnel was closed:\n%s", b)
 	}
 }
 

@@ -85,6 +85,16 @@ type Credentials struct {
 	Credentials []Credential `json:"credentials"`
 }
 
+// Ranges are the destinations that change while the gateway runs, in a
+// file of vibe's (Server.RangesFile): the host's own addresses, never
+// dialled, and the private ranges the user lets allowed names reach. Read
+// again when it changes, so that neither change restarts the gateway,
+// which would cut every sandbox's connections.
+type Ranges struct {
+	Never   []netip.Prefix `json:"never"`
+	Private []netip.Prefix `json:"private"`
+}
+
 // View is what the gateway knows of one sandbox at one moment.
 type View struct {
 	Sandbox     string
@@ -252,6 +262,8 @@ func deref(v any) any {
 		return *p
 	case *Credentials:
 		return *p
+	case *Ranges:
+		return *p
 	}
 	return nil
 }
@@ -264,6 +276,8 @@ func assign(dst, val any) error {
 		*p = val.(Session)
 	case *Credentials:
 		*p = val.(Credentials)
+	case *Ranges:
+		*p = val.(Ranges)
 	default:
 		return fmt.Errorf("unknown policy type %T", dst)
 	}

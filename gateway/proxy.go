@@ -9,11 +9,13 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/http/httputil"
 	"net/netip"
 	"net/url"
 	"path"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,6 +30,10 @@ const ReasonNotAllowed = "not in the sandbox's allowlist"
 // ReasonClosed is the reason logged when an open tunnel or a request in
 // flight is ended because the sandbox's policy no longer allows its host.
 const ReasonClosed = "ended: the sandbox's policy no longer allows this host"
+
+// ReasonAddress is logged when a tunnel is cut because the address it
+// reaches is one the gateway no longer dials (the host took it).
+const ReasonAddress = "ended: the gateway no longer connects to this address"
 
 // ReasonCredentialGone is logged when a credential route's answer is cut:
 // the sandbox no longer holds the credential it was served with.
@@ -46,6 +52,10 @@ type Server struct {
 	// Private are the private ranges (PrivateRanges) the user lets an
 	// allowed host reach (egress.gateway.private).
 	Private []netip.Prefix
+	// RangesFile, when set, holds more of both that change while the
+	// gateway runs (Ranges): it is read again whenever it changes, and
+	// while it cannot be read nothing is dialled.
+	RangesFile string
 	// Lookup resolves a name, only after the allowlist admitted it (nil:
 	// the system's resolver).
 	Lookup func(ctx context.Context, host string) ([]netip.Addr, error)
@@ -157,6 +167,7 @@ func (s *Server) Handler() http.Handler {
 			ch := &channel{req: r, host: host, port: port, end: func() { cancel(); bw.closeHijacked() }}
 			s.open(ch)
 			defer s.forget(ch)
+			ctx = s.follow(ctx, ch, false)
 		}
 		p.ServeHTTP(bw, r.WithContext(ctx))
 		// goproxy leaves an upgraded client connection open when the
@@ -285,8 +296,41 @@ func (s *Server) dialUpstream(ctx context.Context, network, addr string) (net.Co
 	return s.dialOut(ctx, network, addr, true)
 }
 
+// follow gives ch the connection its request goes out on, once the
+// transport has it: one it kept from an earlier request is judged again
+// first, as the ranges may have changed since (the host took its address),
+// and is closed if refused now, before a byte of this request is written
+// (the transport then dials anew, and is refused). The channel knows the
+// address from then on, so that judge ends it if the ranges come to
+// refuse it.
+func (s *Server) follow(ctx context.Context, ch *channel, upstream bool) context.Context {
+	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
+		to := info.Conn.RemoteAddr()
+		if info.Reused && s.refuses(to, upstream) != nil {
+			info.Conn.Close()
+			return
+		}
+		s.mu.Lock()
+		ch.to, ch.upstream = to, upstream
+		s.mu.Unlock()
+	}})
+}
+
+// refuses says why the gateway would not dial addr now (nil: it would).
+func (s *Server) refuses(addr net.Addr, upstream bool) error {
+	lim, err := s.limits()
+	if err != nil {
+		return err
+	}
+	return lim.refusesConn(addr, upstream)
+}
+
 func (s *Server) dialOut(ctx context.Context, network, addr string, upstream bool) (net.Conn, error) {
 	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	lim, err := s.limits()
 	if err != nil {
 		return nil, err
 	}
@@ -310,11 +354,8 @@ func (s *Server) dialOut(ctx context.Context, network, addr string, upstream boo
 	d := net.Dialer{Timeout: 15 * time.Second}
 	var last error = fmt.Errorf("%s resolves only to addresses the gateway never connects to", host)
 	for _, a := range addrs {
-		if s.never(a) {
-			continue
-		}
-		if !upstream && s.private(a) {
-			last = fmt.Errorf("%s is at %s, a private address, which the gateway reaches only when egress.gateway.private (vibe.yaml) lists it: whoever runs a name's DNS chooses where it points, this machine's network included. If %s is yours, add it there", host, a.Unmap(), a.Unmap())
+		if err := lim.refuses(a, host, upstream); err != nil {
+			last = err
 			continue
 		}
 		c, err := d.DialContext(ctx, network, net.JoinHostPort(a.Unmap().String(), port))
@@ -326,6 +367,53 @@ func (s *Server) dialOut(ctx context.Context, network, addr string, upstream boo
 	return nil, last
 }
 
+// limits are what the gateway may not dial at one moment: the Server's
+// own ranges and those of its RangesFile now.
+type limits struct {
+	self             netip.Addr
+	nevers, privates []netip.Prefix
+}
+
+// refuses says why a (host's address) is not dialled now, nil if it is.
+func (l limits) refuses(a netip.Addr, host string, upstream bool) error {
+	if host == "" {
+		host = a.Unmap().String()
+	}
+	if l.never(a) {
+		if host == a.Unmap().String() {
+			return fmt.Errorf("%s is an address the gateway never connects to (this machine's own, loopback, link-local, the sandbox bridge)", host)
+		}
+		return fmt.Errorf("%s is at %s, an address the gateway never connects to (this machine's own, loopback, link-local, the sandbox bridge)", host, a.Unmap())
+	}
+	if !upstream && l.private(a) {
+		return fmt.Errorf("%s is at %s, a private address, which the gateway reaches only when egress.gateway.private (vibe.yaml) lists it: whoever runs a name's DNS chooses where it points, this machine's network included. If %s is yours, add it there", host, a.Unmap(), a.Unmap())
+	}
+	return nil
+}
+
+// refusesConn is refuses for the far end of a connection.
+func (l limits) refusesConn(addr net.Addr, upstream bool) error {
+	ap, err := netip.ParseAddrPort(addr.String())
+	if err != nil {
+		return err
+	}
+	return l.refuses(ap.Addr(), "", upstream)
+}
+
+func (s *Server) limits() (limits, error) {
+	lim := limits{self: s.Self, nevers: s.Never, privates: s.Private}
+	if s.RangesFile == "" {
+		return lim, nil
+	}
+	var r Ranges
+	if err := s.Store.read(s.RangesFile, &r); err != nil {
+		return limits{}, fmt.Errorf("the gateway dials nothing while it does not know this host's addresses (%w): any vibe command on the host writes them again", err)
+	}
+	lim.nevers = append(slices.Clip(lim.nevers), r.Never...)
+	lim.privates = append(slices.Clip(lim.privates), r.Private...)
+	return lim, nil
+}
+
 func (s *Server) port(p string) bool {
 	if s.Ports == nil {
 		return p == "80" || p == "443"
@@ -335,9 +423,9 @@ func (s *Server) port(p string) bool {
 
 // private reports whether a, or the IPv4 address it carries, is in a
 // private range the user did not list.
-func (s *Server) private(a netip.Addr) bool {
+func (l limits) private(a netip.Addr) bool {
 	in := func(a netip.Addr) bool {
-		for _, p := range s.Private {
+		for _, p := range l.privates {
 			if p.Contains(a) {
 				return false
 			}
@@ -356,18 +444,18 @@ func (s *Server) private(a netip.Addr) bool {
 	return in(a)
 }
 
-func (s *Server) never(a netip.Addr) bool {
+func (l limits) never(a netip.Addr) bool {
 	if a.Zone() != "" {
 		return true
 	}
 	a = a.Unmap()
-	if v4, ok := embedded(a); ok && s.never(v4) {
+	if v4, ok := embedded(a); ok && l.never(v4) {
 		return true
 	}
-	if a == s.Self {
+	if a == l.self {
 		return true
 	}
-	for _, p := range s.Never {
+	for _, p := range l.nevers {
 		if p.Contains(a) {
 			return true
 		}
@@ -432,7 +520,7 @@ func (s *Server) credential(w http.ResponseWriter, r *http.Request) {
 	ch := &channel{req: r, host: host, port: port, end: cancel, cred: &c}
 	s.open(ch)
 	defer s.forget(ch)
-	r = r.WithContext(ctx)
+	r = r.WithContext(s.follow(ctx, ch, true))
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL.Scheme, pr.Out.URL.Host = target.Scheme, target.Host
@@ -578,6 +666,11 @@ type channel struct {
 	// cred, on a credential route, is the credential it was served
 	// with: the route lives as long as the sandbox holds that same one.
 	cred *Credential
+	// to is the address it reaches, once known (under Server.mu): the
+	// ranges may come to refuse it (the host took it). upstream: a
+	// credential route's, which a private range does not refuse.
+	to       net.Addr
+	upstream bool
 }
 
 // allowed reports whether v, the sandbox's current view (nil: gone or
@@ -615,7 +708,7 @@ func (s *Server) tunnel(req *http.Request, addr string, c net.Conn) net.Conn {
 	}
 	host, port := splitTarget(addr, "443")
 	t := &tunnel{TCPConn: tc, s: s}
-	t.ch = &channel{req: req, host: host, port: port, end: func() { t.Close() }}
+	t.ch = &channel{req: req, host: host, port: port, to: tc.RemoteAddr(), end: func() { t.Close() }}
 	s.open(t.ch)
 	return t
 }
@@ -647,8 +740,10 @@ func (s *Server) judge() {
 		time.Sleep(TunnelCheck)
 		s.mu.Lock()
 		open := make([]*channel, 0, len(s.channels))
+		to := map[*channel]net.Addr{}
 		for ch := range s.channels {
 			open = append(open, ch)
+			to[ch] = ch.to
 		}
 		if len(open) == 0 {
 			s.watching = false
@@ -657,6 +752,7 @@ func (s *Server) judge() {
 		}
 		s.mu.Unlock()
 		views := map[netip.Addr]*View{}
+		lim, limErr := s.limits()
 		for _, ch := range open {
 			a := client(ch.req)
 			v, seen := views[a]
@@ -664,15 +760,20 @@ func (s *Server) judge() {
 				v, _ = s.Store.Lookup(a) // unreadable or gone: nil, ended
 				views[a] = v
 			}
-			if ch.allowed(v) {
+			reason := ""
+			switch {
+			case !ch.allowed(v):
+				reason = ReasonClosed
+				if ch.cred != nil {
+					reason = ReasonCredentialGone
+				}
+			case to[ch] != nil && (limErr != nil || lim.refusesConn(to[ch], ch.upstream) != nil):
+				reason = ReasonAddress
+			default:
 				continue
 			}
 			s.forget(ch)
 			method := ch.req.Method
-			reason := ReasonClosed
-			if ch.cred != nil {
-				reason = ReasonCredentialGone
-			}
 			s.record(ch.req, v, method, ch.host, ch.port, reason)
 			ch.end()
 		}

@@ -17,11 +17,12 @@ import (
 type Options struct {
 	Listen netip.AddrPort // the gateway's address and port on the sandbox bridge
 	Bridge netip.Prefix   // the sandbox bridge: never a destination
-	Never  []netip.Prefix // more destinations never dialled (the host's addresses)
-	// Private are the private ranges an allowed name may reach.
-	Private []netip.Prefix
-	State   string // STATE: sandboxes/ADDRESS/*.json
-	Log     string // the egress logs' folder (ADDRESS.jsonl)
+	// Ranges is the file of the host's addresses and of the private ranges
+	// an allowed name may reach (Ranges), which vibe rewrites as they
+	// change: required, since without it nothing is dialled.
+	Ranges string
+	State  string // STATE: sandboxes/ADDRESS/*.json
+	Log    string // the egress logs' folder (ADDRESS.jsonl)
 }
 
 // MaxConnsPerSandbox bounds the connections one address holds open, so
@@ -103,17 +104,19 @@ func Serve(ctx context.Context, o Options) error {
 	if !o.Listen.IsValid() {
 		return errors.New("gateway: no listen address")
 	}
+	if o.Ranges == "" {
+		return errors.New("gateway: no ranges file")
+	}
 	never := append([]netip.Prefix(nil), DefaultNever...)
 	if o.Bridge.IsValid() {
 		never = append(never, o.Bridge.Masked())
 	}
-	never = append(never, o.Never...)
 	s := &Server{
-		Store:   &Store{Dir: filepath.Join(o.State, "sandboxes")},
-		Log:     &Logger{Dir: o.Log},
-		Self:    o.Listen.Addr(),
-		Never:   never,
-		Private: o.Private,
+		Store:      &Store{Dir: filepath.Join(o.State, "sandboxes")},
+		Log:        &Logger{Dir: o.Log},
+		Self:       o.Listen.Addr(),
+		Never:      never,
+		RangesFile: o.Ranges,
 	}
 	ln, err := net.Listen("tcp", o.Listen.String())
 	if err != nil {

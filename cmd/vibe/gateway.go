@@ -16,13 +16,11 @@ import (
 // gatewayServeCmd runs inside the gateway instance, started by its systemd
 // unit; it is the same binary as vibe, pushed there by vibe.
 type gatewayServeCmd struct {
-	Listen string   `required:"" help:"Address and port on the sandbox bridge." placeholder:"ADDR:PORT"`
-	Bridge string   `help:"The sandbox bridge's prefix: never a destination." placeholder:"PREFIX"`
-	State  string   `required:"" help:"State folder (memory-backed): sandboxes/ADDRESS/*.json." placeholder:"DIR"`
-	Log    string   `required:"" help:"Folder of the egress logs (ADDRESS.jsonl, JSON lines)." placeholder:"DIR"`
-	Never  []string `help:"A prefix requests never go to (repeatable): the host's own addresses." placeholder:"PREFIX"`
-	// Private is repeatable, as Never.
-	Private []string `help:"A private prefix an allowed name may reach (repeatable; egress.gateway.private)." placeholder:"PREFIX"`
+	Listen string `required:"" help:"Address and port on the sandbox bridge." placeholder:"ADDR:PORT"`
+	Bridge string `help:"The sandbox bridge's prefix: never a destination." placeholder:"PREFIX"`
+	State  string `required:"" help:"State folder (memory-backed): sandboxes/ADDRESS/*.json." placeholder:"DIR"`
+	Log    string `required:"" help:"Folder of the egress logs (ADDRESS.jsonl, JSON lines)." placeholder:"DIR"`
+	Ranges string `required:"" help:"File of the host's addresses and the private prefixes allowed names may reach (JSON, rewritten by vibe, read again as it changes)." placeholder:"FILE"`
 }
 
 func (g *gatewayServeCmd) Run() error {
@@ -36,30 +34,9 @@ func (g *gatewayServeCmd) Run() error {
 			return fmt.Errorf("--bridge: %w", err)
 		}
 	}
-	never, err := prefixes("--never", g.Never)
-	if err != nil {
-		return err
-	}
-	private, err := prefixes("--private", g.Private)
-	if err != nil {
-		return err
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return gateway.Serve(ctx, gateway.Options{Listen: listen, Bridge: bridge, Never: never, Private: private, State: g.State, Log: g.Log})
-}
-
-// prefixes parses the values of a repeatable prefix flag.
-func prefixes(flag string, vals []string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, v := range vals {
-		p, err := netip.ParsePrefix(v)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", flag, err)
-		}
-		out = append(out, p)
-	}
-	return out, nil
+	return gateway.Serve(ctx, gateway.Options{Listen: listen, Bridge: bridge, Ranges: g.Ranges, State: g.State, Log: g.Log})
 }
 
 // logCmd shows the sandbox's egress log, kept by its gateway.

@@ -9,6 +9,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,6 +28,8 @@ import (
 const (
 	gwNet      = "vibe-e2e-sb"
 	gwInstance = "vibe-e2e-gw"
+	// hostAddrNet gives the host one more address while a sandbox runs.
+	hostAddrNet = "vibe-e2e-haddr"
 )
 
 // removeGateway deletes a test's gateway instance, its network and ACL
@@ -315,6 +318,30 @@ func TestE2EGateway(t *testing.T) {
 		t.Errorf("after firewall on, an unlisted name: %s, want 403", got)
 	}
 
+	// The host gains an address (a VPN's or a new lease on a laptop; a new
+	// incus network here): the next vibe command hands it to the gateway,
+	// which refuses it from then on without a restart, so no sandbox's
+	// connection is cut. (Before, the address was in the gateway's unit.)
+	gwPID := func() string {
+		o, _ := e2e.Exec(t, w.c, gwInstance, "systemctl", "show", "-p", "MainPID", "--value", "vibe-gateway")
+		return strings.TrimSpace(o)
+	}
+	pidBefore := gwPID()
+	hostAddr := otherSubnet(t, server) + ".1"
+	_ = w.c.DeleteNetwork(hostAddrNet)
+	if err := w.c.CreateNetwork(api.NetworksPost{Name: hostAddrNet, Type: "bridge", NetworkPut: api.NetworkPut{
+		Config: map[string]string{"ipv4.address": hostAddr + "/24", "ipv4.nat": "false", "ipv6.address": "none"},
+	}}); err != nil {
+		t.Fatalf("give the host another address: %v", err)
+	}
+	t.Cleanup(func() { w.c.DeleteNetwork(hostAddrNet) })
+	if out, _, _ := w.vibe("--allow", "="+hostAddr, "exec", "--", "curl", "-s", "--max-time", "10", "http://"+hostAddr+"/"); !strings.Contains(out, "never connects to") {
+		t.Errorf("the host's new address %s, allowed by name: %q, want the gateway's refusal", hostAddr, out)
+	}
+	if pidAfter := gwPID(); pidBefore == "" || pidAfter != pidBefore {
+		t.Errorf("the gateway's service restarted for the host's new address (pid %s, then %s): every sandbox's connections were cut", pidBefore, pidAfter)
+	}
+
 	// Two sessions at once keep their own --allow entries: the second one's
 	// start does not undo the first's.
 	var wg sync.WaitGroup
@@ -460,6 +487,27 @@ true`
 	if _, code := e2e.Exec(t, w.c, gwInstance, "test", "-e", "/run/vibe-gateway/sandboxes/"+sandboxAddr); code == 0 {
 		t.Error("the gateway still holds the policy of a removed sandbox")
 	}
+}
+
+// otherSubnet is a test subnet (a /24's first three parts) that neither
+// the host nor the test's internet (at server) is on.
+func otherSubnet(t *testing.T, server string) string {
+	addrs, _ := net.InterfaceAddrs()
+next:
+	for _, prefix := range []string{"203.0.113", "198.18.7", "198.51.100"} {
+		if strings.HasPrefix(server, prefix+".") {
+			continue
+		}
+		_, cidr, _ := net.ParseCIDR(prefix + ".0/24")
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok && cidr.Contains(ipn.IP) {
+				continue next
+			}
+		}
+		return prefix
+	}
+	t.Fatal("no free test subnet")
+	return ""
 }
 
 // bridgeHost is the host's address on the gateway's bridge.
