@@ -311,7 +311,7 @@ func (s *Server) follow(ctx context.Context, ch *channel, upstream bool) context
 			return
 		}
 		s.mu.Lock()
-		ch.to, ch.upstream = to, upstream
+		ch.to = to
 		s.mu.Unlock()
 	}})
 }
@@ -667,10 +667,10 @@ type channel struct {
 	// with: the route lives as long as the sandbox holds that same one.
 	cred *Credential
 	// to is the address it reaches, once known (under Server.mu): the
-	// ranges may come to refuse it (the host took it). upstream: a
-	// credential route's, which a private range does not refuse.
-	to       net.Addr
-	upstream bool
+	// ranges may come to refuse it (the host took it). A credential
+	// route's (cred set) is the user's upstream, which a private range
+	// does not refuse.
+	to net.Addr
 }
 
 // allowed reports whether v, the sandbox's current view (nil: gone or
@@ -767,7 +767,7 @@ func (s *Server) judge() {
 				if ch.cred != nil {
 					reason = ReasonCredentialGone
 				}
-			case to[ch] != nil && (limErr != nil || lim.refusesConn(to[ch], ch.upstream) != nil):
+			case to[ch] != nil && (limErr != nil || lim.refusesConn(to[ch], ch.cred != nil) != nil):
 				reason = ReasonAddress
 			default:
 				continue
