@@ -131,6 +131,28 @@ protect "$p" 2>/dev/null; echo "long=$?"
 	}
 }
 
+// A project's host-run paths in one folder (.config/lefthook.yml and its
+// nineteen siblings) are looked at through that folder once it is found
+// missing; a folder that is there, or that cannot be looked at, leaves
+// each path to its own look.
+func TestSettleMissingBelowAMissingFolder(t *testing.T) {
+	out := settleLib(t, "/nonexistent", `
+ran_before=; mkdir "$T/app"
+hostrun=$'.config/a.yml\n.config/b.yml\nloop/x\nthere/y'
+mkdir "$T/app/there"; : >"$T/app/there/y"; ln -s loop "$T/app/loop"
+protect_project "$T/app" 2>/dev/null; echo "project=$?"
+echo "gone=${gone[$T/app/.config]+dir}${gone[$T/app/.config/a.yml]+a}${gone[$T/app/.config/b.yml]+b}${gone[$T/app/there]+there}"
+hostrun=$'.config/a.yml\nthere/y'
+protect_project "$T/app" 2>/dev/null; echo "again=$?"
+findmnt -rn -o TARGET -T "$T/app/there/y"
+`)
+	for _, want := range []string{"project=1", "gone=dirab", "again=0", "/app/there/y"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("want %s:\n%s", want, out)
+		}
+	}
+}
+
 // A subordinate range settle reads otherwise than newuidmap does (a leading
 // 0 is octal there) stops everything: processes in it would go unseen.
 func TestSettleRefusesAnOddSubordinateRange(t *testing.T) {
