@@ -148,11 +148,11 @@ func (m *Manager) discarded(name string) []string {
 // may be one a restore is still replacing.
 const restoreTime = 2 * time.Minute
 
-// UnderWay says whether a restore that started at (discarded its old
+// underWay says whether a restore that started at (discarded its old
 // instance, or set the agents' state aside) may still be at work (a mark
 // ahead of this clock is not: it would hold vibe up off for as long as the
 // clocks differ).
-func UnderWay(at time.Time) bool {
+func underWay(at time.Time) bool {
 	d := time.Since(at)
 	return d >= 0 && d < restoreTime
 }
@@ -241,7 +241,7 @@ func (m *Manager) Former(ctx context.Context, name, former string) (FormerState,
 	case holds(in, name):
 		return FormerHolds, nil
 	}
-	if at, err := time.Parse(time.RFC3339, in.Config[KeyDiscarded]); err == nil && UnderWay(at) {
+	if at, err := time.Parse(time.RFC3339, in.Config[KeyDiscarded]); err == nil && underWay(at) {
 		return FormerBusy, nil
 	}
 	if err := m.kill(ctx, inst); err != nil {

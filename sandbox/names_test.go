@@ -184,7 +184,7 @@ func TestRestoreUnderWay(t *testing.T) {
 	for d, want := range map[time.Duration]bool{
 		-10 * time.Second: true, -10 * time.Minute: false, 24 * time.Hour: false,
 	} {
-		if got := UnderWay(time.Now().Add(d)); got != want {
+		if got := underWay(time.Now().Add(d)); got != want {
 			t.Errorf("marked %v from now: under way %v, want %v", d, got, want)
 		}
 	}

@@ -162,7 +162,7 @@ func (m *Manager) Up(ctx context.Context, s *Spec) (*SelfTest, error) {
 		// of the new one, there is none: a second one is not made here.
 		left := m.discardedAt(s.Name)
 		for _, at := range left {
-			if UnderWay(at) {
+			if underWay(at) {
 				return nil, fmt.Errorf("a vibe restore of %s is under way (it set the old instance aside %s ago); run this again once it has ended", s.Name, time.Since(at).Round(time.Second))
 			}
 		}
@@ -250,7 +250,7 @@ func (m *Manager) Replace(ctx context.Context, s *Spec, aside func(former string
 		kerr = kept()
 	}
 	if kerr != nil {
-		kerr = fmt.Errorf("%w; the agents' logins stay set aside beside their folders (*.restoring.*) while the old instance %s may still run: incus delete -f %s, and any vibe command after that brings them back (once the restore began two minutes ago)", kerr, old.Name, old.Name)
+		kerr = fmt.Errorf("%w; the agents' logins stay set aside beside their folders (*.restoring.*) while the old instance %s may still run: incus delete -f %s, and the next vibe up brings them back", kerr, old.Name, old.Name)
 		if derr := daemon.ForceDelete(m.C, fresh); derr != nil {
 			kerr = fmt.Errorf("%w (and the new sandbox's instance %s is left: incus delete -f %s)", kerr, fresh, fresh)
 		}
@@ -294,7 +294,7 @@ func (m *Manager) kill(ctx context.Context, name string) error {
 // be replacing, nor this restore's own (mine).
 func (m *Manager) sweep(left map[string]time.Time, mine string) {
 	for n, at := range left {
-		if n != mine && !UnderWay(at) {
+		if n != mine && !underWay(at) {
 			go func() { _ = daemon.ForceDelete(m.C, n) }()
 		}
 	}

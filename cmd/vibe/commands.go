@@ -125,6 +125,14 @@ func launchReport(c *cli, asJSON, restore bool) error {
 		} else if !errors.Is(err, sandbox.ErrNotFound) {
 			return err
 		}
+		if s.cfg.Sandbox.Persist {
+			unlock, err := lockState(s.spec.Name)
+			if err != nil {
+				return err
+			}
+			defer unlock()
+			s.restoring = true
+		}
 		aside = func(former string) (func() error, error) {
 			var kept []func() error
 			all := func() error {
@@ -798,8 +806,8 @@ func parsePending(base, name string) (former string, at time.Time, ok bool) {
 // would have brought them (the newest first: nothing in dir is replaced,
 // so a login made since stays). Still the sandbox's (the restore never
 // discarded it), the folder is put back whole, where its instance's mount
-// expects it. One set aside within sandbox.UnderWay is left alone: a
-// restore may still be at work on it.
+// expects it. The caller holds the sandbox's state lock (lockState): no
+// restore is at work on these.
 func recoverAside(agent, dir string, keep, drop []string, former func(string) (sandbox.FormerState, error)) error {
 	entries, err := os.ReadDir(filepath.Dir(dir))
 	if err != nil {
@@ -814,7 +822,7 @@ func recoverAside(agent, dir string, keep, drop []string, former func(string) (s
 	}
 	var found []pending
 	for _, e := range entries {
-		if f, at, ok := parsePending(filepath.Base(dir), e.Name()); ok && e.IsDir() && !sandbox.UnderWay(at) {
+		if f, at, ok := parsePending(filepath.Base(dir), e.Name()); ok && e.IsDir() {
 			found = append(found, pending{filepath.Join(filepath.Dir(dir), e.Name()), f, at})
 		}
 	}
@@ -877,7 +885,7 @@ func keepBack(agent, dir, aside string, keep, drop []string, owner func(*os.Root
 	for _, d := range drop {
 		// drop is PARENT/*/NAME: NAME in each folder of PARENT.
 		parent, name, _ := strings.Cut(d, "/*/")
-		in, err := to.OpenRoot(parent)
+		in, err := openRootDir(to, parent)
 		if err != nil {
 			continue
 		}
@@ -960,7 +968,7 @@ func moveBack(from, to *os.Root, rel string, owner func(*os.Root, string) error)
 // on the way become meanwhile, the entry moves from a folder of from to a
 // folder of to, never anywhere else, and never over an entry there.
 func moveEntry(from *os.Root, rel string, to *os.Root, dst string) error {
-	src, err := from.Open(filepath.Dir(rel))
+	src, err := openDir(from, filepath.Dir(rel))
 	if err != nil {
 		return err
 	}
@@ -970,7 +978,7 @@ func moveEntry(from *os.Root, rel string, to *os.Root, dst string) error {
 			return err
 		}
 	}
-	dstDir, err := to.Open(filepath.Dir(dst))
+	dstDir, err := openDir(to, filepath.Dir(dst))
 	if err != nil {
 		return err
 	}
@@ -989,17 +997,44 @@ func moveEntry(from *os.Root, rel string, to *os.Root, dst string) error {
 	return err
 }
 
-// forgetSnapshot drops what the snapshot saved at path records below dir.
+// forgetSnapshot drops what the snapshot saved at path records below dir
+// and is not there any more (set aside). What is there is compared as
+// ever: a session may have run on the new sandbox before a restore cut
+// short was finished, and what it left changed since is reported.
 func forgetSnapshot(path, dir string) {
 	snap, ok := loadSnapshot(path)
 	if !ok {
 		return
 	}
 	n := len(snap)
-	maps.DeleteFunc(snap, func(p, _ string) bool { return strings.HasPrefix(p, dir+"/") })
+	maps.DeleteFunc(snap, func(p, _ string) bool {
+		if !strings.HasPrefix(p, dir+"/") {
+			return false
+		}
+		_, err := os.Lstat(p)
+		return errors.Is(err, fs.ErrNotExist)
+	})
 	if len(snap) != n {
 		_ = saveSnapshot(path, snap)
 	}
+}
+
+// openDir opens the folder name in r, and nothing else: a FIFO the
+// sandbox swapped in for it (os.Root opens a last component as it is)
+// would block the open until someone wrote to it.
+func openDir(r *os.Root, name string) (*os.File, error) {
+	return r.OpenFile(name, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NONBLOCK, 0)
+}
+
+// openRootDir is Root.OpenRoot for a folder only (openDir): the root is
+// opened again through the folder already held, never by its name.
+func openRootDir(r *os.Root, name string) (*os.Root, error) {
+	f, err := openDir(r, name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return os.OpenRoot("/proc/self/fd/" + strconv.Itoa(int(f.Fd())))
 }
 
 // readFolder lists a folder held open.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -35,6 +36,8 @@ type session struct {
 	ctx     context.Context
 	stop    context.CancelFunc
 	trust   string // allowed-signers file for remote images
+	// restoring: this vibe holds the sandbox's state lock for a restore.
+	restoring bool
 }
 
 func (s *session) close() { s.stop() }
@@ -152,24 +155,70 @@ func agentStateDir(name, agent string) (string, error) {
 }
 
 // recoverState finishes what restores of this sandbox cut short left of
-// its agents' state (recoverAside), before the sandbox is used.
+// its agents' state (recoverStates), before the sandbox is used.
 func (s *session) recoverState() error {
 	if !s.cfg.Sandbox.Persist {
 		return nil
 	}
+	return recoverStates(s.spec.Name, s.restoring, func(former string) (sandbox.FormerState, error) {
+		return s.mgr.Former(s.ctx, s.spec.Name, former)
+	})
+}
+
+// recoverStates is recoverAside for each agent's state in sandbox name,
+// under the sandbox's state lock (held already, or taken here: while a
+// restore holds it, what it set aside is its own, and nothing is done).
+func recoverStates(name string, held bool, former func(string) (sandbox.FormerState, error)) error {
+	if !held {
+		unlock, err := lockState(name)
+		if errors.Is(err, errStateBusy) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
 	for _, a := range config.AgentNames() {
-		dir, err := agentStateDir(s.spec.Name, a)
+		dir, err := agentStateDir(name, a)
 		if err != nil {
 			return err
 		}
 		p := config.AgentPresetNamed(a)
-		if err := recoverAside(a, dir, p.Keep, p.Drop, func(former string) (sandbox.FormerState, error) {
-			return s.mgr.Former(s.ctx, s.spec.Name, former)
-		}); err != nil {
+		if err := recoverAside(a, dir, p.Keep, p.Drop, former); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// errStateBusy: another vibe holds the sandbox's state lock.
+var errStateBusy = errors.New("another vibe is setting this sandbox's agent state aside or bringing it back (a vibe restore); try again once it is done")
+
+// lockState takes sandbox name's state lock, which a restore holds from
+// setting its agents' state aside until their logins are back, and the
+// recovery of a restore cut short while it looks: neither sees the other
+// halfway. The kernel lets it go when vibe ends, however it ends.
+func lockState(name string) (func(), error) {
+	path, err := dataPath(filepath.Join("state", name, ".lock"))
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("state lock: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("state lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, errStateBusy
+		}
+		return nil, fmt.Errorf("state lock: %w", err)
+	}
+	return func() { f.Close() }, nil
 }
 
 // stateDir is the host folder of agent's state, "" when not persisted.
