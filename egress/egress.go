@@ -21,6 +21,7 @@ import (
 	"io"
 	"maps"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"reflect"
@@ -379,9 +380,13 @@ const rulesMarker = "\n#---- " + rulesPath + "\n"
 
 // ranges renders the gateway's ranges file: the host's own addresses
 // (never dialled) and the private ranges the user allows.
-func (g *Gateway) ranges() []byte {
-	b, _ := json.Marshal(gateway.Ranges{Never: g.hostAddrs(), Private: g.Private})
-	return append(b, '\n')
+func (g *Gateway) ranges() ([]byte, error) {
+	never, err := g.hostAddrs()
+	if err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(gateway.Ranges{Never: never, Private: g.Private})
+	return append(b, '\n'), err
 }
 
 func digest(b []byte) string {
@@ -400,7 +405,10 @@ func (g *Gateway) ensureInstance(ctx context.Context, info *Info, img *api.Image
 	// size and time were recorded with the gateway's copy: reading 40 MB
 	// on every command would cost a fifth of a second.
 	stat := fmt.Sprintf("%d:%d:%s", st.Size(), st.ModTime().UnixNano(), g.Binary)
-	ranges := g.ranges()
+	ranges, err := g.ranges()
+	if err != nil {
+		return err
+	}
 	unit, err := g.unit(info)
 	if err != nil {
 		return err
@@ -462,15 +470,41 @@ func (g *Gateway) ensureInstance(ctx context.Context, info *Info, img *api.Image
 
 // syncRanges hands the gateway the ranges when they changed since last
 // handed (recorded on inst); it reads them at its next request, without a
-// restart.
+// restart. The file is written first and recorded after, in one ETag'd
+// step with the instance as read before the write: two vibes at once with
+// other ranges (one started before a VPN came up) cannot leave the gateway
+// on one file while it records the other's, which no later vibe would
+// write again.
 func (g *Gateway) syncRanges(ctx context.Context, inst *api.Instance, ranges []byte) error {
-	if inst.Config[keyRanges] == digest(ranges) {
+	want := digest(ranges)
+	if inst.Config[keyRanges] == want {
 		return nil
 	}
-	if err := g.push(rangesPath, ranges, 0, 0, 0o644); err != nil {
-		return err
+	for range 5 {
+		cur, etag, err := g.C.GetInstance(g.Instance)
+		if err != nil {
+			return fmt.Errorf("gateway %s: %w", g.Instance, err)
+		}
+		if cur.Config[keyRanges] == want {
+			return nil
+		}
+		if err := g.push(rangesPath, ranges, 0, 0, 0o644); err != nil {
+			return err
+		}
+		put := cur.Writable()
+		put.Config[keyRanges] = want
+		op, err := g.C.UpdateInstance(g.Instance, put, etag)
+		if err == nil {
+			err = op.WaitContext(ctx)
+		}
+		if err == nil {
+			return nil
+		}
+		if !api.StatusErrorCheck(err, http.StatusPreconditionFailed) {
+			return fmt.Errorf("record the gateway's ranges: %w", err)
+		}
 	}
-	return g.record(ctx, map[string]string{keyRanges: digest(ranges)})
+	return fmt.Errorf("the gateway %s's ranges changed under this vibe five times (other vibes at work): run it again", g.Instance)
 }
 
 // record sets configuration keys on the gateway instance.
@@ -578,7 +612,7 @@ func (g *Gateway) create(ctx context.Context, info *Info, img *api.Image) error 
 // those incus says it listens on, and with a local daemon every address
 // of this machine. Sorted, so that the gateway's ranges file changes only
 // when they do.
-func (g *Gateway) hostAddrs() []netip.Prefix {
+func (g *Gateway) hostAddrs() ([]netip.Prefix, error) {
 	seen := map[netip.Prefix]bool{}
 	add := func(a netip.Addr) {
 		if a.IsValid() && !a.IsUnspecified() && !neverAnyway(a) {
@@ -586,14 +620,25 @@ func (g *Gateway) hostAddrs() []netip.Prefix {
 			seen[netip.PrefixFrom(a, a.BitLen())] = true
 		}
 	}
-	var nets []api.Network
-	if all, err := g.C.GetNetworks(); err == nil {
-		nets = all
+	// A source that does not answer fails the command: a list short of
+	// an address would let the gateway dial the host there.
+	fail := func(what string, err error) ([]netip.Prefix, error) {
+		return nil, fmt.Errorf("read the host's addresses (%s) for the gateway to refuse: %w", what, err)
 	}
-	if name, err := g.wayOut(); err == nil && name != "" {
-		if n, _, err := g.C.GetNetwork(name); err == nil {
-			nets = append(nets, *n)
+	nets, err := g.C.GetNetworks()
+	if err != nil {
+		return fail("networks", err)
+	}
+	name, err := g.wayOut()
+	if err != nil {
+		return fail("uplink", err)
+	}
+	if name != "" {
+		n, _, err := g.C.GetNetwork(name)
+		if err != nil {
+			return fail("uplink "+name, err)
 		}
+		nets = append(nets, *n)
 	}
 	for _, n := range nets {
 		for _, k := range []string{"ipv4.address", "ipv6.address"} {
@@ -602,27 +647,35 @@ func (g *Gateway) hostAddrs() []netip.Prefix {
 			}
 		}
 	}
-	if srv, _, err := g.C.GetServer(); err == nil {
-		for _, hp := range srv.Environment.Addresses {
-			if ap, err := netip.ParseAddrPort(hp); err == nil {
-				add(ap.Addr())
-			} else if a, err := netip.ParseAddr(hp); err == nil {
-				add(a)
-			}
+	srv, _, err := g.C.GetServer()
+	if err != nil {
+		return fail("server", err)
+	}
+	for _, hp := range srv.Environment.Addresses {
+		if ap, err := netip.ParseAddrPort(hp); err == nil {
+			add(ap.Addr())
+		} else if a, err := netip.ParseAddr(hp); err == nil {
+			add(a)
 		}
 	}
-	if ci, err := g.C.GetConnectionInfo(); err == nil && ci.SocketPath != "" {
-		if ifs, err := net.InterfaceAddrs(); err == nil {
-			for _, ia := range ifs {
-				if p, err := netip.ParsePrefix(ia.String()); err == nil {
-					add(p.Addr())
-				}
+	ci, err := g.C.GetConnectionInfo()
+	if err != nil {
+		return fail("connection", err)
+	}
+	if ci.SocketPath != "" {
+		ifs, err := net.InterfaceAddrs()
+		if err != nil {
+			return fail("interfaces", err)
+		}
+		for _, ia := range ifs {
+			if p, err := netip.ParsePrefix(ia.String()); err == nil {
+				add(p.Addr())
 			}
 		}
 	}
 	out := slices.Collect(maps.Keys(seen))
 	slices.SortFunc(out, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
-	return out
+	return out, nil
 }
 
 // neverAnyway reports whether the gateway refuses a whatever its ranges

@@ -297,16 +297,17 @@ func (s *Server) dialUpstream(ctx context.Context, network, addr string) (net.Co
 }
 
 // follow gives ch the connection its request goes out on, once the
-// transport has it: one it kept from an earlier request is judged again
-// first, as the ranges may have changed since (the host took its address),
-// and is closed if refused now, before a byte of this request is written
-// (the transport then dials anew, and is refused). The channel knows the
-// address from then on, so that judge ends it if the ranges come to
-// refuse it.
+// transport has it. It is judged again first, as the ranges may have
+// changed since it was dialled (the host took its address): one kept from
+// an earlier request, or dialled for a request given up before it was
+// used (HTTP/2 then counts it new). One refused now is closed before a
+// byte of this request is written (the transport then dials anew, and is
+// refused). The channel knows the address from then on, so that judge
+// ends it if the ranges come to refuse it.
 func (s *Server) follow(ctx context.Context, ch *channel, upstream bool) context.Context {
 	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
 		to := info.Conn.RemoteAddr()
-		if info.Reused && s.refuses(to, upstream) != nil {
+		if s.refuses(to, upstream) != nil {
 			info.Conn.Close()
 			return
 		}
