@@ -126,7 +126,7 @@ func launchReport(c *cli, asJSON, restore bool) error {
 			return err
 		}
 		if s.cfg.Sandbox.Persist {
-			unlock, err := lockState(s.spec.Name)
+			unlock, err := lockState(s.spec.Name, 5*time.Second)
 			if err != nil {
 				return err
 			}

@@ -131,7 +131,7 @@ func TestRecoveryAndRestoreExclude(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "settings.json"), []byte("HOOK"), 0o600)
 	cutShort(t, "claude", dir, "vibe.u1", 3*time.Minute) // set aside, never discarded
 	// A restore: the lock, the state set aside, a recovery meanwhile.
-	unlock, err := lockState("sb")
+	unlock, err := lockState("sb", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +154,7 @@ func TestRecoveryAndRestoreExclude(t *testing.T) {
 	}
 	// The other way round: a restore started while a recovery looks.
 	if err := recoverStates("sb", false, func(string) (sandbox.FormerState, error) {
-		if _, err := lockState("sb"); !errors.Is(err, errStateBusy) {
+		if _, err := lockState("sb", 100*time.Millisecond); !errors.Is(err, errStateBusy) {
 			t.Errorf("a restore took the lock while a recovery held it: %v", err)
 		}
 		return sandbox.FormerGone, nil

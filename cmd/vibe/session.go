@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/posener/complete"
 
@@ -170,7 +171,7 @@ func (s *session) recoverState() error {
 // restore holds it, what it set aside is its own, and nothing is done).
 func recoverStates(name string, held bool, former func(string) (sandbox.FormerState, error)) error {
 	if !held {
-		unlock, err := lockState(name)
+		unlock, err := lockState(name, 0)
 		if errors.Is(err, errStateBusy) {
 			return nil
 		}
@@ -198,8 +199,10 @@ var errStateBusy = errors.New("another vibe is setting this sandbox's agent stat
 // lockState takes sandbox name's state lock, which a restore holds from
 // setting its agents' state aside until their logins are back, and the
 // recovery of a restore cut short while it looks: neither sees the other
-// halfway. The kernel lets it go when vibe ends, however it ends.
-func lockState(name string) (func(), error) {
+// halfway. The kernel lets it go when vibe ends, however it ends. It is
+// tried for up to wait (a recovery's look takes milliseconds; a restore's
+// hold, its old instance's kill).
+func lockState(name string, wait time.Duration) (func(), error) {
 	path, err := dataPath(filepath.Join("state", name, ".lock"))
 	if err != nil {
 		return nil, err
@@ -211,14 +214,20 @@ func lockState(name string) (func(), error) {
 	if err != nil {
 		return nil, fmt.Errorf("state lock: %w", err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
+	for deadline := time.Now().Add(wait); ; time.Sleep(50 * time.Millisecond) {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() { f.Close() }, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("state lock: %w", err)
+		}
+		if time.Now().After(deadline) {
+			f.Close()
 			return nil, errStateBusy
 		}
-		return nil, fmt.Errorf("state lock: %w", err)
 	}
-	return func() { f.Close() }, nil
 }
 
 // stateDir is the host folder of agent's state, "" when not persisted.
