@@ -21,7 +21,6 @@ import (
 	"io"
 	"maps"
 	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"reflect"
@@ -61,7 +60,6 @@ const (
 	keyGateway = "user.vibe.gateway"
 	keyBinary  = "user.vibe.gateway.binary" // digest of the pushed vibe
 	keyUnit    = "user.vibe.gateway.unit"   // digest of the pushed unit
-	keyRanges  = "user.vibe.gateway.ranges" // digest of the pushed ranges
 	keyIDs     = "user.vibe.gateway.ids"    // uid:gid of the service user
 	keyStat    = "user.vibe.gateway.stat"   // size:mtime:path of the vibe whose digest is keyBinary
 )
@@ -443,7 +441,7 @@ func (g *Gateway) ensureInstance(ctx context.Context, info *Info, img *api.Image
 		}
 	}
 	if inst.Config[keyStat] == stat && inst.Config[keyBinary] != "" && inst.Config[keyUnit] == digest([]byte(unit)) {
-		if err := g.syncRanges(ctx, inst, ranges); err != nil {
+		if err := g.syncRanges(ranges); err != nil {
 			return err
 		}
 		return g.readIDs(inst, info)
@@ -453,7 +451,7 @@ func (g *Gateway) ensureInstance(ctx context.Context, info *Info, img *api.Image
 		return fmt.Errorf("read this vibe (%s) to hand it to the gateway: %w", g.Binary, err)
 	}
 	if inst.Config[keyBinary] == digest(bin) && inst.Config[keyUnit] == digest([]byte(unit)) {
-		if err := g.syncRanges(ctx, inst, ranges); err != nil {
+		if err := g.syncRanges(ranges); err != nil {
 			return err
 		}
 		if err := g.record(ctx, map[string]string{keyStat: stat}); err != nil {
@@ -468,43 +466,20 @@ func (g *Gateway) ensureInstance(ctx context.Context, info *Info, img *api.Image
 	return g.record(ctx, map[string]string{keyStat: stat})
 }
 
-// syncRanges hands the gateway the ranges when they changed since last
-// handed (recorded on inst); it reads them at its next request, without a
-// restart. The file is written first and recorded after, in one ETag'd
-// step with the instance as read before the write: two vibes at once with
-// other ranges (one started before a VPN came up) cannot leave the gateway
-// on one file while it records the other's, which no later vibe would
-// write again.
-func (g *Gateway) syncRanges(ctx context.Context, inst *api.Instance, ranges []byte) error {
-	want := digest(ranges)
-	if inst.Config[keyRanges] == want {
-		return nil
-	}
-	for range 5 {
-		cur, etag, err := g.C.GetInstance(g.Instance)
-		if err != nil {
-			return fmt.Errorf("gateway %s: %w", g.Instance, err)
-		}
-		if cur.Config[keyRanges] == want {
+// syncRanges hands the gateway the ranges when the file it reads holds
+// others; it reads them at its next request, without a restart. The file
+// itself is compared (read back: a few milliseconds), never a record of
+// what some vibe wrote, which a vibe cut off after the write, or one with
+// older ranges whose write landed last, would leave untrue for good.
+func (g *Gateway) syncRanges(ranges []byte) error {
+	if r, _, err := g.C.GetInstanceFile(g.Instance, rangesPath); err == nil {
+		held, err := io.ReadAll(io.LimitReader(r, 1<<20))
+		r.Close()
+		if err == nil && bytes.Equal(held, ranges) {
 			return nil
 		}
-		if err := g.push(rangesPath, ranges, 0, 0, 0o644); err != nil {
-			return err
-		}
-		put := cur.Writable()
-		put.Config[keyRanges] = want
-		op, err := g.C.UpdateInstance(g.Instance, put, etag)
-		if err == nil {
-			err = op.WaitContext(ctx)
-		}
-		if err == nil {
-			return nil
-		}
-		if !api.StatusErrorCheck(err, http.StatusPreconditionFailed) {
-			return fmt.Errorf("record the gateway's ranges: %w", err)
-		}
 	}
-	return fmt.Errorf("the gateway %s's ranges changed under this vibe five times (other vibes at work): run it again", g.Instance)
+	return g.push(rangesPath, ranges, 0, 0, 0o644)
 }
 
 // record sets configuration keys on the gateway instance.
@@ -729,7 +704,7 @@ func (g *Gateway) install(ctx context.Context, info *Info, bin []byte, unit stri
 	if err := g.waitListen(ctx, info); err != nil {
 		return err
 	}
-	if err := g.record(ctx, map[string]string{keyBinary: digest(bin), keyUnit: digest([]byte(unit)), keyRanges: digest(ranges), keyIDs: ids}); err != nil {
+	if err := g.record(ctx, map[string]string{keyBinary: digest(bin), keyUnit: digest([]byte(unit)), keyIDs: ids}); err != nil {
 		return err
 	}
 	return g.readIDs(&api.Instance{InstancePut: api.InstancePut{Config: map[string]string{keyIDs: ids}}}, info)

@@ -1001,17 +1001,25 @@ func moveEntry(from *os.Root, rel string, to *os.Root, dst string) error {
 // and is not there any more (set aside). What is there is compared as
 // ever: a session may have run on the new sandbox before a restore cut
 // short was finished, and what it left changed since is reported.
+// Each path is looked at inside dir (os.Root): a link the sandbox made on
+// the way is not followed, and what it hides is kept (compared).
 func forgetSnapshot(path, dir string) {
 	snap, ok := loadSnapshot(path)
 	if !ok {
 		return
 	}
+	r, err := os.OpenRoot(dir)
+	if err != nil {
+		return
+	}
+	defer r.Close()
 	n := len(snap)
 	maps.DeleteFunc(snap, func(p, _ string) bool {
-		if !strings.HasPrefix(p, dir+"/") {
+		rel, ok := strings.CutPrefix(p, dir+"/")
+		if !ok {
 			return false
 		}
-		_, err := os.Lstat(p)
+		_, err := r.Lstat(rel)
 		return errors.Is(err, fs.ErrNotExist)
 	})
 	if len(snap) != n {
