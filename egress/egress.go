@@ -604,11 +604,8 @@ func (g *Gateway) hostAddrs() ([]netip.Prefix, error) {
 	if err != nil {
 		return fail("networks", err)
 	}
-	name, err := g.wayOut()
-	if err != nil {
-		return fail("uplink", err)
-	}
-	if name != "" {
+	// (A gateway with no way out is refused where it is made.)
+	if name, err := g.wayOut(); err == nil && name != "" {
 		n, _, err := g.C.GetNetwork(name)
 		if err != nil {
 			return fail("uplink "+name, err)

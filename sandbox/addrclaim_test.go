@@ -130,6 +130,16 @@ func (f *claimFake) ExecInstance(_ string, req api.InstanceExecPost, args *incus
 	return &doneOp{}, nil
 }
 
+func (f *claimFake) GetInstanceFile(inst, path string) (io.ReadCloser, *incus.InstanceFileResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, ok := f.files[path]
+	if !ok {
+		return nil, nil, api.StatusErrorf(404, "not found")
+	}
+	return io.NopCloser(strings.NewReader(c)), &incus.InstanceFileResponse{Type: "file"}, nil
+}
+
 func (f *claimFake) CreateInstanceFile(inst, path string, a incus.InstanceFileArgs) error {
 	f.note("POST /1.0/instances/" + inst + "/files?path=" + path)
 	if a.Type == "file" {
