@@ -1,9 +1,12 @@
 package provision
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -161,5 +164,123 @@ func TestSettleRefusesAnOddSubordinateRange(t *testing.T) {
 	out, err := settleLibRun(t, file, `echo sourced`)
 	if err == nil || strings.Contains(out, "sourced") || !strings.Contains(out, "plain decimal") {
 		t.Errorf("a range in octal was taken: %s", out)
+	}
+}
+
+// freeID is a user id nothing on this machine runs as: the tests that stop
+// the user's processes stop only their own.
+func freeID(t *testing.T) string {
+	t.Helper()
+	for u := 3_700_000_000 + os.Getpid()%1000; ; u++ {
+		if out, _ := exec.Command("ps", "-L", "-U", strconv.Itoa(u), "-o", "pid=").Output(); len(strings.TrimSpace(string(out))) == 0 {
+			return strconv.Itoa(u)
+		}
+	}
+}
+
+// A process of the user's that starts while settle works (cron, at, a
+// timer, a session's launcher that did not wait) runs while root resolves
+// paths inside the mounts, where every other is stopped: settle names it,
+// and only it. One stopped before is not named (unless it was resumed),
+// nor is a process of another user's.
+func TestSettleSeesWhatStartedDuringIt(t *testing.T) {
+	out := settleLib(t, "/nonexistent", `U=`+freeID(t)+`; ids="$U:1"
+setpriv --reuid=$U --regid=$U --clear-groups sleep 60 & before=$!
+sleep 0.2
+freeze || exit 1
+note_users
+setpriv --reuid=$U --regid=$U --clear-groups sleep 60 & during=$!
+sleep 60 & other=$!
+sleep 0.2
+echo "before=$before during=$during"
+echo "late=$(started_since | tr '\n' ' ')"
+kill -CONT $before; sleep 0.2
+echo "resumed=$(started_since | tr '\n' ' ')"
+kill -9 $before $during $other
+`)
+	var before, during string
+	for _, l := range strings.Split(out, "\n") {
+		fmt.Sscanf(l, "before=%s during=%s", &before, &during)
+	}
+	if during == "" || !strings.Contains(out, "late="+during+" \n") {
+		t.Errorf("want only %s (started during settle) named, not %s:\n%s", during, before, out)
+	}
+	// One stopped before and resumed since (by one that started) runs
+	// too.
+	if !strings.Contains(out, "resumed=") || !strings.Contains(out[strings.Index(out, "resumed="):], before+" ") {
+		t.Errorf("%s, resumed, is not named:\n%s", before, out)
+	}
+}
+
+// A settle that stopped nobody resumes nobody: one that gave up waiting
+// for another's lock (or stopped before it took it) resumed the user in the
+// middle of the other's work. (From a review.)
+func TestSettleThawsOnlyWhatItFroze(t *testing.T) {
+	out := settleLib(t, "/nonexistent", `U=`+freeID(t)+`; ids="$U:1"
+setpriv --reuid=$U --regid=$U --clear-groups sleep 60 & p=$!
+sleep 0.2; kill -STOP $p; sleep 0.1
+thaw
+sleep 0.1; echo "state=$(ps -o stat= -p $p)"
+kill -9 $p
+`)
+	if !strings.Contains(out, "state=T") {
+		t.Errorf("a settle that stopped nothing resumed the user:\n%s", out)
+	}
+}
+
+// A stopped process runs again when the kernel resumes it (a child's
+// PR_SET_PDEATHSIG as its parent is killed, an orphaned group) and may stop
+// itself once done: settle names one whose threads ran since the note, and
+// one that ended (unless end_holders ended it). (From a review.)
+func TestSettleSeesWhatRanOrEndedDuringIt(t *testing.T) {
+	out := settleLib(t, "/nonexistent", `U=`+freeID(t)+`; ids="$U:1"
+setpriv --reuid=$U --regid=$U --clear-groups sleep 60 & ran=$!
+setpriv --reuid=$U --regid=$U --clear-groups sleep 60 & gone=$!
+setpriv --reuid=$U --regid=$U --clear-groups sleep 60 & held=$!
+setpriv --reuid=$U --regid=$U --clear-groups sleep 60 & still=$!
+trap 'kill -9 $ran $gone $held $still 2>/dev/null' EXIT
+sleep 0.2
+freeze || exit 1
+note_users
+kill -CONT $ran; sleep 0.05; kill -STOP $ran
+kill -9 $gone $held; ended=($held)
+sleep 0.2
+echo "ran=$ran gone=$gone held=$held still=$still"
+echo "late=$(started_since | tr '\n' ' ')"
+kill -9 $ran $still
+`)
+	var ran, gone, held, still string
+	for _, l := range strings.Split(out, "\n") {
+		fmt.Sscanf(l, "ran=%s gone=%s held=%s still=%s", &ran, &gone, &held, &still)
+	}
+	i := strings.Index(out, "late=")
+	if ran == "" || i < 0 {
+		t.Fatalf("the harness failed:\n%s", out)
+	}
+	late := strings.Fields(strings.TrimPrefix(strings.SplitN(out[i:], "\n", 2)[0], "late="))
+	if !slices.Contains(late, ran) || !slices.Contains(late, gone) || slices.Contains(late, held) || slices.Contains(late, still) {
+		t.Errorf("want %s (ran) and %s (ended), not %s (ended by end_holders) or %s (stopped all along); named %v", ran, gone, held, still, late)
+	}
+}
+
+// A process gone between the list and the look is left out: its line was
+// once the previous one's, a process that did not start. (From a review.)
+func TestSettleKeysOfAProcessGone(t *testing.T) {
+	out := settleLib(t, "/nonexistent", `U=`+freeID(t)+`; ids="$U:1"
+setpriv --reuid=$U --regid=$U --clear-groups sleep 60 & p=$!
+sleep 0.2
+users() { echo $p; echo 2147483000; }
+user_keys
+kill -9 $p
+`)
+	key := regexp.MustCompile(`^[0-9]+:[0-9]+:[0-9]+:([0-9]+|-)$`)
+	ls := strings.Split(strings.TrimSpace(out), "\n")
+	for _, l := range ls {
+		if !key.MatchString(l) || strings.HasPrefix(l, "2147483000") {
+			t.Errorf("a line for a process gone, or not a key: %q\n%s", l, out)
+		}
+	}
+	if len(ls) != 1 {
+		t.Errorf("want one line, for the one thread there:\n%s", out)
 	}
 }

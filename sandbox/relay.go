@@ -185,15 +185,18 @@ const relayPatience = 5
 
 // relayExec is the exec that carries one connection: the guest's half of
 // the relay, as the sandbox user, with nothing of the host's environment.
+// The launcher starts it, as it starts everything of the user's: it waits
+// while settle has the user stopped (a process of the user's that starts
+// then stops the settle).
 func relayExec(s *Spec, guest int) (daemon.Exec, error) {
 	prog, err := provision.File("port-relay")
 	if err != nil {
 		return daemon.Exec{}, err
 	}
 	return daemon.Exec{
-		Command: []string{"python3", "-I", "-c", prog, strconv.Itoa(guest)},
-		UID:     uint32(s.UID), GID: uint32(s.GID), Cwd: "/",
-		Env: map[string]string{"PATH": "/usr/bin:/bin"},
+		Command: []string{Launcher, s.User, "-", "--", "/usr/bin/python3", "-I", "-c", prog, strconv.Itoa(guest)},
+		Cwd:     "/",
+		Env:     map[string]string{"PATH": RootPATH, "VIBE_USER_PATH": "/usr/bin:/bin"},
 	}, nil
 }
 

@@ -73,20 +73,22 @@ func TestForwardMakesNoDeviceForVMs(t *testing.T) {
 
 // The exec that carries a connection runs the embedded guest half as the
 // sandbox user, in isolated mode, with only a PATH: nothing of the host's
-// environment and nothing the guest chose.
+// environment and nothing the guest chose. It starts through the launcher,
+// as every process of the user's that vibe starts does, so that none
+// starts while settle has the user stopped (it would stop the settle).
 func TestRelayExecRequest(t *testing.T) {
 	prog, err := provision.File("port-relay")
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := relayExec(&Spec{UID: 1000, GID: 1001}, 3000)
+	e, err := relayExec(&Spec{User: "vibe", UID: 1000, GID: 1001}, 3000)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"python3", "-I", "-c", prog, "3000"}; !reflect.DeepEqual(e.Command, want) {
+	if want := []string{Launcher, "vibe", "-", "--", "/usr/bin/python3", "-I", "-c", prog, "3000"}; !reflect.DeepEqual(e.Command, want) {
 		t.Errorf("command %q", e.Command)
 	}
-	if e.UID != 1000 || e.GID != 1001 || e.Cwd != "/" || !reflect.DeepEqual(e.Env, map[string]string{"PATH": "/usr/bin:/bin"}) {
+	if e.UID != 0 || e.GID != 0 || e.Cwd != "/" || !reflect.DeepEqual(e.Env, map[string]string{"PATH": RootPATH, "VIBE_USER_PATH": "/usr/bin:/bin"}) {
 		t.Errorf("exec as %d:%d in %q with %v", e.UID, e.GID, e.Cwd, e.Env)
 	}
 }

@@ -677,3 +677,39 @@ open("/tmp/fd-tried", "w").close()
 		t.Errorf("the agent's own link no longer holds what it wrote: %q", b)
 	}
 }
+
+// A process of the user's that starts while settle has the user stopped
+// (here one a root service starts as the user in the middle of settle's
+// work, as cron or at would) runs while root resolves paths inside the
+// project, where a folder swapped for a link chooses what root binds and
+// a descriptor opened before a bind keeps writing: settle stops, and
+// nothing starts. The next session, with that process stopped like every
+// other, starts.
+func TestE2EHostileStartsDuringSettle(t *testing.T) {
+	w := newWorld(t)
+	w.must("up")
+	// Decoy submodules make settle's work long enough to start something
+	// in the middle of it.
+	if out, code := w.sh("cd /workspace/app/.git && mkdir -p modules && cd modules && for i in $(seq 1 100); do mkdir -p d$i/hooks && echo x >d$i/config || exit 1; done && echo made"); code != 0 || !strings.Contains(out, "made") {
+		t.Fatalf("the decoys could not be made: %s", out)
+	}
+	w.must("exec", "--", "true")
+	w.detached("exec sleep 600")
+	watch := `s=$(pgrep -u 1000 -f "^sleep 600$") || exit 1; while ! grep -q "^State:.*T" /proc/$s/status; do :; done; sleep 0.2; exec setpriv --reuid=1000 --regid=1000 --clear-groups sleep 601`
+	if out, code := w.guest("sh", "-c", "setsid sh -c '"+watch+"' </dev/null >/dev/null 2>&1 & echo watching"); code != 0 || !strings.Contains(out, "watching") {
+		t.Fatalf("start the watcher: %s", out)
+	}
+	stdout, stderr, code := w.vibe("exec", "--", "sh", "-c", "echo ran")
+	if out, c := w.guest("pgrep", "-u", "1000", "-f", "^sleep 601$"); c != 0 {
+		t.Fatalf("the process meant to start during settle never started, so this proves nothing: %s (session: %d %s)", out, code, stderr)
+	}
+	if code == 0 || strings.Contains(stdout, "ran") {
+		t.Fatalf("a session started although a process of the user's began while settle had the user stopped: %q %q", stdout, stderr)
+	}
+	if !strings.Contains(stderr, "while root protected the projects") || !strings.Contains(stderr, "fail closed") {
+		t.Errorf("the refusal does not say what and why: %q", stderr)
+	}
+	if out := w.must("exec", "--", "sh", "-c", "echo ran"); !strings.Contains(out, "ran") {
+		t.Errorf("the next session did not start: %q", out)
+	}
+}

@@ -28,3 +28,11 @@ chown -R "$uid:$gid" "$home"
 install -d -o root -g root -m 0755 /workspace /var/lib/vibe /var/lib/vibe/state
 rm -rf "$home/workspace"
 ln -sfn /workspace "$home/workspace"
+# Nothing of the user's starts on a schedule of its own (crontab, at, once
+# a recipe installs them): settle stops every process of the user's while
+# it works inside the mounts, and one that starts and ends meanwhile would
+# leave no trace for it to see.
+for deny in /etc/cron.deny /etc/at.deny; do
+	grep -qxF -- "$user" "$deny" 2>/dev/null || printf '%s\n' "$user" >>"$deny"
+	chmod 0644 "$deny"
+done
