@@ -682,9 +682,8 @@ open("/tmp/fd-tried", "w").close()
 // (here one a root service starts as the user in the middle of settle's
 // work, as cron or at would) runs while root resolves paths inside the
 // project, where a folder swapped for a link chooses what root binds and
-// a descriptor opened before a bind keeps writing: settle stops, and
-// nothing starts. The next session, with that process stopped like every
-// other, starts.
+// a descriptor opened before a bind keeps writing: settle stops, nothing
+// starts, and every process of the user's ends. The next session starts.
 func TestE2EHostileStartsDuringSettle(t *testing.T) {
 	w := newWorld(t)
 	w.must("up")
@@ -695,12 +694,12 @@ func TestE2EHostileStartsDuringSettle(t *testing.T) {
 	}
 	w.must("exec", "--", "true")
 	w.detached("exec sleep 600")
-	watch := `s=$(pgrep -u 1000 -f "^sleep 600$") || exit 1; while ! grep -q "^State:.*T" /proc/$s/status; do :; done; sleep 0.2; exec setpriv --reuid=1000 --regid=1000 --clear-groups sleep 601`
+	watch := `s=$(pgrep -u 1000 -f "^sleep 600$") || exit 1; while ! grep -q "^State:.*T" /proc/$s/status; do :; done; sleep 0.2; setpriv --reuid=1000 --regid=1000 --clear-groups sleep 601 & echo $! >/run/intruder`
 	if out, code := w.guest("sh", "-c", "setsid sh -c '"+watch+"' </dev/null >/dev/null 2>&1 & echo watching"); code != 0 || !strings.Contains(out, "watching") {
 		t.Fatalf("start the watcher: %s", out)
 	}
 	stdout, stderr, code := w.vibe("exec", "--", "sh", "-c", "echo ran")
-	if out, c := w.guest("pgrep", "-u", "1000", "-f", "^sleep 601$"); c != 0 {
+	if out, c := w.guest("cat", "/run/intruder"); c != 0 {
 		t.Fatalf("the process meant to start during settle never started, so this proves nothing: %s (session: %d %s)", out, code, stderr)
 	}
 	if code == 0 || strings.Contains(stdout, "ran") {
@@ -708,6 +707,11 @@ func TestE2EHostileStartsDuringSettle(t *testing.T) {
 	}
 	if !strings.Contains(stderr, "while root protected the projects") || !strings.Contains(stderr, "fail closed") {
 		t.Errorf("the refusal does not say what and why: %q", stderr)
+	}
+	// It may hold what root was protecting: it ends, and every other
+	// process of the user's with it.
+	if out, c := w.guest("pgrep", "-u", "1000"); c == 0 {
+		t.Errorf("processes of the user's still run after a settle saw one start: %s", out)
 	}
 	if out := w.must("exec", "--", "sh", "-c", "echo ran"); !strings.Contains(out, "ran") {
 		t.Errorf("the next session did not start: %q", out)
