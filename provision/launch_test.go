@@ -100,12 +100,7 @@ func TestLaunchKeepsSecretsFromRoot(t *testing.T) {
 // launcher waits for it. And the user's command holds nothing of the lock,
 // which would hold every later settle off.
 func TestLaunchWaitsForSettle(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("VIBE_TEST_STRICT") == "1" {
-			t.Fatal("the launcher needs root (VIBE_TEST_STRICT=1)")
-		}
-		t.Skip("the launcher needs root")
-	}
+	needRoot(t, "the launcher's lock tests")
 	launch, _ := filepath.Abs("launch")
 	dir := t.TempDir()
 	os.Chmod(filepath.Dir(dir), 0o755)
@@ -136,12 +131,7 @@ wait`
 // only root may open it (a user that held it would hold every settle off).
 // (From a review.)
 func TestLaunchAfterAReboot(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("VIBE_TEST_STRICT") == "1" {
-			t.Fatal("the launcher needs root (VIBE_TEST_STRICT=1)")
-		}
-		t.Skip("the launcher needs root")
-	}
+	needRoot(t, "the launcher's lock tests")
 	launch, _ := filepath.Abs("launch")
 	script := `mount -t tmpfs none /run || exit 1
 env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin /bin/bash "$1" nobody - -- true || exit 1

@@ -25,15 +25,22 @@ func settleLib(t *testing.T, subuid, script string) string {
 	return out
 }
 
-// settleLibRun is settleLib, with the script's failure returned.
-func settleLibRun(t *testing.T, subuid, script string) (string, error) {
+// needRoot skips a test that what needs root for, or fails it under
+// VIBE_TEST_STRICT=1.
+func needRoot(t *testing.T, what string) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		if os.Getenv("VIBE_TEST_STRICT") == "1" {
-			t.Fatal("settle's functions need root (VIBE_TEST_STRICT=1)")
+			t.Fatal(what + " need root (VIBE_TEST_STRICT=1)")
 		}
-		t.Skip("settle's functions need root")
+		t.Skip(what + " need root")
 	}
+}
+
+// settleLibRun is settleLib, with the script's failure returned.
+func settleLibRun(t *testing.T, subuid, script string) (string, error) {
+	t.Helper()
+	needRoot(t, "settle's functions")
 	settle, _ := filepath.Abs("settle")
 	T := t.TempDir()
 	cmd := exec.Command("unshare", "-m", "--propagation", "private", "bash", "-c",
@@ -342,4 +349,72 @@ echo "left: $(ps -U $U -o pid= | wc -l)"; cat "$T/x.log"
 		t.Errorf("settle did not see the process that ran:\n%s", out)
 	}
 	t.Logf("%s", out)
+}
+
+// A verdict once given stands: the process that started (a cron job) may
+// be gone by the time settle's exit looks again, and what it handed to a
+// stopped one is still there. (From a third review: the exit looked again,
+// found nothing and resumed everyone.)
+func TestSettleVerdictStands(t *testing.T) {
+	out := settleLib(t, "/nonexistent", `U=`+freeID(t)+`; ids="$U:1"
+setpriv --reuid=$U --regid=$U --clear-groups sleep 60 & kept=$!
+trap 'kill -9 $kept 2>/dev/null' EXIT
+sleep 0.2
+freeze && note_users || exit 1
+setpriv --reuid=$U --regid=$U --clear-groups sleep 60 & job=$!
+sleep 0.1
+late=$(started_since)
+exit() { return 0; }
+refuse_late "$late" 2>/dev/null
+unset -f exit
+kill -9 $job; wait $job 2>/dev/null; sleep 0.1
+thaw 2>/dev/null
+sleep 0.2
+echo "kept: $(ps -o stat= -p $kept || echo gone)"
+`)
+	if !strings.Contains(out, "kept: gone") {
+		t.Errorf("a settle that named a process and then found it gone resumed the rest:\n%s", out)
+	}
+}
+
+// A look that fails (a fork refused: the user can fill the process limit)
+// is no "nothing runs": freeze fails, and the check names "?". (From a
+// third review: the user was never stopped, and settle went on.)
+func TestSettleFailedLookIsNoVerdict(t *testing.T) {
+	out := settleLib(t, "/nonexistent", `U=`+freeID(t)+`; ids="$U:1"
+setpriv --reuid=$U --regid=$U --clear-groups sleep 60 & p=$!
+trap 'kill -9 $p 2>/dev/null' EXIT
+sleep 0.2
+freeze && note_users || exit 1
+ps() { return 1; }
+echo "late=[$(started_since | tr '\n' ' ')]"
+freeze; echo "freeze=$?"
+`)
+	if !strings.Contains(out, "late=[? ]") || !strings.Contains(out, "freeze=1") {
+		t.Errorf("a failed look passed for nothing running:\n%s", out)
+	}
+}
+
+// A settle cut off while it protected the projects (killed, its exit never
+// ran) leaves its mark: the next one ends every process of the user's
+// before it begins, since one may hold what the first was protecting.
+// (From a third review: the next settle took the first's binds as its own.)
+func TestSettleAfterOneCutOff(t *testing.T) {
+	out := settleLib(t, "/nonexistent", `U=`+freeID(t)+`; ids="$U:1"
+mkdir -p /run/vibe && mount -t tmpfs none /run/vibe || exit 1
+setpriv --reuid=$U --regid=$U --clear-groups sleep 60 & p=$!
+trap 'kill -9 $p 2>/dev/null' EXIT
+sleep 0.2
+freeze && note_users && mark_settling || exit 1
+echo "first: $(ps -o stat= -p $p || echo gone)"
+freeze && note_users && mark_settling 2>&1 || exit 1
+wait $p 2>/dev/null
+echo "second: $(ps -o stat= -p $p || echo gone)"
+echo "mark: $(ls /run/vibe)"
+`)
+	for _, want := range []string{"first: T", "second: gone", "cut off", "mark: settling"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("want %q:\n%s", want, out)
+		}
+	}
 }
