@@ -163,6 +163,32 @@ findmnt -rn -o TARGET -T "$T/app/there/y"
 	}
 }
 
+// A project's host-run paths that are not there (most of them, in most
+// projects) are looked at with one stat, not one each: a fork is about a
+// millisecond in a guest, and every launch settles. One that is hidden
+// rather than missing still stops everything, and one that is there is
+// still protected.
+func TestSettleLooksOnceForWhatIsMissing(t *testing.T) {
+	out := settleLib(t, "/nonexistent", `
+stat() { echo x >>"$T/stats"; command stat "$@"; }
+ran_before=; mkdir "$T/app"
+hostrun=$'.envrc\n.git/hooks\n.git/config\n.vscode/tasks.json\n.config/a.yml\n.config/b.yml\nMakefile\nthere/y'
+mkdir "$T/app/there"; : >"$T/app/there/y"
+protect_project "$T/app"; echo "project=$?"
+echo "stats=$(wc -l <"$T/stats")"
+echo "gone=${gone[$T/app/.envrc]+envrc}${gone[$T/app/.git/config]+config}${gone[$T/app/.config/b.yml]+b}${gone[$T/app/there/y]+y}"
+findmnt -rn -o TARGET -T "$T/app/there/y"
+mkdir "$T/app2"; ln -s loop "$T/app2/loop"
+hostrun=$'.envrc\nloop/x\nMakefile'
+protect_project "$T/app2" 2>/dev/null; echo "hidden=$?"
+`)
+	for _, want := range []string{"project=0", "stats=1\n", "gone=envrcconfigb\n", "/app/there/y", "hidden=1"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("want %q:\n%s", want, out)
+		}
+	}
+}
+
 // A subordinate range settle reads otherwise than newuidmap does (a leading
 // 0 is octal there) stops everything: processes in it would go unseen.
 func TestSettleRefusesAnOddSubordinateRange(t *testing.T) {

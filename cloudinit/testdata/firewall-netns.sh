@@ -42,6 +42,24 @@ bash "$dir/vibe-firewall" on
 check "on: exit status" 0 $?
 bash "$dir/vibe-firewall" status >/dev/null
 check "status when on" 0 $?
+# A table changed in any way but the learned sets' elements is not the one
+# built from root's files.
+nft insert rule inet vibe output accept
+bash "$dir/vibe-firewall" status >/dev/null
+check "status with a rule added" 1 $?
+bash "$dir/vibe-firewall" on
+nft add chain inet vibe extra
+bash "$dir/vibe-firewall" status >/dev/null
+check "status with a chain added" 1 $?
+bash "$dir/vibe-firewall" on
+nft delete table inet vibe
+bash "$dir/vibe-firewall" status >/dev/null
+check "status with no table" 1 $?
+bash "$dir/vibe-firewall" on
+nft add element inet vibe resolvers '{ 198.51.100.99 }'
+bash "$dir/vibe-firewall" status >/dev/null
+check "status with a resolver learned since" 0 $?
+bash "$dir/vibe-firewall" on
 check "other user to 443 refused" 1 "$(connect "$other_user" 443)"
 check "other user to 80 refused" 1 "$(connect "$other_user" 80)"
 check "proxy user to 443 allowed" 124 "$(connect "$proxy_user" 443)"
