@@ -37,15 +37,22 @@ func needRoot(t *testing.T, what string) {
 	}
 }
 
-// settleLibRun is settleLib, with the script's failure returned.
+// settleLibRun is settleLib, with the script's failure returned. Its
+// settle stops processes with SIGSTOP, as where the guest has no cgroup v2
+// freezer; settleLibCgroup's use one.
 func settleLibRun(t *testing.T, subuid, script string) (string, error) {
+	t.Helper()
+	return settleLibEnv(t, subuid, "none", script)
+}
+
+func settleLibEnv(t *testing.T, subuid, cgroup, script string) (string, error) {
 	t.Helper()
 	needRoot(t, "settle's functions")
 	settle, _ := filepath.Abs("settle")
 	T := t.TempDir()
 	cmd := exec.Command("unshare", "-m", "--propagation", "private", "bash", "-c",
 		`mount -t tmpfs tmpfs "$T" || exit 1; VIBE_SETTLE_LIBRARY=1 source "$SETTLE" - "" nobody - || exit 1; `+script)
-	cmd.Env = append(os.Environ(), "T="+T, "SETTLE="+settle, "VIBE_SUBUID="+subuid)
+	cmd.Env = append(os.Environ(), "T="+T, "SETTLE="+settle, "VIBE_SUBUID="+subuid, "VIBE_CGROUP="+cgroup)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
@@ -442,5 +449,141 @@ echo "mark: $(ls /run/vibe)"
 		if !strings.Contains(out, want) {
 			t.Errorf("want %q:\n%s", want, out)
 		}
+	}
+}
+
+// settleLibCgroup is settleLib with the cgroup v2 freezer, in a cgroup of
+// the test's own (its processes are killed and it is removed afterwards);
+// the script sees it as $CG.
+func settleLibCgroup(t *testing.T, script string) string {
+	t.Helper()
+	needRoot(t, "settle's functions")
+	out, _ := exec.Command("findmnt", "-rn", "-t", "cgroup2", "-o", "TARGET").Output()
+	mnt, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+	if mnt == "" {
+		if os.Getenv("VIBE_TEST_STRICT") == "1" {
+			t.Fatal("no cgroup v2 hierarchy mounted (VIBE_TEST_STRICT=1)")
+		}
+		t.Skip("no cgroup v2 hierarchy mounted")
+	}
+	cg := filepath.Join(mnt, fmt.Sprintf("vibe-test-%d-%s", os.Getpid(), strings.ReplaceAll(t.Name(), "/", "-")))
+	t.Cleanup(func() {
+		os.WriteFile(filepath.Join(cg, "cgroup.freeze"), []byte("0"), 0)
+		os.WriteFile(filepath.Join(cg, "cgroup.kill"), []byte("1"), 0)
+		for i := 0; i < 50; i++ {
+			if os.Remove(cg) == nil || os.IsNotExist(os.Remove(cg)) {
+				return
+			}
+			syscall.Nanosleep(&syscall.Timespec{Nsec: 100_000_000}, nil)
+		}
+		t.Errorf("could not remove the test's cgroup %s", cg)
+	})
+	out2, err := settleLibEnv(t, "/nonexistent", cg, `CG=`+cg+`; [ "$cg" = "$CG" ] || { echo "settle did not take the cgroup $CG"; exit 1; }; `+script)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out2)
+	}
+	return out2
+}
+
+// With the cgroup v2 freezer, nothing resumes a process of the user's that
+// settle holds: not SIGCONT (the kernel sends it as a file changes, on a
+// parent's death, to a terminal's group), and settle sees none of them run.
+// One the user stopped itself stays stopped after the thaw; the others go
+// on. (With SIGSTOP alone, the kernel's SIGCONT resumed one, which settle
+// saw, and then ended every process of the user's.)
+func TestSettleFreezerHoldsThroughSIGCONT(t *testing.T) {
+	out := settleLibCgroup(t, `U=`+freeID(t)+`; ids="$U:1"
+trap 'p=$(ps -U $U -o pid=); [ -z "$p" ] || kill -9 $p' EXIT
+chmod 755 "$(dirname "$T")"; mkdir "$T/u"; chmod 777 "$T/u"
+setpriv --reuid=$U --regid=$U --clear-groups bash -c 'i=0; while :; do i=$((i+1)); echo $i >"$1/ctr"; sleep 0.01; done' count "$T/u" & p=$!
+setpriv --reuid=$U --regid=$U --clear-groups sleep 60 & s=$!
+sleep 0.3; kill -STOP $s
+freeze && note_users || exit 1
+a=$(cat "$T/u/ctr"); kill -CONT $p; sleep 0.3; b=$(cat "$T/u/ctr")
+echo "held: $a -> $b"
+echo "late=[$(started_since | tr '\n' ' ')]"
+thaw; sleep 0.3; c=$(cat "$T/u/ctr")
+echo "after: $((c > b))"
+echo "self-stopped: $(ps -o stat= -p $s)"
+`)
+	var a, b int
+	for _, l := range strings.Split(out, "\n") {
+		fmt.Sscanf(l, "held: %d -> %d", &a, &b)
+	}
+	if a == 0 || a != b {
+		t.Errorf("a held process ran on SIGCONT (%d -> %d):\n%s", a, b, out)
+	}
+	for _, want := range []string{"late=[]", "after: 1", "self-stopped: T"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("want %q:\n%s", want, out)
+		}
+	}
+}
+
+// The hostile agent of TestSettleEndsEveryoneWhenOneRan, with the freezer:
+// the kernel's SIGCONT does not wake it, so it opens nothing while settle
+// works, settle sees nothing run, and nobody needs to end.
+func TestSettleFreezerHoldsTheWaker(t *testing.T) {
+	if _, err := os.Stat("/usr/bin/python3"); err != nil {
+		t.Skip("no /usr/bin/python3 for the agent's processes")
+	}
+	waker, _ := filepath.Abs("testdata/sigio-waker.py")
+	out := settleLibCgroup(t, `U=`+freeID(t)+`; ids="$U:1" uid=$U gid=$U
+trap 'p=$(ps -U $U -o pid=); [ -z "$p" ] || kill -9 $p' EXIT
+chmod 755 "$(dirname "$T")"; cp "`+waker+`" "$T/w.py"; chmod 644 "$T/w.py"
+P="$T/proj"; mkdir -p "$P/.git"; printf '[core]\n' >"$P/.git/config"; chown -R $U:$U "$P"
+mount --bind "$P" "$P"; mount --make-rprivate "$P"
+setpriv --reuid=$U --regid=$U --clear-groups /usr/bin/python3 "$T/w.py" y &
+sleep 0.3
+setpriv --reuid=$U --regid=$U --clear-groups /usr/bin/python3 "$T/w.py" x "$P/.git" >"$T/x.log" 2>&1 &
+for _ in $(seq 1 50); do grep -q watching "$T/x.log" && break; sleep 0.1; done
+grep -q watching "$T/x.log" || { echo "the waker did not start: $(cat "$T/x.log")"; exit 1; }
+freeze && note_users || exit 1
+ran_before=1
+protect "$P/.git/config" && echo "bound: $(findmnt -rn -o OPTIONS --mountpoint "$P/.git/config")"
+late=$(started_since)
+if [ -z "$late" ]; then end_holders; late=$(started_since "${ended[@]}"); fi
+echo "late=[$late] ended=[${ended[*]}]"
+thaw
+sleep 0.5
+echo "config:"; cat "$P/.git/config"
+echo "left: $(ps -U $U -o pid= | wc -l)"
+`)
+	for _, want := range []string{"bound: ro", "late=[] ended=[]", "left: 2"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("want %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "evil") {
+		t.Errorf("a descriptor the agent opened while settle worked wrote the protected file:\n%s", out)
+	}
+}
+
+// With the freezer, a process that spawns in a loop (vfork: the parent
+// waits until its child execs) is held with its child and resumed, never
+// ended, and settle never sees it run.
+func TestSettleFreezerEndsNoSpawner(t *testing.T) {
+	if _, err := os.Stat("/usr/bin/python3"); err != nil {
+		t.Skip("no /usr/bin/python3 for the spawn loop")
+	}
+	out := settleLibCgroup(t, `U=`+freeID(t)+`; ids="$U:1"
+trap 'p=$(ps -U $U -o pid=); [ -z "$p" ] || kill -9 $p' EXIT
+setpriv --reuid=$U --regid=$U --clear-groups /usr/bin/python3 -c '
+import os
+while True:
+    os.waitpid(os.posix_spawn("/bin/true", ["true"], {}), 0)
+' & p=$!
+sleep 0.3
+for i in $(seq 1 40); do
+	freeze && note_users || { echo "round $i: freeze failed"; break; }
+	[ -z "$(started_since)" ] || echo "round $i: one ran"
+	thaw
+	kill -0 $p 2>/dev/null || { echo "round $i: the spawner was ended"; break; }
+	sleep 0.02
+done
+echo "rounds done"
+`)
+	if strings.Contains(out, "round ") || !strings.Contains(out, "rounds done") {
+		t.Errorf("settle ended or saw run a process that spawns:\n%s", out)
 	}
 }

@@ -694,7 +694,9 @@ func TestE2EHostileStartsDuringSettle(t *testing.T) {
 	}
 	w.must("exec", "--", "true")
 	w.detached("exec sleep 600")
-	watch := `s=$(pgrep -u 1000 -f "^sleep 600$") || exit 1; while ! grep -q "^State:.*T" /proc/$s/status; do :; done; sleep 0.2; setpriv --reuid=1000 --regid=1000 --clear-groups sleep 601 & echo $! >/run/intruder`
+	// Held: frozen in settle's cgroup (the guest has the cgroup v2
+	// freezer), or stopped.
+	watch := `s=$(pgrep -u 1000 -f "^sleep 600$") || exit 1; e="$(findmnt -rn -t cgroup2 -o TARGET | head -n 1)/vibe-user/cgroup.events"; while ! grep -q "^State:.*T" /proc/$s/status && ! { grep -q vibe-user /proc/$s/cgroup && grep -qx "frozen 1" "$e"; }; do :; done; sleep 0.2; setpriv --reuid=1000 --regid=1000 --clear-groups sleep 601 & echo $! >/run/intruder`
 	if out, code := w.guest("sh", "-c", "setsid sh -c '"+watch+"' </dev/null >/dev/null 2>&1 & echo watching"); code != 0 || !strings.Contains(out, "watching") {
 		t.Fatalf("start the watcher: %s", out)
 	}
@@ -715,5 +717,51 @@ func TestE2EHostileStartsDuringSettle(t *testing.T) {
 	}
 	if out := w.must("exec", "--", "sh", "-c", "echo ran"); !strings.Contains(out, "ran") {
 		t.Errorf("the next session did not start: %q", out)
+	}
+}
+
+// A session's processes are held while the next session's settle works:
+// frozen in a cgroup of root's, where the guest has the cgroup v2 freezer
+// (a container here, and a VM's own kernel). The agent that asks the kernel
+// for SIGCONT whenever .git changes (the attack of provision's
+// TestSettleEndsEveryoneWhenOneRan) is not woken by settle's copy of
+// .git/config: it opens nothing, nobody has to end, and the session
+// starts. (Stopped with SIGSTOP, it woke, settle saw it run, and every
+// process of the user's ended.)
+func TestE2EFreezerHoldsTheAgent(t *testing.T) {
+	w := newWorld(t)
+	w.must("up")
+	waker, err := os.ReadFile("../../provision/testdata/sigio-waker.py")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := "cd /workspace/app && mkdir -p .git && printf '[core]\\n' >.git/config && cat >/tmp/w.py <<'EOF'\n" + string(waker) + "EOF\n" +
+		"setsid python3 /tmp/w.py y </dev/null >/tmp/y.log 2>&1 & sleep 0.3; setsid python3 /tmp/w.py x /workspace/app/.git </dev/null >/tmp/x.log 2>&1 & " +
+		"for i in $(seq 1 50); do grep -q watching /tmp/x.log && break; sleep 0.1; done; cat /tmp/x.log"
+	if out, code := w.sh(start); code != 0 || !strings.Contains(out, "watching") {
+		t.Fatalf("start the agent's processes: %s", out)
+	}
+	// What it wrote before the file was protected (the host's own reads
+	// of .git wake it too) it could: what counts is what it writes after.
+	time.Sleep(time.Second)
+	config, _ := w.guest("cat", "/workspace/app/.git/config")
+	before, _ := w.guest("pgrep", "-u", "1000", "-f", "w.py")
+	stdout, stderr, code := w.vibe("exec", "--", "sh", "-c", "echo ran")
+	time.Sleep(time.Second)
+	if code != 0 || !strings.Contains(stdout, "ran") || strings.Contains(stderr, "ended every process") {
+		t.Errorf("the session did not start, or settle ended the user's processes: %d %q %q", code, stdout, stderr)
+	}
+	after, _ := w.guest("pgrep", "-u", "1000", "-f", "w.py")
+	if len(lines(before)) != 2 || strings.Join(lines(before), " ") != strings.Join(lines(after), " ") {
+		t.Errorf("the agent's processes did not go on (before: %q, after: %q)", before, after)
+	}
+	if out, _ := w.guest("sh", "-c", "cat /proc/$(pgrep -u 1000 -f 'w.py x' | head -n 1)/cgroup"); !strings.Contains(out, "/vibe-user") {
+		t.Errorf("the agent's process is not in settle's cgroup: %q", out)
+	}
+	if out, _ := w.guest("cat", "/workspace/app/.git/config"); out != config {
+		t.Errorf("the agent wrote the protected file: %q, was %q", out, config)
+	}
+	if out, _ := w.guest("findmnt", "-rn", "-o", "OPTIONS", "--mountpoint", "/workspace/app/.git/config"); !strings.HasPrefix(out, "ro") {
+		t.Errorf(".git/config is not protected: %q", out)
 	}
 }
