@@ -478,7 +478,11 @@ func settleLibCgroup(t *testing.T, script string) string {
 		}
 		t.Errorf("could not remove the test's cgroup %s", cg)
 	})
-	out2, err := settleLibEnv(t, "/nonexistent", cg, `CG=`+cg+`; [ "$cg" = "$CG" ] || { echo "settle did not take the cgroup $CG"; exit 1; }; `+script)
+	// inside CMD...: CMD (in a subshell, &: it becomes CMD), born in the
+	// cgroup, as the launcher's are.
+	out2, err := settleLibEnv(t, "/nonexistent", cg, `export CG=`+cg+`; [ "$cg" = "$CG" ] || { echo "settle did not take the cgroup $CG"; exit 1; }
+inside() { exec bash -c '[ -d "$CG" ] && echo $$ >"$CG/cgroup.procs" && exec "$@"' inside "$@"; }
+`+script)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out2)
 	}
@@ -495,9 +499,10 @@ func TestSettleFreezerHoldsThroughSIGCONT(t *testing.T) {
 	out := settleLibCgroup(t, `U=`+freeID(t)+`; ids="$U:1"
 trap 'p=$(ps -U $U -o pid=); [ -z "$p" ] || kill -9 $p' EXIT
 chmod 755 "$(dirname "$T")"; mkdir "$T/u"; chmod 777 "$T/u"
-setpriv --reuid=$U --regid=$U --clear-groups bash -c 'i=0; while :; do i=$((i+1)); echo $i >"$1/ctr"; sleep 0.01; done' count "$T/u" & p=$!
-setpriv --reuid=$U --regid=$U --clear-groups sleep 60 & s=$!
-sleep 0.3; kill -STOP $s
+inside setpriv --reuid=$U --regid=$U --clear-groups bash -c 'i=0; while :; do i=$((i+1)); echo $i >"$1/ctr"; sleep 0.01; done' count "$T/u" & p=$!
+inside setpriv --reuid=$U --regid=$U --clear-groups sleep 60 & s=$!
+for _ in $(seq 1 100); do [ "$(ps -o comm= -p $s)" = sleep ] && break; sleep 0.05; done
+kill -STOP $s
 freeze && note_users || exit 1
 a=$(cat "$T/u/ctr"); kill -CONT $p; sleep 0.3; b=$(cat "$T/u/ctr")
 echo "held: $a -> $b"
@@ -533,9 +538,9 @@ trap 'p=$(ps -U $U -o pid=); [ -z "$p" ] || kill -9 $p' EXIT
 chmod 755 "$(dirname "$T")"; cp "`+waker+`" "$T/w.py"; chmod 644 "$T/w.py"
 P="$T/proj"; mkdir -p "$P/.git"; printf '[core]\n' >"$P/.git/config"; chown -R $U:$U "$P"
 mount --bind "$P" "$P"; mount --make-rprivate "$P"
-setpriv --reuid=$U --regid=$U --clear-groups /usr/bin/python3 "$T/w.py" y &
+inside setpriv --reuid=$U --regid=$U --clear-groups /usr/bin/python3 "$T/w.py" y &
 sleep 0.3
-setpriv --reuid=$U --regid=$U --clear-groups /usr/bin/python3 "$T/w.py" x "$P/.git" >"$T/x.log" 2>&1 &
+inside setpriv --reuid=$U --regid=$U --clear-groups /usr/bin/python3 "$T/w.py" x "$P/.git" >"$T/x.log" 2>&1 &
 for _ in $(seq 1 50); do grep -q watching "$T/x.log" && break; sleep 0.1; done
 grep -q watching "$T/x.log" || { echo "the waker did not start: $(cat "$T/x.log")"; exit 1; }
 freeze && note_users || exit 1
@@ -568,7 +573,7 @@ func TestSettleFreezerEndsNoSpawner(t *testing.T) {
 	}
 	out := settleLibCgroup(t, `U=`+freeID(t)+`; ids="$U:1"
 trap 'p=$(ps -U $U -o pid=); [ -z "$p" ] || kill -9 $p' EXIT
-setpriv --reuid=$U --regid=$U --clear-groups /usr/bin/python3 -c '
+inside setpriv --reuid=$U --regid=$U --clear-groups /usr/bin/python3 -c '
 import os
 while True:
     os.waitpid(os.posix_spawn("/bin/true", ["true"], {}), 0)
@@ -585,5 +590,124 @@ echo "rounds done"
 `)
 	if strings.Contains(out, "round ") || !strings.Contains(out, "rounds done") {
 		t.Errorf("settle ended or saw run a process that spawns:\n%s", out)
+	}
+}
+
+// hopper is a process of the user's that changes its pid without end: it
+// forks, the parent exits, the child counts in FILE and forks again. No
+// snapshot of pids holds it (each pid is gone before it is acted on), so
+// only a whole cgroup, or kill -1 as the user, catches it.
+const hopper = `/usr/bin/python3 -c '
+import os, sys, time
+n = 0
+while True:
+    n += 1
+    with open(sys.argv[1] + ".new", "w") as f:
+        f.write(str(n))
+    os.replace(sys.argv[1] + ".new", sys.argv[1])
+    time.sleep(0.001)
+    if os.fork() > 0:
+        os._exit(0)
+' `
+
+// A process of the user's that changes its pid all the time, started
+// outside vibe's cgroup (by cron, at, or an older vibe's session): settle
+// cannot hold it, so freeze fails, says why, and every process of the
+// user's ends, the hopper too. (Before, settle moved each pid it saw into
+// the cgroup; the hopper's were gone by then, and it wrote on while root
+// worked.)
+func TestSettleFreezerEndsAHopperBornOutside(t *testing.T) {
+	if _, err := os.Stat("/usr/bin/python3"); err != nil {
+		t.Skip("no /usr/bin/python3 for the hopper")
+	}
+	out := settleLibCgroup(t, `U=`+freeID(t)+`; ids="$U:1" gid=$U
+trap 'setpriv --reuid=$U --regid=$U --clear-groups kill -KILL -1 2>/dev/null' EXIT
+chmod 755 "$(dirname "$T")"; mkdir "$T/u"; chmod 777 "$T/u"
+inside setpriv --reuid=$U --regid=$U --clear-groups sleep 60 &
+setpriv --reuid=$U --regid=$U --clear-groups `+hopper+` "$T/u/ctr" &
+for _ in $(seq 1 100); do [ -s "$T/u/ctr" ] && break; sleep 0.05; done; sleep 0.1
+if freeze 2>"$T/err"; then echo "freeze: held"; else echo "freeze: failed"; fi
+cat "$T/err"
+sleep 0.3; a=$(cat "$T/u/ctr"); sleep 0.3; b=$(cat "$T/u/ctr")
+echo "counting: $a -> $b"
+echo "left: $(ps -U $U -o stat= | grep -vc '^Z')"
+`)
+	for _, want := range []string{"freeze: failed", "outside vibe's cgroup", "left: 0"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("want %q:\n%s", want, out)
+		}
+	}
+	var a, b int
+	for _, l := range strings.Split(out, "\n") {
+		fmt.Sscanf(l, "counting: %d -> %d", &a, &b)
+	}
+	if a == 0 || a != b {
+		t.Errorf("the hopper went on (%d -> %d):\n%s", a, b, out)
+	}
+}
+
+// The same hopper born in vibe's cgroup, as everything a session starts
+// is: held whole while settle works (it counts no further, settle sees
+// nothing run), and it goes on after the thaw.
+func TestSettleFreezerHoldsAHopperBornInside(t *testing.T) {
+	if _, err := os.Stat("/usr/bin/python3"); err != nil {
+		t.Skip("no /usr/bin/python3 for the hopper")
+	}
+	out := settleLibCgroup(t, `U=`+freeID(t)+`; ids="$U:1" gid=$U
+trap 'setpriv --reuid=$U --regid=$U --clear-groups kill -KILL -1 2>/dev/null' EXIT
+chmod 755 "$(dirname "$T")"; mkdir "$T/u"; chmod 777 "$T/u"
+inside setpriv --reuid=$U --regid=$U --clear-groups `+hopper+` "$T/u/ctr" &
+for _ in $(seq 1 100); do [ -s "$T/u/ctr" ] && break; sleep 0.05; done; sleep 0.1
+freeze && note_users || exit 1
+a=$(cat "$T/u/ctr"); sleep 0.5; b=$(cat "$T/u/ctr")
+echo "held: $a -> $b"
+echo "late=[$(started_since | tr '\n' ' ')]"
+thaw; sleep 0.3; c=$(cat "$T/u/ctr")
+echo "after: $((c > b))"
+`)
+	var a, b int
+	for _, l := range strings.Split(out, "\n") {
+		fmt.Sscanf(l, "held: %d -> %d", &a, &b)
+	}
+	if a == 0 || a != b {
+		t.Errorf("a held hopper ran (%d -> %d):\n%s", a, b, out)
+	}
+	for _, want := range []string{"late=[]", "after: 1"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("want %q:\n%s", want, out)
+		}
+	}
+}
+
+// Without the freezer, the hopper is stopped too: SIGSTOP reaches every
+// process of the user's own id at one moment. (Before, settle stopped the
+// pids it saw, and the hopper's were always new.)
+func TestSettleStopsAHopper(t *testing.T) {
+	if _, err := os.Stat("/usr/bin/python3"); err != nil {
+		t.Skip("no /usr/bin/python3 for the hopper")
+	}
+	out := settleLib(t, "/nonexistent", `U=`+freeID(t)+`; ids="$U:1" gid=$U
+trap 'setpriv --reuid=$U --regid=$U --clear-groups kill -KILL -1 2>/dev/null' EXIT
+chmod 755 "$(dirname "$T")"; mkdir "$T/u"; chmod 777 "$T/u"
+setpriv --reuid=$U --regid=$U --clear-groups `+hopper+` "$T/u/ctr" &
+for _ in $(seq 1 100); do [ -s "$T/u/ctr" ] && break; sleep 0.05; done; sleep 0.1
+freeze && note_users || exit 1
+a=$(cat "$T/u/ctr"); sleep 0.5; b=$(cat "$T/u/ctr")
+echo "held: $a -> $b"
+echo "late=[$(started_since | tr '\n' ' ')]"
+thaw; sleep 0.3; c=$(cat "$T/u/ctr")
+echo "after: $((c > b))"
+`)
+	var a, b int
+	for _, l := range strings.Split(out, "\n") {
+		fmt.Sscanf(l, "held: %d -> %d", &a, &b)
+	}
+	if a == 0 || a != b {
+		t.Errorf("a stopped hopper ran (%d -> %d):\n%s", a, b, out)
+	}
+	for _, want := range []string{"late=[]", "after: 1"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("want %q:\n%s", want, out)
+		}
 	}
 }
