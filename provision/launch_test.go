@@ -1,6 +1,8 @@
 package provision
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"os/user"
@@ -9,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // The launcher starts as root with the sandbox user's environment, whose
@@ -81,7 +84,9 @@ func TestLaunchKeepsSecretsFromRoot(t *testing.T) {
 		os.WriteFile(filepath.Join(bin, p), []byte("#!/bin/sh\necho \"$0 $*\" >>"+mark+"\nexit 0\n"), 0o755)
 	}
 	launch, _ := filepath.Abs("launch")
-	script := `mount -t tmpfs none /run && mkdir -p /run/vibe/secrets && printf 'PATH=%s\0' "$1" >/run/vibe/secrets/x && ` +
+	// (cgroupfs is root's, which this root is too: hidden, so the
+	// launcher makes no cgroup of the machine's.)
+	script := `mount -t tmpfs none /sys/fs/cgroup && mount -t tmpfs none /run && mkdir -p /run/vibe/secrets && printf 'PATH=%s\0' "$1" >/run/vibe/secrets/x && ` +
 		`env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin /bin/bash "$2" nobody /run/vibe/secrets/x -- true; test ! -e /run/vibe/secrets/x`
 	out, err := exec.Command("unshare", "-Urm", "bash", "-c", script, "sh", bin, launch).CombinedOutput()
 	if b, _ := os.ReadFile(mark); len(b) > 0 {
@@ -108,7 +113,7 @@ func TestLaunchWaitsForSettle(t *testing.T) {
 	order := filepath.Join(dir, "order")
 	os.WriteFile(order, nil, 0o666)
 	os.Chmod(order, 0o666)
-	script := `mount -t tmpfs none /run/vibe && chmod 700 /run/vibe || exit 1
+	script := hideCgroup2 + `mount -t tmpfs none /run/vibe && chmod 700 /run/vibe || exit 1
 flock -x /run/vibe/settle.lock sh -c 'sleep 1; echo settled >>"$1"' sh "$1" &
 sleep 0.3
 env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin /bin/bash "$2" nobody - -- sh -c 'echo launched >>"$1"; ls -l /proc/$$/fd/ >>"$1"' sh "$1"
@@ -133,7 +138,7 @@ wait`
 func TestLaunchAfterAReboot(t *testing.T) {
 	needRoot(t, "the launcher's lock tests")
 	launch, _ := filepath.Abs("launch")
-	script := `mount -t tmpfs none /run || exit 1
+	script := hideCgroup2 + `mount -t tmpfs none /run || exit 1
 env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin /bin/bash "$1" nobody - -- true || exit 1
 stat -c '%a %U %n' /run/vibe /run/vibe/settle.lock`
 	out, err := exec.Command("unshare", "-m", "--propagation", "private", "bash", "-c", script, "sh", launch).CombinedOutput()
@@ -142,5 +147,96 @@ stat -c '%a %U %n' /run/vibe /run/vibe/settle.lock`
 	}
 	if !strings.Contains(string(out), "700 root /run/vibe\n") || !strings.Contains(string(out), "600 root /run/vibe/settle.lock\n") {
 		t.Errorf("want /run/vibe 700 and its lock 600, root's:\n%s", out)
+	}
+}
+
+// hideCgroup2, at the head of a script run in a mount namespace of its
+// own: the machine's cgroup v2 hierarchy is out of sight, so the launcher
+// makes and joins no cgroup of the machine's (and works without one).
+const hideCgroup2 = `for m in $(findmnt -rn -t cgroup2 -o TARGET); do umount -l "$m" || exit 1; done
+`
+
+// launchInCgroup runs script (the launcher is $1) as root, in a mount and
+// a cgroup namespace of its own whose cgroup v2 root is a cgroup of the
+// test's, mounted where the guest's would be; /run is its own. It returns
+// the output and the test's cgroup.
+func launchInCgroup(t *testing.T, script string) (string, string, error) {
+	t.Helper()
+	needRoot(t, "the launcher's cgroup tests")
+	out, _ := exec.Command("findmnt", "-rn", "-t", "cgroup2", "-o", "TARGET").Output()
+	mnt, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+	if mnt == "" {
+		if os.Getenv("VIBE_TEST_STRICT") == "1" {
+			t.Fatal("no cgroup v2 hierarchy mounted (VIBE_TEST_STRICT=1)")
+		}
+		t.Skip("no cgroup v2 hierarchy mounted")
+	}
+	cg := filepath.Join(mnt, fmt.Sprintf("vibe-test-%d-%s", os.Getpid(), t.Name()))
+	if err := os.Mkdir(cg, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, c := range []string{filepath.Join(cg, "vibe-user"), cg} {
+			os.WriteFile(filepath.Join(c, "cgroup.freeze"), []byte("0"), 0)
+			os.WriteFile(filepath.Join(c, "cgroup.kill"), []byte("1"), 0)
+		}
+		for i := 0; i < 50; i++ {
+			os.Remove(filepath.Join(cg, "vibe-user"))
+			if err := os.Remove(cg); err == nil || os.IsNotExist(err) {
+				return
+			}
+			syscall.Nanosleep(&syscall.Timespec{Nsec: 100_000_000}, nil)
+		}
+		t.Errorf("could not remove the test's cgroup %s", cg)
+	})
+	launch, _ := filepath.Abs("launch")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	inner := hideCgroup2 + `mount -t cgroup2 none "$2" && mount -t tmpfs none /run || exit 1
+` + script
+	cmd := exec.CommandContext(ctx, "bash", "-c", `echo $$ >"$3/cgroup.procs" && exec unshare -C -m --propagation private bash -c "$4" sh "$1" "$2"`, "sh", launch, mnt, cg, inner)
+	b, err := cmd.CombinedOutput()
+	return string(b), cg, err
+}
+
+// Every process of the user's is born in settle's cgroup, vibe-user, which
+// the launcher makes when no settle has yet (after a reboot a port relay's
+// connection may come first): settle freezes it whole, and one that forks
+// and exits to change its pid is held with the rest.
+func TestLaunchJoinsSettlesCgroup(t *testing.T) {
+	out, cg, err := launchInCgroup(t, `env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin /bin/bash "$1" nobody - -- cat /proc/self/cgroup`)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !strings.Contains(out, "0::/vibe-user\n") {
+		t.Errorf("the user's command is not in settle's cgroup:\n%s", out)
+	}
+	if _, err := os.Stat(filepath.Join(cg, "vibe-user", "cgroup.procs")); err != nil {
+		t.Errorf("the launcher did not make settle's cgroup: %v", err)
+	}
+}
+
+// A settle cut off while it held the user leaves vibe-user frozen: the
+// launcher starts nothing into it (the command would hang, frozen) and
+// says to start again (the next settle thaws it or ends what it held).
+func TestLaunchRefusesAFrozenCgroup(t *testing.T) {
+	out, _, err := launchInCgroup(t, `mkdir -p "$2/vibe-user" && echo 1 >"$2/vibe-user/cgroup.freeze" || exit 1
+env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin /bin/bash "$1" nobody - -- echo ran`)
+	if err == nil || strings.Contains(out, "ran") || !strings.Contains(out, "cut off") || !strings.Contains(out, "start again") {
+		t.Errorf("the launcher started a command into a frozen cgroup, or did not say why: %v\n%s", err, out)
+	}
+}
+
+// Where the guest has no cgroup v2 (settle stops the user with SIGSTOP
+// there), the launcher starts the command as before. (Before, it died
+// without a word: findmnt's failure ended it.)
+func TestLaunchWithoutCgroup2(t *testing.T) {
+	needRoot(t, "the launcher's cgroup tests")
+	launch, _ := filepath.Abs("launch")
+	script := hideCgroup2 + `mount -t tmpfs none /run || exit 1
+env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin /bin/bash "$1" nobody - -- echo ran`
+	out, err := exec.Command("unshare", "-m", "--propagation", "private", "bash", "-c", script, "sh", launch).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "ran") {
+		t.Errorf("the launcher did not start the command without cgroup v2: %v\n%s", err, out)
 	}
 }

@@ -711,3 +711,38 @@ echo "after: $((c > b))"
 		}
 	}
 }
+
+// A process of the user's that waits in the kernel for a FUSE server of
+// the user's own that never answers can be neither frozen nor killed, so
+// freeze gives up. Every process of the user's ends then, the server too,
+// which ends the wait: the next settle holds the user again. (Before, the
+// server went on and every later session failed the same way: from a
+// hostile review.)
+func TestSettleFreezerEndsWhatWouldNotStop(t *testing.T) {
+	if _, err := os.Stat("/usr/bin/python3"); err != nil {
+		t.Skip("no /usr/bin/python3 for the FUSE server")
+	}
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Skip("no /dev/fuse")
+	}
+	server, _ := filepath.Abs("testdata/fuse-silent.py")
+	out := settleLibCgroup(t, `U=`+freeID(t)+`; ids="$U:1" gid=$U
+trap 'setpriv --reuid=$U --regid=$U --clear-groups kill -KILL -1 2>/dev/null; echo 1 >"$CG/cgroup.kill"; sleep 0.3; umount -l "$M" 2>/dev/null' EXIT
+chmod 755 "$(dirname "$T")"; M=$T/m; mkdir "$M"; chmod 755 "$M"
+# (Root's here, with allow_other: /dev/fuse is root's on a test machine.)
+inside /usr/bin/python3 `+server+` "$M" >"$T/server.log" 2>&1 &
+for _ in $(seq 1 50); do grep -q init "$T/server.log" && break; sleep 0.1; done
+grep -q init "$T/server.log" || { echo "the server did not start: $(cat "$T/server.log")"; exit 1; }
+inside setpriv --reuid=$U --regid=$U --clear-groups stat "$M/x" >/dev/null 2>&1 &
+sleep 0.3
+for n in 1 2; do
+	if freeze 2>"$T/err"; then echo "settle $n: held"; else echo "settle $n: failed: $(cat "$T/err")"; fi
+	thaw
+done
+`)
+	for _, want := range []string{"settle 1: failed", "would not stop", "ends", "settle 2: held"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("want %q:\n%s", want, out)
+		}
+	}
+}

@@ -765,3 +765,52 @@ func TestE2EFreezerHoldsTheAgent(t *testing.T) {
 		t.Errorf(".git/config is not protected: %q", out)
 	}
 }
+
+// A process of the user's that forks and exits without end, to change its
+// pid, started outside every vibe session (here by a root service, as cron
+// or a service of the image's would): no look at the pids catches it, so
+// settle stops every process of the user's own id at one moment (kill -1),
+// sees it outside its cgroup, ends every process of the user's and starts
+// nothing. The next session starts. (Before, settle moved the pids it saw
+// into its cgroup, the hopper's were always gone by then, and it ran on
+// while root worked in the project: provision's
+// TestSettleFreezerEndsAHopperBornOutside.)
+func TestE2EHostileHopperOutside(t *testing.T) {
+	w := newWorld(t)
+	w.must("up")
+	w.detached("exec sleep 600")
+	hopper := `import os, sys, time
+n = 0
+while True:
+    n += 1
+    with open("/tmp/hop.new", "w") as f:
+        f.write(str(n))
+    os.replace("/tmp/hop.new", "/tmp/hop")
+    time.sleep(0.001)
+    if os.fork() > 0:
+        os._exit(0)
+`
+	start := "printf '%s' \"$1\" >/run/hopper.py && setsid setpriv --reuid=1000 --regid=1000 --clear-groups python3 /run/hopper.py </dev/null >/dev/null 2>&1 & for i in $(seq 1 50); do [ -s /tmp/hop ] && break; sleep 0.1; done; cat /tmp/hop"
+	if out, code := w.guest("sh", "-c", start, "start", hopper); code != 0 || out == "" {
+		t.Fatalf("start the hopper: %d %q", code, out)
+	}
+	stdout, stderr, code := w.vibe("exec", "--", "sh", "-c", "echo ran")
+	if code == 0 || strings.Contains(stdout, "ran") {
+		t.Fatalf("a session started beside a process of the user's that settle cannot hold: %q %q", stdout, stderr)
+	}
+	if !strings.Contains(stderr, "outside vibe's cgroup") || !strings.Contains(stderr, "fail closed") {
+		t.Errorf("the refusal does not say what and why: %q", stderr)
+	}
+	a, _ := w.guest("cat", "/tmp/hop")
+	time.Sleep(500 * time.Millisecond)
+	b, _ := w.guest("cat", "/tmp/hop")
+	if a != b {
+		t.Errorf("the hopper runs on: %q -> %q", a, b)
+	}
+	if out, _ := w.guest("sh", "-c", "ps -u 1000 -o pid=,stat=,comm= | grep -v ' Z'"); strings.TrimSpace(out) != "" {
+		t.Errorf("processes of the user's still run: %s", out)
+	}
+	if out := w.must("exec", "--", "sh", "-c", "echo ran"); !strings.Contains(out, "ran") {
+		t.Errorf("the next session did not start: %q", out)
+	}
+}
