@@ -2,7 +2,6 @@ package provision
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"os/user"
@@ -163,32 +162,10 @@ const hideCgroup2 = `for m in $(findmnt -rn -t cgroup2 -o TARGET); do umount -l 
 func launchInCgroup(t *testing.T, script string) (string, string, error) {
 	t.Helper()
 	needRoot(t, "the launcher's cgroup tests")
-	out, _ := exec.Command("findmnt", "-rn", "-t", "cgroup2", "-o", "TARGET").Output()
-	mnt, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
-	if mnt == "" {
-		if os.Getenv("VIBE_TEST_STRICT") == "1" {
-			t.Fatal("no cgroup v2 hierarchy mounted (VIBE_TEST_STRICT=1)")
-		}
-		t.Skip("no cgroup v2 hierarchy mounted")
-	}
-	cg := filepath.Join(mnt, fmt.Sprintf("vibe-test-%d-%s", os.Getpid(), t.Name()))
+	mnt, cg := testCgroup(t)
 	if err := os.Mkdir(cg, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		for _, c := range []string{filepath.Join(cg, "vibe-user"), cg} {
-			os.WriteFile(filepath.Join(c, "cgroup.freeze"), []byte("0"), 0)
-			os.WriteFile(filepath.Join(c, "cgroup.kill"), []byte("1"), 0)
-		}
-		for i := 0; i < 50; i++ {
-			os.Remove(filepath.Join(cg, "vibe-user"))
-			if err := os.Remove(cg); err == nil || os.IsNotExist(err) {
-				return
-			}
-			syscall.Nanosleep(&syscall.Timespec{Nsec: 100_000_000}, nil)
-		}
-		t.Errorf("could not remove the test's cgroup %s", cg)
-	})
 	launch, _ := filepath.Abs("launch")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

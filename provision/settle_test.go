@@ -458,26 +458,7 @@ echo "mark: $(ls /run/vibe)"
 func settleLibCgroup(t *testing.T, script string) string {
 	t.Helper()
 	needRoot(t, "settle's functions")
-	out, _ := exec.Command("findmnt", "-rn", "-t", "cgroup2", "-o", "TARGET").Output()
-	mnt, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
-	if mnt == "" {
-		if os.Getenv("VIBE_TEST_STRICT") == "1" {
-			t.Fatal("no cgroup v2 hierarchy mounted (VIBE_TEST_STRICT=1)")
-		}
-		t.Skip("no cgroup v2 hierarchy mounted")
-	}
-	cg := filepath.Join(mnt, fmt.Sprintf("vibe-test-%d-%s", os.Getpid(), strings.ReplaceAll(t.Name(), "/", "-")))
-	t.Cleanup(func() {
-		os.WriteFile(filepath.Join(cg, "cgroup.freeze"), []byte("0"), 0)
-		os.WriteFile(filepath.Join(cg, "cgroup.kill"), []byte("1"), 0)
-		for i := 0; i < 50; i++ {
-			if os.Remove(cg) == nil || os.IsNotExist(os.Remove(cg)) {
-				return
-			}
-			syscall.Nanosleep(&syscall.Timespec{Nsec: 100_000_000}, nil)
-		}
-		t.Errorf("could not remove the test's cgroup %s", cg)
-	})
+	_, cg := testCgroup(t)
 	// inside CMD...: CMD (in a subshell, &: it becomes CMD), born in the
 	// cgroup, as the launcher's are.
 	out2, err := settleLibEnv(t, "/nonexistent", cg, `export CG=`+cg+`; [ "$cg" = "$CG" ] || { echo "settle did not take the cgroup $CG"; exit 1; }
@@ -511,18 +492,7 @@ thaw; sleep 0.3; c=$(cat "$T/u/ctr")
 echo "after: $((c > b))"
 echo "self-stopped: $(ps -o stat= -p $s)"
 `)
-	var a, b int
-	for _, l := range strings.Split(out, "\n") {
-		fmt.Sscanf(l, "held: %d -> %d", &a, &b)
-	}
-	if a == 0 || a != b {
-		t.Errorf("a held process ran on SIGCONT (%d -> %d):\n%s", a, b, out)
-	}
-	for _, want := range []string{"late=[]", "after: 1", "self-stopped: T"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("want %q:\n%s", want, out)
-		}
-	}
+	checkHeld(t, out, "a held process ran on SIGCONT", "late=[]", "after: 1", "self-stopped: T")
 }
 
 // The hostile agent of TestSettleEndsEveryoneWhenOneRan, with the freezer:
@@ -647,49 +617,30 @@ echo "left: $(ps -U $U -o stat= | grep -vc '^Z')"
 }
 
 // The same hopper born in vibe's cgroup, as everything a session starts
-// is: held whole while settle works (it counts no further, settle sees
-// nothing run), and it goes on after the thaw.
+// is: held whole while settle works, and it goes on after the thaw.
 func TestSettleFreezerHoldsAHopperBornInside(t *testing.T) {
-	if _, err := os.Stat("/usr/bin/python3"); err != nil {
-		t.Skip("no /usr/bin/python3 for the hopper")
-	}
-	out := settleLibCgroup(t, `U=`+freeID(t)+`; ids="$U:1" gid=$U
-trap 'setpriv --reuid=$U --regid=$U --clear-groups kill -KILL -1 2>/dev/null' EXIT
-chmod 755 "$(dirname "$T")"; mkdir "$T/u"; chmod 777 "$T/u"
-inside setpriv --reuid=$U --regid=$U --clear-groups `+hopper+` "$T/u/ctr" &
-for _ in $(seq 1 100); do [ -s "$T/u/ctr" ] && break; sleep 0.05; done; sleep 0.1
-freeze && note_users || exit 1
-a=$(cat "$T/u/ctr"); sleep 0.5; b=$(cat "$T/u/ctr")
-echo "held: $a -> $b"
-echo "late=[$(started_since | tr '\n' ' ')]"
-thaw; sleep 0.3; c=$(cat "$T/u/ctr")
-echo "after: $((c > b))"
-`)
-	var a, b int
-	for _, l := range strings.Split(out, "\n") {
-		fmt.Sscanf(l, "held: %d -> %d", &a, &b)
-	}
-	if a == 0 || a != b {
-		t.Errorf("a held hopper ran (%d -> %d):\n%s", a, b, out)
-	}
-	for _, want := range []string{"late=[]", "after: 1"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("want %q:\n%s", want, out)
-		}
-	}
+	holdsAHopper(t, func(script string) string { return settleLibCgroup(t, script) }, "inside ")
 }
 
 // Without the freezer, the hopper is stopped too: SIGSTOP reaches every
 // process of the user's own id at one moment. (Before, settle stopped the
 // pids it saw, and the hopper's were always new.)
 func TestSettleStopsAHopper(t *testing.T) {
+	holdsAHopper(t, func(script string) string { return settleLib(t, "/nonexistent", script) }, "")
+}
+
+// holdsAHopper starts the hopper as the user (after prefix: "inside ", or
+// nothing), and checks that while settle holds the user it counts no
+// further and settle sees nothing run, and that it goes on after the thaw.
+func holdsAHopper(t *testing.T, run func(script string) string, prefix string) {
+	t.Helper()
 	if _, err := os.Stat("/usr/bin/python3"); err != nil {
 		t.Skip("no /usr/bin/python3 for the hopper")
 	}
-	out := settleLib(t, "/nonexistent", `U=`+freeID(t)+`; ids="$U:1" gid=$U
+	out := run(`U=` + freeID(t) + `; ids="$U:1" gid=$U
 trap 'setpriv --reuid=$U --regid=$U --clear-groups kill -KILL -1 2>/dev/null' EXIT
 chmod 755 "$(dirname "$T")"; mkdir "$T/u"; chmod 777 "$T/u"
-setpriv --reuid=$U --regid=$U --clear-groups `+hopper+` "$T/u/ctr" &
+` + prefix + `setpriv --reuid=$U --regid=$U --clear-groups ` + hopper + ` "$T/u/ctr" &
 for _ in $(seq 1 100); do [ -s "$T/u/ctr" ] && break; sleep 0.05; done; sleep 0.1
 freeze && note_users || exit 1
 a=$(cat "$T/u/ctr"); sleep 0.5; b=$(cat "$T/u/ctr")
@@ -698,16 +649,23 @@ echo "late=[$(started_since | tr '\n' ' ')]"
 thaw; sleep 0.3; c=$(cat "$T/u/ctr")
 echo "after: $((c > b))"
 `)
+	checkHeld(t, out, "a held hopper ran", "late=[]", "after: 1")
+}
+
+// checkHeld: out's line "held: A -> B" shows a count that went no further
+// while settle held the user (else "what ran"), and out holds each want.
+func checkHeld(t *testing.T, out, what string, want ...string) {
+	t.Helper()
 	var a, b int
 	for _, l := range strings.Split(out, "\n") {
 		fmt.Sscanf(l, "held: %d -> %d", &a, &b)
 	}
 	if a == 0 || a != b {
-		t.Errorf("a stopped hopper ran (%d -> %d):\n%s", a, b, out)
+		t.Errorf("%s (%d -> %d):\n%s", what, a, b, out)
 	}
-	for _, want := range []string{"late=[]", "after: 1"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("want %q:\n%s", want, out)
+	for _, w := range want {
+		if !strings.Contains(out, w) {
+			t.Errorf("want %q:\n%s", w, out)
 		}
 	}
 }
@@ -744,5 +702,67 @@ done
 		if !strings.Contains(out, want) {
 			t.Errorf("want %q:\n%s", want, out)
 		}
+	}
+}
+
+// testCgroup names a cgroup v2 of the test's own, below the machine's
+// hierarchy (mnt): whoever makes it, it is thawed, its processes (and its
+// vibe-user's) are killed and it is removed when the test ends.
+func testCgroup(t *testing.T) (mnt, cg string) {
+	t.Helper()
+	out, _ := exec.Command("findmnt", "-rn", "-t", "cgroup2", "-o", "TARGET").Output()
+	mnt, _, _ = strings.Cut(strings.TrimSpace(string(out)), "\n")
+	if mnt == "" {
+		if os.Getenv("VIBE_TEST_STRICT") == "1" {
+			t.Fatal("no cgroup v2 hierarchy mounted (VIBE_TEST_STRICT=1)")
+		}
+		t.Skip("no cgroup v2 hierarchy mounted")
+	}
+	cg = filepath.Join(mnt, fmt.Sprintf("vibe-test-%d-%s", os.Getpid(), strings.ReplaceAll(t.Name(), "/", "-")))
+	t.Cleanup(func() {
+		for _, c := range []string{filepath.Join(cg, "vibe-user"), cg} {
+			os.WriteFile(filepath.Join(c, "cgroup.freeze"), []byte("0"), 0)
+			os.WriteFile(filepath.Join(c, "cgroup.kill"), []byte("1"), 0)
+		}
+		for i := 0; i < 50; i++ {
+			os.Remove(filepath.Join(cg, "vibe-user"))
+			if err := os.Remove(cg); err == nil || os.IsNotExist(err) {
+				return
+			}
+			syscall.Nanosleep(&syscall.Timespec{Nsec: 100_000_000}, nil)
+		}
+		t.Errorf("could not remove the test's cgroup %s", cg)
+	})
+	return mnt, cg
+}
+
+// /dev/fuse is root's alone once settle has run: a FUSE server of the
+// user's (in a user namespace of its own) that never answers holds a
+// process that waits on it in the kernel, unkillable, and one that waits
+// on itself outlives every kill, so that no later settle could hold the
+// user. (Debian makes /dev/fuse 0666, and a container shows the host's.
+// From a hostile review.) Here a node open to all stands in for it.
+func TestSettleClosesFuse(t *testing.T) {
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Skip("no /dev/fuse to stand in for")
+	}
+	// (As nobody, settle's user in its tests: the user's own groups count.)
+	out := settleLib(t, "/nonexistent", `
+mknod "$T/fuse" c 10 229 && chmod 666 "$T/fuse" && mount --bind "$T/fuse" /dev/fuse || exit 1
+mkdir -p /run/vibe && mount -t tmpfs -o mode=700 none /run/vibe || exit 1
+can() { if setpriv --reuid=nobody --regid=nogroup --init-groups /usr/bin/test -w /dev/fuse; then echo open; else echo closed; fi; }
+echo "before: $(can)"
+close_fuse || echo "close_fuse failed"
+echo "after: $(can)"
+close_fuse || echo "close_fuse failed again"
+echo "mounts: $(findmnt -rn --mountpoint /dev/fuse | wc -l)"
+`)
+	for _, want := range []string{"before: open", "after: closed", "mounts: 2"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("want %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "failed") {
+		t.Errorf("close_fuse failed:\n%s", out)
 	}
 }

@@ -814,3 +814,20 @@ while True:
 		t.Errorf("the next session did not start: %q", out)
 	}
 }
+
+// /dev/fuse is root's alone in a session: a FUSE server of the agent's
+// that never answers would hold a process where nothing can stop or end
+// it, and every later settle would fail. On a host whose /dev/fuse is open
+// to all (Debian's is 0666) a container shows it so; here, where the
+// host's is 0600, a node open to all stands in for it (bound over it by
+// guest root), and settle closes it in the real container.
+func TestE2EFuseIsRootsAlone(t *testing.T) {
+	w := newWorld(t)
+	w.must("up")
+	if out, code := w.guest("sh", "-c", "mount --bind /dev/null /dev/fuse && setpriv --reuid=1000 --regid=1000 --init-groups sh -c 'test -w /dev/fuse && echo open'"); code != 0 || !strings.Contains(out, "open") {
+		t.Fatalf("the stand-in for an open /dev/fuse could not be made: %d %s", code, out)
+	}
+	if out := w.must("exec", "--", "sh", "-c", "if test -w /dev/fuse; then echo open; else echo closed; fi"); !strings.Contains(out, "closed") {
+		t.Errorf("the agent may open /dev/fuse: %q", out)
+	}
+}
