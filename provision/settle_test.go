@@ -189,11 +189,7 @@ mkdir "$T/app2"; ln -s loop "$T/app2/loop"
 hostrun=$'.envrc\nloop/x\nMakefile'
 protect_project "$T/app2" 2>/dev/null; echo "hidden=$?"
 `)
-	for _, want := range []string{"project=0", "stats=1\n", "gone=envrcconfigb\n", "/app/there/y", "hidden=1"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("want %q:\n%s", want, out)
-		}
-	}
+	wantAll(t, out, "project=0", "stats=1\n", "gone=envrcconfigb\n", "/app/there/y", "hidden=1")
 }
 
 // A subordinate range settle reads otherwise than newuidmap does (a leading
@@ -445,11 +441,7 @@ wait $p 2>/dev/null
 echo "second: $(ps -o stat= -p $p || echo gone)"
 echo "mark: $(ls /run/vibe)"
 `)
-	for _, want := range []string{"first: T", "second: gone", "cut off", "mark: settling"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("want %q:\n%s", want, out)
-		}
-	}
+	wantAll(t, out, "first: T", "second: gone", "cut off", "mark: settling")
 }
 
 // settleLibCgroup is settleLib with the cgroup v2 freezer, in a cgroup of
@@ -524,11 +516,7 @@ sleep 0.5
 echo "config:"; cat "$P/.git/config"
 echo "left: $(ps -U $U -o pid= | wc -l)"
 `)
-	for _, want := range []string{"bound: ro", "late=[] ended=[]", "left: 2"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("want %q:\n%s", want, out)
-		}
-	}
+	wantAll(t, out, "bound: ro", "late=[] ended=[]", "left: 2")
 	if strings.Contains(out, "evil") {
 		t.Errorf("a descriptor the agent opened while settle worked wrote the protected file:\n%s", out)
 	}
@@ -602,11 +590,7 @@ sleep 0.3; a=$(cat "$T/u/ctr"); sleep 0.3; b=$(cat "$T/u/ctr")
 echo "counting: $a -> $b"
 echo "left: $(ps -U $U -o stat= | grep -vc '^Z')"
 `)
-	for _, want := range []string{"freeze: failed", "outside vibe's cgroup", "left: 0"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("want %q:\n%s", want, out)
-		}
-	}
+	wantAll(t, out, "freeze: failed", "outside vibe's cgroup", "left: 0")
 	var a, b int
 	for _, l := range strings.Split(out, "\n") {
 		fmt.Sscanf(l, "counting: %d -> %d", &a, &b)
@@ -663,6 +647,12 @@ func checkHeld(t *testing.T, out, what string, want ...string) {
 	if a == 0 || a != b {
 		t.Errorf("%s (%d -> %d):\n%s", what, a, b, out)
 	}
+	wantAll(t, out, want...)
+}
+
+// wantAll: out holds each of want.
+func wantAll(t *testing.T, out string, want ...string) {
+	t.Helper()
 	for _, w := range want {
 		if !strings.Contains(out, w) {
 			t.Errorf("want %q:\n%s", w, out)
@@ -698,11 +688,7 @@ for n in 1 2; do
 	thaw
 done
 `)
-	for _, want := range []string{"settle 1: failed", "would not stop", "ends", "settle 2: held"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("want %q:\n%s", want, out)
-		}
-	}
+	wantAll(t, out, "settle 1: failed", "would not stop", "ends", "settle 2: held")
 }
 
 // testCgroup names a cgroup v2 of the test's own, below the machine's
@@ -757,11 +743,7 @@ echo "after: $(can)"
 close_fuse || echo "close_fuse failed again"
 echo "mounts: $(findmnt -rn --mountpoint /dev/fuse | wc -l)"
 `)
-	for _, want := range []string{"before: open", "after: closed", "mounts: 2"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("want %q:\n%s", want, out)
-		}
-	}
+	wantAll(t, out, "before: open", "after: closed", "mounts: 2")
 	if strings.Contains(out, "failed") {
 		t.Errorf("close_fuse failed:\n%s", out)
 	}

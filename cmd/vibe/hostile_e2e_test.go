@@ -29,6 +29,27 @@ func (w *world) sh(script string) (string, int) {
 	return out + errOut, code
 }
 
+// refused checks the result of a session (vibe exec -- sh -c "echo ran")
+// that must not start: it did not (else what), and it says why (naming
+// why) and that it failed closed.
+func (w *world) refused(stdout, stderr string, code int, why, what string) {
+	w.t.Helper()
+	if code == 0 || strings.Contains(stdout, "ran") {
+		w.t.Fatalf("%s: exit %d %q %q", what, code, stdout, stderr)
+	}
+	if !strings.Contains(stderr, why) || !strings.Contains(stderr, "fail closed") {
+		w.t.Errorf("the refusal does not say what and why: %q", stderr)
+	}
+}
+
+// nextSessionStarts: after a refusal, the next session starts.
+func (w *world) nextSessionStarts() {
+	w.t.Helper()
+	if out := w.must("exec", "--", "sh", "-c", "echo ran"); !strings.Contains(out, "ran") {
+		w.t.Errorf("the next session did not start: %q", out)
+	}
+}
+
 // detached starts a script as the sandbox user that outlives the exec.
 func (w *world) detached(script string) {
 	w.t.Helper()
@@ -424,12 +445,7 @@ func TestE2EHostileSubmoduleFlood(t *testing.T) {
 		t.Fatalf("the decoys could not be made, so this proves nothing: %s", out)
 	}
 	stdout, stderr, code := w.vibe("exec", "--", "sh", "-c", "echo ran")
-	if code == 0 || strings.Contains(stdout, "ran") {
-		t.Fatalf("a session started with 300 submodules' files under .git/modules (some left writable): exit %d %q", code, stdout)
-	}
-	if !strings.Contains(stderr, ".git/modules") || !strings.Contains(stderr, "fail closed") {
-		t.Errorf("the refusal does not say what and why: %q", stderr)
-	}
+	w.refused(stdout, stderr, code, ".git/modules", "a session started with 300 submodules' files under .git/modules (some left writable)")
 }
 
 // A gitlink in the project's index sends the host's git status into that
@@ -704,20 +720,13 @@ func TestE2EHostileStartsDuringSettle(t *testing.T) {
 	if out, c := w.guest("cat", "/run/intruder"); c != 0 {
 		t.Fatalf("the process meant to start during settle never started, so this proves nothing: %s (session: %d %s)", out, code, stderr)
 	}
-	if code == 0 || strings.Contains(stdout, "ran") {
-		t.Fatalf("a session started although a process of the user's began while settle had the user stopped: %q %q", stdout, stderr)
-	}
-	if !strings.Contains(stderr, "while root protected the projects") || !strings.Contains(stderr, "fail closed") {
-		t.Errorf("the refusal does not say what and why: %q", stderr)
-	}
+	w.refused(stdout, stderr, code, "while root protected the projects", "a session started although a process of the user's began while settle had the user stopped")
 	// It may hold what root was protecting: it ends, and every other
 	// process of the user's with it.
 	if out, c := w.guest("pgrep", "-u", "1000"); c == 0 {
 		t.Errorf("processes of the user's still run after a settle saw one start: %s", out)
 	}
-	if out := w.must("exec", "--", "sh", "-c", "echo ran"); !strings.Contains(out, "ran") {
-		t.Errorf("the next session did not start: %q", out)
-	}
+	w.nextSessionStarts()
 }
 
 // A session's processes are held while the next session's settle works:
@@ -795,12 +804,7 @@ while True:
 		t.Fatalf("start the hopper: %d %q", code, out)
 	}
 	stdout, stderr, code := w.vibe("exec", "--", "sh", "-c", "echo ran")
-	if code == 0 || strings.Contains(stdout, "ran") {
-		t.Fatalf("a session started beside a process of the user's that settle cannot hold: %q %q", stdout, stderr)
-	}
-	if !strings.Contains(stderr, "outside vibe's cgroup") || !strings.Contains(stderr, "fail closed") {
-		t.Errorf("the refusal does not say what and why: %q", stderr)
-	}
+	w.refused(stdout, stderr, code, "outside vibe's cgroup", "a session started beside a process of the user's that settle cannot hold")
 	a, _ := w.guest("cat", "/tmp/hop")
 	time.Sleep(500 * time.Millisecond)
 	b, _ := w.guest("cat", "/tmp/hop")
@@ -810,9 +814,7 @@ while True:
 	if out, _ := w.guest("sh", "-c", "ps -u 1000 -o pid=,stat=,comm= | grep -v ' Z'"); strings.TrimSpace(out) != "" {
 		t.Errorf("processes of the user's still run: %s", out)
 	}
-	if out := w.must("exec", "--", "sh", "-c", "echo ran"); !strings.Contains(out, "ran") {
-		t.Errorf("the next session did not start: %q", out)
-	}
+	w.nextSessionStarts()
 }
 
 // /dev/fuse is root's alone in a session: a FUSE server of the agent's
